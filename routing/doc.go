@@ -1,0 +1,21 @@
+// Package routing moves messages between workers, inside a node and across transports.
+//
+// A message carries an onward route (where it goes), a return route (how a reply comes back)
+// and a payload; node-local metadata (which flow it arrived on, the authenticated peer)
+// travels beside it in Local and never on the wire. Each hop pops its own address from the
+// onward route and pushes one onto the return route, so a reply simply follows the return
+// route (Ockam's routing protocol).
+//
+// Workers register under local addresses in a Router. Delivery is a synchronous call on the
+// sender's goroutine: a worker's HandleMessage must not block, and takes ownership of the
+// message. Remote input is untrusted: a message that arrived over a transport or out of a
+// secure channel reaches only the workers explicitly opened to that flow (flow control), and
+// everything else is dropped and counted.
+//
+// Messages are built for the zero-copy data plane: payloads live in pooled Buffers with
+// headroom, so route headers, counters and frame lengths are written in front of the payload
+// in place, and tags behind it in the tailroom.
+//
+// Transports live in subpackages (routing/tcp) and plug in through the Transport interface.
+// This package knows nothing of encryption, identities or portals.
+package routing

@@ -1,0 +1,13 @@
+package routing
+
+import "errors"
+
+// Sentinel errors; callers test them with errors.Is.
+var (
+	ErrVersion      = errors.New("unsupported message version")
+	ErrRouteTooLong = errors.New("route too long")
+	ErrEmptyAddress = errors.New("empty address")
+	ErrNoRoute      = errors.New("no route")
+	ErrExists       = errors.New("address already registered")
+	ErrClosed       = errors.New("router closed")
+)

@@ -1,0 +1,19 @@
+// Package tcp is the TCP transport of the router: it listens and dials, and carries routed
+// messages as length-prefixed frames.
+//
+// Each side first sends a 4-byte preamble ("adj" and a protocol version); a foreign or
+// unsupported preamble closes the connection with one log line. Then every frame is a 4-byte
+// big-endian length and one encoded routing.Message; a zero length is a heartbeat. Lengths are
+// checked before anything is allocated: a small cap until a secure channel has completed a
+// handshake over the connection (Link.Authenticated), a larger one after.
+//
+// Every connection is a worker at a local address (tcp-N) that only local workers may use; a
+// message that arrives on it gets that address pushed onto its return route and the
+// connection's flow in its metadata, so replies find their way back and flow control knows
+// where it came from. Writes are batched: senders queue frames and never block; one writer per
+// connection drains the queue with writev.
+//
+// The transport does not reconnect by itself: a dead connection ends its flows, and the layer
+// that owns a long-lived route (the node's hub session) reconnects through Connect, which
+// spaces attempts to a failing address with jittered exponential backoff.
+package tcp

@@ -1,0 +1,352 @@
+package tcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/adjacentnet/adjacent/routing"
+)
+
+// Config configures a Transport. Zero values take the documented defaults.
+type Config struct {
+	Logger *slog.Logger // default slog.Default()
+
+	// PreambleTimeout bounds the wait for a new connection's preamble. Default 5s.
+	PreambleTimeout time.Duration
+	// FrameTimeout bounds the wait for the rest of a frame whose header has arrived on a
+	// connection that is not yet authenticated (a peer that stalls mid-frame). Default 5s.
+	FrameTimeout time.Duration
+	// HeartbeatInterval is how long a connection may stay silent before it sends a
+	// heartbeat. Default 5s.
+	HeartbeatInterval time.Duration
+	// DeadAfter is how long without any frame (heartbeats included) makes a peer dead.
+	// It also bounds a blocked write. Default 20s.
+	DeadAfter time.Duration
+	// MaxFramePreAuth caps frames before a secure channel has authenticated the peer.
+	// Default 16 KiB: room for a handshake message with identity and credentials.
+	MaxFramePreAuth int
+	// MaxFrame caps frames after authentication. Default and upper bound:
+	// routing.MaxBufferData.
+	MaxFrame int
+	// MaxQueue is how many bytes may wait to be written to one connection; a peer that
+	// does not read them is cut off. Default 64 MiB.
+	MaxQueue int
+	// MaxPreAuthConns caps accepted connections that have not yet authenticated, per
+	// listener; more are closed at once. Default 1024.
+	MaxPreAuthConns int
+	// BackoffMin and BackoffMax space dials to an address that keeps failing.
+	// Defaults 100ms and 10s.
+	BackoffMin, BackoffMax time.Duration
+	// DialTimeout bounds one dial. Default 10s.
+	DialTimeout time.Duration
+}
+
+func (c *Config) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.PreambleTimeout, 5*time.Second)
+	def(&c.FrameTimeout, 5*time.Second)
+	def(&c.HeartbeatInterval, 5*time.Second)
+	def(&c.DeadAfter, 20*time.Second)
+	def(&c.BackoffMin, 100*time.Millisecond)
+	def(&c.BackoffMax, 10*time.Second)
+	def(&c.DialTimeout, 10*time.Second)
+	if c.MaxFramePreAuth <= 0 {
+		c.MaxFramePreAuth = 16 << 10
+	}
+	if c.MaxFrame <= 0 || c.MaxFrame > routing.MaxBufferData {
+		c.MaxFrame = routing.MaxBufferData
+	}
+	if c.MaxQueue <= 0 {
+		c.MaxQueue = 64 << 20
+	}
+	if c.MaxPreAuthConns <= 0 {
+		c.MaxPreAuthConns = 1024
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Transport carries messages over TCP for one router.
+type Transport struct {
+	router *routing.Router
+	cfg    Config
+	log    *slog.Logger
+	ids    atomic.Uint64
+
+	mu        sync.Mutex
+	closed    bool
+	conns     map[*Conn]struct{}
+	outgoing  map[string]*Conn // by the host:port they were dialed at
+	failures  map[string]failure
+	listeners map[*Listener]struct{}
+
+	stats counters
+}
+
+type failure struct {
+	count int
+	next  time.Time // no dial before
+}
+
+type counters struct {
+	framesIn, framesOut, bytesIn, bytesOut, refused, dropped atomic.Uint64
+}
+
+// Stats are a transport's counters.
+type Stats struct {
+	Connections         int
+	FramesIn, FramesOut uint64
+	BytesIn, BytesOut   uint64
+	Refused             uint64 // connections closed for a protocol violation
+	Dropped             uint64 // messages that could not be sent
+}
+
+// New returns a transport that serves r's TCP addresses. It installs itself in r and starts
+// nothing: Listen and Connect do.
+func New(r *routing.Router, cfg Config) *Transport {
+	cfg.setDefaults()
+	t := &Transport{
+		router:    r,
+		cfg:       cfg,
+		log:       cfg.Logger.With("component", "tcp"),
+		conns:     make(map[*Conn]struct{}),
+		outgoing:  make(map[string]*Conn),
+		failures:  make(map[string]failure),
+		listeners: make(map[*Listener]struct{}),
+	}
+	r.SetTransport(routing.TypeTCP, t)
+	return t
+}
+
+// Listener accepts connections for a transport.
+type Listener struct {
+	t       *Transport
+	ln      net.Listener
+	preAuth atomic.Int64
+	done    chan struct{}
+}
+
+// Addr returns the address the listener is bound to.
+func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
+
+// Close stops accepting; connections already accepted live on.
+func (l *Listener) Close() error {
+	l.t.mu.Lock()
+	delete(l.t.listeners, l)
+	l.t.mu.Unlock()
+	err := l.ln.Close()
+	<-l.done
+	return err
+}
+
+// Listen accepts connections on addr (host:port) until the listener or transport is closed.
+func (t *Transport) Listen(addr string) (*Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("tcp: listen on %s: %w", addr, err)
+	}
+	l := &Listener{t: t, ln: ln, done: make(chan struct{})}
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		ln.Close()
+		return nil, fmt.Errorf("tcp: listen: %w", net.ErrClosed)
+	}
+	t.listeners[l] = struct{}{}
+	t.mu.Unlock()
+	go l.accept()
+	return l, nil
+}
+
+func (l *Listener) accept() {
+	defer close(l.done)
+	var delay time.Duration
+	for {
+		nc, err := l.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: wait, as net/http does.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			l.t.log.Warn("accept failed", "err", err, "retry_in", delay)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		if l.preAuth.Load() >= int64(l.t.cfg.MaxPreAuthConns) {
+			l.t.stats.refused.Add(1)
+			l.t.log.Warn("refused connection: too many unauthenticated connections", "remote", nc.RemoteAddr().String(), "limit", l.t.cfg.MaxPreAuthConns)
+			nc.Close()
+			continue
+		}
+		l.preAuth.Add(1)
+		c, err := l.t.newConn(nc, "", l)
+		if err != nil {
+			l.preAuth.Add(-1)
+			nc.Close()
+			continue
+		}
+		c.start()
+	}
+}
+
+// Connect returns the connection to hostport, dialing it if there is none. Dials to an
+// address whose last attempts failed wait out a jittered exponential backoff first.
+func (t *Transport) Connect(ctx context.Context, hostport string) (*Conn, error) {
+	c, err := t.outgoingConn(hostport)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-c.ready:
+		if c.dialErr != nil {
+			return nil, c.dialErr
+		}
+		return c, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("tcp: connect to %s: %w", hostport, ctx.Err())
+	}
+}
+
+// outgoingConn returns the live or dialing connection to hostport, starting a dial if needed.
+func (t *Transport) outgoingConn(hostport string) (*Conn, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil, fmt.Errorf("tcp: connect to %s: %w", hostport, net.ErrClosed)
+	}
+	if c := t.outgoing[hostport]; c != nil {
+		return c, nil
+	}
+	c, err := t.newConnLocked(nil, hostport, nil)
+	if err != nil {
+		return nil, err
+	}
+	t.outgoing[hostport] = c
+	wait := time.Until(t.failures[hostport].next)
+	go c.dial(hostport, wait)
+	return c, nil
+}
+
+// Send implements routing.Transport: m's first hop is a TCP address.
+func (t *Transport) Send(m *routing.Message) {
+	_, v, _ := m.Onward.Next()
+	t.mu.Lock()
+	c := t.outgoing[string(v)] // no allocation for the lookup
+	t.mu.Unlock()
+	var err error
+	if c == nil {
+		c, err = t.outgoingConn(string(v))
+	}
+	if err != nil {
+		t.stats.dropped.Add(1)
+		m.Release()
+		return
+	}
+	m.Onward.Pop()
+	c.enqueue(m)
+}
+
+func (t *Transport) newConn(nc net.Conn, hostport string, l *Listener) (*Conn, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil, net.ErrClosed
+	}
+	return t.newConnLocked(nc, hostport, l)
+}
+
+func (t *Transport) newConnLocked(nc net.Conn, hostport string, l *Listener) (*Conn, error) {
+	c := &Conn{
+		t:        t,
+		nc:       nc,
+		name:     "tcp-" + strconv.FormatUint(t.ids.Add(1), 10),
+		flow:     t.router.NewFlow(),
+		dialed:   hostport,
+		listener: l,
+		wake:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		ready:    make(chan struct{}),
+	}
+	if err := t.router.Register(c.name, c); err != nil {
+		return nil, err
+	}
+	t.conns[c] = struct{}{}
+	return c, nil
+}
+
+// dialed reports the outcome of a dial, for backoff.
+func (t *Transport) dialed(hostport string, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err == nil {
+		delete(t.failures, hostport)
+		return
+	}
+	f := t.failures[hostport]
+	f.count++
+	f.next = time.Now().Add(backoff{t.cfg.BackoffMin, t.cfg.BackoffMax}.delay(f.count))
+	t.failures[hostport] = f
+}
+
+func (t *Transport) forget(c *Conn) {
+	t.mu.Lock()
+	delete(t.conns, c)
+	if c.dialed != "" && t.outgoing[c.dialed] == c {
+		delete(t.outgoing, c.dialed)
+	}
+	t.mu.Unlock()
+	t.router.Unregister(c.name)
+}
+
+// Stats returns the transport's counters.
+func (t *Transport) Stats() Stats {
+	t.mu.Lock()
+	n := len(t.conns)
+	t.mu.Unlock()
+	return Stats{
+		Connections: n,
+		FramesIn:    t.stats.framesIn.Load(), FramesOut: t.stats.framesOut.Load(),
+		BytesIn: t.stats.bytesIn.Load(), BytesOut: t.stats.bytesOut.Load(),
+		Refused: t.stats.refused.Load(), Dropped: t.stats.dropped.Load(),
+	}
+}
+
+// Close closes every listener and connection. It is idempotent.
+func (t *Transport) Close() error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil
+	}
+	t.closed = true
+	ls := make([]*Listener, 0, len(t.listeners))
+	for l := range t.listeners {
+		ls = append(ls, l)
+	}
+	cs := make([]*Conn, 0, len(t.conns))
+	for c := range t.conns {
+		cs = append(cs, c)
+	}
+	t.mu.Unlock()
+	for _, l := range ls {
+		l.Close()
+	}
+	for _, c := range cs {
+		c.Close()
+	}
+	return nil
+}
