@@ -1,0 +1,235 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/adjacentnet/adjacent/control/api"
+	"github.com/adjacentnet/adjacent/control/home"
+	"github.com/adjacentnet/adjacent/control/node"
+)
+
+func nodeCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "node", Short: "Create, inspect, stop and delete this home's node"}
+	cmd.AddCommand(nodeCreate(g), nodeList(g), nodeShow(g), nodeStop(g), nodeDelete(g))
+	return cmd
+}
+
+func nodeCreate(g *globals) *cobra.Command {
+	var (
+		foreground bool
+		listen     string
+		logLevel   string
+	)
+	cmd := &cobra.Command{
+		Use:   "create",
+		Short: "Start this home's node (in the background unless --foreground)",
+		Args:  exactArgs(0, "adjacent node create [--listen HOST:PORT] [--foreground]"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, err := g.home_()
+			if err != nil {
+				return err
+			}
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return fmt.Errorf("--log-level %q: want debug, info, warn or error", logLevel)
+			}
+			if foreground {
+				ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+				defer stop()
+				log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+				return node.Run(ctx, node.Config{Home: h, Listen: listen, Logger: log})
+			}
+			if node.Running(cmd.Context(), h) {
+				return fmt.Errorf("node in %s is already running (pid %d); stop it with: adjacent --home %s node stop", h.Dir, node.Pid(h), h.Dir)
+			}
+			extra := []string{"--log-level", logLevel}
+			if listen != "" {
+				extra = append(extra, "--listen", listen)
+			}
+			if err := node.StartBackground(cmd.Context(), h, extra...); err != nil {
+				return err
+			}
+			info, err := nodeInfo(cmd, h)
+			if err != nil {
+				return err
+			}
+			return g.print(info, func(w io.Writer) {
+				fmt.Fprintf(w, "Node started in %s (pid %d)", info.Home, info.Pid)
+				if len(info.Listen) > 0 {
+					fmt.Fprintf(w, ", listening on %s", strings.Join(info.Listen, ", "))
+				}
+				fmt.Fprintln(w)
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&foreground, "foreground", false, "run in the foreground (for systemd) instead of as a background daemon")
+	cmd.Flags().StringVar(&listen, "listen", "", "TCP address to accept connections on, e.g. 0.0.0.0:4000 (remembered)")
+	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+func nodeInfo(cmd *cobra.Command, h home.Home) (*api.NodeInfo, error) {
+	c := api.NewClient(h.Socket())
+	defer c.Close()
+	var info api.NodeInfo
+	if err := c.Do(cmd.Context(), "GET", "/v1/node", nil, &info); err != nil {
+		if errors.Is(err, api.ErrNotRunning) {
+			return nil, fmt.Errorf("node in %s is not running; start it with: adjacent --home %s node create", h.Dir, h.Dir)
+		}
+		return nil, err
+	}
+	return &info, nil
+}
+
+// nodeStatus is one line of node list.
+type nodeStatus struct {
+	Home    string   `json:"home"`
+	Running bool     `json:"running"`
+	Pid     int      `json:"pid,omitempty"`
+	Listen  []string `json:"listen,omitempty"`
+}
+
+func nodeList(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List the node of this home and whether it runs",
+		Args:  exactArgs(0, "adjacent node list"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, err := g.home_()
+			if err != nil {
+				return err
+			}
+			var nodes []nodeStatus
+			if h.Exists() {
+				s := nodeStatus{Home: h.Dir}
+				if info, err := nodeInfo(cmd, h); err == nil {
+					s.Running, s.Pid, s.Listen = true, info.Pid, info.Listen
+				}
+				nodes = append(nodes, s)
+			}
+			return g.print(nodes, func(w io.Writer) {
+				if len(nodes) == 0 {
+					fmt.Fprintf(w, "No node in %s; create one with: adjacent --home %s node create\n", h.Dir, h.Dir)
+					return
+				}
+				for _, n := range nodes {
+					status := "stopped"
+					if n.Running {
+						status = fmt.Sprintf("running (pid %d)", n.Pid)
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\n", n.Home, status, strings.Join(n.Listen, ","))
+				}
+			})
+		},
+	}
+}
+
+func nodeShow(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "show",
+		Short: "Show the running node: addresses, identity and counters",
+		Args:  exactArgs(0, "adjacent node show"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, err := g.home_()
+			if err != nil {
+				return err
+			}
+			info, err := nodeInfo(cmd, h)
+			if err != nil {
+				return err
+			}
+			return g.print(info, func(w io.Writer) {
+				fmt.Fprintf(w, "Home:        %s\n", info.Home)
+				fmt.Fprintf(w, "Pid:         %d\n", info.Pid)
+				fmt.Fprintf(w, "Started:     %s (%s ago)\n", info.Started.Format(time.RFC3339), time.Since(info.Started).Round(time.Second))
+				if info.Identifier != "" {
+					fmt.Fprintf(w, "Identifier:  %s\n", info.Identifier)
+				}
+				fmt.Fprintf(w, "Listening:   %s\n", orNone(strings.Join(info.Listen, ", ")))
+				fmt.Fprintf(w, "Connections: %d\n", info.Transport.Connections)
+				fmt.Fprintf(w, "Messages:    %d delivered, %d denied, %d unroutable\n", info.Router.Delivered, info.Router.Denied, info.Router.Unroutable)
+				fmt.Fprintf(w, "Frames:      %d in (%d bytes), %d out (%d bytes), %d connections refused\n",
+					info.Transport.FramesIn, info.Transport.BytesIn, info.Transport.FramesOut, info.Transport.BytesOut, info.Transport.Refused)
+			})
+		},
+	}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+func nodeStop(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "stop",
+		Short: "Stop this home's node",
+		Args:  exactArgs(0, "adjacent node stop"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, err := g.home_()
+			if err != nil {
+				return err
+			}
+			if err := node.Stop(cmd.Context(), h); err != nil {
+				return err
+			}
+			return g.print(map[string]string{"home": h.Dir, "status": "stopped"}, func(w io.Writer) {
+				fmt.Fprintf(w, "Node in %s stopped\n", h.Dir)
+			})
+		},
+	}
+}
+
+// homeEntries are what a node keeps in its home; delete removes these and nothing else, so a
+// mistyped --home cannot wipe an unrelated directory.
+var homeEntries = []string{"vault", "state.db", "state.db-wal", "state.db-shm", "node.sock", "node.lock", "node.pid", "node.log"}
+
+func nodeDelete(g *globals) *cobra.Command {
+	var yes bool
+	cmd := &cobra.Command{
+		Use:   "delete",
+		Short: "Stop this home's node and delete its identity keys and state",
+		Args:  exactArgs(0, "adjacent node delete --yes"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, err := g.home_()
+			if err != nil {
+				return err
+			}
+			if !h.Exists() {
+				return fmt.Errorf("no node in %s", h.Dir)
+			}
+			if !yes {
+				return fmt.Errorf("node delete removes the identity keys and all state in %s; to confirm, run: adjacent --home %s node delete --yes", h.Dir, h.Dir)
+			}
+			if node.Running(cmd.Context(), h) {
+				if err := node.Stop(cmd.Context(), h); err != nil {
+					return err
+				}
+			}
+			for _, e := range homeEntries {
+				if err := os.RemoveAll(filepath.Join(h.Dir, e)); err != nil {
+					return fmt.Errorf("node delete: %w", err)
+				}
+			}
+			os.Remove(h.Dir) // only if now empty
+			return g.print(map[string]string{"home": h.Dir, "status": "deleted"}, func(w io.Writer) {
+				fmt.Fprintf(w, "Node in %s deleted\n", h.Dir)
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&yes, "yes", false, "confirm that keys and state are to be deleted")
+	return cmd
+}

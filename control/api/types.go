@@ -1,0 +1,48 @@
+package api
+
+import "time"
+
+// NodeInfo describes a running node.
+type NodeInfo struct {
+	Home       string    `json:"home"`
+	Pid        int       `json:"pid"`
+	Started    time.Time `json:"started"`
+	Listen     []string  `json:"listen,omitempty"`
+	Identifier string    `json:"identifier,omitempty"`
+	Router     Counters  `json:"router"`
+	Transport  Transport `json:"transport"`
+}
+
+// Counters are the router's message counters.
+type Counters struct {
+	Delivered  uint64 `json:"delivered"`
+	Denied     uint64 `json:"denied"`
+	Unroutable uint64 `json:"unroutable"`
+}
+
+// Transport are the TCP transport's counters.
+type Transport struct {
+	Connections int    `json:"connections"`
+	FramesIn    uint64 `json:"frames_in"`
+	FramesOut   uint64 `json:"frames_out"`
+	BytesIn     uint64 `json:"bytes_in"`
+	BytesOut    uint64 `json:"bytes_out"`
+	Refused     uint64 `json:"refused"`
+}
+
+// SendMessage asks the node to send a message along a route and wait for the reply.
+type SendMessage struct {
+	To      string        `json:"to"`
+	Payload []byte        `json:"payload"`
+	Timeout time.Duration `json:"timeout"`
+}
+
+// MessageReply is the payload of the reply.
+type MessageReply struct {
+	Payload []byte `json:"payload"`
+}
+
+// Error is the body of every failed request.
+type Error struct {
+	Error string `json:"error"`
+}

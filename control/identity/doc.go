@@ -1,0 +1,13 @@
+// Package identity is adjacent's self-certifying identity: an Ed25519 primary key whose
+// history of changes names it, and the attestations by which that key vouches for purpose
+// keys (a node's Noise static key, an authority's credential-signing key).
+//
+// The identifier is "I" followed by the hex SHA-256 of the first change, so anyone holding a
+// History can check that it belongs to an Identifier without trusting the sender. Rotating
+// the primary key appends a change signed by both the old and the new key; the identifier
+// stays the same. Every signature is domain-separated by a fixed context string.
+//
+// Private keys never enter this package: signing goes through the Signer interface, which
+// the vault implements. Identity is not about authorization: credentials, attributes and
+// policy live in other control packages, and this package knows nothing of channels.
+package identity

@@ -1,0 +1,7 @@
+// Package node is the node runtime: the daemon that owns one home, its router and
+// transports, and the local API the CLI talks to; and the helpers the CLI uses to find,
+// start in the background and stop that daemon.
+//
+// Data flows in from the CLI over the Unix socket (api package types), and out as routed
+// messages through the router; state the node must remember goes to the state database.
+package node

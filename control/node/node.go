@@ -1,0 +1,152 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/adjacentnet/adjacent/control/home"
+	"github.com/adjacentnet/adjacent/control/state"
+	"github.com/adjacentnet/adjacent/routing"
+	"github.com/adjacentnet/adjacent/routing/tcp"
+)
+
+// Config configures a node.
+type Config struct {
+	Home home.Home
+	// Listen is the TCP address to accept connections on. Empty means the address stored
+	// by an earlier run, if any; a node without one only dials out.
+	Listen string
+	Logger *slog.Logger     // default slog.Default()
+	TCP    tcp.Config       // transport tuning; its Logger defaults to Logger
+	Now    func() time.Time // default time.Now
+}
+
+// Node is a running node.
+type Node struct {
+	cfg     Config
+	log     *slog.Logger
+	state   *state.Store
+	router  *routing.Router
+	tcp     *tcp.Transport
+	started time.Time
+	listen  []string
+	stop    context.CancelFunc
+}
+
+// Setting keys in the state database.
+const settingListen = "listen"
+
+// Run runs the node until ctx ends or a client asks it to stop. It holds the home's lock
+// for its whole life, so a second node on the same home fails with ErrRunning.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.TCP.Logger == nil {
+		cfg.TCP.Logger = cfg.Logger
+	}
+	h := cfg.Home
+	if err := h.Ensure(); err != nil {
+		return err
+	}
+	lk, err := acquireLock(h)
+	if err != nil {
+		return err
+	}
+	defer lk.release()
+
+	st, err := state.Open(h.State())
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	n := &Node{cfg: cfg, log: cfg.Logger, state: st, started: cfg.Now(), stop: stop}
+	n.router = routing.New(routing.Config{Logger: cfg.Logger})
+	n.tcp = tcp.New(n.router, cfg.TCP)
+	defer n.tcp.Close()
+	// Until secure channels exist, echo is the one worker remote peers may reach directly.
+	if err := n.router.Register("echo", routing.NewEcho(n.router, "echo"), routing.FlowTransports); err != nil {
+		return err
+	}
+	if err := n.startListening(ctx); err != nil {
+		return err
+	}
+
+	apiLn, err := listenAPI(h)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: n.handler(), ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(apiLn) }()
+	if err := os.WriteFile(h.Pid(), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
+		return fmt.Errorf("node: write pid: %w", err)
+	}
+	n.log.Info("node started", "home", h.Dir, "listen", n.listen, "pid", os.Getpid())
+
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		n.log.Error("API server failed", "err", err)
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	srv.Shutdown(shutdown)
+	os.Remove(h.Socket())
+	os.Remove(h.Pid())
+	n.log.Info("node stopped", "home", h.Dir)
+	return nil
+}
+
+func (n *Node) startListening(ctx context.Context) error {
+	addr := n.cfg.Listen
+	if addr == "" {
+		stored, _, err := n.state.Setting(ctx, settingListen)
+		if err != nil {
+			return err
+		}
+		addr = stored
+	}
+	if addr == "" {
+		return nil
+	}
+	l, err := n.tcp.Listen(addr)
+	if err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	n.listen = append(n.listen, l.Addr().String())
+	if n.cfg.Listen != "" {
+		return n.state.SetSetting(ctx, settingListen, n.cfg.Listen)
+	}
+	return nil
+}
+
+// listenAPI binds the home's socket, owner-only. A stale socket from a crashed node is
+// removed: the caller holds the home's lock, so no live node owns it.
+func listenAPI(h home.Home) (net.Listener, error) {
+	if err := os.Remove(h.Socket()); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("node: remove stale socket: %w", err)
+	}
+	ln, err := net.Listen("unix", h.Socket())
+	if err != nil {
+		return nil, fmt.Errorf("node: API socket: %w", err)
+	}
+	if err := os.Chmod(h.Socket(), 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("node: API socket: %w", err)
+	}
+	return &peerCheckListener{ln.(*net.UnixListener)}, nil
+}

@@ -1,0 +1,119 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/adjacentnet/adjacent/control/api"
+)
+
+// peerCheckListener admits only connections from this node's own user (or root): the socket
+// mode already says so, and this holds even if someone loosens the mode.
+type peerCheckListener struct{ *net.UnixListener }
+
+func (l *peerCheckListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.AcceptUnix()
+		if err != nil {
+			return nil, err
+		}
+		if peerAllowed(c) {
+			return c, nil
+		}
+		c.Close()
+	}
+}
+
+func peerAllowed(c *net.UnixConn) bool {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var cred *unix.Ucred
+	raw.Control(func(fd uintptr) {
+		cred, err = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	})
+	return err == nil && (cred.Uid == uint32(os.Getuid()) || cred.Uid == 0)
+}
+
+func (n *Node) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/node", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, n.info(), nil)
+	})
+	mux.HandleFunc("POST /v1/node/stop", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, struct{}{}, nil)
+		n.stop()
+	})
+	mux.HandleFunc("POST /v1/messages", func(w http.ResponseWriter, r *http.Request) {
+		var req api.SendMessage
+		if !decode(w, r, &req) {
+			return
+		}
+		p, err := n.SendMessage(r.Context(), req.To, req.Payload, req.Timeout)
+		reply(w, api.MessageReply{Payload: p}, err)
+	})
+	return mux
+}
+
+func (n *Node) info() api.NodeInfo {
+	rs, ts := n.router.Stats(), n.tcp.Stats()
+	return api.NodeInfo{
+		Home:    n.cfg.Home.Dir,
+		Pid:     os.Getpid(),
+		Started: n.started,
+		Listen:  n.listen,
+		Router:  api.Counters{Delivered: rs.Delivered, Denied: rs.Denied, Unroutable: rs.Unroutable},
+		Transport: api.Transport{
+			Connections: ts.Connections, FramesIn: ts.FramesIn, FramesOut: ts.FramesOut,
+			BytesIn: ts.BytesIn, BytesOut: ts.BytesOut, Refused: ts.Refused,
+		},
+	}
+}
+
+// maxRequest bounds an API request body.
+const maxRequest = 1 << 20
+
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxRequest))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		reply(w, nil, &statusError{http.StatusBadRequest, fmt.Errorf("bad request: %w", err)})
+		return false
+	}
+	return true
+}
+
+// statusError carries an HTTP status with an error.
+type statusError struct {
+	status int
+	err    error
+}
+
+func (e *statusError) Error() string { return e.err.Error() }
+func (e *statusError) Unwrap() error { return e.err }
+
+func reply(w http.ResponseWriter, v any, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	if err != nil {
+		status := http.StatusInternalServerError
+		var se *statusError
+		if errors.As(err, &se) {
+			status = se.status
+		} else if errors.Is(err, context.DeadlineExceeded) {
+			status = http.StatusGatewayTimeout
+		}
+		w.WriteHeader(status)
+		json.NewEncoder(w).Encode(api.Error{Error: err.Error()})
+		return
+	}
+	json.NewEncoder(w).Encode(v)
+}

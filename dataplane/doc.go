@@ -1,0 +1,10 @@
+// Package dataplane carries TCP connections through portals: an inlet accepts a connection
+// (on a local port, or from the transparent stack as a net.Conn), an outlet dials the
+// target, and a portal session between them moves bytes as routed messages over a secure
+// channel, with half-close, reset and a per-session credit window.
+//
+// It is the performance-critical path: pooled buffers with headroom, headers precomputed per
+// session and written in place, no allocation, goroutine or channel hop per frame. It knows
+// nothing of identities or policies beyond asking a small interface whether a peer may open
+// a session.
+package dataplane
