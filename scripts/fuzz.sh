@@ -5,7 +5,7 @@ fuzztime=${FUZZTIME:-5s}
 cd "$(dirname "$0")/.."
 status=0
 while IFS= read -r file; do
-  pkg=./$(dirname "$file")
+  pkg=$(dirname "$file")
   for target in $(grep -oE '^func (Fuzz[A-Za-z0-9_]+)' "$file" | awk '{print $2}'); do
     echo "fuzz $pkg $target ($fuzztime)"
     if ! go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" "$pkg" >/tmp/fuzz.$$.log 2>&1; then

@@ -244,11 +244,8 @@ func (c *Conn) readLoop(nc net.Conn) {
 		c.refuse(nc, err)
 		return
 	}
-	br := bufio.NewReaderSize(nc, 32<<10)
-	var (
-		hdr       [frameHeaderLen]byte
-		deadlined time.Time
-	)
+	fr := frameReader{r: bufio.NewReaderSize(nc, 32<<10)}
+	var deadlined time.Time
 	for {
 		// The dead-peer deadline is refreshed at most four times per DeadAfter, not per
 		// frame; heartbeats arrive far more often, so a live peer never hits it.
@@ -256,11 +253,11 @@ func (c *Conn) readLoop(nc net.Conn) {
 			nc.SetReadDeadline(now.Add(cfg.DeadAfter))
 			deadlined = now
 		}
-		if _, err := io.ReadFull(br, hdr[:]); err != nil {
+		n, err := fr.header()
+		if err != nil {
 			c.readFailed(err)
 			return
 		}
-		n := int(binary.BigEndian.Uint32(hdr[:]))
 		if n == 0 {
 			continue // heartbeat
 		}
@@ -273,15 +270,14 @@ func (c *Conn) readLoop(nc net.Conn) {
 			c.refuse(nc, fmt.Errorf("frame of %d bytes over the limit of %d (authenticated: %v)", n, limit, authed))
 			return
 		}
-		if !authed {
+		if !authed { // an unauthenticated peer must not hold a frame open
 			nc.SetReadDeadline(time.Now().Add(cfg.FrameTimeout))
 			deadlined = time.Time{}
 		}
-		b := routing.NewBuffer(n)
-		if _, err := io.ReadFull(br, b.Extend(n)); err != nil {
-			b.Release()
+		b, err := fr.body(n)
+		if err != nil {
 			if !authed {
-				c.refuse(nc, fmt.Errorf("incomplete frame of %d bytes: %w", n, err))
+				c.refuse(nc, err)
 			} else {
 				c.readFailed(err)
 			}

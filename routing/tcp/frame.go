@@ -1,6 +1,12 @@
 package tcp
 
-import "fmt"
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+
+	"github.com/adjacentnet/adjacent/routing"
+)
 
 // ProtocolVersion is the last preamble byte. A peer with another version is refused.
 const ProtocolVersion = 1
@@ -20,3 +26,33 @@ func checkPreamble(p [4]byte) error {
 
 // frameHeaderLen is the size of a frame's length prefix.
 const frameHeaderLen = 4
+
+// frameReader reads frames: a length, checked by the caller against its limit before
+// anything is allocated, then the body into a pooled buffer.
+type frameReader struct {
+	r   io.Reader
+	hdr [frameHeaderLen]byte
+}
+
+// header reads a frame's length; 0 is a heartbeat.
+func (f *frameReader) header() (int, error) {
+	if _, err := io.ReadFull(f.r, f.hdr[:]); err != nil {
+		return 0, err
+	}
+	return int(binary.BigEndian.Uint32(f.hdr[:])), nil
+}
+
+// body reads the n bytes of a frame's body into a new buffer that the caller owns.
+func (f *frameReader) body(n int) (*routing.Buffer, error) {
+	b := routing.NewBuffer(n)
+	if _, err := io.ReadFull(f.r, b.Extend(n)); err != nil {
+		b.Release()
+		return nil, fmt.Errorf("incomplete frame of %d bytes: %w", n, err)
+	}
+	return b, nil
+}
+
+// appendFrame appends the frame of body to dst (for tests; the send path frames in place).
+func appendFrame(dst, body []byte) []byte {
+	return append(binary.BigEndian.AppendUint32(dst, uint32(len(body))), body...)
+}
