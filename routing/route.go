@@ -138,6 +138,17 @@ func (r *Route) Prepend(p *Route) error {
 	return nil
 }
 
+// HasPrefix reports whether r starts with the hops of p.
+func (r *Route) HasPrefix(p *Route) bool {
+	return r.n >= p.n && bytes.HasPrefix(r.entries(), p.entries())
+}
+
+// TrimPrefix removes the hops of p from the front of r, which must start with them.
+func (r *Route) TrimPrefix(p *Route) {
+	r.used -= p.used
+	r.n -= p.n
+}
+
 // Reset empties the route.
 func (r *Route) Reset() { r.used, r.n = 0, 0 }
 

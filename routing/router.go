@@ -122,6 +122,13 @@ func (r *Router) Open(name string, flow FlowID) error {
 	}
 }
 
+// Workers returns how many workers are registered (for leak checks in tests and status).
+func (r *Router) Workers() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.workers)
+}
+
 // Registered reports whether a worker is registered at name.
 func (r *Router) Registered(name string) bool { return r.lookup(name) != nil }
 

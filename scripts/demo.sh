@@ -22,8 +22,9 @@ run() { printf '$ %s\n' "$*"; "$@"; }
 say "Node A listens on 127.0.0.1:$port and runs an echo service."
 run "$adj" --home "$work/a" node create --listen "127.0.0.1:$port"
 say "Node B has no listener. Sending it a message starts it on demand;"
-say "it dials A, the message travels to A's echo worker and the reply comes back."
-run "$adj" --home "$work/b" message send "hello from B" --to "/ip4/127.0.0.1/tcp/$port/service/echo"
+say "it dials A, opens a Noise XX secure channel to A's listener (both identities verified),"
+say "and the message travels through it to A's echo worker and back."
+run "$adj" --home "$work/b" message send "hello from B" --to "/ip4/127.0.0.1/tcp/$port/secure/api/service/echo"
 say "What each node saw:"
 run "$adj" --home "$work/a" node show
-say "Done: two nodes exchanged a message over the TCP transport."
+say "Done: two nodes exchanged a message through an end-to-end encrypted, mutually authenticated channel."

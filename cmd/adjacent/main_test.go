@@ -63,12 +63,18 @@ func TestMessageSendToEcho(t *testing.T) {
 	addr := freePort(t)
 	mustCLI(t, "--home", a, "node", "create", "--listen", addr)
 	_, port, _ := net.SplitHostPort(addr)
-	// B's node is started on demand.
-	out := mustCLI(t, "--home", b, "message", "send", "hello", "--to", "/ip4/127.0.0.1/tcp/"+port+"/service/echo")
+	// B's node is started on demand; the message goes through a secure channel to A's echo.
+	secureEcho := "/ip4/127.0.0.1/tcp/" + port + "/secure/api/service/echo"
+	out := mustCLI(t, "--home", b, "message", "send", "hello", "--to", secureEcho)
 	if out != "hello\n" {
 		t.Fatalf("message send printed %q, want %q", out, "hello\n")
 	}
-	out = mustCLI(t, "--home", b, "--output", "json", "message", "send", "again", "--to", "/ip4/127.0.0.1/tcp/"+port+"/service/echo")
+	// Echo is not opened to transports: without the channel the message is dropped.
+	_, errOut, code := cli(t, "--home", b, "message", "send", "hello", "--to", "/ip4/127.0.0.1/tcp/"+port+"/service/echo", "--timeout", "500ms")
+	if code == 0 || !strings.Contains(errOut, "no reply") {
+		t.Fatalf("plain message to echo: exit %d, %q; want no reply", code, errOut)
+	}
+	out = mustCLI(t, "--home", b, "--output", "json", "message", "send", "again", "--to", secureEcho)
 	var reply struct{ Reply string }
 	if err := json.Unmarshal([]byte(out), &reply); err != nil || reply.Reply != "again" {
 		t.Fatalf("json output %q: %v", out, err)
@@ -158,5 +164,43 @@ func TestRefusesOpenHome(t *testing.T) {
 	_, errOut, code := cli(t, "--home", h, "node", "create", "--foreground")
 	if code == 0 || !strings.Contains(errOut, "chmod 700") {
 		t.Fatalf("node on a 0755 home: exit %d, %q; want a refusal naming chmod 700", code, errOut)
+	}
+}
+
+func TestSecureChannelCLI(t *testing.T) {
+	a, b := newHome(t), newHome(t)
+	addr := freePort(t)
+	mustCLI(t, "--home", a, "node", "create", "--listen", addr)
+	_, port, _ := net.SplitHostPort(addr)
+	api := "/ip4/127.0.0.1/tcp/" + port + "/service/api"
+	idA := strings.TrimSpace(mustCLI(t, "--home", a, "identity", "show"))
+	if !strings.HasPrefix(idA, "I") || len(idA) != 65 {
+		t.Fatalf("identity show printed %q", idA)
+	}
+	sc := strings.TrimSpace(mustCLI(t, "--home", b, "secure-channel", "create", "--to", api, "--authorized", idA))
+	if !strings.HasPrefix(sc, "/service/sc.") {
+		t.Fatalf("secure-channel create printed %q", sc)
+	}
+	if out := mustCLI(t, "--home", b, "message", "send", "through", "--to", sc+"/service/echo"); out != "through\n" {
+		t.Fatalf("message through the channel = %q", out)
+	}
+	// A's side lists the channel with B as the authenticated peer.
+	idB := strings.TrimSpace(mustCLI(t, "--home", b, "identity", "show"))
+	var chans []struct{ Address, Peer string }
+	if err := json.Unmarshal([]byte(mustCLI(t, "--home", a, "-o", "json", "secure-channel", "list")), &chans); err != nil {
+		t.Fatal(err)
+	}
+	if len(chans) != 1 || chans[0].Peer != idB {
+		t.Fatalf("A's channels = %+v, want one with peer %s", chans, idB)
+	}
+	// An identity not in --authorized is rejected.
+	other := strings.TrimSpace(mustCLI(t, "--home", b, "identity", "create", "other"))
+	_, errOut, code := cli(t, "--home", b, "secure-channel", "create", "--to", api, "--authorized", other)
+	if code == 0 || !strings.Contains(errOut, "not authorized") {
+		t.Fatalf("channel to a peer not in --authorized: exit %d, %q", code, errOut)
+	}
+	mustCLI(t, "--home", b, "secure-channel", "delete", sc)
+	if _, _, code := cli(t, "--home", b, "message", "send", "x", "--to", sc+"/service/echo", "--timeout", "300ms"); code == 0 {
+		t.Fatal("message through a deleted channel got a reply")
 	}
 }

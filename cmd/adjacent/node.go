@@ -29,6 +29,7 @@ func nodeCreate(g *globals) *cobra.Command {
 	var (
 		foreground bool
 		listen     string
+		identity   string
 		logLevel   string
 	)
 	cmd := &cobra.Command{
@@ -48,7 +49,7 @@ func nodeCreate(g *globals) *cobra.Command {
 				ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 				defer stop()
 				log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-				return node.Run(ctx, node.Config{Home: h, Listen: listen, Logger: log})
+				return node.Run(ctx, node.Config{Home: h, Listen: listen, Identity: identity, Logger: log})
 			}
 			if node.Running(cmd.Context(), h) {
 				return fmt.Errorf("node in %s is already running (pid %d); stop it with: adjacent --home %s node stop", h.Dir, node.Pid(h), h.Dir)
@@ -56,6 +57,9 @@ func nodeCreate(g *globals) *cobra.Command {
 			extra := []string{"--log-level", logLevel}
 			if listen != "" {
 				extra = append(extra, "--listen", listen)
+			}
+			if identity != "" {
+				extra = append(extra, "--identity", identity)
 			}
 			if err := node.StartBackground(cmd.Context(), h, extra...); err != nil {
 				return err
@@ -75,6 +79,7 @@ func nodeCreate(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&foreground, "foreground", false, "run in the foreground (for systemd) instead of as a background daemon")
 	cmd.Flags().StringVar(&listen, "listen", "", "TCP address to accept connections on, e.g. 0.0.0.0:4000 (remembered)")
+	cmd.Flags().StringVar(&identity, "identity", "", "run as this identity of the home (default: the last one used, or a new one)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }

@@ -46,3 +46,36 @@ type MessageReply struct {
 type Error struct {
 	Error string `json:"error"`
 }
+
+// Identity describes one of the home's identities.
+type Identity struct {
+	Name       string `json:"name"`
+	Identifier string `json:"identifier"`
+	Default    bool   `json:"default"`           // the node's own identity
+	Changes    int    `json:"changes"`           // key rotations plus one
+	History    string `json:"history,omitempty"` // hex of the change history, with --full
+}
+
+// CreateIdentity asks for a new identity.
+type CreateIdentity struct {
+	Name string `json:"name"`
+}
+
+// CreateChannel asks for a secure channel to the listener at the end of To.
+type CreateChannel struct {
+	To         string        `json:"to"`
+	Authorized []string      `json:"authorized,omitempty"`
+	Timeout    time.Duration `json:"timeout,omitempty"`
+}
+
+// Channel describes a secure channel.
+type Channel struct {
+	Address     string    `json:"address"` // route text to send through it
+	Peer        string    `json:"peer"`
+	Initiator   bool      `json:"initiator"`
+	Created     time.Time `json:"created"`
+	MessagesIn  uint64    `json:"messages_in"`
+	MessagesOut uint64    `json:"messages_out"`
+	BytesIn     uint64    `json:"bytes_in"`
+	BytesOut    uint64    `json:"bytes_out"`
+}

@@ -24,10 +24,12 @@ func (n *Node) SendMessage(ctx context.Context, to string, payload []byte, timeo
 	if err != nil {
 		return nil, err
 	}
-	route, flow, err := n.resolve(ctx, path)
+	res, err := n.resolve(ctx, path, nil)
 	if err != nil {
 		return nil, err
 	}
+	defer res.close() // channels made for this message only
+	route, flow := res.route, res.flow
 	replies := make(chan *routing.Message, 1)
 	name := "reply-" + randomName()
 	inbox := routing.WorkerFunc(func(m *routing.Message) {
@@ -58,36 +60,6 @@ func (n *Node) SendMessage(ctx context.Context, to string, payload []byte, timeo
 	case <-ctx.Done():
 		return nil, fmt.Errorf("message send: no reply from %s within %v: %w", to, timeout, ctx.Err())
 	}
-}
-
-// resolve turns a route's text form into a route, connecting as needed, and returns the flow
-// on which replies will arrive.
-func (n *Node) resolve(ctx context.Context, path routing.Path) (routing.Route, routing.FlowID, error) {
-	var r routing.Route
-	flow := routing.FlowLocal
-	for i, h := range path {
-		switch {
-		case h.IsTCP():
-			if i != 0 {
-				return routing.Route{}, 0, fmt.Errorf("route %s: a TCP hop after the first needs a secure channel to carry it", path)
-			}
-			c, err := n.tcp.Connect(ctx, h.HostPort())
-			if err != nil {
-				return routing.Route{}, 0, err
-			}
-			if err := r.Append(c.Address()); err != nil {
-				return routing.Route{}, 0, err
-			}
-			flow = c.Flow()
-		case h.Proto == routing.ProtoService:
-			if err := r.Append(routing.LocalAddress(h.Value)); err != nil {
-				return routing.Route{}, 0, err
-			}
-		default:
-			return routing.Route{}, 0, fmt.Errorf("route %s: /%s is not supported yet", path, h.Proto)
-		}
-	}
-	return r, flow, nil
 }
 
 func randomName() string {

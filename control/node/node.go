@@ -13,8 +13,10 @@ import (
 
 	"github.com/adjacentnet/adjacent/control/home"
 	"github.com/adjacentnet/adjacent/control/state"
+	"github.com/adjacentnet/adjacent/control/vault"
 	"github.com/adjacentnet/adjacent/routing"
 	"github.com/adjacentnet/adjacent/routing/tcp"
+	"github.com/adjacentnet/adjacent/securechannel"
 )
 
 // Config configures a node.
@@ -23,21 +25,28 @@ type Config struct {
 	// Listen is the TCP address to accept connections on. Empty means the address stored
 	// by an earlier run, if any; a node without one only dials out.
 	Listen string
-	Logger *slog.Logger     // default slog.Default()
-	TCP    tcp.Config       // transport tuning; its Logger defaults to Logger
-	Now    func() time.Time // default time.Now
+	// Identity names the identity the node runs as; empty means the one of an earlier run,
+	// or a new "default" identity.
+	Identity string
+	Logger   *slog.Logger     // default slog.Default()
+	TCP      tcp.Config       // transport tuning; its Logger defaults to Logger
+	Now      func() time.Time // default time.Now
 }
 
 // Node is a running node.
 type Node struct {
-	cfg     Config
-	log     *slog.Logger
-	state   *state.Store
-	router  *routing.Router
-	tcp     *tcp.Transport
-	started time.Time
-	listen  []string
-	stop    context.CancelFunc
+	cfg      Config
+	log      *slog.Logger
+	state    *state.Store
+	vault    *vault.Vault
+	self     *self
+	router   *routing.Router
+	tcp      *tcp.Transport
+	listener *securechannel.Listener
+	channels channels
+	started  time.Time
+	listen   []string
+	stop     context.CancelFunc
 }
 
 // Setting keys in the state database.
@@ -71,16 +80,25 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer st.Close()
 
+	v, err := vault.Open(h.Vault())
+	if err != nil {
+		return err
+	}
+	defer v.Close()
+
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	n := &Node{cfg: cfg, log: cfg.Logger, state: st, started: cfg.Now(), stop: stop}
+	n := &Node{cfg: cfg, log: cfg.Logger, state: st, vault: v, started: cfg.Now(), stop: stop}
+	if n.self, err = n.loadSelf(ctx, cfg.Identity); err != nil {
+		return err
+	}
 	n.router = routing.New(routing.Config{Logger: cfg.Logger})
 	n.tcp = tcp.New(n.router, cfg.TCP)
 	defer n.tcp.Close()
-	// Until secure channels exist, echo is the one worker remote peers may reach directly.
-	if err := n.router.Register("echo", routing.NewEcho(n.router, "echo"), routing.FlowTransports); err != nil {
+	if err := n.startListener(); err != nil {
 		return err
 	}
+	defer n.listener.Close()
 	if err := n.startListening(ctx); err != nil {
 		return err
 	}
@@ -95,7 +113,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := os.WriteFile(h.Pid(), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
 		return fmt.Errorf("node: write pid: %w", err)
 	}
-	n.log.Info("node started", "home", h.Dir, "listen", n.listen, "pid", os.Getpid())
+	n.log.Info("node started", "home", h.Dir, "identifier", n.self.history.Identifier(), "listen", n.listen, "pid", os.Getpid())
 
 	select {
 	case <-ctx.Done():

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -61,17 +62,70 @@ func (n *Node) handler() http.Handler {
 		p, err := n.SendMessage(r.Context(), req.To, req.Payload, req.Timeout)
 		reply(w, api.MessageReply{Payload: p}, err)
 	})
+	mux.HandleFunc("GET /v1/identities", func(w http.ResponseWriter, r *http.Request) {
+		ids, err := n.identities(r.Context(), r.URL.Query().Get("full") != "")
+		reply(w, ids, err)
+	})
+	mux.HandleFunc("GET /v1/identities/{name}", func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("name")
+		if name == "-" {
+			name = "" // the node's own
+		}
+		id, err := n.identity(r.Context(), name, r.URL.Query().Get("full") != "")
+		reply(w, id, err)
+	})
+	mux.HandleFunc("POST /v1/identities", func(w http.ResponseWriter, r *http.Request) {
+		var req api.CreateIdentity
+		if !decode(w, r, &req) {
+			return
+		}
+		rec, err := n.createIdentity(r.Context(), req.Name)
+		if err != nil {
+			reply(w, nil, &statusError{http.StatusBadRequest, err})
+			return
+		}
+		reply(w, n.identityInfo(rec, false), nil)
+	})
+	mux.HandleFunc("POST /v1/secure-channels", func(w http.ResponseWriter, r *http.Request) {
+		var req api.CreateChannel
+		if !decode(w, r, &req) {
+			return
+		}
+		c, err := n.createChannel(r.Context(), req)
+		reply(w, c, err)
+	})
+	mux.HandleFunc("GET /v1/secure-channels", func(w http.ResponseWriter, r *http.Request) {
+		var out []api.Channel
+		for _, c := range n.channels.list() {
+			out = append(out, channelInfo(c))
+		}
+		reply(w, out, nil)
+	})
+	mux.HandleFunc("DELETE /v1/secure-channels/{address}", func(w http.ResponseWriter, r *http.Request) {
+		addr := strings.TrimPrefix(r.PathValue("address"), "/service/")
+		c := n.channels.get(addr)
+		if c == nil {
+			reply(w, nil, &statusError{http.StatusNotFound, fmt.Errorf("no secure channel %s; see: adjacent secure-channel list", addr)})
+			return
+		}
+		c.Close()
+		reply(w, struct{}{}, nil)
+	})
 	return mux
 }
+
+// notFound marks err as a 404.
+func notFound(err error) error { return &statusError{http.StatusNotFound, err} }
 
 func (n *Node) info() api.NodeInfo {
 	rs, ts := n.router.Stats(), n.tcp.Stats()
 	return api.NodeInfo{
-		Home:    n.cfg.Home.Dir,
-		Pid:     os.Getpid(),
-		Started: n.started,
-		Listen:  n.listen,
-		Router:  api.Counters{Delivered: rs.Delivered, Denied: rs.Denied, Unroutable: rs.Unroutable},
+		Home:       n.cfg.Home.Dir,
+		Pid:        os.Getpid(),
+		Identifier: string(n.self.history.Identifier()),
+		Started:    n.started,
+		Listen:     n.listen,
+		Router:     api.Counters{Delivered: rs.Delivered, Denied: rs.Denied, Unroutable: rs.Unroutable},
 		Transport: api.Transport{
 			Connections: ts.Connections, FramesIn: ts.FramesIn, FramesOut: ts.FramesOut,
 			BytesIn: ts.BytesIn, BytesOut: ts.BytesOut, Refused: ts.Refused,

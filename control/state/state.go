@@ -18,6 +18,12 @@ type Store struct {
 // migrations bring a database from version i to i+1. Append only; never edit a released one.
 var migrations = []string{
 	`CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
+	`CREATE TABLE identities (
+		name TEXT PRIMARY KEY,
+		identifier TEXT NOT NULL UNIQUE,
+		history BLOB NOT NULL,
+		vault_key TEXT NOT NULL
+	)`,
 }
 
 // Open opens (creating, mode 0600) and migrates the database at path.

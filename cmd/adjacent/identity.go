@@ -1,0 +1,91 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/url"
+
+	"github.com/spf13/cobra"
+
+	"github.com/adjacentnet/adjacent/control/api"
+)
+
+func identityCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "identity", Short: "Create and show identities (Ed25519 keys with a change history)"}
+	var full bool
+	show := &cobra.Command{
+		Use:   "show [NAME]",
+		Short: "Show an identity's identifier (the node's own without NAME)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := "-"
+			if len(args) == 1 {
+				name = args[0]
+			}
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			var id api.Identity
+			path := "/v1/identities/" + url.PathEscape(name)
+			if full {
+				path += "?full=1"
+			}
+			if err := c.Do(cmd.Context(), "GET", path, nil, &id); err != nil {
+				return err
+			}
+			return g.print(id, func(w io.Writer) {
+				fmt.Fprintln(w, id.Identifier)
+				if full {
+					fmt.Fprintf(w, "name:    %s\nchanges: %d\nhistory: %s\n", id.Name, id.Changes, id.History)
+				}
+			})
+		},
+	}
+	show.Flags().BoolVar(&full, "full", false, "also print the encoded change history")
+	create := &cobra.Command{
+		Use:   "create NAME",
+		Short: "Create a new identity in this home's vault",
+		Args:  exactArgs(1, "adjacent identity create NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			var id api.Identity
+			if err := c.Do(cmd.Context(), "POST", "/v1/identities", api.CreateIdentity{Name: args[0]}, &id); err != nil {
+				return err
+			}
+			return g.print(id, func(w io.Writer) { fmt.Fprintln(w, id.Identifier) })
+		},
+	}
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List this home's identities",
+		Args:  exactArgs(0, "adjacent identity list"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			var ids []api.Identity
+			if err := c.Do(cmd.Context(), "GET", "/v1/identities", nil, &ids); err != nil {
+				return err
+			}
+			return g.print(ids, func(w io.Writer) {
+				for _, id := range ids {
+					mark := ""
+					if id.Default {
+						mark = "  (this node)"
+					}
+					fmt.Fprintf(w, "%s\t%s%s\n", id.Name, id.Identifier, mark)
+				}
+			})
+		},
+	}
+	cmd.AddCommand(create, show, list)
+	return cmd
+}

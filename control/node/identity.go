@@ -1,0 +1,164 @@
+package node
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/adjacentnet/adjacent/control/identity"
+	"github.com/adjacentnet/adjacent/control/state"
+	"github.com/adjacentnet/adjacent/control/trust"
+	"github.com/adjacentnet/adjacent/control/vault"
+)
+
+// Settings that name the node's identity and its current Noise static key.
+const (
+	settingIdentity          = "identity"
+	settingStaticKey         = "static_key"
+	settingStaticAttestation = "static_attestation"
+	defaultIdentity          = "default"
+)
+
+// staticKeyLifetime is how long an attestation of the Noise static key is valid; the node
+// moves to a fresh key once less than a quarter of it is left.
+const staticKeyLifetime = 30 * 24 * time.Hour
+
+// self is the node's own identity and the Noise static key it uses in handshakes.
+type self struct {
+	name        string
+	history     *identity.History
+	signer      *vault.Ed25519Key
+	static      *vault.X25519Key
+	attestation *identity.Attestation
+}
+
+func (s *self) trust() trust.Self { return trust.Self{History: s.history, Attestation: s.attestation} }
+
+// loadSelf loads the node's identity, creating the default one on first start, and makes
+// sure its Noise static key is attested and not close to expiry.
+func (n *Node) loadSelf(ctx context.Context, want string) (*self, error) {
+	name := want
+	if name == "" {
+		stored, ok, err := n.state.Setting(ctx, settingIdentity)
+		if err != nil {
+			return nil, err
+		}
+		name = defaultIdentity
+		if ok {
+			name = stored
+		}
+	}
+	rec, err := n.state.Identity(ctx, name)
+	if errors.Is(err, state.ErrNotFound) {
+		if want != "" && want != defaultIdentity {
+			return nil, fmt.Errorf("node: no identity %q in this home; create it with: adjacent identity create %s", want, want)
+		}
+		rec, err = n.createIdentity(ctx, name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s, err := n.openIdentity(rec)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.state.SetSetting(ctx, settingIdentity, name); err != nil {
+		return nil, err
+	}
+	if err := n.ensureStaticKey(ctx, s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (n *Node) openIdentity(rec state.Identity) (*self, error) {
+	h, err := identity.DecodeHistory(rec.History)
+	if err != nil {
+		return nil, fmt.Errorf("node: identity %s: %w", rec.Name, err)
+	}
+	key, err := n.vault.Ed25519(rec.VaultKey)
+	if err != nil {
+		return nil, fmt.Errorf("node: identity %s: %w", rec.Name, err)
+	}
+	if !key.Public().Equal(h.PrimaryKey()) {
+		return nil, fmt.Errorf("node: identity %s: the vault key %s is not the identity's primary key", rec.Name, rec.VaultKey)
+	}
+	return &self{name: rec.Name, history: h, signer: key}, nil
+}
+
+// createIdentity makes a new identity called name, its key in the vault.
+func (n *Node) createIdentity(ctx context.Context, name string) (state.Identity, error) {
+	keyName := "identity-" + name
+	if !vault.ValidName(keyName) {
+		return state.Identity{}, fmt.Errorf("identity name %q: use lower-case letters, digits, '.', '_' and '-', at most 54 characters", name)
+	}
+	if _, err := n.state.Identity(ctx, name); err == nil {
+		return state.Identity{}, fmt.Errorf("identity %q already exists; see it with: adjacent identity show %s", name, name)
+	}
+	key, err := n.vault.GenerateEd25519(keyName)
+	if err != nil {
+		return state.Identity{}, fmt.Errorf("node: create identity %s: %w", name, err)
+	}
+	h, err := identity.New(key, n.cfg.Now())
+	if err != nil {
+		return state.Identity{}, err
+	}
+	rec := state.Identity{Name: name, Identifier: string(h.Identifier()), History: h.Encode(), VaultKey: keyName}
+	if err := n.state.PutIdentity(ctx, rec); err != nil {
+		return state.Identity{}, err
+	}
+	n.log.Info("created identity", "name", name, "identifier", h.Identifier())
+	return rec, nil
+}
+
+// ensureStaticKey loads the attested Noise static key, or makes and attests a new one when
+// there is none, it belongs to another identity, or its attestation is near expiry.
+func (n *Node) ensureStaticKey(ctx context.Context, s *self) error {
+	now := n.cfg.Now()
+	keyName, _, err := n.state.Setting(ctx, settingStaticKey)
+	if err != nil {
+		return err
+	}
+	attHex, _, err := n.state.Setting(ctx, settingStaticAttestation)
+	if err != nil {
+		return err
+	}
+	if keyName != "" && attHex != "" {
+		key, kerr := n.vault.X25519(keyName)
+		raw, herr := hex.DecodeString(attHex)
+		if kerr == nil && herr == nil {
+			att, err := identity.DecodeAttestation(raw)
+			pub := key.Public()
+			if err == nil && att.Verify(s.history, now) == nil && string(att.PublicKey()) == string(pub[:]) &&
+				att.Expires().Sub(now) > staticKeyLifetime/4 {
+				s.static, s.attestation = key, att
+				return nil
+			}
+		}
+	}
+	newName := "noise-" + strconv.FormatInt(now.UnixNano(), 36)
+	key, err := n.vault.GenerateX25519(newName)
+	if err != nil {
+		return fmt.Errorf("node: new Noise static key: %w", err)
+	}
+	pub := key.Public()
+	att, err := identity.Attest(s.signer, s.history.Identifier(), identity.PurposeSecureChannel, pub[:], now, now.Add(staticKeyLifetime))
+	if err != nil {
+		return fmt.Errorf("node: attest Noise static key: %w", err)
+	}
+	if err := n.state.SetSetting(ctx, settingStaticKey, newName); err != nil {
+		return err
+	}
+	if err := n.state.SetSetting(ctx, settingStaticAttestation, hex.EncodeToString(att.Encode())); err != nil {
+		return err
+	}
+	if keyName != "" && keyName != newName {
+		n.vault.Delete(keyName) // the old key stays only as long as channels that use it live in memory
+	}
+	s.static, s.attestation = key, att
+	n.log.Info("new Noise static key attested", "identifier", s.history.Identifier(), "expires", att.Expires())
+	return nil
+}

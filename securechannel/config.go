@@ -1,0 +1,88 @@
+package securechannel
+
+import (
+	"crypto/rand"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/flynn/noise"
+
+	"github.com/adjacentnet/adjacent/routing"
+)
+
+// Authenticator supplies this side's handshake payload and authenticates the peer's. The
+// control plane implements it with identities and credentials; to this package payloads are
+// opaque bytes.
+type Authenticator interface {
+	// Payload returns the payload this side sends in its handshake message.
+	Payload() ([]byte, error)
+	// Authenticate checks the peer's payload against remoteStatic, the Noise static key the
+	// peer proved it holds, and returns the authenticated peer. An error refuses the channel;
+	// its text is given to the initiator as the reason.
+	Authenticate(payload, remoteStatic []byte) (routing.Peer, error)
+}
+
+// Refresher is implemented by Authenticators that accept fresh authentication data (renewed
+// credentials) over an established channel.
+type Refresher interface {
+	// Refresh applies data the peer sent over the channel to peer; an error closes the
+	// channel.
+	Refresh(peer routing.Peer, data []byte) error
+}
+
+// Config configures channels and listeners. Zero durations take the documented defaults.
+type Config struct {
+	Static noise.DHKey      // this node's Noise static key pair
+	Auth   Authenticator    // required
+	Logger *slog.Logger     // default slog.Default()
+	Rand   io.Reader        // default crypto/rand
+	Now    func() time.Time // default time.Now
+
+	// HandshakeTimeout bounds a handshake from the first message to the last. Default 10s.
+	HandshakeTimeout time.Duration
+	// KeepaliveInterval is how long a channel may send nothing before it sends a ping.
+	// Default 5s.
+	KeepaliveInterval time.Duration
+	// DeadAfter is how long without any message from the peer closes the channel.
+	// Default 20s.
+	DeadAfter time.Duration
+	// RehandshakeAfter is the age after which the initiator replaces the channel's keys
+	// with a fresh handshake (new ephemeral keys, so a later key compromise does not expose
+	// earlier traffic). Default 1h.
+	RehandshakeAfter time.Duration
+	// MaxPending caps a listener's handshakes in progress; MaxPendingPerLink caps those
+	// arriving over one connection or channel. Defaults 256 and 16.
+	MaxPending, MaxPendingPerLink int
+	// Accepted, for a listener, is called with each channel it has established.
+	Accepted func(*Channel)
+
+	rekey rekeyConfig // tests move the counters close to their limits
+}
+
+func (c *Config) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.HandshakeTimeout, 10*time.Second)
+	def(&c.KeepaliveInterval, 5*time.Second)
+	def(&c.DeadAfter, 20*time.Second)
+	def(&c.RehandshakeAfter, time.Hour)
+	if c.MaxPending <= 0 {
+		c.MaxPending = 256
+	}
+	if c.MaxPendingPerLink <= 0 {
+		c.MaxPendingPerLink = 16
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Rand == nil {
+		c.Rand = rand.Reader
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}

@@ -1,0 +1,8 @@
+// Package securechannel implements Noise_XX_25519_AESGCM_SHA256 channels: the handshake,
+// transport encryption with an explicit 8-byte counter per message and a sliding replay
+// window, so messages may arrive reordered, and Noise REKEY on a message, byte and time
+// schedule, with a re-handshake asked for long before counters run out.
+//
+// It knows nothing of identities or credentials: the handshake payloads that carry them are
+// opaque here and are checked by an interface implemented elsewhere.
+package securechannel

@@ -1,0 +1,28 @@
+package securechannel
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Transport errors. Callers test for them with errors.Is.
+var (
+	errShort       = errors.New("message shorter than counter and tag")
+	errReplayed    = errors.New("counter already seen or too old")
+	errDecrypt     = errors.New("message failed authentication")
+	errRejectLimit = errors.New("counter limit reached; the channel must re-handshake")
+	errEpochAhead  = errors.New("counter too many key epochs ahead")
+	errBuffer      = errors.New("buffer lacks room for the counter or the tag")
+)
+
+// The per-message failures are wrapped once here, so that dropping forged or replayed
+// messages allocates nothing.
+var (
+	errOpenShort    = fmt.Errorf("securechannel: open: %w", errShort)
+	errOpenReplayed = fmt.Errorf("securechannel: open: %w", errReplayed)
+	errOpenDecrypt  = fmt.Errorf("securechannel: open: %w", errDecrypt)
+	errOpenLimit    = fmt.Errorf("securechannel: open: %w", errRejectLimit)
+	errOpenAhead    = fmt.Errorf("securechannel: open: %w", errEpochAhead)
+	errSealLimit    = fmt.Errorf("securechannel: seal: %w", errRejectLimit)
+	errSealBuffer   = fmt.Errorf("securechannel: seal: %w", errBuffer)
+)

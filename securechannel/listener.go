@@ -1,0 +1,192 @@
+package securechannel
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/adjacentnet/adjacent/routing"
+)
+
+// Listener is the worker that answers first handshake messages and spawns a responder
+// channel for each. It is reachable from the flows it was opened to (the transports, or an
+// outer channel); the channels it spawns carry its flow as their spawner, so workers opened
+// to Flow() are reachable from all of them.
+type Listener struct {
+	router *routing.Router
+	name   string
+	cfg    Config
+	flow   routing.FlowID
+
+	mu       sync.Mutex
+	closed   bool
+	pending  int
+	perLink  map[routing.Link]int
+	channels map[*Channel]struct{}
+
+	refused atomic.Uint64 // handshakes dropped by the pending caps
+}
+
+// Listen registers a listener at the local address name, reachable from flows.
+func Listen(r *routing.Router, name string, cfg Config, flows ...routing.FlowID) (*Listener, error) {
+	cfg.setDefaults()
+	if cfg.Auth == nil {
+		return nil, errors.New("securechannel: listen: no Authenticator")
+	}
+	l := &Listener{
+		router:   r,
+		name:     name,
+		cfg:      cfg,
+		flow:     r.NewFlow(),
+		perLink:  make(map[routing.Link]int),
+		channels: make(map[*Channel]struct{}),
+	}
+	if err := r.Register(name, l, flows...); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// Flow is the spawner flow of the listener's channels.
+func (l *Listener) Flow() routing.FlowID { return l.flow }
+
+// Address is the listener's local address.
+func (l *Listener) Address() routing.Address { return routing.LocalAddress(l.name) }
+
+// Channels returns the listener's established channels.
+func (l *Listener) Channels() []*Channel {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]*Channel, 0, len(l.channels))
+	for c := range l.channels {
+		if c.isReady() {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Refused counts first handshake messages dropped because too many handshakes were pending.
+func (l *Listener) Refused() uint64 { return l.refused.Load() }
+
+// HandleMessage answers a first handshake message with message 2 and keeps the responder
+// pending until message 3 or the handshake timeout.
+func (l *Listener) HandleMessage(m *routing.Message) {
+	defer m.Release()
+	p := m.Payload()
+	if len(p) != 1+xxMessage1Len || p[0] != typeHandshake {
+		return
+	}
+	link := m.Local.Link
+	if !l.admit(link) {
+		l.refused.Add(1)
+		return
+	}
+	c := newChannel(l.router, l.cfg, false, link, l.flow)
+	ok := false
+	defer func() {
+		if !ok {
+			l.release(c, link)
+		}
+	}()
+	hs, err := newHandshakeState(false, l.cfg.Static, l.cfg.Rand, prologue, nil)
+	if err != nil {
+		return
+	}
+	if _, _, _, err := hs.ReadMessage(nil, p[1:]); err != nil {
+		return
+	}
+	own, err := l.cfg.Auth.Payload()
+	if err != nil {
+		c.log.Error("own handshake payload", "err", err)
+		return
+	}
+	msg2, _, _, err := hs.WriteMessage([]byte{typeHandshake}, own)
+	if err != nil {
+		return
+	}
+	c.remote = m.Return
+	c.hs = hs
+	var flows []routing.FlowID
+	if m.Local.Flow != routing.FlowLocal {
+		flows = append(flows, m.Local.Flow)
+	}
+	if err := l.router.Register(c.dec, decryptor{c}, flows...); err != nil {
+		return
+	}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		l.router.Unregister(c.dec)
+		return
+	}
+	l.channels[c] = struct{}{}
+	l.mu.Unlock()
+	ok = true
+	go l.track(c, link)
+	c.sendHandshake(msg2)
+}
+
+// track keeps a channel's pending slot until it is established or gone, then its place in
+// the listener's set until it closes.
+func (l *Listener) track(c *Channel, link routing.Link) {
+	timeout := time.NewTimer(l.cfg.HandshakeTimeout)
+	defer timeout.Stop()
+	select {
+	case <-c.ready:
+	case <-c.done:
+	case <-timeout.C:
+		c.handshakeTimeout()
+	}
+	l.mu.Lock()
+	l.unpend(link)
+	l.mu.Unlock()
+	<-c.done
+	l.mu.Lock()
+	delete(l.channels, c)
+	l.mu.Unlock()
+}
+
+// admit takes a pending slot for a handshake over link, if the caps allow.
+func (l *Listener) admit(link routing.Link) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed || l.pending >= l.cfg.MaxPending || l.perLink[link] >= l.cfg.MaxPendingPerLink {
+		return false
+	}
+	l.pending++
+	l.perLink[link]++
+	return true
+}
+
+func (l *Listener) unpend(link routing.Link) {
+	l.pending--
+	if l.perLink[link]--; l.perLink[link] <= 0 {
+		delete(l.perLink, link)
+	}
+}
+
+// release gives back the pending slot of a handshake that never got going.
+func (l *Listener) release(c *Channel, link routing.Link) {
+	l.mu.Lock()
+	l.unpend(link)
+	l.mu.Unlock()
+	c.close(errors.New("securechannel: handshake failed"), false)
+}
+
+// Close stops accepting handshakes and closes every channel the listener spawned.
+func (l *Listener) Close() error {
+	l.router.Unregister(l.name)
+	l.mu.Lock()
+	l.closed = true
+	cs := make([]*Channel, 0, len(l.channels))
+	for c := range l.channels {
+		cs = append(cs, c)
+	}
+	l.mu.Unlock()
+	for _, c := range cs {
+		c.Close()
+	}
+	return nil
+}
