@@ -64,7 +64,7 @@ func Initiate(ctx context.Context, r *routing.Router, route routing.Route, reply
 		if refused != nil {
 			return nil, refused
 		}
-		return nil, fmt.Errorf("securechannel: no handshake answer from %s within %v: %w", &route, cfg.HandshakeTimeout, ctx.Err())
+		return nil, fmt.Errorf("securechannel: no handshake answer from %s: %w", &route, ctx.Err())
 	}
 }
 
@@ -328,4 +328,20 @@ func (c *Channel) handshakeTimeout() {
 	if !c.isReady() {
 		c.close(fmt.Errorf("securechannel: handshake not finished within %v", c.cfg.HandshakeTimeout), false)
 	}
+}
+
+// IsFirstHandshake reports whether a message payload is the first message of a handshake,
+// the one a listener (or a relay in front of one) receives.
+func IsFirstHandshake(payload []byte) bool {
+	return len(payload) == 1+xxMessage1Len && payload[0] == typeHandshake
+}
+
+// Refusal is the payload that tells an initiator why its handshake was refused, for a worker
+// in front of a listener (a relay) that denies it: sent back along the first message's return
+// route, it makes Initiate fail at once with the reason instead of timing out.
+func Refusal(reason string) []byte {
+	if len(reason) > maxRefusalLen {
+		reason = reason[:maxRefusalLen]
+	}
+	return append([]byte{typeRefused}, reason...)
 }

@@ -75,7 +75,8 @@ encrypted and mutually authenticated, through a hub that relays without reading.
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return fmt.Errorf("%v; see: %s --help", err, cmd.CommandPath())
 	})
-	root.AddCommand(nodeCommand(g), identityCommand(g), secureChannelCommand(g), messageCommand(g))
+	root.AddCommand(nodeCommand(g), identityCommand(g), secureChannelCommand(g), messageCommand(g),
+		projectCommand(g), enrollCommand(g), credentialCommand(g), relayCommand(g), policyCommand(g))
 	return root
 }
 

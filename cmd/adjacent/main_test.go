@@ -44,7 +44,15 @@ func mustCLI(t *testing.T, args ...string) string {
 func newHome(t *testing.T) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "home")
-	t.Cleanup(func() { cli(t, "--home", dir, "node", "stop") })
+	t.Cleanup(func() {
+		cli(t, "--home", dir, "node", "stop")
+		// The daemons are this test binary too: under -race they report races in their log.
+		if b, err := os.ReadFile(filepath.Join(dir, "node.log")); err == nil {
+			if i := strings.Index(string(b), "WARNING: DATA RACE"); i >= 0 {
+				t.Errorf("the node in %s reported a data race:\n%s", dir, b[i:min(len(b), i+3000)])
+			}
+		}
+	})
 	return dir
 }
 
@@ -203,4 +211,15 @@ func TestSecureChannelCLI(t *testing.T) {
 	if _, _, code := cli(t, "--home", b, "message", "send", "x", "--to", sc+"/service/echo", "--timeout", "300ms"); code == 0 {
 		t.Fatal("message through a deleted channel got a reply")
 	}
+}
+
+// jsonField returns a top-level string field of a JSON object.
+func jsonField(t *testing.T, data, field string) string {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(data), &m); err != nil {
+		t.Fatalf("%q: %v", data, err)
+	}
+	v, _ := m[field].(string)
+	return v
 }

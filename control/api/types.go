@@ -79,3 +79,79 @@ type Channel struct {
 	BytesIn     uint64    `json:"bytes_in"`
 	BytesOut    uint64    `json:"bytes_out"`
 }
+
+// CreateProject turns the node into the hub of a new project.
+type CreateProject struct {
+	Name          string        `json:"name"`
+	Listen        string        `json:"listen,omitempty"`
+	PublicAddress string        `json:"public_address,omitempty"`
+	Lifetime      time.Duration `json:"credential_lifetime,omitempty"`
+	Store         string        `json:"store,omitempty"` // postgres:// URL of the member store
+}
+
+// Project describes the project the node belongs to.
+type Project struct {
+	Name              string        `json:"name"`
+	Role              string        `json:"role"` // hub or member
+	Authority         string        `json:"authority"`
+	Hub               string        `json:"hub"` // route text of the hub's listener
+	Connected         bool          `json:"connected,omitempty"`
+	Lifetime          time.Duration `json:"credential_lifetime,omitempty"`
+	CredentialExpires time.Time     `json:"credential_expires"`
+}
+
+// CreateTicket asks for an enrollment ticket.
+type CreateTicket struct {
+	Attributes map[string]string `json:"attributes,omitempty"`
+	Relay      string            `json:"relay,omitempty"`
+	Enroller   bool              `json:"enroller,omitempty"`
+	Uses       int               `json:"uses,omitempty"`
+	ExpiresIn  time.Duration     `json:"expires_in,omitempty"`
+}
+
+// Ticket is an enrollment ticket's text.
+type Ticket struct {
+	Ticket  string    `json:"ticket"`
+	Expires time.Time `json:"expires"`
+}
+
+// Enroll redeems a ticket (its text, or the path of a file holding it).
+type Enroll struct {
+	Ticket string `json:"ticket"`
+}
+
+// Member is a project member.
+type Member struct {
+	Identifier string            `json:"identifier"`
+	Attributes map[string]string `json:"attributes"`
+	AddedBy    string            `json:"added_by,omitempty"`
+	Added      time.Time         `json:"added"`
+}
+
+// Relay is a relay at the hub.
+type Relay struct {
+	Name    string `json:"name"`
+	Address string `json:"address"` // route text at the hub
+	Owner   string `json:"owner,omitempty"`
+}
+
+// CreateRelay asks the hub for a relay.
+type CreateRelay struct {
+	Name string `json:"name"`
+}
+
+// Policy is a policy of a resource or resource type.
+type Policy struct {
+	Kind       string `json:"kind"` // "type" or "name"
+	Resource   string `json:"resource"`
+	Expression string `json:"expression"`
+}
+
+// Credential describes the node's own credential.
+type Credential struct {
+	Subject    string            `json:"subject"`
+	Issuer     string            `json:"issuer"`
+	Attributes map[string]string `json:"attributes"`
+	Issued     time.Time         `json:"issued"`
+	Expires    time.Time         `json:"expires"`
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/adjacentnet/adjacent/control/access"
 	"github.com/adjacentnet/adjacent/control/api"
 	"github.com/adjacentnet/adjacent/control/identity"
 	"github.com/adjacentnet/adjacent/control/trust"
@@ -55,27 +56,40 @@ func (cs *channels) list() []*securechannel.Channel {
 }
 
 // channelConfig is the secure-channel configuration of this node, accepting only the given
-// identifiers as peers if any are given.
-func (n *Node) channelConfig(authorized []identity.Identifier) securechannel.Config {
+// identifiers as peers if any are given, and only project members if require is set.
+func (n *Node) channelConfig(authorized []identity.Identifier, require bool) securechannel.Config {
 	return securechannel.Config{
 		Static: n.self.static.DH(),
-		Auth:   trust.New(trust.Config{Self: n.self.trust(), Authorized: authorized, Now: n.cfg.Now}),
+		Auth:   trust.New(n.trustConfig(authorized, require)),
 		Logger: n.log,
 		Now:    n.cfg.Now,
 	}
 }
 
-// startListener makes the node's secure-channel listener reachable from every transport;
-// echo sits behind it.
-func (n *Node) startListener() error {
-	cfg := n.channelConfig(nil)
+// startListenerLocked starts the node's secure-channel listener, reachable from every
+// transport, and the workers behind it: echo, and on a hub the authority and relay
+// service. A member's listener accepts only project members; a hub's accepts anyone, since
+// new members enroll through it, and its workers' policies decide the rest.
+func (n *Node) startListenerLocked() error {
+	p := n.project.Load()
+	cfg := n.channelConfig(nil, p != nil && !p.hub)
 	cfg.Accepted = n.channels.add
 	l, err := securechannel.Listen(n.router, listenerName, cfg, routing.FlowTransports)
 	if err != nil {
 		return err
 	}
 	n.listener = l
-	return n.router.Register("echo", routing.NewEcho(n.router, "echo"), l.Flow())
+	echo := &access.Gate{Resource: "echo", Policy: n.policyFunc("echo", "echo"), Inner: routing.NewEcho(n.router, "echo"), Log: n.log}
+	if err := n.router.Register("echo", echo, l.Flow()); err != nil {
+		return err
+	}
+	if p != nil && p.hub {
+		return n.registerHubWorkers(l.Flow())
+	}
+	if hub := n.hubChannel(); hub != nil {
+		n.router.Open(listenerName, hub.Flow())
+	}
+	return nil
 }
 
 // resolved is a route made usable: the route itself, the flow its replies come back on and the
@@ -97,7 +111,8 @@ func (r *resolved) close() {
 // resolve turns a route's text form into a route: it connects for a TCP hop and creates a
 // secure channel for each /secure/NAME hop, over the route so far, to the listener NAME.
 // authorized restricts the peer of the last channel.
-func (n *Node) resolve(ctx context.Context, path routing.Path, authorized []identity.Identifier) (*resolved, error) {
+// require asks every channel's peer for a valid project credential.
+func (n *Node) resolve(ctx context.Context, path routing.Path, authorized []identity.Identifier, require bool) (*resolved, error) {
 	res := &resolved{flow: routing.FlowLocal}
 	lastSecure := -1
 	for i, h := range path {
@@ -130,6 +145,18 @@ func (n *Node) resolve(ctx context.Context, path routing.Path, authorized []iden
 			if err := res.route.Append(routing.LocalAddress(h.Value)); err != nil {
 				return fail(err)
 			}
+		case h.Proto == routing.ProtoProject:
+			if i != 0 {
+				return fail(fmt.Errorf("route %s: /project must come first", path))
+			}
+			hub, err := n.projectHop(ctx, h.Value)
+			if err != nil {
+				return fail(err)
+			}
+			if hub != nil { // on the hub itself the project is local
+				res.route.Append(hub.Address())
+				res.flow, res.link = hub.Flow(), hub
+			}
 		case h.Proto == routing.ProtoSecure:
 			to := res.route
 			if err := to.Append(routing.LocalAddress(h.Value)); err != nil {
@@ -139,7 +166,7 @@ func (n *Node) resolve(ctx context.Context, path routing.Path, authorized []iden
 			if i == lastSecure {
 				auth = authorized
 			}
-			ch, err := securechannel.Initiate(ctx, n.router, to, res.flow, res.link, n.channelConfig(auth))
+			ch, err := securechannel.Initiate(ctx, n.router, to, res.flow, res.link, n.channelConfig(auth, require))
 			if err != nil {
 				return fail(fmt.Errorf("secure channel to %s: %w", routing.Path(path[:i+1]), err))
 			}
@@ -190,7 +217,7 @@ func (n *Node) createChannel(ctx context.Context, req api.CreateChannel) (api.Ch
 	// The last hop names the listener: resolve the route to it with a /secure hop.
 	last := path[len(path)-1]
 	path = append(path[:len(path)-1:len(path)-1], routing.Hop{Proto: routing.ProtoSecure, Value: last.Value})
-	res, err := n.resolve(ctx, path, authorized)
+	res, err := n.resolve(ctx, path, authorized, n.member())
 	if err != nil {
 		return api.Channel{}, err
 	}

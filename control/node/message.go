@@ -2,11 +2,10 @@ package node
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"time"
 
+	"github.com/adjacentnet/adjacent/control/rpc"
 	"github.com/adjacentnet/adjacent/routing"
 )
 
@@ -24,46 +23,14 @@ func (n *Node) SendMessage(ctx context.Context, to string, payload []byte, timeo
 	if err != nil {
 		return nil, err
 	}
-	res, err := n.resolve(ctx, path, nil)
+	res, err := n.resolve(ctx, path, nil, n.member())
 	if err != nil {
 		return nil, err
 	}
 	defer res.close() // channels made for this message only
-	route, flow := res.route, res.flow
-	replies := make(chan *routing.Message, 1)
-	name := "reply-" + randomName()
-	inbox := routing.WorkerFunc(func(m *routing.Message) {
-		select {
-		case replies <- m:
-		default:
-			m.Release() // one reply is all we wait for
-		}
-	})
-	var flows []routing.FlowID
-	if flow != routing.FlowLocal {
-		flows = append(flows, flow)
+	reply, err := rpc.Exchange(ctx, n.router, res.route, res.flow, payload)
+	if err != nil {
+		return nil, fmt.Errorf("message send: no reply from %s within %v: %w", to, timeout, err)
 	}
-	if err := n.router.Register(name, inbox, flows...); err != nil {
-		return nil, err
-	}
-	defer n.router.Unregister(name)
-
-	m := routing.NewMessage()
-	m.Onward = route
-	m.Return = routing.MustRoute(routing.LocalAddress(name))
-	m.SetPayload(payload)
-	n.router.Send(m)
-	select {
-	case r := <-replies:
-		defer r.Release()
-		return append([]byte(nil), r.Payload()...), nil
-	case <-ctx.Done():
-		return nil, fmt.Errorf("message send: no reply from %s within %v: %w", to, timeout, ctx.Err())
-	}
-}
-
-func randomName() string {
-	var b [8]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	return reply, nil
 }

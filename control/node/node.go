@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/adjacentnet/adjacent/control/home"
@@ -44,9 +46,16 @@ type Node struct {
 	tcp      *tcp.Transport
 	listener *securechannel.Listener
 	channels channels
-	started  time.Time
-	listen   []string
-	stop     context.CancelFunc
+	policies policies
+	project  atomic.Pointer[project]
+	relays   relays  // hubs: the relays they serve
+	session  session // members: the channel to the hub
+
+	listenerMu sync.Mutex // serialises listener restarts
+	started    time.Time
+	listen     []string
+	stop       context.CancelFunc
+	ctx        context.Context // the node's life, for background work
 }
 
 // Setting keys in the state database.
@@ -88,17 +97,40 @@ func Run(ctx context.Context, cfg Config) error {
 
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	n := &Node{cfg: cfg, log: cfg.Logger, state: st, vault: v, started: cfg.Now(), stop: stop}
+	n := &Node{cfg: cfg, log: cfg.Logger, state: st, vault: v, started: cfg.Now(), stop: stop, ctx: ctx}
 	if n.self, err = n.loadSelf(ctx, cfg.Identity); err != nil {
 		return err
 	}
 	n.router = routing.New(routing.Config{Logger: cfg.Logger})
 	n.tcp = tcp.New(n.router, cfg.TCP)
 	defer n.tcp.Close()
-	if err := n.startListener(); err != nil {
+	if err := n.policies.load(ctx, st); err != nil {
 		return err
 	}
-	defer n.listener.Close()
+	p, err := n.loadProject(ctx)
+	if err != nil {
+		return err
+	}
+	if p != nil {
+		n.project.Store(p)
+		if p.auth != nil {
+			defer p.auth.Store().Close()
+		}
+	}
+	n.listenerMu.Lock()
+	err = n.startListenerLocked()
+	n.listenerMu.Unlock()
+	if err != nil {
+		return err
+	}
+	defer func() { n.listener.Close() }()
+	if err := n.router.Register(eventsWorker, routing.WorkerFunc(n.handleEvent)); err != nil {
+		return err
+	}
+	go n.credentialLoop(ctx)
+	if p != nil && !p.hub {
+		go n.runSession(ctx, p)
+	}
 	if err := n.startListening(ctx); err != nil {
 		return err
 	}

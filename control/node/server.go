@@ -111,7 +111,108 @@ func (n *Node) handler() http.Handler {
 		c.Close()
 		reply(w, struct{}{}, nil)
 	})
+	mux.HandleFunc("POST /v1/project", func(w http.ResponseWriter, r *http.Request) {
+		var req api.CreateProject
+		if !decode(w, r, &req) {
+			return
+		}
+		p, err := n.createProject(r.Context(), req)
+		reply(w, p, badRequest(err))
+	})
+	mux.HandleFunc("GET /v1/project", func(w http.ResponseWriter, r *http.Request) {
+		if n.project.Load() == nil {
+			reply(w, nil, notFound(errNoProject))
+			return
+		}
+		reply(w, n.projectInfo(), nil)
+	})
+	mux.HandleFunc("POST /v1/project/tickets", func(w http.ResponseWriter, r *http.Request) {
+		var req api.CreateTicket
+		if !decode(w, r, &req) {
+			return
+		}
+		t, err := n.createTicket(r.Context(), req)
+		reply(w, t, err)
+	})
+	mux.HandleFunc("GET /v1/project/members", func(w http.ResponseWriter, r *http.Request) {
+		var ms []api.Member
+		err := n.authorityCall(r.Context(), authorityRequest{Op: "member-list"}, &ms)
+		reply(w, ms, err)
+	})
+	mux.HandleFunc("POST /v1/project/members", func(w http.ResponseWriter, r *http.Request) {
+		var req api.Member
+		if !decode(w, r, &req) {
+			return
+		}
+		err := n.authorityCall(r.Context(), authorityRequest{Op: "member-add", Member: req.Identifier, Attributes: req.Attributes}, nil)
+		reply(w, struct{}{}, err)
+	})
+	mux.HandleFunc("DELETE /v1/project/members/{id}", func(w http.ResponseWriter, r *http.Request) {
+		err := n.authorityCall(r.Context(), authorityRequest{Op: "member-delete", Member: r.PathValue("id")}, nil)
+		reply(w, struct{}{}, err)
+	})
+	mux.HandleFunc("POST /v1/enroll", func(w http.ResponseWriter, r *http.Request) {
+		var req api.Enroll
+		if !decode(w, r, &req) {
+			return
+		}
+		p, err := n.enroll(r.Context(), req.Ticket)
+		reply(w, p, badRequest(err))
+	})
+	mux.HandleFunc("GET /v1/credential", func(w http.ResponseWriter, r *http.Request) {
+		c, err := n.credentialInfo()
+		reply(w, c, badRequest(err))
+	})
+	mux.HandleFunc("POST /v1/relays", func(w http.ResponseWriter, r *http.Request) {
+		var req api.CreateRelay
+		if !decode(w, r, &req) {
+			return
+		}
+		rl, err := n.createRelay(r.Context(), req.Name)
+		reply(w, rl, badRequest(err))
+	})
+	mux.HandleFunc("GET /v1/relays", func(w http.ResponseWriter, r *http.Request) {
+		var rs []api.Relay
+		err := n.callHub(r.Context(), relaysWorker, relayRequest{Op: "list"}, &rs)
+		reply(w, rs, badRequest(err))
+	})
+	mux.HandleFunc("DELETE /v1/relays/{name}", func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("name")
+		err := n.callHub(r.Context(), relaysWorker, relayRequest{Op: "delete", Name: name}, nil)
+		if err == nil {
+			err = n.state.DeleteRelay(r.Context(), name)
+		}
+		reply(w, struct{}{}, badRequest(err))
+	})
+	mux.HandleFunc("POST /v1/policies", func(w http.ResponseWriter, r *http.Request) {
+		var req api.Policy
+		if !decode(w, r, &req) {
+			return
+		}
+		p, err := n.setPolicy(r.Context(), req.Kind, req.Resource, req.Expression)
+		if err == nil {
+			req.Expression = p.String()
+		}
+		reply(w, req, badRequest(err))
+	})
+	mux.HandleFunc("GET /v1/policies", func(w http.ResponseWriter, r *http.Request) {
+		ps, err := n.state.Policies(r.Context())
+		out := make([]api.Policy, 0, len(ps))
+		for _, p := range ps {
+			out = append(out, api.Policy(p))
+		}
+		reply(w, out, err)
+	})
 	return mux
+}
+
+// badRequest marks an error the caller can fix as a 400; nil stays nil.
+func badRequest(err error) error {
+	var se *statusError
+	if err == nil || errors.As(err, &se) {
+		return err
+	}
+	return &statusError{http.StatusBadRequest, err}
 }
 
 // notFound marks err as a 404.

@@ -24,6 +24,14 @@ var migrations = []string{
 		history BLOB NOT NULL,
 		vault_key TEXT NOT NULL
 	)`,
+	`CREATE TABLE policies (
+		kind TEXT NOT NULL CHECK (kind IN ('type', 'name')),
+		resource TEXT NOT NULL,
+		expression TEXT NOT NULL,
+		PRIMARY KEY (kind, resource)
+	);
+	CREATE TABLE relays (name TEXT PRIMARY KEY, created INTEGER NOT NULL);
+	CREATE TABLE relay_owners (name TEXT PRIMARY KEY, owner TEXT NOT NULL)`,
 }
 
 // Open opens (creating, mode 0600) and migrates the database at path.

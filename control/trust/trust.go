@@ -4,15 +4,22 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"sync/atomic"
 	"time"
 
+	"github.com/adjacentnet/adjacent/control/credential"
 	"github.com/adjacentnet/adjacent/control/identity"
 	"github.com/adjacentnet/adjacent/routing"
 )
 
-// ErrNotAuthorized means the peer authenticated but is not one the channel is meant for.
-var ErrNotAuthorized = errors.New("peer not authorized")
+// Errors callers test for.
+var (
+	ErrNotAuthorized = errors.New("peer not authorized")
+	ErrNoCredential  = errors.New("no valid credential")
+	ErrRevoked       = errors.New("membership revoked")
+)
 
 // Self is this node's side of a handshake.
 type Self struct {
@@ -23,12 +30,22 @@ type Self struct {
 // Config configures an Authenticator.
 type Config struct {
 	Self Self
+	// Credentials returns the credentials this node presents (nil: none).
+	Credentials func() []*credential.Bundle
+	// Authority returns the identity history of a trusted credential issuer, or nil.
+	// With no Authority, no credential is trusted.
+	Authority func(identity.Identifier) *identity.History
+	// RequireCredential refuses peers without a valid credential from a trusted authority.
+	RequireCredential bool
+	// Revoked reports identifiers whose membership the authority has revoked.
+	Revoked func(identity.Identifier) bool
 	// Authorized, if not empty, lists the only identifiers accepted as peers.
 	Authorized []identity.Identifier
 	Now        func() time.Time // default time.Now
 }
 
-// Authenticator implements securechannel.Authenticator for one channel or listener.
+// Authenticator implements securechannel.Authenticator (and Refresher) for one channel or
+// listener.
 type Authenticator struct {
 	cfg Config
 }
@@ -44,11 +61,16 @@ func New(cfg Config) *Authenticator {
 // Payload returns this side's handshake payload.
 func (a *Authenticator) Payload() ([]byte, error) {
 	p := payload{history: a.cfg.Self.History.Encode(), attestation: a.cfg.Self.Attestation.Encode()}
+	if a.cfg.Credentials != nil {
+		for _, b := range a.cfg.Credentials() {
+			p.credentials = append(p.credentials, b.Encode())
+		}
+	}
 	return p.encode(), nil
 }
 
 // Authenticate verifies the peer's payload against the Noise static key the peer holds and
-// returns the peer.
+// returns the peer with the attributes of its valid credentials.
 func (a *Authenticator) Authenticate(data, remoteStatic []byte) (routing.Peer, error) {
 	p, err := decodePayload(data)
 	if err != nil {
@@ -58,30 +80,106 @@ func (a *Authenticator) Authenticate(data, remoteStatic []byte) (routing.Peer, e
 	if err != nil {
 		return nil, fmt.Errorf("trust: peer identity: %w", err)
 	}
+	id := h.Identifier()
 	att, err := identity.DecodeAttestation(p.attestation)
 	if err != nil {
-		return nil, fmt.Errorf("trust: peer %s: %w", h.Identifier(), err)
+		return nil, fmt.Errorf("trust: peer %s: %w", id, err)
 	}
 	if att.Purpose() != identity.PurposeSecureChannel {
-		return nil, fmt.Errorf("trust: peer %s attested a %s key for the channel, want secure-channel", h.Identifier(), att.Purpose())
+		return nil, fmt.Errorf("trust: peer %s attested a %s key for the channel, want secure-channel", id, att.Purpose())
 	}
-	if err := att.Verify(h, a.cfg.Now()); err != nil {
-		return nil, fmt.Errorf("trust: peer %s: static key attestation: %w", h.Identifier(), err)
+	now := a.cfg.Now()
+	if err := att.Verify(h, now); err != nil {
+		return nil, fmt.Errorf("trust: peer %s: static key attestation: %w", id, err)
 	}
 	if !bytes.Equal(att.PublicKey(), remoteStatic) {
-		return nil, fmt.Errorf("trust: peer %s: attestation covers another static key than the one used in the handshake", h.Identifier())
+		return nil, fmt.Errorf("trust: peer %s: attestation covers another static key than the one used in the handshake", id)
 	}
-	if len(a.cfg.Authorized) > 0 && !slices.Contains(a.cfg.Authorized, h.Identifier()) {
-		return nil, fmt.Errorf("trust: peer %s: %w (authorized: %v)", h.Identifier(), ErrNotAuthorized, a.cfg.Authorized)
+	if len(a.cfg.Authorized) > 0 && !slices.Contains(a.cfg.Authorized, id) {
+		return nil, fmt.Errorf("trust: peer %s: %w (authorized: %v)", id, ErrNotAuthorized, a.cfg.Authorized)
 	}
-	return &Peer{id: h.Identifier(), history: h}, nil
+	if a.cfg.Revoked != nil && a.cfg.Revoked(id) {
+		return nil, fmt.Errorf("trust: peer %s: %w", id, ErrRevoked)
+	}
+	peer := &Peer{id: id, history: h}
+	var firstErr error
+	for _, raw := range p.credentials {
+		if err := a.apply(peer, raw, now); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	if a.cfg.RequireCredential && peer.Expires().IsZero() {
+		if firstErr == nil {
+			firstErr = fmt.Errorf("trust: peer %s presented %w", id, ErrNoCredential)
+		}
+		return nil, firstErr
+	}
+	if peer.attrs.Load() == nil {
+		attrs := withIdentifier(nil, id)
+		peer.attrs.Store(&attrs)
+	}
+	return peer, nil
 }
 
-// Peer is an authenticated secure-channel peer.
+// Refresh applies a credential the peer sent over an open channel.
+func (a *Authenticator) Refresh(rp routing.Peer, data []byte) error {
+	peer, ok := rp.(*Peer)
+	if !ok {
+		return errors.New("trust: refresh for a peer this authenticator did not make")
+	}
+	return a.apply(peer, data, a.cfg.Now())
+}
+
+// apply verifies one credential bundle for peer and, if valid, makes its attributes the
+// peer's.
+func (a *Authenticator) apply(peer *Peer, raw []byte, now time.Time) error {
+	b, err := credential.DecodeBundle(raw)
+	if err != nil {
+		return fmt.Errorf("trust: peer %s: %w", peer.id, err)
+	}
+	if a.cfg.Authority == nil {
+		return fmt.Errorf("trust: peer %s: credential from %s: %w", peer.id, b.Credential.Issuer(), credential.ErrUntrustedIssuer)
+	}
+	if err := b.Verify(a.cfg.Authority, peer.id, now); err != nil {
+		return fmt.Errorf("trust: peer %s: %w", peer.id, err)
+	}
+	attrs := withIdentifier(b.Credential.Attributes(), peer.id)
+	peer.attrs.Store(&attrs)
+	peer.expires.Store(b.Credential.Expires().Unix())
+	return nil
+}
+
+// Peer is an authenticated secure-channel peer and what its credentials say about it.
+// Attributes change when the peer presents a refreshed credential.
 type Peer struct {
 	id      identity.Identifier
 	history *identity.History
+	attrs   atomic.Pointer[map[string]string]
+	expires atomic.Int64 // unix seconds of the credential's expiry, 0 if none
 }
 
 // Identifier returns the peer's identifier.
 func (p *Peer) Identifier() string { return string(p.id) }
+
+// Attributes returns the subject attributes for policies: the credential's attributes and
+// the identifier. The map is shared and must not be changed.
+func (p *Peer) Attributes() map[string]string {
+	return *p.attrs.Load()
+}
+
+// Expires returns when the peer's credential expires, or the zero time without one.
+func (p *Peer) Expires() time.Time {
+	if e := p.expires.Load(); e != 0 {
+		return time.Unix(e, 0)
+	}
+	return time.Time{}
+}
+
+func withIdentifier(attrs map[string]string, id identity.Identifier) map[string]string {
+	m := maps.Clone(attrs)
+	if m == nil {
+		m = map[string]string{}
+	}
+	m["identifier"] = string(id)
+	return m
+}

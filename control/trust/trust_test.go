@@ -27,9 +27,13 @@ type party struct {
 
 var now = time.Unix(1_800_000_000, 0)
 
+func privFromSeed(seed byte) ed25519.PrivateKey {
+	return ed25519.NewKeyFromSeed(append(make([]byte, 31), seed))
+}
+
 func newParty(t *testing.T, seed byte) *party {
 	t.Helper()
-	s := signer{ed25519.NewKeyFromSeed(append(make([]byte, 31), seed))}
+	s := signer{privFromSeed(seed)}
 	h, err := identity.New(s, now.Add(-time.Hour))
 	if err != nil {
 		t.Fatal(err)

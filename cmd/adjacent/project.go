@@ -1,0 +1,259 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/adjacentnet/adjacent/control/api"
+)
+
+func projectCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "project", Short: "Run a project's hub (authority and relays), make tickets, manage members"}
+	cmd.AddCommand(projectCreate(g), projectShow(g), projectTicket(g), projectMember(g))
+	return cmd
+}
+
+func projectCreate(g *globals) *cobra.Command {
+	var req api.CreateProject
+	cmd := &cobra.Command{
+		Use:     "create NAME --listen HOST:PORT",
+		Short:   "Make this node the hub of a new project: its membership authority and relay service",
+		Example: "  adjacent project create acme --listen 0.0.0.0:4000 --public-address hub.example.com:4000",
+		Args:    exactArgs(1, "adjacent project create NAME --listen HOST:PORT [--public-address HOST:PORT]"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req.Name = args[0]
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			var p api.Project
+			if err := c.Do(cmd.Context(), "POST", "/v1/project", req, &p); err != nil {
+				return err
+			}
+			return g.print(p, func(w io.Writer) {
+				fmt.Fprintf(w, "Project %s created; this node is its hub at %s\nAuthority: %s\nNext: adjacent project ticket > member.ticket\n", p.Name, p.Hub, p.Authority)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&req.Listen, "listen", "", "TCP address the hub accepts members on, e.g. 0.0.0.0:4000")
+	cmd.Flags().StringVar(&req.PublicAddress, "public-address", "", "HOST:PORT members dial (default: the listen address)")
+	cmd.Flags().DurationVar(&req.Lifetime, "credential-lifetime", 0, "lifetime of the credentials the authority issues (default 1h)")
+	cmd.Flags().StringVar(&req.Store, "store", "", "keep members and tickets in PostgreSQL: postgres://USER@HOST/DB (default: SQLite in the home)")
+	return cmd
+}
+
+func projectShow(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "show",
+		Short: "Show the project this node belongs to",
+		Args:  exactArgs(0, "adjacent project show"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			var p api.Project
+			if err := c.Do(cmd.Context(), "GET", "/v1/project", nil, &p); err != nil {
+				return err
+			}
+			return g.print(p, func(w io.Writer) {
+				fmt.Fprintf(w, "Project:    %s (this node: %s)\nAuthority:  %s\nHub:        %s\n", p.Name, p.Role, p.Authority, p.Hub)
+				if p.Role == "member" {
+					fmt.Fprintf(w, "Connected:  %v\n", p.Connected)
+				}
+				if !p.CredentialExpires.IsZero() {
+					fmt.Fprintf(w, "Credential: expires %s (in %s)\n", p.CredentialExpires.Format(time.RFC3339), time.Until(p.CredentialExpires).Round(time.Second))
+				}
+			})
+		},
+	}
+}
+
+// attributes parses repeated K=V flags.
+func attributes(kvs []string) (map[string]string, error) {
+	if len(kvs) == 0 {
+		return nil, nil
+	}
+	m := map[string]string{}
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--attribute %q: want KEY=VALUE, e.g. --attribute role=analyst", kv)
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
+func projectTicket(g *globals) *cobra.Command {
+	var (
+		req   api.CreateTicket
+		attrs []string
+	)
+	cmd := &cobra.Command{
+		Use:   "ticket",
+		Short: "Print a one-time enrollment ticket (on the hub, or on a member with the enroller attribute)",
+		Example: `  adjacent project ticket --relay postgres > bank.ticket
+  adjacent project ticket --attribute role=analyst > analysis.ticket`,
+		Args: exactArgs(0, "adjacent project ticket [--attribute K=V]... [--relay NAME] [--usage-count N] [--expires-in DUR] [--enroller]"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var err error
+			if req.Attributes, err = attributes(attrs); err != nil {
+				return err
+			}
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			var t api.Ticket
+			if err := c.Do(cmd.Context(), "POST", "/v1/project/tickets", req, &t); err != nil {
+				return err
+			}
+			return g.print(t, func(w io.Writer) { fmt.Fprintln(w, t.Ticket) })
+		},
+	}
+	cmd.Flags().StringArrayVar(&attrs, "attribute", nil, "attribute the member gets, KEY=VALUE (repeatable)")
+	cmd.Flags().StringVar(&req.Relay, "relay", "", "relay name the member may create (* for any)")
+	cmd.Flags().IntVar(&req.Uses, "usage-count", 1, "how many nodes may enroll with the ticket")
+	cmd.Flags().DurationVar(&req.ExpiresIn, "expires-in", 10*time.Minute, "how long the ticket is valid")
+	cmd.Flags().BoolVar(&req.Enroller, "enroller", false, "the member may make tickets and manage members")
+	return cmd
+}
+
+func projectMember(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "member", Short: "List, add and delete project members"}
+	list := &cobra.Command{
+		Use:  "list",
+		Args: exactArgs(0, "adjacent project member list"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			var ms []api.Member
+			if err := c.Do(cmd.Context(), "GET", "/v1/project/members", nil, &ms); err != nil {
+				return err
+			}
+			return g.print(ms, func(w io.Writer) {
+				for _, m := range ms {
+					keys := make([]string, 0, len(m.Attributes))
+					for k, v := range m.Attributes {
+						keys = append(keys, k+"="+v)
+					}
+					sort.Strings(keys)
+					fmt.Fprintf(w, "%s\t%s\n", m.Identifier, strings.Join(keys, " "))
+				}
+			})
+		},
+	}
+	var attrs []string
+	add := &cobra.Command{
+		Use:  "add IDENTIFIER",
+		Args: exactArgs(1, "adjacent project member add IDENTIFIER [--attribute K=V]..."),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := attributes(attrs)
+			if err != nil {
+				return err
+			}
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if err := c.Do(cmd.Context(), "POST", "/v1/project/members", api.Member{Identifier: args[0], Attributes: a}, nil); err != nil {
+				return err
+			}
+			return g.print(map[string]string{"added": args[0]}, func(w io.Writer) { fmt.Fprintf(w, "Added %s\n", args[0]) })
+		},
+	}
+	add.Flags().StringArrayVar(&attrs, "attribute", nil, "attribute of the member, KEY=VALUE (repeatable)")
+	del := &cobra.Command{
+		Use:   "delete IDENTIFIER",
+		Short: "Remove a member: its credential is not renewed and its live channels are closed",
+		Args:  exactArgs(1, "adjacent project member delete IDENTIFIER"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if err := c.Do(cmd.Context(), "DELETE", "/v1/project/members/"+url.PathEscape(args[0]), nil, nil); err != nil {
+				return err
+			}
+			return g.print(map[string]string{"deleted": args[0]}, func(w io.Writer) { fmt.Fprintf(w, "Deleted %s\n", args[0]) })
+		},
+	}
+	cmd.AddCommand(list, add, del)
+	return cmd
+}
+
+func enrollCommand(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "enroll TICKET",
+		Short:   "Join a project with a ticket (its text, or a file holding it)",
+		Example: "  adjacent enroll bank.ticket",
+		Args:    exactArgs(1, "adjacent enroll TICKET"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			text := args[0]
+			if b, err := os.ReadFile(text); err == nil {
+				text = string(b)
+			} else if !strings.HasPrefix(strings.TrimSpace(text), "adj1:") {
+				return fmt.Errorf("enroll: %q is neither a ticket nor a readable file: %v", text, err)
+			}
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			var p api.Project
+			if err := c.Do(cmd.Context(), "POST", "/v1/enroll", api.Enroll{Ticket: text}, &p); err != nil {
+				return err
+			}
+			return g.print(p, func(w io.Writer) {
+				fmt.Fprintf(w, "Enrolled in project %s (hub %s); credential valid until %s\n", p.Name, p.Hub, p.CredentialExpires.Format(time.RFC3339))
+			})
+		},
+	}
+}
+
+func credentialCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "credential", Short: "Show the node's project credential"}
+	cmd.AddCommand(&cobra.Command{
+		Use:  "show",
+		Args: exactArgs(0, "adjacent credential show"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			var cr api.Credential
+			if err := c.Do(cmd.Context(), "GET", "/v1/credential", nil, &cr); err != nil {
+				return err
+			}
+			return g.print(cr, func(w io.Writer) {
+				fmt.Fprintf(w, "Subject: %s\nIssuer:  %s\nIssued:  %s\nExpires: %s\n", cr.Subject, cr.Issuer, cr.Issued.Format(time.RFC3339), cr.Expires.Format(time.RFC3339))
+				keys := make([]string, 0, len(cr.Attributes))
+				for k := range cr.Attributes {
+					keys = append(keys, k)
+				}
+				sort.Strings(keys)
+				for _, k := range keys {
+					fmt.Fprintf(w, "  %s=%s\n", k, cr.Attributes[k])
+				}
+			})
+		},
+	})
+	return cmd
+}

@@ -1,0 +1,13 @@
+// Package authority is a project's membership authority, run by the hub: it keeps the
+// members (identifier -> attributes) and the one-time enrollment tickets, and issues members
+// short-lived credentials.
+//
+// store.go is the contract for the authority's storage (Store, with the Member and Ticket
+// records and the errors every implementation returns); the implementations live in
+// subpackages so that a program links only the driver it uses: sqlitestore (an embedded
+// SQLite file, the default) and pgstore (PostgreSQL, for hubs that share one member store).
+// storetest is the conformance suite both pass.
+//
+// The package does not speak to the network or decide policy: the node serves enrollment and
+// refresh requests over secure channels, and control/policy decides what attributes admit.
+package authority

@@ -1,0 +1,467 @@
+package node
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/adjacentnet/adjacent/control/access"
+	"github.com/adjacentnet/adjacent/control/api"
+	"github.com/adjacentnet/adjacent/control/authority"
+	"github.com/adjacentnet/adjacent/control/identity"
+	"github.com/adjacentnet/adjacent/control/rpc"
+	"github.com/adjacentnet/adjacent/control/ticket"
+	"github.com/adjacentnet/adjacent/control/trust"
+	"github.com/adjacentnet/adjacent/routing"
+)
+
+// Workers of a hub, behind its listener.
+const (
+	authorityWorker = "authority"
+	relaysWorker    = "relays"
+	eventsWorker    = "project.events" // on members: announcements from the hub
+	relayPrefix     = "forward_to_"
+)
+
+// createProject turns this node into the hub of a new project: its identity becomes the
+// authority and first administrator.
+func (n *Node) createProject(ctx context.Context, req api.CreateProject) (api.Project, error) {
+	if n.project.Load() != nil {
+		p := n.project.Load()
+		return api.Project{}, fmt.Errorf("project create: this node is already in project %s; use another home for another project", p.name)
+	}
+	if !ticket.ValidProject(req.Name) {
+		return api.Project{}, fmt.Errorf("project create: name %q: use lower-case letters, digits and '-', at most 63", req.Name)
+	}
+	if req.Lifetime != 0 && (req.Lifetime < 10*time.Second || req.Lifetime > authority.MaxCredentialLifetime) {
+		return api.Project{}, fmt.Errorf("project create: --credential-lifetime %v: want between 10s and %v", req.Lifetime, authority.MaxCredentialLifetime)
+	}
+	if req.Listen != "" && !contains(n.listen, req.Listen) {
+		l, err := n.tcp.Listen(req.Listen)
+		if err != nil {
+			return api.Project{}, fmt.Errorf("project create: %w", err)
+		}
+		n.listen = append(n.listen, l.Addr().String())
+		if err := n.state.SetSetting(ctx, settingListen, req.Listen); err != nil {
+			return api.Project{}, err
+		}
+	}
+	public := req.PublicAddress
+	if public == "" {
+		if len(n.listen) == 0 {
+			return api.Project{}, errors.New("project create: the hub must listen: give --listen HOST:PORT")
+		}
+		public = n.listen[len(n.listen)-1]
+	}
+	host, port, err := net.SplitHostPort(public)
+	if err != nil {
+		return api.Project{}, fmt.Errorf("project create: public address %q: want HOST:PORT", public)
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return api.Project{}, fmt.Errorf("project create: members cannot dial %s; give --public-address HOST:PORT", public)
+	}
+	hubRoute, err := hubPath(host, port)
+	if err != nil {
+		return api.Project{}, fmt.Errorf("project create: public address %q: %w", public, err)
+	}
+
+	// The credential-signing key, attested by the hub's identity.
+	now := n.cfg.Now()
+	keyName := "credential-signing-" + strconv.FormatInt(now.UnixNano(), 36)
+	key, err := n.vault.GenerateEd25519(keyName)
+	if err != nil {
+		return api.Project{}, err
+	}
+	att, err := identity.Attest(n.self.signer, n.self.history.Identifier(), identity.PurposeCredentialSigning, key.Public(), now, now.Add(10*365*24*time.Hour))
+	if err != nil {
+		return api.Project{}, err
+	}
+	settings := [][2]string{
+		{settingSigningKey, keyName},
+		{settingSigningAttestation, hex.EncodeToString(att.Encode())},
+		{settingStore, req.Store},
+		{settingAuthority, hex.EncodeToString(n.self.history.Encode())},
+		{settingPublicAddress, hubRoute.String()},
+		{settingProjectRole, roleHub},
+	}
+	if req.Lifetime != 0 {
+		settings = append(settings, [2]string{settingLifetime, req.Lifetime.String()})
+	}
+	for _, kv := range settings {
+		if err := n.state.SetSetting(ctx, kv[0], kv[1]); err != nil {
+			return api.Project{}, err
+		}
+	}
+	auth, err := n.openAuthority(ctx, req.Name)
+	if err != nil {
+		return api.Project{}, err
+	}
+	self := n.self.history.Identifier()
+	if err := auth.AddMember(ctx, self, self, map[string]string{authority.AttrAdmin: "true", authority.AttrEnroller: "true", authority.AttrRelay: "*"}, true); err != nil {
+		auth.Store().Close()
+		return api.Project{}, err
+	}
+	p := &project{name: req.Name, hub: true, public: hubRoute.String(), authority: n.self.history, auth: auth}
+	b, err := auth.Issue(ctx, self)
+	if err != nil {
+		auth.Store().Close()
+		return api.Project{}, err
+	}
+	if err := n.state.SetSetting(ctx, settingProject, req.Name); err != nil {
+		auth.Store().Close()
+		return api.Project{}, err
+	}
+	n.project.Store(p)
+	if err := n.saveCredential(ctx, p, b); err != nil {
+		return api.Project{}, err
+	}
+	if err := n.restartListener(); err != nil {
+		return api.Project{}, err
+	}
+	n.log.Info("project created", "project", req.Name, "authority", self, "hub", hubRoute.String())
+	return n.projectInfo(), nil
+}
+
+// hubPath is the route text members use to reach a hub at host:port.
+func hubPath(host, port string) (routing.Path, error) {
+	proto := routing.ProtoDNS
+	if ip := net.ParseIP(host); ip != nil {
+		proto = routing.ProtoIP4
+		if ip.To4() == nil {
+			proto = routing.ProtoIP6
+		}
+	}
+	return routing.ParsePath("/" + proto + "/" + host + "/tcp/" + port)
+}
+
+func (n *Node) projectInfo() api.Project {
+	p := n.project.Load()
+	if p == nil {
+		return api.Project{}
+	}
+	info := api.Project{Name: p.name, Authority: string(p.authority.Identifier()), Hub: p.public, Role: roleMember}
+	if p.hub {
+		info.Role = roleHub
+		info.Lifetime = p.auth.Lifetime()
+	} else {
+		info.Hub = p.hubRoute.String()
+		info.Connected = n.hubChannel() != nil
+	}
+	if b := p.cred.Load(); b != nil {
+		info.CredentialExpires = b.Credential.Expires()
+	}
+	return info
+}
+
+// registerHubWorkers puts the authority and the relay service behind the hub's listener.
+func (n *Node) registerHubWorkers(listenerFlow routing.FlowID) error {
+	for _, name := range []string{authorityWorker, relaysWorker} {
+		n.router.Unregister(name)
+	}
+	auth := rpc.NewServer(n.ctx, n.router, authorityWorker, 16, n.log, n.serveAuthority)
+	if err := n.router.Register(authorityWorker, auth, listenerFlow); err != nil {
+		return err
+	}
+	relays := rpc.NewServer(n.ctx, n.router, relaysWorker, 16, n.log, n.serveRelays)
+	if err := n.router.Register(relaysWorker, relays, listenerFlow); err != nil {
+		return err
+	}
+	n.relays.mu.Lock()
+	defer n.relays.mu.Unlock()
+	for name, r := range n.relays.m {
+		n.router.Unregister(relayPrefix + name)
+		if err := n.router.Register(relayPrefix+name, r.relay, listenerFlow); err != nil {
+			return err
+		}
+	}
+	n.relays.flow = listenerFlow
+	return nil
+}
+
+// authorityRequest is what members send to the hub's authority worker.
+type authorityRequest struct {
+	Op         string                   `json:"op"` // enroll, credential, ticket, member-add, member-delete, member-list
+	Secret     []byte                   `json:"secret,omitempty"`
+	Ticket     *authority.TicketOptions `json:"ticket,omitempty"`
+	Member     string                   `json:"member,omitempty"`
+	Attributes map[string]string        `json:"attributes,omitempty"`
+}
+
+// credentialAnswer carries a credential bundle and what a member needs to know of the project.
+type credentialAnswer struct {
+	Credential []byte `json:"credential"`
+	Project    string `json:"project"`
+}
+
+func peerOf(q *rpc.Request) (*trust.Peer, error) {
+	p, ok := q.Peer.(*trust.Peer)
+	if !ok {
+		return nil, errors.New("requests to the authority must come through a secure channel")
+	}
+	return p, nil
+}
+
+// serveAuthority answers members: enrollment, credential refresh, and, for enrollers,
+// tickets and member management.
+func (n *Node) serveAuthority(ctx context.Context, q *rpc.Request) (any, error) {
+	p := n.project.Load()
+	if p == nil || !p.hub {
+		return nil, errNoProject
+	}
+	peer, err := peerOf(q)
+	if err != nil {
+		return nil, err
+	}
+	var req authorityRequest
+	if err := q.Decode(&req); err != nil {
+		return nil, err
+	}
+	id := identity.Identifier(peer.Identifier())
+	switch req.Op {
+	case "enroll":
+		b, err := p.auth.Enroll(ctx, id, req.Secret)
+		if err != nil {
+			return nil, err
+		}
+		n.log.Info("member enrolled", "project", p.name, "member", id)
+		p.revoked.Delete(id)
+		return credentialAnswer{Credential: b.Encode(), Project: p.name}, nil
+	case "credential":
+		if n.isRevoked(id) {
+			return nil, fmt.Errorf("%s is no longer a member of project %s", id, p.name)
+		}
+		b, err := p.auth.Issue(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		return credentialAnswer{Credential: b.Encode(), Project: p.name}, nil
+	}
+	if !isEnroller(peer) {
+		return nil, fmt.Errorf("%s may not %s: it needs the enroller attribute (a ticket made with --enroller)", id, req.Op)
+	}
+	switch req.Op {
+	case "ticket":
+		opts := authority.TicketOptions{}
+		if req.Ticket != nil {
+			opts = *req.Ticket
+		}
+		return n.makeTicket(ctx, p, id, opts)
+	case "member-list":
+		return n.listMembers(ctx, p)
+	case "member-add":
+		return nil, n.addMember(ctx, p, id, req.Member, req.Attributes)
+	case "member-delete":
+		return nil, n.deleteMember(ctx, p, req.Member)
+	}
+	return nil, fmt.Errorf("unknown authority operation %q", req.Op)
+}
+
+func isEnroller(p *trust.Peer) bool {
+	a := p.Attributes()
+	return a[authority.AttrMember] == "true" && (a[authority.AttrEnroller] == "true" || a[authority.AttrAdmin] == "true")
+}
+
+// makeTicket creates a ticket on the hub and returns its text.
+func (n *Node) makeTicket(ctx context.Context, p *project, by identity.Identifier, o authority.TicketOptions) (api.Ticket, error) {
+	secret, expires, err := p.auth.CreateTicket(ctx, by, o)
+	if err != nil {
+		return api.Ticket{}, err
+	}
+	t := ticket.Ticket{Project: p.name, Hub: p.public, Authority: p.authority.Encode(), Secret: secret}
+	return api.Ticket{Ticket: t.String(), Expires: expires}, nil
+}
+
+func (n *Node) listMembers(ctx context.Context, p *project) ([]api.Member, error) {
+	ms, err := p.auth.Store().Members(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.Member, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, api.Member{Identifier: string(m.Identifier), Attributes: m.Attributes, AddedBy: string(m.AddedBy), Added: m.Added})
+	}
+	return out, nil
+}
+
+func (n *Node) addMember(ctx context.Context, p *project, by identity.Identifier, member string, attrs map[string]string) error {
+	id, err := identity.ParseIdentifier(member)
+	if err != nil {
+		return fmt.Errorf("member add: %w", err)
+	}
+	if err := p.auth.AddMember(ctx, by, id, attrs, false); err != nil {
+		return err
+	}
+	p.revoked.Delete(id)
+	return nil
+}
+
+// deleteMember removes a member, closes its channels here and tells every connected member
+// node to close theirs.
+func (n *Node) deleteMember(ctx context.Context, p *project, member string) error {
+	id, err := identity.ParseIdentifier(member)
+	if err != nil {
+		return fmt.Errorf("member delete: %w", err)
+	}
+	if id == n.self.history.Identifier() {
+		return errors.New("member delete: the hub cannot remove itself")
+	}
+	ok, err := p.auth.Store().DeleteMember(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("member delete: %s is not a member of project %s", id, p.name)
+	}
+	n.log.Info("member deleted", "project", p.name, "member", id)
+	n.announce(event{Revoked: string(id)})
+	n.revoke(p, id)
+	return nil
+}
+
+// event is an announcement from the hub to its members.
+type event struct {
+	Revoked string `json:"revoked,omitempty"`
+}
+
+// announce sends ev to the events worker of every node with a channel to this hub.
+func (n *Node) announce(ev event) {
+	b, _ := json.Marshal(ev)
+	for _, c := range n.channels.list() {
+		if c.Initiator() || c.Peer() == nil {
+			continue
+		}
+		m := routing.NewMessage()
+		m.Onward = routing.MustRoute(c.Address(), routing.LocalAddress(eventsWorker))
+		m.SetPayload(b)
+		n.router.Send(m)
+	}
+}
+
+// relays are the hub's relays, by name.
+type relays struct {
+	mu   sync.Mutex
+	m    map[string]*hubRelay
+	flow routing.FlowID // the listener flow they are opened to
+}
+
+type hubRelay struct {
+	relay *routing.Relay
+	owner string
+}
+
+// relayRequest is what members send to the relay service.
+type relayRequest struct {
+	Op   string `json:"op"` // create, delete, list
+	Name string `json:"name,omitempty"`
+}
+
+// serveRelays creates, deletes and lists relays. A member may hold a relay name its
+// credential allows (relay=NAME or relay=*); a name held by one identity cannot be taken by
+// another; the holder re-registers after reconnecting, which moves the relay to its new
+// channel.
+func (n *Node) serveRelays(ctx context.Context, q *rpc.Request) (any, error) {
+	p := n.project.Load()
+	if p == nil || !p.hub {
+		return nil, errNoProject
+	}
+	peer, err := peerOf(q)
+	if err != nil {
+		return nil, err
+	}
+	var req relayRequest
+	if err := q.Decode(&req); err != nil {
+		return nil, err
+	}
+	attrs := peer.Attributes()
+	if attrs[authority.AttrMember] != "true" {
+		return nil, fmt.Errorf("%s is not a member of project %s", peer.Identifier(), p.name)
+	}
+	if req.Op == "list" {
+		return n.relayList(), nil
+	}
+	if !validRelayName(req.Name) {
+		return nil, fmt.Errorf("relay name %q: use letters, digits, '.', '_' and '-', at most 64", req.Name)
+	}
+	admin := attrs[authority.AttrAdmin] == "true"
+	owner, err := n.state.RelayOwner(ctx, req.Name)
+	if err != nil {
+		return nil, err
+	}
+	if owner != "" && owner != peer.Identifier() && !admin {
+		return nil, fmt.Errorf("relay %q is held by %s; choose another name", req.Name, owner)
+	}
+	switch req.Op {
+	case "create":
+		if a := attrs[authority.AttrRelay]; a != req.Name && a != "*" && !admin {
+			return nil, fmt.Errorf("%s may not create relay %q: its credential allows relay %q; ask for a ticket made with --relay %s", peer.Identifier(), req.Name, a, req.Name)
+		}
+		if err := n.state.SetRelayOwner(ctx, req.Name, peer.Identifier()); err != nil {
+			return nil, err
+		}
+		ret := q.ReturnRoute()
+		to := routing.MustRoute(ret.NextAddress()) // the hub's channel to the owner
+		n.putRelay(req.Name, to, q.Flow, peer.Identifier())
+		return api.Relay{Name: req.Name, Address: "/service/" + relayPrefix + req.Name, Owner: peer.Identifier()}, nil
+	case "delete":
+		n.dropRelay(req.Name)
+		return nil, n.state.SetRelayOwner(ctx, req.Name, "")
+	}
+	return nil, fmt.Errorf("unknown relay operation %q", req.Op)
+}
+
+func validRelayName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// putRelay creates the relay worker, or points an existing one at its owner's new channel.
+func (n *Node) putRelay(name string, to routing.Route, owner routing.FlowID, ownerID string) {
+	n.relays.mu.Lock()
+	defer n.relays.mu.Unlock()
+	if n.relays.m == nil {
+		n.relays.m = map[string]*hubRelay{}
+	}
+	if r := n.relays.m[name]; r != nil {
+		r.relay.Update(to, owner)
+		r.owner = ownerID
+		return
+	}
+	gate := &access.Gate{Resource: "relay " + name, Policy: n.policyFunc("relay", name), Log: n.log, Router: n.router}
+	r := &hubRelay{owner: ownerID}
+	r.relay = routing.NewRelay(n.router, relayPrefix+name, to, owner, gate.Admit)
+	n.relays.m[name] = r
+	n.router.Register(relayPrefix+name, r.relay, n.relays.flow)
+	n.log.Info("relay registered", "name", name, "owner", ownerID)
+}
+
+func (n *Node) dropRelay(name string) {
+	n.relays.mu.Lock()
+	delete(n.relays.m, name)
+	n.relays.mu.Unlock()
+	n.router.Unregister(relayPrefix + name)
+}
+
+func (n *Node) relayList() []api.Relay {
+	n.relays.mu.Lock()
+	defer n.relays.mu.Unlock()
+	out := make([]api.Relay, 0, len(n.relays.m))
+	for name, r := range n.relays.m {
+		out = append(out, api.Relay{Name: name, Address: "/service/" + relayPrefix + name, Owner: r.owner})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}

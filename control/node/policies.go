@@ -1,0 +1,88 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/adjacentnet/adjacent/control/policy"
+	"github.com/adjacentnet/adjacent/control/state"
+)
+
+// Resource types that have policies.
+var resourceTypes = []string{"echo", "relay", "tcp-outlet", "tcp-inlet"}
+
+// policies is the node's policy table in memory: by resource name, then by resource type;
+// what neither names gets the default.
+type policies struct {
+	mu     sync.RWMutex
+	byName map[string]*policy.Policy
+	byType map[string]*policy.Policy
+}
+
+func (ps *policies) load(ctx context.Context, st *state.Store) error {
+	stored, err := st.Policies(ctx)
+	if err != nil {
+		return err
+	}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	ps.byName, ps.byType = map[string]*policy.Policy{}, map[string]*policy.Policy{}
+	for _, sp := range stored {
+		p, err := policy.Parse(sp.Expression)
+		if err != nil {
+			// A stored policy that no longer parses denies everything rather than nothing.
+			p = policy.MustParse("false")
+		}
+		if sp.Kind == "type" {
+			ps.byType[sp.Resource] = p
+		} else {
+			ps.byName[sp.Resource] = p
+		}
+	}
+	return nil
+}
+
+// policyFunc returns the current policy of a resource, looked up on every call so changes
+// apply at once.
+func (n *Node) policyFunc(resourceType, name string) func() *policy.Policy {
+	return func() *policy.Policy { return n.policyOf(resourceType, name) }
+}
+
+func (n *Node) policyOf(resourceType, name string) *policy.Policy {
+	ps := &n.policies
+	ps.mu.RLock()
+	p := ps.byName[name]
+	if p == nil {
+		p = ps.byType[resourceType]
+	}
+	ps.mu.RUnlock()
+	if p == nil {
+		p = n.defaultPolicy()
+	}
+	return p
+}
+
+// setPolicy parses, stores and applies a policy.
+func (n *Node) setPolicy(ctx context.Context, kind, resource, expr string) (*policy.Policy, error) {
+	if kind == "type" && !contains(resourceTypes, resource) {
+		return nil, fmt.Errorf("policy create: unknown resource type %q (want one of %v)", resource, resourceTypes)
+	}
+	p, err := policy.Parse(expr)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.state.PutPolicy(ctx, state.Policy{Kind: kind, Resource: resource, Expression: p.String()}); err != nil {
+		return nil, err
+	}
+	return p, n.policies.load(ctx, n.state)
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,80 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/adjacentnet/adjacent/control/api"
+	"github.com/adjacentnet/adjacent/control/authority"
+)
+
+// authorityCall runs an authority operation: directly on the hub, as the hub; over the
+// session on a member, which the hub allows to enrollers.
+func (n *Node) authorityCall(ctx context.Context, req authorityRequest, resp any) error {
+	p := n.project.Load()
+	if p == nil {
+		return errNoProject
+	}
+	if !p.hub {
+		return n.callHub(ctx, authorityWorker, req, resp)
+	}
+	self := n.self.history.Identifier()
+	var (
+		out any
+		err error
+	)
+	switch req.Op {
+	case "ticket":
+		out, err = n.makeTicket(ctx, p, self, *req.Ticket)
+	case "member-list":
+		out, err = n.listMembers(ctx, p)
+	case "member-add":
+		err = n.addMember(ctx, p, self, req.Member, req.Attributes)
+	case "member-delete":
+		err = n.deleteMember(ctx, p, req.Member)
+	default:
+		err = fmt.Errorf("unknown authority operation %q", req.Op)
+	}
+	if err != nil {
+		return &statusError{http.StatusBadRequest, err}
+	}
+	return assign(resp, out)
+}
+
+// assign copies out into resp, which points to a value of out's type (or is nil).
+func assign(resp, out any) error {
+	switch r := resp.(type) {
+	case nil:
+	case *api.Ticket:
+		*r = out.(api.Ticket)
+	case *[]api.Member:
+		*r = out.([]api.Member)
+	default:
+		return fmt.Errorf("internal: cannot assign %T", out)
+	}
+	return nil
+}
+
+func (n *Node) createTicket(ctx context.Context, req api.CreateTicket) (api.Ticket, error) {
+	if err := authority.CheckAttributes(req.Attributes); err != nil {
+		return api.Ticket{}, &statusError{http.StatusBadRequest, err}
+	}
+	var t api.Ticket
+	opts := authority.TicketOptions{Attributes: req.Attributes, Relay: req.Relay, Enroller: req.Enroller, Uses: req.Uses, ExpiresIn: req.ExpiresIn}
+	err := n.authorityCall(ctx, authorityRequest{Op: "ticket", Ticket: &opts}, &t)
+	return t, err
+}
+
+func (n *Node) credentialInfo() (api.Credential, error) {
+	p := n.project.Load()
+	if p == nil {
+		return api.Credential{}, errNoProject
+	}
+	b := p.cred.Load()
+	if b == nil {
+		return api.Credential{}, fmt.Errorf("no credential yet; the node fetches one from the hub of project %s", p.name)
+	}
+	c := b.Credential
+	return api.Credential{Subject: string(c.Subject()), Issuer: string(c.Issuer()), Attributes: c.Attributes(), Issued: c.Issued(), Expires: c.Expires()}, nil
+}
