@@ -1,0 +1,193 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/adjacentnet/adjacent/routing"
+)
+
+// Path gives an inlet the current way to its outlet. The control plane implements it: it
+// keeps the secure channels up and waits for them while they are being re-established.
+type Path interface {
+	Open(ctx context.Context) (PathRoute, error)
+}
+
+// PathRoute is a live route to an outlet worker.
+type PathRoute struct {
+	To   routing.Route   // e.g. [sc.x, outlet]: through the end-to-end channel
+	Flow routing.FlowID  // the channel's flow, on which the outlet's answers arrive
+	Done <-chan struct{} // closed when the channel goes
+	Peer routing.Peer    // the outlet node's identity
+}
+
+// InletConfig configures an Inlet. Zero values take the documented defaults.
+type InletConfig struct {
+	Router         *routing.Router
+	Path           Path
+	Logger         *slog.Logger  // default slog.Default()
+	ConnectTimeout time.Duration // for the path and the outlet's answer; default 10s
+	Window         int           // initial receive window, default DefaultWindow
+	WindowCap      int           // default DefaultWindowCap
+}
+
+// Inlet accepts local TCP connections and carries each through a portal session to the
+// outlet at the end of its Path.
+type Inlet struct {
+	cfg    InletConfig
+	stats  Counters
+	groups groups
+
+	mu     sync.Mutex
+	ln     net.Listener
+	closed bool
+}
+
+// NewInlet returns an inlet; Serve runs it on a listener, Dial and Handle serve single
+// connections (the transparent stack's).
+func NewInlet(cfg InletConfig) *Inlet {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = 10 * time.Second
+	}
+	if cfg.Window <= 0 {
+		cfg.Window = DefaultWindow
+	}
+	if cfg.WindowCap < cfg.Window {
+		cfg.WindowCap = max(DefaultWindowCap, cfg.Window)
+	}
+	return &Inlet{cfg: cfg}
+}
+
+// Stats returns the inlet's counters.
+func (in *Inlet) Stats() *Counters { return &in.stats }
+
+// Serve accepts connections on ln until Close.
+func (in *Inlet) Serve(ln net.Listener) error {
+	in.mu.Lock()
+	if in.closed {
+		in.mu.Unlock()
+		ln.Close()
+		return net.ErrClosed
+	}
+	in.ln = ln
+	in.mu.Unlock()
+	var delay time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetNoDelay(true)
+		}
+		go in.Handle(c)
+	}
+}
+
+// Handle carries one accepted connection through a new portal session; a connection whose
+// session cannot be opened is closed.
+func (in *Inlet) Handle(c net.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), in.cfg.ConnectTimeout)
+	defer cancel()
+	p, err := in.Dial(ctx)
+	if err != nil {
+		in.cfg.Logger.Info("portal connection not opened", "client", c.RemoteAddr().String(), "err", err)
+		c.Close()
+		return
+	}
+	p.Attach(c)
+}
+
+// Pending is a portal session whose outlet has connected to its target, waiting for the local
+// connection.
+type Pending struct {
+	s      *session
+	credit uint32
+}
+
+// Dial opens a portal session: it waits for the path, asks the outlet to connect and waits
+// for its answer. A refusal comes back as an error with the outlet's reason.
+func (in *Inlet) Dial(ctx context.Context) (*Pending, error) {
+	pr, err := in.cfg.Path.Open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	name := "portal." + randomID()
+	s := newSession(in.cfg.Router, in.cfg.Logger, nil, name, &in.stats, in.cfg.Window, in.cfg.WindowCap)
+	if err := in.cfg.Router.Register(name, s, pr.Flow); err != nil {
+		return nil, err
+	}
+	if !in.groups.add(pr.Done, s) {
+		s.end(true, nil)
+		return nil, errPathDown
+	}
+	m := routing.NewMessage()
+	m.Onward = pr.To
+	m.Return = s.self
+	m.SetPayload(withU32(msgConnect, uint32(in.cfg.Window)))
+	in.cfg.Router.Send(m)
+	select {
+	case a := <-s.answer:
+		defer a.Release()
+		p := a.Payload()
+		if p[0] == msgConnected {
+			if credit, err := u32(p); err == nil {
+				s.peer = a.Return
+				return &Pending{s: s, credit: credit}, nil
+			}
+		}
+		s.end(true, nil)
+		if p[0] == msgRefused {
+			return nil, fmt.Errorf("refused by the outlet: %s", p[1:])
+		}
+		return nil, fmt.Errorf("%w from the outlet", errMalformed)
+	case <-s.done:
+		return nil, errPathDown
+	case <-ctx.Done():
+		s.end(true, nil)
+		return nil, fmt.Errorf("no answer from the outlet: %w", ctx.Err())
+	}
+}
+
+// Attach joins the local connection c to the session and starts it.
+func (p *Pending) Attach(c net.Conn) {
+	p.s.mu.Lock()
+	p.s.conn = c
+	p.s.ready = newReadiness(c)
+	p.s.mu.Unlock()
+	if p.s.isDone() { // the path went while we waited
+		abort(c)
+		return
+	}
+	p.s.start(p.s.peer, p.credit)
+}
+
+// Abort gives up a session no local connection will use.
+func (p *Pending) Abort() { p.s.reset(errors.New("the client went away"), true) }
+
+// Close stops accepting and resets every session.
+func (in *Inlet) Close() error {
+	in.mu.Lock()
+	in.closed = true
+	ln := in.ln
+	in.mu.Unlock()
+	if ln != nil {
+		ln.Close()
+	}
+	in.groups.resetAll(errors.New("inlet deleted"))
+	return nil
+}

@@ -1,0 +1,156 @@
+package dataplane
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/adjacentnet/adjacent/routing"
+)
+
+// OutletConfig configures an Outlet. Zero values take the documented defaults.
+type OutletConfig struct {
+	Router *routing.Router
+	Target string // host:port the outlet dials for each portal session
+	// Admit decides whether the sender of a connect may open a session, and says why not.
+	// Nil admits everyone who reached the worker.
+	Admit       func(m *routing.Message) (bool, string)
+	Logger      *slog.Logger  // default slog.Default()
+	DialTimeout time.Duration // default 10s
+	Window      int           // initial receive window, default DefaultWindow
+	WindowCap   int           // default DefaultWindowCap
+	// Dial connects to Target; default net.Dialer.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// Outlet is the worker that receives connects from inlets, checks them, dials the target and
+// runs the outlet side of each portal session.
+type Outlet struct {
+	cfg    OutletConfig
+	stats  Counters
+	groups groups
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// NewOutlet returns an outlet; register it on the router under its name.
+func NewOutlet(cfg OutletConfig) *Outlet {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = 10 * time.Second
+	}
+	if cfg.Window <= 0 {
+		cfg.Window = DefaultWindow
+	}
+	if cfg.WindowCap < cfg.Window {
+		cfg.WindowCap = max(DefaultWindowCap, cfg.Window)
+	}
+	if cfg.Dial == nil {
+		var d net.Dialer
+		cfg.Dial = d.DialContext
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Outlet{cfg: cfg, ctx: ctx, cancel: cancel}
+}
+
+// Stats returns the outlet's counters.
+func (o *Outlet) Stats() *Counters { return &o.stats }
+
+// HandleMessage takes a connect from an inlet; it runs on the transport's goroutine, so the
+// dial happens on its own.
+func (o *Outlet) HandleMessage(m *routing.Message) {
+	p := m.Payload()
+	if len(p) == 0 || p[0] != msgConnect {
+		m.Release()
+		return
+	}
+	window, err := u32(p)
+	if err != nil {
+		m.Release()
+		return
+	}
+	if o.cfg.Admit != nil {
+		if ok, why := o.cfg.Admit(m); !ok {
+			peer := "(none)"
+			if m.Local.Peer != nil {
+				peer = m.Local.Peer.Identifier()
+			}
+			o.cfg.Logger.Warn("portal connection denied", "target", o.cfg.Target, "peer", peer, "reason", why)
+			o.refuse(m, "denied by the outlet's policy")
+			return
+		}
+	}
+	go o.connect(m, window)
+}
+
+func (o *Outlet) refuse(m *routing.Message, reason string) {
+	m.Onward = m.Return
+	m.Return.Reset()
+	m.Local = routing.Local{}
+	m.SetPayload(withReason(msgRefused, reason))
+	o.cfg.Router.Send(m)
+}
+
+// connect dials the target and answers the inlet.
+func (o *Outlet) connect(m *routing.Message, window uint32) {
+	ctx, cancel := context.WithTimeout(o.ctx, o.cfg.DialTimeout)
+	defer cancel()
+	conn, err := o.cfg.Dial(ctx, "tcp", o.cfg.Target)
+	if err != nil {
+		o.cfg.Logger.Info("portal target unreachable", "target", o.cfg.Target, "err", err)
+		o.refuse(m, "the outlet cannot reach its target: "+err.Error())
+		return
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	name := "portal." + randomID()
+	s := newSession(o.cfg.Router, o.cfg.Logger, conn, name, &o.stats, o.cfg.Window, o.cfg.WindowCap)
+	var flows []routing.FlowID
+	if m.Local.Flow != routing.FlowLocal {
+		flows = append(flows, m.Local.Flow)
+	}
+	if err := o.cfg.Router.Register(name, s, flows...); err != nil {
+		conn.Close()
+		o.refuse(m, "internal error")
+		return
+	}
+	s.peer = m.Return
+	var done <-chan struct{}
+	if m.Local.Link != nil {
+		done = m.Local.Link.Done()
+	}
+	m.Release()
+	if done != nil && !o.groups.add(done, s) {
+		s.reset(errPathDown, false)
+		return
+	}
+	s.sendRaw(bufferOf(withU32(msgConnected, uint32(o.cfg.Window))))
+	s.start(s.peer, window)
+}
+
+// Close resets every session of the outlet.
+func (o *Outlet) Close() error {
+	o.cancel()
+	o.groups.resetAll(errors.New("outlet deleted"))
+	return nil
+}
+
+func randomID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// bufferOf copies p into a pooled buffer.
+func bufferOf(p []byte) *routing.Buffer {
+	b := routing.NewBuffer(len(p))
+	copy(b.Extend(len(p)), p)
+	return b
+}

@@ -1,0 +1,324 @@
+package dataplane
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/adjacentnet/adjacent/routing"
+)
+
+var quiet = slog.New(slog.DiscardHandler)
+
+// staticPath is a Path to an outlet on the same router.
+type staticPath struct {
+	to   routing.Route
+	done chan struct{}
+}
+
+func (p *staticPath) Open(ctx context.Context) (PathRoute, error) {
+	select {
+	case <-p.done:
+		return PathRoute{}, errPathDown
+	default:
+	}
+	return PathRoute{To: p.to, Done: p.done}, nil
+}
+
+// portal is an inlet and an outlet on one router, the inlet listening on loopback.
+type portal struct {
+	r      *routing.Router
+	in     *Inlet
+	out    *Outlet
+	path   *staticPath
+	addr   string
+	target net.Listener
+}
+
+func newPortal(t testing.TB, target net.Listener, admit func(*routing.Message) (bool, string)) *portal {
+	t.Helper()
+	r := routing.New(routing.Config{Logger: quiet})
+	p := &portal{r: r, target: target, path: &staticPath{to: routing.MustRoute(routing.LocalAddress("outlet")), done: make(chan struct{})}}
+	addr := "127.0.0.1:1"
+	if target != nil {
+		addr = target.Addr().String()
+	}
+	p.out = NewOutlet(OutletConfig{Router: r, Target: addr, Admit: admit, Logger: quiet})
+	if err := r.Register("outlet", p.out); err != nil {
+		t.Fatal(err)
+	}
+	p.in = NewInlet(InletConfig{Router: r, Path: p.path, Logger: quiet})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.addr = ln.Addr().String()
+	go p.in.Serve(ln)
+	t.Cleanup(func() {
+		p.in.Close()
+		p.out.Close()
+		if target != nil {
+			target.Close()
+		}
+	})
+	return p
+}
+
+// serve runs handle for every connection to a new loopback listener.
+func serve(t testing.TB, handle func(net.Conn)) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go handle(c)
+		}
+	}()
+	return ln
+}
+
+func echoServer(c net.Conn) {
+	defer c.Close()
+	io.Copy(c, c)
+}
+
+func TestEchoThroughPortal(t *testing.T) {
+	p := newPortal(t, serve(t, echoServer), nil)
+	c, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, msg := range []string{"hello", strings.Repeat("x", 100000)} {
+		if _, err := c.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(c, got); err != nil || string(got) != msg {
+			t.Fatalf("echo of %d bytes: %v", len(msg), err)
+		}
+	}
+	if p.in.Stats().Active.Load() != 1 || p.out.Stats().Active.Load() != 1 {
+		t.Fatalf("active sessions in/out = %d/%d", p.in.Stats().Active.Load(), p.out.Stats().Active.Load())
+	}
+}
+
+// TestByteExact sends n random bytes each way at once and compares hashes.
+func TestByteExact(t *testing.T) {
+	const n = 64 << 20
+	// The server sends its own n bytes while hashing what it receives.
+	var serverGot [32]byte
+	serverDone := make(chan struct{})
+	serverSent := make(chan [32]byte, 1)
+	p := newPortal(t, serve(t, func(c net.Conn) {
+		defer c.Close()
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h := sha256.New()
+			io.Copy(h, c)
+			copy(serverGot[:], h.Sum(nil))
+		}()
+		serverSent <- sendRandom(c, n)
+		c.(*net.TCPConn).CloseWrite()
+		wg.Wait()
+		close(serverDone)
+	}), nil)
+	c, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	recv := make(chan [32]byte, 1)
+	go func() {
+		h := sha256.New()
+		io.Copy(h, c)
+		var sum [32]byte
+		copy(sum[:], h.Sum(nil))
+		recv <- sum
+	}()
+	sent := sendRandom(c, n)
+	c.(*net.TCPConn).CloseWrite()
+	<-serverDone
+	if serverGot != sent {
+		t.Fatal("server received different bytes than the client sent")
+	}
+	if got := <-recv; got != <-serverSent {
+		t.Fatal("client received different bytes than the server sent")
+	}
+}
+
+// sendRandom writes n random bytes to w and returns their hash.
+func sendRandom(w io.Writer, n int) [32]byte {
+	h := sha256.New()
+	buf := make([]byte, 256<<10)
+	for n > 0 {
+		b := buf[:min(n, len(buf))]
+		rand.Read(b)
+		h.Write(b)
+		if _, err := w.Write(b); err != nil {
+			break
+		}
+		n -= len(b)
+	}
+	var sum [32]byte
+	copy(sum[:], h.Sum(nil))
+	return sum
+}
+
+// TestHalfClose: the client sends 8 MiB and half-closes; the server answers 1 MiB only after
+// reading the end of stream; the client gets all of it, then an end of stream.
+func TestHalfClose(t *testing.T) {
+	answer := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
+	p := newPortal(t, serve(t, func(c net.Conn) {
+		defer c.Close()
+		n, _ := io.Copy(io.Discard, c)
+		if n != 8<<20 {
+			return
+		}
+		c.Write(answer)
+	}), nil)
+	c, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	go func() {
+		c.Write(make([]byte, 8<<20))
+		c.(*net.TCPConn).CloseWrite()
+	}()
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	got, err := io.ReadAll(c)
+	if err != nil || !bytes.Equal(got, answer) {
+		t.Fatalf("after half-close got %d bytes, err %v; want the 1 MiB answer and EOF", len(got), err)
+	}
+}
+
+// TestPathFailureResets: when the path goes mid-transfer the client sees an error, never a
+// clean end of stream.
+func TestPathFailureResets(t *testing.T) {
+	p := newPortal(t, serve(t, func(c net.Conn) {
+		defer c.Close()
+		for {
+			if _, err := c.Write(make([]byte, 32<<10)); err != nil {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}), nil)
+	c, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.ReadFull(c, make([]byte, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	close(p.path.done)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err = io.Copy(io.Discard, c)
+	if err == nil {
+		t.Fatal("the client saw a clean end of stream when the path failed")
+	}
+	if !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("client error = %v, want connection reset", err)
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	// Nothing listens at the target.
+	down := newPortal(t, nil, nil)
+	pending, err := down.in.Dial(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "cannot reach its target") {
+		t.Fatalf("Dial to a down target = %v, %v", pending, err)
+	}
+	// The policy says no.
+	denied := newPortal(t, serve(t, echoServer), func(*routing.Message) (bool, string) { return false, "no" })
+	if _, err := denied.in.Dial(context.Background()); err == nil || !strings.Contains(err.Error(), "denied by the outlet's policy") {
+		t.Fatalf("Dial denied by policy = %v", err)
+	}
+	c, err := net.Dial("tcp", denied.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, _ := c.Read(make([]byte, 1)); n != 0 {
+		t.Fatal("a denied client got data")
+	}
+	c.Close()
+}
+
+// TestSlowReader: a server that stops reading holds at most the window cap at the outlet,
+// while another session on the same portal keeps working.
+func TestSlowReader(t *testing.T) {
+	stuck := make(chan net.Conn, 1)
+	p := newPortal(t, serve(t, func(c net.Conn) {
+		var b [1]byte
+		if _, err := c.Read(b[:]); err != nil {
+			return
+		}
+		if b[0] == 's' { // the stuck one never reads again
+			stuck <- c
+			return
+		}
+		echoServer(c)
+	}), nil)
+	slow, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	slow.Write([]byte("s"))
+	<-stuck
+	go func() {
+		for {
+			if _, err := slow.Write(make([]byte, 1<<20)); err != nil {
+				return
+			}
+		}
+	}()
+	time.Sleep(time.Second) // let everything fill up
+	var maxQueued int
+	p.out.groups.mu.Lock()
+	for _, set := range p.out.groups.m {
+		for s := range set {
+			s.mu.Lock()
+			maxQueued = max(maxQueued, s.queued)
+			s.mu.Unlock()
+		}
+	}
+	p.out.groups.mu.Unlock()
+	if maxQueued > DefaultWindowCap+chunk {
+		t.Fatalf("the stuck session holds %d bytes at the outlet, over the cap %d", maxQueued, DefaultWindowCap)
+	}
+	// Another session still works.
+	c, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("e"))
+	c.Write([]byte("fast"))
+	got := make([]byte, 4)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != "fast" {
+		t.Fatalf("second session beside a stuck one: %q, %v", got, err)
+	}
+}
