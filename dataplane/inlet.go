@@ -24,7 +24,16 @@ type PathRoute struct {
 	Flow routing.FlowID  // the channel's flow, on which the outlet's answers arrive
 	Done <-chan struct{} // closed when the channel goes
 	Peer routing.Peer    // the outlet node's identity
+	// Alive checks that the far end still answers (nil: no check). Broken gives up the
+	// route, closing Done, so that the next Open builds a new one.
+	Alive  func(ctx context.Context) error
+	Broken func()
 }
+
+// checkAfter is how long an inlet waits for the outlet's answer before it checks that the
+// path is alive: a channel whose far end restarted without a word looks open until its
+// keepalive notices, and a connect sent into it is never answered.
+const checkAfter = time.Second
 
 // InletConfig configures an Inlet. Zero values take the documented defaults.
 type InletConfig struct {
@@ -120,8 +129,18 @@ type Pending struct {
 }
 
 // Dial opens a portal session: it waits for the path, asks the outlet to connect and waits
-// for its answer. A refusal comes back as an error with the outlet's reason.
+// for its answer. A refusal comes back as an error with the outlet's reason. A path found
+// dead on the way is rebuilt, within ctx.
 func (in *Inlet) Dial(ctx context.Context) (*Pending, error) {
+	for {
+		p, err := in.dialOnce(ctx)
+		if !errors.Is(err, errPathDown) || ctx.Err() != nil {
+			return p, err
+		}
+	}
+}
+
+func (in *Inlet) dialOnce(ctx context.Context) (*Pending, error) {
 	pr, err := in.cfg.Path.Open(ctx)
 	if err != nil {
 		return nil, err
@@ -140,26 +159,47 @@ func (in *Inlet) Dial(ctx context.Context) (*Pending, error) {
 	m.Return = s.self
 	m.SetPayload(withU32(msgConnect, uint32(in.cfg.Window)))
 	in.cfg.Router.Send(m)
-	select {
-	case a := <-s.answer:
-		defer a.Release()
-		p := a.Payload()
-		if p[0] == msgConnected {
-			if credit, err := u32(p); err == nil {
-				s.peer = a.Return
-				return &Pending{s: s, credit: credit}, nil
+	check := time.NewTimer(checkAfter)
+	defer check.Stop()
+	for {
+		select {
+		case a := <-s.answer:
+			defer a.Release()
+			p := a.Payload()
+			if p[0] == msgConnected {
+				if credit, err := u32(p); err == nil {
+					s.peer = a.Return
+					return &Pending{s: s, credit: credit}, nil
+				}
 			}
+			s.end(true, nil)
+			if p[0] == msgRefused {
+				return nil, fmt.Errorf("refused by the outlet: %s", p[1:])
+			}
+			return nil, fmt.Errorf("%w from the outlet", errMalformed)
+		case <-s.done:
+			return nil, errPathDown
+		case <-check.C:
+			if pr.Alive != nil {
+				go in.check(ctx, pr)
+			}
+		case <-ctx.Done():
+			s.end(true, nil)
+			return nil, fmt.Errorf("no answer from the outlet: %w", ctx.Err())
 		}
-		s.end(true, nil)
-		if p[0] == msgRefused {
-			return nil, fmt.Errorf("refused by the outlet: %s", p[1:])
+	}
+}
+
+// check gives up a path whose far end does not answer; its sessions then end and Dial
+// builds a new one.
+func (in *Inlet) check(ctx context.Context, pr PathRoute) {
+	ctx, cancel := context.WithTimeout(ctx, checkAfter)
+	defer cancel()
+	if err := pr.Alive(ctx); err != nil {
+		in.cfg.Logger.Info("path to the outlet is dead; rebuilding it", "err", err)
+		if pr.Broken != nil {
+			pr.Broken()
 		}
-		return nil, fmt.Errorf("%w from the outlet", errMalformed)
-	case <-s.done:
-		return nil, errPathDown
-	case <-ctx.Done():
-		s.end(true, nil)
-		return nil, fmt.Errorf("no answer from the outlet: %w", ctx.Err())
 	}
 }
 

@@ -1,6 +1,7 @@
 package securechannel
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -46,6 +47,7 @@ type Channel struct {
 	timer      *time.Timer
 	silent     int // keepalive ticks without a message from the peer
 	lastAskRHS time.Time
+	pongs      []chan struct{} // Ping calls waiting for the next pong
 
 	ready     chan struct{} // closed when the channel carries data both ways
 	readyOnce sync.Once
@@ -301,6 +303,15 @@ func (c *Channel) receive(m *routing.Message) {
 		return
 	case kindPing:
 		c.markReady()
+	case kindPingRequest:
+		c.sendControl(kindPong, nil)
+	case kindPong:
+		c.mu.Lock()
+		for _, w := range c.pongs {
+			close(w)
+		}
+		c.pongs = nil
+		c.mu.Unlock()
 	case kindClose:
 		go c.close(errors.New("securechannel: closed by the peer"), false)
 	case kindRefresh:
@@ -330,6 +341,25 @@ func (c *Channel) refresh(data []byte) {
 	if err := rf.Refresh(c.peer, data); err != nil {
 		c.log.Warn("peer's refreshed credentials refused: closing the channel", "peer", c.peer.Identifier(), "err", err)
 		go c.close(fmt.Errorf("securechannel: refresh: %w", err), true)
+	}
+}
+
+// Ping asks the peer to answer and waits for the answer: it tells a live channel from one
+// whose peer went away without a word (a restarted node behind a relay) sooner than the
+// keepalive does.
+func (c *Channel) Ping(ctx context.Context) error {
+	w := make(chan struct{})
+	c.mu.Lock()
+	c.pongs = append(c.pongs, w)
+	c.mu.Unlock()
+	c.sendControl(kindPingRequest, nil)
+	select {
+	case <-w:
+		return nil
+	case <-c.done:
+		return c.closeErr
+	case <-ctx.Done():
+		return fmt.Errorf("securechannel: no answer from the peer: %w", ctx.Err())
 	}
 }
 

@@ -379,3 +379,18 @@ func TestPendingHandshakesCapped(t *testing.T) {
 	}
 	c.Close()
 }
+
+func TestPing(t *testing.T) {
+	p := newEchoPair(t, nil, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := p.ch.Ping(ctx); err != nil {
+		t.Fatalf("Ping of a live peer = %v", err)
+	}
+	p.wire.setTamper(func(from string, b []byte) []byte { return nil }) // the peer vanishes
+	ctx, cancel = context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := p.ch.Ping(ctx); err == nil {
+		t.Fatal("Ping of a vanished peer succeeded")
+	}
+}

@@ -50,7 +50,14 @@ func Initiate(ctx context.Context, r *routing.Router, route routing.Route, reply
 
 	ctx, cancel := context.WithTimeout(ctx, cfg.HandshakeTimeout)
 	defer cancel()
+	var linkDone <-chan struct{}
+	if link != nil {
+		linkDone = link.Done()
+	}
 	select {
+	case <-linkDone:
+		c.close(nil, false)
+		return nil, fmt.Errorf("securechannel: the connection to %s closed during the handshake", &route)
 	case <-c.ready:
 		c.watch()
 		return c, nil

@@ -21,6 +21,8 @@ const (
 	kindRefresh            byte = 4 // opaque authentication data (refreshed credentials)
 	kindRehandshake        byte = 5 // a Noise handshake message of the next generation
 	kindRehandshakeRequest byte = 6 // the responder asks the initiator to re-handshake
+	kindPingRequest        byte = 7 // a ping that asks for a pong: is the peer there?
+	kindPong               byte = 8 // the answer to kindPingRequest
 )
 
 // transportHeaderLen is what a transport message adds in front of its plaintext kind:

@@ -76,7 +76,8 @@ encrypted and mutually authenticated, through a hub that relays without reading.
 		return fmt.Errorf("%v; see: %s --help", err, cmd.CommandPath())
 	})
 	root.AddCommand(nodeCommand(g), identityCommand(g), secureChannelCommand(g), messageCommand(g),
-		projectCommand(g), enrollCommand(g), credentialCommand(g), relayCommand(g), policyCommand(g))
+		projectCommand(g), enrollCommand(g), credentialCommand(g), relayCommand(g), policyCommand(g),
+		outletCommand(g), inletCommand(g), statusCommand(g))
 	return root
 }
 
@@ -95,6 +96,16 @@ func (g *globals) client(ctx context.Context) (*api.Client, error) {
 		}
 	}
 	return api.NewClient(h.Socket()), nil
+}
+
+// get fetches path from the node into out.
+func (g *globals) get(cmd *cobra.Command, path string, out any) error {
+	c, err := g.client(cmd.Context())
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.Do(cmd.Context(), "GET", path, nil, out)
 }
 
 // print writes v as JSON with --output json, else calls text.

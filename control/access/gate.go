@@ -46,6 +46,23 @@ func Allowed(p *policy.Policy, m *routing.Message) (bool, string) {
 	return true, ""
 }
 
+// AllowedPeer evaluates p for an authenticated peer (an outlet's node, for an inlet's policy).
+func AllowedPeer(p *policy.Policy, peer routing.Peer) (bool, string) {
+	s, ok := peer.(Subject)
+	if !ok {
+		return false, "the peer has no attributes"
+	}
+	attrs := s.Attributes()
+	ok, err := p.Evaluate(attrs)
+	if err != nil {
+		return false, err.Error()
+	}
+	if !ok {
+		return false, p.Explain(attrs)
+	}
+	return true, ""
+}
+
 // Gate is a worker that passes messages to Inner when Allowed.
 type Gate struct {
 	Resource string                // for logs: "echo", "relay postgres"...

@@ -155,3 +155,53 @@ type Credential struct {
 	Issued     time.Time         `json:"issued"`
 	Expires    time.Time         `json:"expires"`
 }
+
+// CreateOutlet asks for a TCP outlet.
+type CreateOutlet struct {
+	Name  string `json:"name"`            // the worker inlets reach; default "outlet"
+	To    string `json:"to"`              // [HOST:]PORT; the host defaults to 127.0.0.1
+	Allow string `json:"allow,omitempty"` // policy for this outlet
+}
+
+// Outlet describes a TCP outlet.
+type Outlet struct {
+	Name     string `json:"name"`
+	Target   string `json:"target"`
+	Address  string `json:"address"` // route text at this node
+	Policy   string `json:"policy"`
+	Active   int64  `json:"active"`
+	Total    int64  `json:"total"`
+	BytesIn  int64  `json:"bytes_in"`  // from the target into the portal
+	BytesOut int64  `json:"bytes_out"` // from the portal to the target
+}
+
+// CreateInlet asks for a TCP inlet.
+type CreateInlet struct {
+	From  string `json:"from"`            // [HOST:]PORT to listen on
+	Via   string `json:"via,omitempty"`   // relay name at the project's hub
+	To    string `json:"to,omitempty"`    // outlet name (with Via) or a whole route to an outlet
+	Allow string `json:"allow,omitempty"` // policy the outlet's node must satisfy
+}
+
+// Inlet describes a TCP inlet.
+type Inlet struct {
+	Name     string `json:"name"`
+	Listen   string `json:"listen"`
+	Route    string `json:"route"`
+	Policy   string `json:"policy"`
+	Up       bool   `json:"up"` // the path to the outlet is established
+	Active   int64  `json:"active"`
+	Total    int64  `json:"total"`
+	BytesIn  int64  `json:"bytes_in"`  // from local clients into the portal
+	BytesOut int64  `json:"bytes_out"` // from the portal to local clients
+}
+
+// Status is the node at a glance.
+type Status struct {
+	Node     NodeInfo  `json:"node"`
+	Project  *Project  `json:"project,omitempty"`
+	Inlets   []Inlet   `json:"inlets"`
+	Outlets  []Outlet  `json:"outlets"`
+	Relays   []string  `json:"relays"`
+	Channels []Channel `json:"channels"`
+}

@@ -83,6 +83,7 @@ func (n *Node) startListenerLocked() error {
 	if err := n.router.Register("echo", echo, l.Flow()); err != nil {
 		return err
 	}
+	n.reopenOutlets(l.Flow())
 	if p != nil && p.hub {
 		return n.registerHubWorkers(l.Flow())
 	}

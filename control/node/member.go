@@ -28,6 +28,8 @@ type session struct {
 	lastErr error                  // why the last attempt to reach the hub failed
 }
 
+var errHubDown = errors.New("the hub is not reachable")
+
 // hubChannel returns the channel to the hub, or nil while it is down.
 func (n *Node) hubChannel() *securechannel.Channel {
 	n.session.mu.Lock()
@@ -65,9 +67,9 @@ func (n *Node) waitHub(ctx context.Context) (*securechannel.Channel, error) {
 		case <-changed:
 		case <-ctx.Done():
 			if lastErr != nil {
-				return nil, fmt.Errorf("the hub is not reachable: %w", lastErr)
+				return nil, fmt.Errorf("%w: %w", errHubDown, lastErr)
 			}
-			return nil, fmt.Errorf("the hub is not reachable: %w", ctx.Err())
+			return nil, fmt.Errorf("%w: %w", errHubDown, ctx.Err())
 		}
 	}
 }
@@ -135,9 +137,10 @@ func (n *Node) runSession(ctx context.Context, p *project) {
 	}
 }
 
-// backoff is the wait before the next attempt to reach the hub.
+// backoff is the wait before the next attempt to reach the hub, on top of the transport's
+// own spacing of dials to an address that refuses them.
 func backoff(failures int) time.Duration {
-	d := 100 * time.Millisecond << min(failures, 7) // up to 12.8s
+	d := 100 * time.Millisecond << min(failures, 4) // up to 1.6s
 	return d/2 + time.Duration(time.Now().UnixNano()%int64(d/2))
 }
 

@@ -48,7 +48,8 @@ type Node struct {
 	channels channels
 	policies policies
 	project  atomic.Pointer[project]
-	relays   relays  // hubs: the relays they serve
+	relays   relays // hubs: the relays they serve
+	portals  portals
 	session  session // members: the channel to the hub
 
 	listenerMu sync.Mutex // serialises listener restarts
@@ -124,6 +125,10 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer func() { n.listener.Close() }()
+	if err := n.restorePortals(ctx); err != nil {
+		return err
+	}
+	defer n.closePortals()
 	if err := n.router.Register(eventsWorker, routing.WorkerFunc(n.handleEvent)); err != nil {
 		return err
 	}

@@ -203,6 +203,37 @@ func (n *Node) handler() http.Handler {
 		}
 		reply(w, out, err)
 	})
+	mux.HandleFunc("POST /v1/outlets", func(w http.ResponseWriter, r *http.Request) {
+		var req api.CreateOutlet
+		if !decode(w, r, &req) {
+			return
+		}
+		o, err := n.createOutlet(r.Context(), req)
+		reply(w, o, badRequest(err))
+	})
+	mux.HandleFunc("GET /v1/outlets", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, n.outletList(), nil)
+	})
+	mux.HandleFunc("DELETE /v1/outlets/{name}", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, struct{}{}, badRequest(n.deleteOutlet(r.Context(), r.PathValue("name"))))
+	})
+	mux.HandleFunc("POST /v1/inlets", func(w http.ResponseWriter, r *http.Request) {
+		var req api.CreateInlet
+		if !decode(w, r, &req) {
+			return
+		}
+		in, err := n.createInlet(r.Context(), req)
+		reply(w, in, badRequest(err))
+	})
+	mux.HandleFunc("GET /v1/inlets", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, n.inletList(), nil)
+	})
+	mux.HandleFunc("DELETE /v1/inlets/{name}", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, struct{}{}, badRequest(n.deleteInlet(r.Context(), r.PathValue("name"))))
+	})
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, n.status(r.Context()), nil)
+	})
 	return mux
 }
 

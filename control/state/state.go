@@ -32,6 +32,8 @@ var migrations = []string{
 	);
 	CREATE TABLE relays (name TEXT PRIMARY KEY, created INTEGER NOT NULL);
 	CREATE TABLE relay_owners (name TEXT PRIMARY KEY, owner TEXT NOT NULL)`,
+	`CREATE TABLE outlets (name TEXT PRIMARY KEY, target TEXT NOT NULL, created INTEGER NOT NULL);
+	CREATE TABLE inlets (name TEXT PRIMARY KEY, listen TEXT NOT NULL, route TEXT NOT NULL, created INTEGER NOT NULL)`,
 }
 
 // Open opens (creating, mode 0600) and migrates the database at path.

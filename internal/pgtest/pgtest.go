@@ -87,6 +87,22 @@ func versionOf(binDir string) []int {
 // postgres user. Start skips the test if the server programs are not installed.
 func Start(t testing.TB) (dsn string) {
 	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// Options place a server.
+type Options struct {
+	// Namespace, if set, runs the server in that network namespace (made by the test), on
+	// its loopback address. The returned DSN then reaches it over its Unix socket, which
+	// does not depend on the namespace.
+	Namespace string
+	// Port is the TCP port; 0 picks a free one (outside a namespace only).
+	Port int
+}
+
+// StartWith is Start with Options.
+func StartWith(t testing.TB, opts Options) (dsn string) {
+	t.Helper()
 	bin, err := Binaries()
 	if err != nil {
 		t.Skipf("pgtest: %v; `make test` installs them (Debian package postgresql)", err)
@@ -114,11 +130,13 @@ func Start(t testing.TB) (dsn string) {
 
 	var srv *server
 	for attempt := 1; ; attempt++ {
-		port, err := freePort()
-		if err != nil {
-			t.Fatalf("pgtest: %v", err)
+		port := opts.Port
+		if port == 0 {
+			if port, err = freePort(); err != nil {
+				t.Fatalf("pgtest: %v", err)
+			}
 		}
-		srv, err = startServer(bin, dir, data, port, attr)
+		srv, err = startServer(bin, dir, data, port, attr, opts.Namespace)
 		if err == nil {
 			break
 		}
@@ -138,6 +156,22 @@ func Start(t testing.TB) (dsn string) {
 		t.Fatalf("pgtest: %v\n%s", err, srv.log())
 	}
 	return srv.dsn(Database)
+}
+
+// inNamespace wraps cmd to run in the network namespace ns, as the user attr names (ip
+// netns exec needs root, so the switch to that user happens after it, with setpriv).
+func inNamespace(cmd *exec.Cmd, ns string, attr *syscall.SysProcAttr) {
+	args := []string{"netns", "exec", ns}
+	if attr != nil && attr.Credential != nil {
+		args = append(args, "setpriv", "--reuid="+strconv.Itoa(int(attr.Credential.Uid)),
+			"--regid="+strconv.Itoa(int(attr.Credential.Gid)), "--clear-groups")
+	}
+	cmd.Args = append(append([]string{"ip"}, args...), cmd.Args...)
+	cmd.Path = "/usr/sbin/ip"
+	if _, err := os.Stat(cmd.Path); err != nil {
+		cmd.Path = "/sbin/ip"
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGQUIT}
 }
 
 func command(bin, name, dir string, attr *syscall.SysProcAttr, args ...string) *exec.Cmd {
@@ -182,15 +216,16 @@ var errPortTaken = errors.New("port taken")
 
 // server is a running postgres.
 type server struct {
-	cmd     *exec.Cmd
-	port    int
-	logPath string
-	done    chan struct{} // closed when the process has exited
-	waitErr error
+	cmd       *exec.Cmd
+	port      int
+	socketDir string
+	logPath   string
+	done      chan struct{} // closed when the process has exited
+	waitErr   error
 }
 
-func startServer(bin, dir, data string, port int, attr *syscall.SysProcAttr) (*server, error) {
-	s := &server{port: port, logPath: filepath.Join(dir, "postgres.log"), done: make(chan struct{})}
+func startServer(bin, dir, data string, port int, attr *syscall.SysProcAttr, ns string) (*server, error) {
+	s := &server{port: port, socketDir: dir, logPath: filepath.Join(dir, "postgres.log"), done: make(chan struct{})}
 	logf, err := os.Create(s.logPath)
 	if err != nil {
 		return nil, err
@@ -201,6 +236,9 @@ func startServer(bin, dir, data string, port int, attr *syscall.SysProcAttr) (*s
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
 		"-c", "shared_buffers=16MB", "-c", "max_connections=50", "-c", "max_wal_size=256MB",
 		"-c", "logging_collector=off", "-c", "log_min_messages=warning")
+	if ns != "" {
+		inNamespace(s.cmd, ns, attr)
+	}
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	if err := s.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", s.cmd, err)
@@ -249,8 +287,9 @@ func (s *server) log() string {
 	return string(bytes.TrimSpace(b))
 }
 
+// dsn reaches the server over its Unix socket, which works from any network namespace.
 func (s *server) dsn(db string) string {
-	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", User, s.port, db)
+	return fmt.Sprintf("postgres://%s@/%s?host=%s&port=%d&sslmode=disable", User, db, s.socketDir, s.port)
 }
 
 // stop asks for a fast shutdown (SIGINT: disconnect clients, stop) and waits, killing the

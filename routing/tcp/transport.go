@@ -42,7 +42,7 @@ type Config struct {
 	// listener; more are closed at once. Default 1024.
 	MaxPreAuthConns int
 	// BackoffMin and BackoffMax space dials to an address that keeps failing.
-	// Defaults 100ms and 10s.
+	// Defaults 100ms and 5s.
 	BackoffMin, BackoffMax time.Duration
 	// DialTimeout bounds one dial. Default 10s.
 	DialTimeout time.Duration
@@ -59,7 +59,7 @@ func (c *Config) setDefaults() {
 	def(&c.HeartbeatInterval, 5*time.Second)
 	def(&c.DeadAfter, 20*time.Second)
 	def(&c.BackoffMin, 100*time.Millisecond)
-	def(&c.BackoffMax, 10*time.Second)
+	def(&c.BackoffMax, 5*time.Second)
 	def(&c.DialTimeout, 10*time.Second)
 	if c.MaxFramePreAuth <= 0 {
 		c.MaxFramePreAuth = 16 << 10

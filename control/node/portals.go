@@ -1,0 +1,436 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/adjacentnet/adjacent/control/access"
+	"github.com/adjacentnet/adjacent/control/api"
+	"github.com/adjacentnet/adjacent/control/state"
+	"github.com/adjacentnet/adjacent/dataplane"
+	"github.com/adjacentnet/adjacent/routing"
+	"github.com/adjacentnet/adjacent/securechannel"
+)
+
+// portals are the node's inlets and outlets, by name.
+type portals struct {
+	mu      sync.Mutex
+	inlets  map[string]*inlet
+	outlets map[string]*outlet
+}
+
+type outlet struct {
+	rec state.Outlet
+	dp  *dataplane.Outlet
+}
+
+type inlet struct {
+	rec  state.Inlet
+	dp   *dataplane.Inlet
+	path *portalPath
+}
+
+// hostPort completes [HOST:]PORT with the loopback address.
+func hostPort(s string) (string, error) {
+	if s == "" {
+		return "", errors.New("empty address")
+	}
+	if _, err := strconv.ParseUint(s, 10, 16); err == nil {
+		s = "127.0.0.1:" + s
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", fmt.Errorf("%q: want [HOST:]PORT, e.g. 5432 or 10.0.0.5:5432", s)
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+		return "", fmt.Errorf("%q: port must be a number from 1 to 65535", s)
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+// createOutlet adds a TCP outlet and remembers it.
+func (n *Node) createOutlet(ctx context.Context, req api.CreateOutlet) (api.Outlet, error) {
+	if req.Name == "" {
+		req.Name = "outlet"
+	}
+	if !validRelayName(req.Name) || strings.HasPrefix(req.Name, "sc.") || strings.HasPrefix(req.Name, "portal.") {
+		return api.Outlet{}, fmt.Errorf("tcp-outlet create: name %q: use letters, digits, '.', '_' and '-'", req.Name)
+	}
+	target, err := hostPort(req.To)
+	if err != nil {
+		return api.Outlet{}, fmt.Errorf("tcp-outlet create: --to %w", err)
+	}
+	if req.Allow != "" {
+		if _, err := n.setPolicy(ctx, "name", req.Name, req.Allow); err != nil {
+			return api.Outlet{}, fmt.Errorf("tcp-outlet create: --allow: %w", err)
+		}
+	}
+	rec := state.Outlet{Name: req.Name, Target: target, Created: n.cfg.Now().Unix()}
+	if err := n.startOutlet(rec); err != nil {
+		return api.Outlet{}, fmt.Errorf("tcp-outlet create: %w", err)
+	}
+	if err := n.state.PutOutlet(ctx, rec); err != nil {
+		return api.Outlet{}, err
+	}
+	return n.outletInfo(n.portals.outlets[req.Name]), nil
+}
+
+func (n *Node) startOutlet(rec state.Outlet) error {
+	n.portals.mu.Lock()
+	defer n.portals.mu.Unlock()
+	if _, ok := n.portals.outlets[rec.Name]; ok {
+		return fmt.Errorf("an outlet named %q exists; delete it first or choose another name with --from", rec.Name)
+	}
+	name := rec.Name
+	dp := dataplane.NewOutlet(dataplane.OutletConfig{
+		Router: n.router,
+		Target: rec.Target,
+		Logger: n.log.With("outlet", name),
+		Admit: func(m *routing.Message) (bool, string) {
+			return access.Allowed(n.policyOf("tcp-outlet", name), m)
+		},
+	})
+	if err := n.router.Register(name, dp, n.listener.Flow()); err != nil {
+		return fmt.Errorf("name %q is taken by another worker", name)
+	}
+	if n.portals.outlets == nil {
+		n.portals.outlets = map[string]*outlet{}
+	}
+	n.portals.outlets[name] = &outlet{rec: rec, dp: dp}
+	n.log.Info("outlet ready", "name", name, "target", rec.Target)
+	return nil
+}
+
+// reopenOutlets lets the channels of a new listener reach the outlets.
+func (n *Node) reopenOutlets(flow routing.FlowID) {
+	n.portals.mu.Lock()
+	defer n.portals.mu.Unlock()
+	for name := range n.portals.outlets {
+		n.router.Open(name, flow)
+	}
+}
+
+func (n *Node) outletInfo(o *outlet) api.Outlet {
+	st := o.dp.Stats()
+	return api.Outlet{
+		Name: o.rec.Name, Target: o.rec.Target, Address: "/service/" + o.rec.Name,
+		Policy: n.policyOf("tcp-outlet", o.rec.Name).String(),
+		Active: st.Active.Load(), Total: st.Total.Load(), BytesIn: st.BytesIn.Load(), BytesOut: st.BytesOut.Load(),
+	}
+}
+
+func (n *Node) deleteOutlet(ctx context.Context, name string) error {
+	n.portals.mu.Lock()
+	o := n.portals.outlets[name]
+	delete(n.portals.outlets, name)
+	n.portals.mu.Unlock()
+	if o == nil {
+		return fmt.Errorf("no outlet %q; see: adjacent tcp-outlet list", name)
+	}
+	n.router.Unregister(name)
+	o.dp.Close()
+	return n.state.DeleteOutlet(ctx, name)
+}
+
+// createInlet adds a TCP inlet and remembers it.
+func (n *Node) createInlet(ctx context.Context, req api.CreateInlet) (api.Inlet, error) {
+	listen, err := hostPort(req.From)
+	if err != nil {
+		return api.Inlet{}, fmt.Errorf("tcp-inlet create: --from %w", err)
+	}
+	route, err := n.inletRoute(req)
+	if err != nil {
+		return api.Inlet{}, fmt.Errorf("tcp-inlet create: %w", err)
+	}
+	name := listen
+	if req.Allow != "" {
+		if _, err := n.setPolicy(ctx, "name", name, req.Allow); err != nil {
+			return api.Inlet{}, fmt.Errorf("tcp-inlet create: --allow: %w", err)
+		}
+	}
+	rec := state.Inlet{Name: name, Listen: listen, Route: route.String(), Created: n.cfg.Now().Unix()}
+	in, err := n.startInlet(rec)
+	if err != nil {
+		return api.Inlet{}, fmt.Errorf("tcp-inlet create: %w", err)
+	}
+	if err := n.state.PutInlet(ctx, rec); err != nil {
+		return api.Inlet{}, err
+	}
+	return n.inletInfo(in), nil
+}
+
+// inletRoute is the route text from an inlet to its outlet.
+func (n *Node) inletRoute(req api.CreateInlet) (routing.Path, error) {
+	if req.Via != "" {
+		p := n.project.Load()
+		if p == nil {
+			return nil, fmt.Errorf("--via needs a project: %w", errNoProject)
+		}
+		outletName := req.To
+		if outletName == "" {
+			outletName = "outlet"
+		}
+		return routing.ParsePath("/project/" + p.name + "/service/" + relayPrefix + req.Via + "/secure/" + listenerName + "/service/" + outletName)
+	}
+	if req.To == "" {
+		return nil, errors.New("give --via RELAY (an outlet behind a relay of the project's hub) or --to ROUTE (a route to an outlet)")
+	}
+	path, err := routing.ParsePath(req.To)
+	if err != nil {
+		return nil, fmt.Errorf("--to: %w", err)
+	}
+	if path[len(path)-1].Proto != routing.ProtoService || len(path) < 2 {
+		return nil, fmt.Errorf("--to %s: must end at an outlet, as in /ip4/10.0.0.2/tcp/4000/secure/api/service/outlet", path)
+	}
+	return path, nil
+}
+
+func (n *Node) startInlet(rec state.Inlet) (*inlet, error) {
+	n.portals.mu.Lock()
+	defer n.portals.mu.Unlock()
+	if _, ok := n.portals.inlets[rec.Name]; ok {
+		return nil, fmt.Errorf("an inlet on %s exists; delete it first with: adjacent tcp-inlet delete %s", rec.Name, rec.Name)
+	}
+	route, err := routing.ParsePath(rec.Route)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", rec.Listen)
+	if err != nil {
+		return nil, err
+	}
+	path := &portalPath{n: n, route: route, name: rec.Name}
+	dp := dataplane.NewInlet(dataplane.InletConfig{Router: n.router, Path: path, Logger: n.log.With("inlet", rec.Name)})
+	in := &inlet{rec: rec, dp: dp, path: path}
+	if n.portals.inlets == nil {
+		n.portals.inlets = map[string]*inlet{}
+	}
+	n.portals.inlets[rec.Name] = in
+	go dp.Serve(ln)
+	n.log.Info("inlet listening", "listen", rec.Listen, "route", rec.Route)
+	return in, nil
+}
+
+func (n *Node) inletInfo(in *inlet) api.Inlet {
+	st := in.dp.Stats()
+	return api.Inlet{
+		Name: in.rec.Name, Listen: in.rec.Listen, Route: in.rec.Route,
+		Policy: n.policyOf("tcp-inlet", in.rec.Name).String(), Up: in.path.up(),
+		Active: st.Active.Load(), Total: st.Total.Load(), BytesIn: st.BytesIn.Load(), BytesOut: st.BytesOut.Load(),
+	}
+}
+
+func (n *Node) deleteInlet(ctx context.Context, name string) error {
+	if hp, err := hostPort(name); err == nil {
+		name = hp
+	}
+	n.portals.mu.Lock()
+	in := n.portals.inlets[name]
+	delete(n.portals.inlets, name)
+	n.portals.mu.Unlock()
+	if in == nil {
+		return fmt.Errorf("no inlet %q; see: adjacent tcp-inlet list", name)
+	}
+	in.dp.Close()
+	in.path.close()
+	return n.state.DeleteInlet(ctx, name)
+}
+
+// restorePortals brings back the inlets and outlets of an earlier run.
+func (n *Node) restorePortals(ctx context.Context) error {
+	outs, err := n.state.Outlets(ctx)
+	if err != nil {
+		return err
+	}
+	for _, o := range outs {
+		if err := n.startOutlet(o); err != nil {
+			n.log.Error("outlet not restored", "name", o.Name, "err", err)
+		}
+	}
+	ins, err := n.state.Inlets(ctx)
+	if err != nil {
+		return err
+	}
+	for _, in := range ins {
+		if _, err := n.startInlet(in); err != nil {
+			n.log.Error("inlet not restored", "listen", in.Listen, "err", err)
+		}
+	}
+	return nil
+}
+
+func (n *Node) closePortals() {
+	n.portals.mu.Lock()
+	defer n.portals.mu.Unlock()
+	for _, in := range n.portals.inlets {
+		in.dp.Close()
+		in.path.close()
+	}
+	for _, o := range n.portals.outlets {
+		o.dp.Close()
+	}
+}
+
+// portalPath keeps an inlet's way to its outlet: the channels along the route, re-created
+// on demand after they go (a restarted hub, a restarted outlet node).
+type portalPath struct {
+	n     *Node
+	route routing.Path // ends at /service/OUTLET
+	name  string       // the inlet's, for its policy
+
+	mu       sync.Mutex
+	cur      dataplane.PathRoute
+	channels []*securechannel.Channel
+	closed   bool
+}
+
+// Open returns the live route to the outlet, building the channels if they are down. While
+// the path cannot be built (a hub restarting, a relay not yet re-registered) it tries again
+// until ctx ends.
+func (p *portalPath) Open(ctx context.Context) (dataplane.PathRoute, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for {
+		if p.closed {
+			return dataplane.PathRoute{}, errors.New("inlet deleted")
+		}
+		if p.cur.Done != nil && !isClosed(p.cur.Done) {
+			return p.cur, nil
+		}
+		p.release()
+		actx, cancel := context.WithTimeout(ctx, pathAttempt)
+		err := p.build(actx)
+		cancel()
+		if err == nil {
+			return p.cur, nil
+		}
+		if ctx.Err() != nil || !transient(err) {
+			return dataplane.PathRoute{}, err
+		}
+		p.n.log.Debug("path to the outlet not built; retrying", "route", p.route.String(), "err", err)
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+			return dataplane.PathRoute{}, err
+		}
+	}
+}
+
+// pathAttempt bounds one attempt to build a path, so a handshake lost on the way (to a
+// relay not yet re-registered) is retried rather than waited for.
+const pathAttempt = 3 * time.Second
+
+var errPolicy = errors.New("the outlet's node does not satisfy the inlet's policy")
+
+// transient reports whether building a path may succeed if tried again soon: a timeout or a
+// connection failure may pass; a refusal, an untrusted peer or a policy will not.
+func transient(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) || errors.Is(err, errHubDown)
+}
+
+// build creates the channels of the path; p.mu is held.
+func (p *portalPath) build(ctx context.Context) error {
+	prefix, last := p.route[:len(p.route)-1], p.route[len(p.route)-1]
+	res, err := p.n.resolve(ctx, prefix, nil, p.n.member())
+	if err != nil {
+		return err
+	}
+	if len(res.channels) == 0 {
+		res.close()
+		return fmt.Errorf("route %s has no secure channel to the outlet's node", p.route)
+	}
+	ch := res.channels[len(res.channels)-1]
+	if ok, why := access.AllowedPeer(p.n.policyOf("tcp-inlet", p.name), ch.Peer()); !ok {
+		res.close()
+		return fmt.Errorf("%w: %s: %s", errPolicy, ch.Peer().Identifier(), why)
+	}
+	to := res.route
+	if err := to.Append(routing.LocalAddress(last.Value)); err != nil {
+		res.close()
+		return err
+	}
+	p.channels = res.channels
+	p.cur = dataplane.PathRoute{
+		To: to, Flow: res.flow, Done: ch.Done(), Peer: ch.Peer(),
+		Alive:  ch.Ping,
+		Broken: func() { ch.Close() },
+	}
+	return nil
+}
+
+func (p *portalPath) up() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cur.Done != nil && !isClosed(p.cur.Done)
+}
+
+// release closes the channels of the last route; p.mu is held.
+func (p *portalPath) release() {
+	for i := len(p.channels) - 1; i >= 0; i-- {
+		p.channels[i].Close()
+	}
+	p.channels = nil
+	p.cur = dataplane.PathRoute{}
+}
+
+func (p *portalPath) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	p.release()
+}
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+func (n *Node) outletList() []api.Outlet {
+	n.portals.mu.Lock()
+	defer n.portals.mu.Unlock()
+	out := make([]api.Outlet, 0, len(n.portals.outlets))
+	for _, o := range n.portals.outlets {
+		out = append(out, n.outletInfo(o))
+	}
+	slices.SortFunc(out, func(a, b api.Outlet) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+func (n *Node) inletList() []api.Inlet {
+	n.portals.mu.Lock()
+	defer n.portals.mu.Unlock()
+	out := make([]api.Inlet, 0, len(n.portals.inlets))
+	for _, in := range n.portals.inlets {
+		out = append(out, n.inletInfo(in))
+	}
+	slices.SortFunc(out, func(a, b api.Inlet) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// status is the node at a glance.
+func (n *Node) status(ctx context.Context) api.Status {
+	st := api.Status{Node: n.info(), Inlets: n.inletList(), Outlets: n.outletList(), Relays: []string{}, Channels: []api.Channel{}}
+	if n.project.Load() != nil {
+		p := n.projectInfo()
+		st.Project = &p
+	}
+	if names, err := n.state.Relays(ctx); err == nil && names != nil {
+		st.Relays = names
+	}
+	for _, c := range n.channels.list() {
+		st.Channels = append(st.Channels, channelInfo(c))
+	}
+	return st
+}

@@ -1,0 +1,316 @@
+// Command blast is the traffic tool of adjacent's integration tests and benchmarks: a server
+// and clients that move deterministic pseudo-random streams over TCP and check every byte,
+// test half-close behaviour, and time round trips and connects. Each side's bytes come from
+// ChaCha8 seeded by its role, so the other side can verify them without a copy.
+//
+//	blast serve -listen ADDR                      answer every mode below
+//	blast exchange -to ADDR -bytes N              send and receive N bytes at once, verified
+//	blast upload|download -to ADDR -bytes N       one direction only, with throughput
+//	blast halfclose -to ADDR                      8 MiB up, half-close, expect 1 MiB then EOF
+//	blast rr -to ADDR -count N -size 64           request/response round trips, percentiles
+//	blast connect -to ADDR -count N               connect + one round trip, percentiles
+//
+// It prints one line of results; on any failure it prints the error and exits 1.
+package main
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"slices"
+	"time"
+)
+
+// Modes a client announces in its first byte.
+const (
+	modeExchange  = 'x'
+	modeUpload    = 'u'
+	modeDownload  = 'd'
+	modeHalfClose = 'h'
+	modeRR        = 'r'
+)
+
+const (
+	halfCloseUp   = 8 << 20
+	halfCloseDown = 1 << 20
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fail(errors.New("usage: blast serve|exchange|upload|download|halfclose|rr|connect [flags]"))
+	}
+	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
+	listen := fs.String("listen", "127.0.0.1:7000", "serve: address to listen on")
+	to := fs.String("to", "127.0.0.1:7000", "address to connect to")
+	n := fs.Int64("bytes", 1<<30, "bytes to move")
+	count := fs.Int("count", 1000, "round trips or connects")
+	size := fs.Int("size", 64, "request and response size of rr")
+	fs.Parse(os.Args[2:])
+	var err error
+	switch os.Args[1] {
+	case "serve":
+		err = serve(*listen)
+	case "exchange":
+		err = exchange(*to, *n)
+	case "upload", "download":
+		err = oneWay(*to, os.Args[1] == "upload", *n)
+	case "halfclose":
+		err = halfClose(*to)
+	case "rr":
+		err = roundTrips(*to, *count, *size)
+	case "connect":
+		err = connects(*to, *count)
+	default:
+		err = fmt.Errorf("unknown mode %q", os.Args[1])
+	}
+	if err != nil {
+		fail(err)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "blast:", err)
+	os.Exit(1)
+}
+
+// stream is a role's deterministic byte stream.
+type stream struct{ r *rand.ChaCha8 }
+
+func newStream(role string) *stream {
+	var seed [32]byte
+	copy(seed[:], role)
+	return &stream{rand.NewChaCha8(seed)}
+}
+
+func (s *stream) Read(p []byte) (int, error) { return s.r.Read(p) }
+
+// send writes n bytes of role's stream.
+func send(w io.Writer, role string, n int64) error {
+	_, err := io.CopyBuffer(w, io.LimitReader(newStream(role), n), make([]byte, 256<<10))
+	return err
+}
+
+// verify reads exactly n bytes of role's stream from r, then expects the end of stream.
+func verify(r io.Reader, role string, n int64) error {
+	want := newStream(role)
+	got, exp := make([]byte, 256<<10), make([]byte, 256<<10)
+	var seen int64
+	for seen < n {
+		k, err := r.Read(got[:min(int64(len(got)), n-seen)])
+		if k > 0 {
+			want.Read(exp[:k])
+			if !bytes.Equal(got[:k], exp[:k]) {
+				return fmt.Errorf("byte %d and after differ from what was sent", seen)
+			}
+			seen += int64(k)
+		}
+		if err != nil {
+			return fmt.Errorf("after %d of %d bytes: %w", seen, n, err)
+		}
+	}
+	if k, err := r.Read(got[:1]); k != 0 || err != io.EOF {
+		return fmt.Errorf("after all %d bytes: want end of stream, got %d more bytes, %v", n, k, err)
+	}
+	return nil
+}
+
+func serve(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		go handle(c.(*net.TCPConn))
+	}
+}
+
+func handle(c *net.TCPConn) {
+	defer c.Close()
+	c.SetNoDelay(true)
+	var hdr [9]byte // mode, then a byte count
+	if _, err := io.ReadFull(c, hdr[:]); err != nil {
+		return
+	}
+	n := int64(binary.BigEndian.Uint64(hdr[1:]))
+	switch hdr[0] {
+	case modeExchange:
+		done := make(chan error, 1)
+		go func() { done <- verify(c, "client", n) }()
+		send(c, "server", n)
+		c.CloseWrite()
+		if err := <-done; err != nil {
+			fmt.Fprintln(os.Stderr, "blast serve:", err)
+		}
+	case modeUpload:
+		io.Copy(io.Discard, c)
+		c.Write([]byte{1}) // tells the client everything arrived
+	case modeDownload:
+		send(c, "server", n)
+	case modeHalfClose:
+		k, _ := io.Copy(io.Discard, c)
+		if k == halfCloseUp { // answer only after the end of stream
+			send(c, "server", halfCloseDown)
+		}
+	case modeRR:
+		buf := make([]byte, n)
+		for {
+			if _, err := io.ReadFull(c, buf); err != nil {
+				return
+			}
+			if _, err := c.Write(buf); err != nil {
+				return
+			}
+		}
+	}
+}
+
+func dial(addr string, mode byte, n int64) (*net.TCPConn, error) {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	tc := c.(*net.TCPConn)
+	tc.SetNoDelay(true)
+	var hdr [9]byte
+	hdr[0] = mode
+	binary.BigEndian.PutUint64(hdr[1:], uint64(n))
+	if _, err := tc.Write(hdr[:]); err != nil {
+		tc.Close()
+		return nil, err
+	}
+	return tc, nil
+}
+
+func exchange(addr string, n int64) error {
+	c, err := dial(addr, modeExchange, n)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- verify(c, "server", n) }()
+	if err := send(c, "client", n); err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	c.CloseWrite()
+	if err := <-done; err != nil {
+		return fmt.Errorf("receive: %w", err)
+	}
+	fmt.Printf("ok exchange bytes=%d seconds=%.3f\n", n, time.Since(start).Seconds())
+	return nil
+}
+
+func oneWay(addr string, up bool, n int64) error {
+	mode := byte(modeDownload)
+	if up {
+		mode = modeUpload
+	}
+	c, err := dial(addr, mode, n)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	start := time.Now()
+	if up {
+		if err := send(c, "client", n); err != nil {
+			return err
+		}
+		c.CloseWrite()
+		var ack [1]byte
+		if _, err := io.ReadFull(c, ack[:]); err != nil {
+			return fmt.Errorf("no acknowledgement: %w", err)
+		}
+	} else if err := verify(c, "server", n); err != nil {
+		return err
+	}
+	s := time.Since(start).Seconds()
+	fmt.Printf("ok %s bytes=%d seconds=%.3f gbps=%.3f\n", map[bool]string{true: "upload", false: "download"}[up], n, s, float64(n)*8/s/1e9)
+	return nil
+}
+
+func halfClose(addr string) error {
+	c, err := dial(addr, modeHalfClose, 0)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := send(c, "client", halfCloseUp); err != nil {
+		return err
+	}
+	if err := c.CloseWrite(); err != nil {
+		return err
+	}
+	if err := verify(c, "server", halfCloseDown); err != nil {
+		return err
+	}
+	fmt.Println("ok halfclose")
+	return nil
+}
+
+func roundTrips(addr string, count, size int) error {
+	c, err := dial(addr, modeRR, int64(size))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	buf := make([]byte, size)
+	times := make([]time.Duration, 0, count)
+	for i := 0; i < count+count/10; i++ { // the first tenth warms up
+		start := time.Now()
+		if _, err := c.Write(buf); err != nil {
+			return err
+		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			return err
+		}
+		if i >= count/10 {
+			times = append(times, time.Since(start))
+		}
+	}
+	p50, p99 := percentiles(times)
+	fmt.Printf("ok rr count=%d size=%d p50_us=%.1f p99_us=%.1f\n", count, size, us(p50), us(p99))
+	return nil
+}
+
+func connects(addr string, count int) error {
+	times := make([]time.Duration, 0, count)
+	buf := make([]byte, 64)
+	for i := 0; i < count; i++ {
+		start := time.Now()
+		c, err := dial(addr, modeRR, int64(len(buf)))
+		if err != nil {
+			return err
+		}
+		if _, err := c.Write(buf); err != nil {
+			c.Close()
+			return err
+		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			c.Close()
+			return err
+		}
+		times = append(times, time.Since(start))
+		c.Close()
+	}
+	p50, p99 := percentiles(times)
+	fmt.Printf("ok connect count=%d p50_us=%.1f p99_us=%.1f\n", count, us(p50), us(p99))
+	return nil
+}
+
+func percentiles(ts []time.Duration) (p50, p99 time.Duration) {
+	slices.Sort(ts)
+	return ts[len(ts)/2], ts[len(ts)*99/100]
+}
+
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
