@@ -1,30 +1,74 @@
 #!/usr/bin/env bash
-# The one-machine demo: two nodes, each in its own home, exchange a message.
+# The main job: the whole story of DESIGN.md §1 on one machine. A PostgreSQL server for the
+# "bank", a hub, a bank node with an outlet and a relay, an analysis node with an inlet, and
+# psql querying the database through the portal. Each node lives in its own home.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 export PATH=/usr/local/go/bin:$PATH
 go build -o bin/adjacent ./cmd/adjacent
 adj=$PWD/bin/adjacent
+pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 
 work=$(mktemp -d /tmp/adjacent-demo.XXXXXX)
+chmod 755 "$work"
 cleanup() {
-  "$adj" --home "$work/a" node stop >/dev/null 2>&1 || true
-  "$adj" --home "$work/b" node stop >/dev/null 2>&1 || true
+  for n in analysis bank hub; do "$adj" --home "$work/$n" node stop >/dev/null 2>&1 || true; done
+  [ -f "$work/pg/postmaster.pid" ] && as_pg "$pgbin/pg_ctl" -D "$work/pg" -m fast stop >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 47123)
 
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+free_port() {
+  local p
+  while :; do
+    p=$((20000 + RANDOM % 30000))
+    ss -ltnH "( sport = :$p )" | grep -q . || { echo "$p"; return; }
+  done
+}
 say() { printf '\n\033[1m%s\033[0m\n' "$*"; }
-run() { printf '$ %s\n' "$*"; "$@"; }
+run() { printf '\033[2m$ %s\033[0m\n' "$*"; "$@"; }
 
-say "Node A listens on 127.0.0.1:$port and runs an echo service."
-run "$adj" --home "$work/a" node create --listen "127.0.0.1:$port"
-say "Node B has no listener. Sending it a message starts it on demand;"
-say "it dials A, opens a Noise XX secure channel to A's listener (both identities verified),"
-say "and the message travels through it to A's echo worker and back."
-run "$adj" --home "$work/b" message send "hello from B" --to "/ip4/127.0.0.1/tcp/$port/secure/api/service/echo"
-say "What each node saw:"
-run "$adj" --home "$work/a" node show
-say "Done: two nodes exchanged a message through an end-to-end encrypted, mutually authenticated channel."
+pgport=$(free_port); hubport=$(free_port); inport=$(free_port)
+
+say "1. The bank's database: PostgreSQL on 127.0.0.1:$pgport, reachable from nowhere else."
+mkdir -p "$work/pg"; [ "$(id -u)" = 0 ] && chown postgres "$work/pg"
+as_pg "$pgbin/initdb" -D "$work/pg" -U postgres --auth=trust -E UTF8 --locale=C >/dev/null
+as_pg "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg/log" -o "-h 127.0.0.1 -p $pgport -k $work/pg" -w start >/dev/null
+"$pgbin/psql" -h 127.0.0.1 -p "$pgport" -U postgres -q -c \
+  "CREATE TABLE accounts (id int PRIMARY KEY, owner text, balance numeric);
+   INSERT INTO accounts VALUES (1, 'ada', 1815.12), (2, 'grace', 1906.09), (3, 'linus', 1969.12);"
+
+say "2. The hub: the project's membership authority and relay service. Only the hub listens."
+run "$adj" --home "$work/hub" project create acme --listen "127.0.0.1:$hubport"
+run "$adj" --home "$work/hub" project ticket --relay postgres --output json >"$work/bank.json"
+run "$adj" --home "$work/hub" project ticket --attribute role=analyst --output json >"$work/analysis.json"
+ticket() { sed -n 's/.*"ticket": "\(.*\)".*/\1/p' "$1"; }
+
+say "3. The bank enrolls, opens an outlet to its database and a relay at the hub."
+run "$adj" --home "$work/bank" enroll "$(ticket "$work/bank.json")"
+run "$adj" --home "$work/bank" tcp-outlet create --to "$pgport"
+run "$adj" --home "$work/bank" relay create postgres
+
+say "4. Analysis enrolls and opens an inlet on a local port, through the relay to the outlet."
+run "$adj" --home "$work/analysis" enroll "$(ticket "$work/analysis.json")"
+run "$adj" --home "$work/analysis" tcp-inlet create --from "$inport" --via postgres
+
+say "5. psql on the analysis side talks to the bank's database as if it were local:"
+run "$pgbin/psql" --host localhost --port "$inport" --username postgres \
+  --command "SELECT owner, balance FROM accounts ORDER BY id"
+
+say "6. What each node saw:"
+run "$adj" --home "$work/analysis" status
+run "$adj" --home "$work/bank" status
+run "$adj" --home "$work/hub" status
+
+cat <<'MSG'
+
+What happened: psql's bytes were encrypted inside the analysis node on an end-to-end Noise XX
+channel to the bank node, nested in each node's channel to the hub. The hub relayed ciphertext
+it cannot read. Both nodes proved their identities and showed credentials from the project's
+authority; the outlet's policy admitted the analysis member. Neither the bank nor analysis
+listened on any network port.
+MSG
