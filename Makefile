@@ -16,8 +16,9 @@ test:
 demo:
 	scripts/demo.sh
 
+# The side-by-side comparison of issue 6, as root: installs the peers, writes bench/out/.
 bench:
-	$(GO) test -run='^$$' -bench=. -benchmem ./...
+	scripts/bench.sh
 
 fuzz:
 	FUZZTIME=$${FUZZTIME:-60s} scripts/fuzz.sh

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strings"
 
@@ -47,6 +48,10 @@ func peerAllowed(c *net.UnixConn) bool {
 
 func (n *Node) handler() http.Handler {
 	mux := http.NewServeMux()
+	// Profiles of the running node, for `go tool pprof` through the owner-only socket.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /v1/node", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, n.info(), nil)
 	})

@@ -1,0 +1,102 @@
+// Command compare is the side-by-side comparison that `make bench` runs (issue 6): the
+// adjacent portal, direct and through a hub, beside raw TCP and the tunnels a user would
+// pick instead (ssh -L, stunnel, wireguard-go, socat, and ssh -R plus ssh -L through a hub),
+// each measured the same way in network namespaces it builds and removes: one iperf3 stream
+// each way, 64-byte request/response round trips and connect plus first round trip (blast).
+//
+// It prints a table with the ratios that issue 6's goals use and writes it as Markdown
+// (results.md), JSON (results.json) and an SVG chart (results.svg) into -out, with every
+// process's log under -out/logs. It needs root; scripts/bench.sh installs the peers first.
+// A peer whose tool is missing is skipped with a note; a mode that fails is reported as
+// failed and makes the exit status 1 after the report is written.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/adjacentnet/adjacent/internal/netns"
+)
+
+// config is what the flags set.
+type config struct {
+	out       string // directory for the results and logs
+	wireguard string // the wireguard-go binary
+	modes     []string
+	seconds   int // iperf3 seconds per direction
+	rrCount   int // blast rr round trips
+	connCount int // blast connect connects
+}
+
+func main() {
+	var cfg config
+	var modes string
+	flag.StringVar(&cfg.out, "out", "bench/out", "directory for results.md, results.svg, results.json and logs/")
+	flag.StringVar(&cfg.wireguard, "wireguard", "bin/peers/wireguard", "wireguard-go binary (GOBIN=bin/peers go install golang.zx2c4.com/wireguard@latest)")
+	flag.StringVar(&modes, "modes", "", "comma-separated modes to run, default all: "+strings.Join(modeKeys(), ","))
+	flag.IntVar(&cfg.seconds, "t", 5, "seconds of each iperf3 run")
+	flag.IntVar(&cfg.rrCount, "rr", 3000, "64-byte round trips of blast rr")
+	flag.IntVar(&cfg.connCount, "connects", 300, "connects of blast connect")
+	flag.Parse()
+	if modes != "" {
+		cfg.modes = strings.Split(modes, ",")
+	}
+	if err := netns.Check(); err != nil {
+		fmt.Fprintf(os.Stderr, "compare: %v; run it as root (sudo make bench)\n", err)
+		os.Exit(1)
+	}
+	// A closed stdout (make bench | head) must not kill the run before it cleans up.
+	signal.Ignore(syscall.SIGPIPE)
+	// Interrupts cancel the run; every namespace and process is still removed before exit.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	err := run(ctx, cfg)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "compare:", err)
+		os.Exit(1)
+	}
+}
+
+// run does the whole comparison and cleans up after itself on every path.
+func run(ctx context.Context, cfg config) (err error) {
+	for _, k := range cfg.modes {
+		if findMode(k) == nil {
+			return fmt.Errorf("unknown mode %q; modes are %s", k, strings.Join(modeKeys(), ","))
+		}
+	}
+	b, err := newBench(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := b.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	results := b.runModes(ctx)
+	if ctx.Err() != nil {
+		// The table of what was measured, but an earlier run's files stay as they were.
+		writeText(os.Stdout, b.header(), results, goals(results))
+		return errors.New("interrupted; the namespaces and processes were removed, the results files left as they were")
+	}
+	if err := b.report(results); err != nil {
+		return err
+	}
+	var failed []string
+	for _, r := range results {
+		if r.Status == statusFailed {
+			failed = append(failed, r.Key)
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%d mode(s) failed: %s (see the notes in %s/results.md and the logs in %s/logs)",
+			len(failed), strings.Join(failed, ", "), cfg.out, cfg.out)
+	}
+	return nil
+}

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/adjacentnet/adjacent/internal/netns"
+)
+
+// A mode is one way of carrying A's connections to B's servers. setup starts what it needs
+// (registering its cleanup on s) and says where the client in A connects.
+type mode struct {
+	key   string
+	name  string
+	topo  string   // "direct" or "relay"
+	needs []string // tools it cannot run without (see peerTools; "adjacent")
+	setup func(ctx context.Context, b *bench, s *stage) (endpoints, error)
+}
+
+// endpoints are where the client connects for iperf3 and blast, from namespace ns.
+type endpoints struct {
+	ns           *netns.Namespace
+	iperf, blast string // host:port
+}
+
+// local is the endpoints of a tunnel that forwards ports on ns's loopback.
+func local(ns *netns.Namespace, iperf, blast int) endpoints {
+	return endpoints{ns: ns, iperf: fmt.Sprintf("127.0.0.1:%d", iperf), blast: fmt.Sprintf("127.0.0.1:%d", blast)}
+}
+
+// modes in the order of the table: baselines, then the portal, then the relay shape.
+var modes = []mode{
+	{key: "raw", name: "raw TCP over the veth", topo: "direct", setup: setupRaw},
+	{key: "ssh", name: "ssh -L, aes256-gcm", topo: "direct", needs: []string{"sshd", "ssh", "ssh-keygen"}, setup: setupSSH},
+	{key: "stunnel", name: "stunnel, TLS 1.3, both sides", topo: "direct", needs: []string{"stunnel"}, setup: setupStunnel},
+	{key: "wireguard", name: "wireguard-go", topo: "direct", needs: []string{"wireguard-go", "wg"}, setup: setupWireguard},
+	{key: "socat", name: "socat, two plain hops", topo: "direct", needs: []string{"socat"}, setup: setupSocat},
+	{key: "adjacent", name: "adjacent, direct portal", topo: "direct", needs: []string{"adjacent"}, setup: setupAdjacentDirect},
+	{key: "adjacent-hub", name: "adjacent, through the hub", topo: "relay", needs: []string{"adjacent"}, setup: setupAdjacentHub},
+	{key: "ssh-relay", name: "ssh -R + ssh -L via a hub", topo: "relay", needs: []string{"sshd", "ssh", "ssh-keygen"}, setup: setupSSHRelay},
+}
+
+// localPorts are the ports in A's loopback that a mode's tunnel forwards to iperf3 and
+// blast; each mode has its own, so nothing one mode left behind can answer for another.
+func localPorts(key string) (iperf, blast int) {
+	base, ok := map[string]int{"ssh": 20010, "stunnel": 20020, "socat": 20040,
+		"adjacent": 20050, "adjacent-hub": 20060, "ssh-relay": 20070}[key]
+	if !ok {
+		panic("no local ports for mode " + key)
+	}
+	return base + 1, base + 2
+}
+
+func modeKeys() []string {
+	var ks []string
+	for _, m := range modes {
+		ks = append(ks, m.key)
+	}
+	return ks
+}
+
+func findMode(key string) *mode {
+	for i := range modes {
+		if modes[i].key == key {
+			return &modes[i]
+		}
+	}
+	return nil
+}
+
+// newResult is m's row with no numbers yet.
+func newResult(m mode) result {
+	nan := math.NaN()
+	return result{Key: m.key, Name: m.name, Topology: m.topo,
+		UpGbps: nan, DownGbps: nan, RTTus: nan, RTTp99us: nan, Connectus: nan, Connp99us: nan}
+}
+
+// Result statuses.
+const (
+	statusOK      = "ok"
+	statusSkipped = "skipped"
+	statusFailed  = "failed"
+	statusNotRun  = "not run"
+)
+
+// result is one mode's row. Missing numbers are NaN.
+type result struct {
+	Key, Name, Topology    string
+	Status, Note           string
+	UpGbps, DownGbps       float64 // one iperf3 stream A->B and B->A
+	RTTus, RTTp99us        float64 // 64-byte request/response round trips
+	Connectus, Connp99us   float64 // connect plus one round trip
+	SetupSecs, MeasureSecs float64
+}
+
+// runModes runs the chosen modes one after another, each with its own stage, and returns
+// a row for every mode (skipped, failed and not run included).
+func (b *bench) runModes(ctx context.Context) []result {
+	var results []result
+	for _, m := range modes {
+		r := newResult(m)
+		switch {
+		case len(b.cfg.modes) > 0 && !slices.Contains(b.cfg.modes, m.key):
+			continue // not chosen with -modes: no row
+		case ctx.Err() != nil:
+			r.Status, r.Note = statusNotRun, "interrupted"
+		default:
+			if why := b.tools.missing(m.needs); why != "" {
+				r.Status, r.Note = statusSkipped, why
+				progress("%s: skipped: %s", m.name, why)
+			} else {
+				b.runMode(ctx, &m, &r)
+			}
+		}
+		results = append(results, r)
+	}
+	return results
+}
+
+func (b *bench) runMode(ctx context.Context, m *mode, r *result) {
+	progress("%s: setting up", m.name)
+	s, err := newStage(filepath.Join(b.out, "logs", m.key))
+	if err != nil {
+		r.Status, r.Note = statusFailed, err.Error()
+		return
+	}
+	defer s.close()
+	start := time.Now()
+	// Fresh servers in B for every mode, on its loopback: nothing a failed mode left
+	// half-done (an iperf3 server stuck in a test) carries over to the next.
+	server := b.direct.b
+	if m.topo == "relay" {
+		server = b.relay.b
+	}
+	ep, err := endpoints{}, b.startServers(ctx, s, "server", server, "127.0.0.1", iperfPort, blastPort)
+	if err == nil {
+		ep, err = m.setup(ctx, b, s)
+	}
+	r.SetupSecs = time.Since(start).Seconds()
+	if ctx.Err() != nil {
+		r.Status, r.Note = statusNotRun, "interrupted"
+		return
+	}
+	if err != nil {
+		r.Status, r.Note = statusFailed, "setup: "+err.Error()
+		progress("%s: %s", m.name, r.Note)
+		return
+	}
+	start = time.Now()
+	err = b.measure(ctx, ep, r)
+	r.MeasureSecs = time.Since(start).Seconds()
+	if ctx.Err() != nil {
+		r.Status, r.Note = statusNotRun, "interrupted"
+		return
+	}
+	if err != nil {
+		r.Status, r.Note = statusFailed, err.Error()
+		progress("%s: %s", m.name, r.Note)
+		return
+	}
+	r.Status = statusOK
+	progress("%s: %s Gbit/s A->B, %s Gbit/s B->A, RTT p50 %s, connect+first RTT p50 %s",
+		m.name, gbps(r.UpGbps), gbps(r.DownGbps), latency(r.RTTus), latency(r.Connectus))
+}

@@ -1,0 +1,271 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// goal is one of issue 6's goals, computed from the results.
+type goal struct {
+	Name   string
+	Value  float64 // NaN when a mode it needs has no number
+	Unit   string  // "x" for ratios, "ms"
+	Target string
+	Met    func(v float64) bool
+}
+
+// goals computes issue 6's ratios from the rows.
+func goals(rs []result) []goal {
+	get := func(key string) result {
+		for _, r := range rs {
+			if r.Key == key {
+				return r
+			}
+		}
+		return result{UpGbps: math.NaN(), DownGbps: math.NaN(), RTTus: math.NaN(), Connectus: math.NaN()}
+	}
+	adj, hub, ssh, stunnel, relay := get("adjacent"), get("adjacent-hub"), get("ssh"), get("stunnel"), get("ssh-relay")
+	atLeast := func(x float64) func(float64) bool { return func(v float64) bool { return v >= x } }
+	atMost := func(x float64) func(float64) bool { return func(v float64) bool { return v <= x } }
+	under := func(x float64) func(float64) bool { return func(v float64) bool { return v < x } }
+	return []goal{
+		{"direct portal Gbit/s A->B / max(ssh -L, stunnel)", adj.UpGbps / nanMax(ssh.UpGbps, stunnel.UpGbps), "x", ">= 1.2x", atLeast(1.2)},
+		{"direct portal Gbit/s B->A / max(ssh -L, stunnel)", adj.DownGbps / nanMax(ssh.DownGbps, stunnel.DownGbps), "x", ">= 1.2x", atLeast(1.2)},
+		{"direct portal RTT p50 / ssh -L", adj.RTTus / ssh.RTTus, "x", "<= 0.8x", atMost(0.8)},
+		{"direct portal connect+first RTT p50 / ssh -L", adj.Connectus / ssh.Connectus, "x", "<= 1.0x", atMost(1)},
+		{"via hub Gbit/s A->B / ssh relay shape", hub.UpGbps / relay.UpGbps, "x", ">= 1.2x", atLeast(1.2)},
+		{"via hub Gbit/s B->A / ssh relay shape", hub.DownGbps / relay.DownGbps, "x", ">= 1.2x", atLeast(1.2)},
+		{"via hub connect+first RTT p50", hub.Connectus / 1000, "ms", "< 2 ms", under(2)},
+	}
+}
+
+// nanMax is the larger of the numbers present, NaN if neither is.
+func nanMax(a, b float64) float64 {
+	switch {
+	case math.IsNaN(a):
+		return b
+	case math.IsNaN(b):
+		return a
+	}
+	return math.Max(a, b)
+}
+
+func (g goal) value() string {
+	if math.IsNaN(g.Value) || math.IsInf(g.Value, 0) {
+		return "-"
+	}
+	if g.Unit == "ms" {
+		return fmt.Sprintf("%.2f ms", g.Value)
+	}
+	return fmt.Sprintf("%.2fx", g.Value)
+}
+
+func (g goal) verdict() string {
+	switch {
+	case math.IsNaN(g.Value) || math.IsInf(g.Value, 0):
+		return "not measured"
+	case g.Met(g.Value):
+		return "met"
+	}
+	return "missed"
+}
+
+// header is what the run was: when, where, how.
+type header struct {
+	Date     time.Time
+	Kernel   string
+	CPUs     int
+	Took     time.Duration
+	Method   string
+	Versions []string
+}
+
+func (b *bench) header() header {
+	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	return header{
+		Date:   time.Now().UTC(),
+		Kernel: strings.TrimSpace(string(kernel)),
+		CPUs:   runtime.NumCPU(),
+		Took:   time.Since(b.started).Round(time.Second),
+		Method: fmt.Sprintf("one iperf3 stream for %d s each way; RTT: %d round trips of 64 bytes; connect: %d connects, each with one 64-byte round trip; "+
+			"direct modes in namespaces A and B joined by one veth pair, relay modes in A and B each joined only to a hub H that does not forward",
+			b.cfg.seconds, b.cfg.rrCount, b.cfg.connCount),
+		Versions: b.tools.versions(context.Background()),
+	}
+}
+
+// report prints the table and writes results.md, results.json and results.svg.
+func (b *bench) report(rs []result) error {
+	h := b.header()
+	gs := goals(rs)
+	writeText(os.Stdout, h, rs, gs)
+	var md strings.Builder
+	writeMarkdown(&md, h, rs, gs)
+	files := map[string][]byte{
+		"results.md":  []byte(md.String()),
+		"results.svg": []byte(chart(h, rs)),
+	}
+	js, err := resultsJSON(h, rs, gs)
+	if err != nil {
+		return err
+	}
+	files["results.json"] = js
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(b.out, name), data, 0o644); err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
+	}
+	fmt.Printf("\nwrote %s/results.md, results.svg and results.json; logs in %s/logs\n", b.cfg.out, b.cfg.out)
+	return nil
+}
+
+func gbps(v float64) string {
+	if math.IsNaN(v) {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", v)
+}
+
+// latency prints microseconds as issue 6 does: "152 us", "3.6 ms".
+func latency(us float64) string {
+	switch {
+	case math.IsNaN(us):
+		return "-"
+	case us < 10:
+		return fmt.Sprintf("%.1f us", us)
+	case us < 1000:
+		return fmt.Sprintf("%.0f us", us)
+	case us < 10000:
+		return fmt.Sprintf("%.2f ms", us/1000)
+	}
+	return fmt.Sprintf("%.1f ms", us/1000)
+}
+
+// note is the last column: why a row has no numbers.
+func note(r result) string {
+	if r.Status == statusOK {
+		return ""
+	}
+	return r.Status + ": " + r.Note
+}
+
+func (h header) line() string {
+	return fmt.Sprintf("%s, kernel %s, %d CPUs, run took %s", h.Date.Format("2006-01-02 15:04 UTC"), h.Kernel, h.CPUs, h.Took)
+}
+
+func writeText(w io.Writer, h header, rs []result, gs []goal) {
+	fmt.Fprintf(w, "\nadjacent side by side: %s\n%s\n\n", h.line(), h.Method)
+	rows := [][]string{{"mode", "topology", "Gbit/s A->B", "Gbit/s B->A", "RTT p50", "connect+first RTT p50", ""}}
+	for _, r := range rs {
+		rows = append(rows, []string{r.Name, r.Topology, gbps(r.UpGbps), gbps(r.DownGbps), latency(r.RTTus), latency(r.Connectus), note(r)})
+	}
+	align(w, rows, "llrrrrl")
+	fmt.Fprintln(w, "\ngoals (issue 6):")
+	rows = nil
+	for _, g := range gs {
+		rows = append(rows, []string{"  " + g.Name, g.value(), g.Target, g.verdict()})
+	}
+	align(w, rows, "lrll")
+}
+
+// align prints rows as columns, each left (l) or right (r) aligned.
+func align(w io.Writer, rows [][]string, how string) {
+	width := make([]int, len(how))
+	for _, row := range rows {
+		for i, c := range row {
+			width[i] = max(width[i], utf8.RuneCountInString(c))
+		}
+	}
+	for _, row := range rows {
+		var line strings.Builder
+		for i, c := range row {
+			pad := strings.Repeat(" ", width[i]-utf8.RuneCountInString(c))
+			if how[i] == 'r' {
+				line.WriteString(pad + c)
+			} else {
+				line.WriteString(c + pad)
+			}
+			line.WriteString("  ")
+		}
+		fmt.Fprintln(w, strings.TrimRight(line.String(), " "))
+	}
+}
+
+func writeMarkdown(w io.Writer, h header, rs []result, gs []goal) {
+	fmt.Fprintf(w, "# adjacent side by side\n\n%s.\n\n%s.\n\n", h.line(), strings.ToUpper(h.Method[:1])+h.Method[1:])
+	fmt.Fprintln(w, "| mode | topology | Gbit/s A->B | Gbit/s B->A | RTT p50 | connect+first RTT p50 | note |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---|")
+	for _, r := range rs {
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", mdEscape(r.Name), r.Topology, gbps(r.UpGbps), gbps(r.DownGbps), latency(r.RTTus), latency(r.Connectus), mdEscape(note(r)))
+	}
+	fmt.Fprintln(w, "\n## Goals (issue 6)\n\n| goal | measured | target | |\n|---|---:|---|---|")
+	for _, g := range gs {
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", g.Name, g.value(), g.Target, g.verdict())
+	}
+	fmt.Fprint(w, "\n![throughput and latency per mode](results.svg)\n\n## Versions\n\n")
+	for _, v := range h.Versions {
+		fmt.Fprintf(w, "- %s\n", mdEscape(v))
+	}
+}
+
+func mdEscape(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
+
+// resultsJSON is the same data for tools; missing numbers are null.
+func resultsJSON(h header, rs []result, gs []goal) ([]byte, error) {
+	num := func(v float64) *float64 {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil
+		}
+		return &v
+	}
+	type row struct {
+		Key          string   `json:"key"`
+		Name         string   `json:"name"`
+		Topology     string   `json:"topology"`
+		Status       string   `json:"status"`
+		Note         string   `json:"note,omitempty"`
+		GbpsAtoB     *float64 `json:"gbps_a_to_b"`
+		GbpsBtoA     *float64 `json:"gbps_b_to_a"`
+		RTTp50us     *float64 `json:"rtt_p50_us"`
+		RTTp99us     *float64 `json:"rtt_p99_us"`
+		Connectp50us *float64 `json:"connect_p50_us"`
+		Connectp99us *float64 `json:"connect_p99_us"`
+		SetupSeconds float64  `json:"setup_seconds"`
+		MeasureSecs  float64  `json:"measure_seconds"`
+	}
+	type goalJSON struct {
+		Name    string   `json:"name"`
+		Value   *float64 `json:"value"`
+		Unit    string   `json:"unit"`
+		Target  string   `json:"target"`
+		Verdict string   `json:"verdict"`
+	}
+	doc := struct {
+		Date     time.Time  `json:"date"`
+		Kernel   string     `json:"kernel"`
+		CPUs     int        `json:"cpus"`
+		Seconds  float64    `json:"run_seconds"`
+		Method   string     `json:"method"`
+		Versions []string   `json:"versions"`
+		Modes    []row      `json:"modes"`
+		Goals    []goalJSON `json:"goals"`
+	}{Date: h.Date, Kernel: h.Kernel, CPUs: h.CPUs, Seconds: h.Took.Seconds(), Method: h.Method, Versions: h.Versions}
+	for _, r := range rs {
+		doc.Modes = append(doc.Modes, row{r.Key, r.Name, r.Topology, r.Status, r.Note,
+			num(r.UpGbps), num(r.DownGbps), num(r.RTTus), num(r.RTTp99us), num(r.Connectus), num(r.Connp99us),
+			math.Round(r.SetupSecs*10) / 10, math.Round(r.MeasureSecs*10) / 10})
+	}
+	for _, g := range gs {
+		doc.Goals = append(doc.Goals, goalJSON{g.Name, num(g.Value), g.Unit, g.Target, g.verdict()})
+	}
+	return json.MarshalIndent(doc, "", "  ")
+}
