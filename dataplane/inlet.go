@@ -206,8 +206,7 @@ func (in *Inlet) check(ctx context.Context, pr PathRoute) {
 // Attach joins the local connection c to the session and starts it.
 func (p *Pending) Attach(c net.Conn) {
 	p.s.mu.Lock()
-	p.s.conn = c
-	p.s.ready = newReadiness(c)
+	p.s.attach(c)
 	p.s.mu.Unlock()
 	if p.s.isDone() { // the path went while we waited
 		abort(c)

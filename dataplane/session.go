@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/adjacentnet/adjacent/internal/sockio"
 	"github.com/adjacentnet/adjacent/routing"
 )
 
@@ -33,10 +34,11 @@ type Counters struct {
 }
 
 // session joins one local TCP connection to its peer session across the portal. Its worker
-// (at self) receives the peer's messages on the transport's goroutine and never blocks; a
-// reader goroutine moves socket bytes into data messages as the peer's credit allows; a
-// writer goroutine, started while there is something to write, moves received data to the
-// socket and returns credit.
+// (at self) receives the peer's messages on the transport's goroutine and never blocks: it
+// writes received data to the socket itself as far as the socket takes it without waiting,
+// and starts a writer goroutine only for the rest. A reader goroutine moves socket bytes into
+// data messages as the peer's credit allows; it seals and writes them to the transport on its
+// own goroutine (routing/tcp does the same), so a frame crosses a node without a hop.
 type session struct {
 	router *routing.Router
 	log    *slog.Logger
@@ -45,7 +47,10 @@ type session struct {
 	peer   routing.Route // to the peer session, through the end-to-end channel
 	name   string
 	stats  *Counters
-	ready  *readiness
+	sockR  *sockio.Reader // nil if conn is not a socket
+	sockW  *sockio.Writer
+	rb     *routing.Buffer // the read in progress
+	want   int
 
 	group    *groups // that resets the session if its path goes
 	groupKey <-chan struct{}
@@ -56,7 +61,7 @@ type session struct {
 	endOnce sync.Once
 
 	answer chan *routing.Message // while connecting: the outlet's connected or refused
-	// The writer's reusable state, so that starting it allocates nothing.
+	// The writer's reusable state, so that writing allocates nothing.
 	writeFn func()
 	iov     net.Buffers       // backing array of the vectors
 	wv      net.Buffers       // the vectors being written, consumed by WriteTo
@@ -64,10 +69,11 @@ type session struct {
 
 	mu        sync.Mutex
 	started   bool              // a local connection is attached and the session runs
-	queue     []*routing.Buffer // received data not yet written; nil entry: the peer's FIN
+	queue     []*routing.Buffer // received data not yet written, the first maybe partly
 	queued    int
-	writing   bool
-	window    int // current receive window
+	finQueued bool // the peer's FIN comes after the queue
+	writing   bool // someone holds the right to write to conn
+	window    int  // current receive window
 	capWindow int
 	consumed  int // written since the last window update
 	finSent   bool
@@ -89,11 +95,29 @@ func newSession(r *routing.Router, log *slog.Logger, conn net.Conn, name string,
 		window:    window,
 		capWindow: capWindow,
 	}
-	if conn != nil {
-		s.ready = newReadiness(conn)
-	}
 	s.writeFn = s.writeLoop
+	s.attach(conn)
 	return s
+}
+
+// attach sets the session's local connection.
+func (s *session) attach(conn net.Conn) {
+	if conn == nil {
+		return
+	}
+	s.conn = conn
+	s.sockR = sockio.NewReader(conn, s.getReadBuffer, s.putReadBuffer)
+	s.sockW = sockio.NewWriter(conn)
+}
+
+func (s *session) getReadBuffer() []byte {
+	s.rb = routing.NewBuffer(s.want)
+	return s.rb.Available()[:s.want]
+}
+
+func (s *session) putReadBuffer() {
+	s.rb.Release()
+	s.rb = nil
 }
 
 // start runs the session once its connection, peer route and initial credit are known.
@@ -104,7 +128,7 @@ func (s *session) start(peer routing.Route, credit uint32) {
 	s.stats.Total.Add(1)
 	s.mu.Lock()
 	s.started = true
-	write := len(s.queue) > 0 && !s.writing // data that arrived before the connection
+	write := (len(s.queue) > 0 || s.finQueued) && !s.writing // what arrived before the connection
 	s.writing = s.writing || write
 	s.mu.Unlock()
 	if write {
@@ -158,7 +182,7 @@ func (s *session) signal() {
 	}
 }
 
-// receive queues data (or the FIN, as nil) for the writer, starting it if idle.
+// receive queues data (or the FIN, as nil) and writes it if no one else is writing.
 func (s *session) receive(b *routing.Buffer) {
 	s.mu.Lock()
 	if s.isDone() {
@@ -166,26 +190,31 @@ func (s *session) receive(b *routing.Buffer) {
 		b.Release()
 		return
 	}
-	s.queue = append(s.queue, b)
 	if b != nil {
+		s.queue = append(s.queue, b)
 		s.queued += b.Len()
+	} else {
+		s.finQueued = true
 	}
 	over := s.queued > s.capWindow+chunk // the peer ignores our window
-	start := !s.writing && s.started
-	s.writing = s.writing || start
+	write := !s.writing && s.started
+	s.writing = s.writing || write
 	s.mu.Unlock()
 	if over {
 		s.reset(errors.New("the other side sent more than its credit"), true)
 		return
 	}
-	if start {
+	switch {
+	case !write:
+	case s.sockW != nil:
+		s.flush(false)
+	default: // a connection that cannot be written without waiting
 		go s.writeFn()
 	}
 }
 
 // readLoop moves bytes from the socket into data messages while the peer gives credit.
 func (s *session) readLoop() {
-	full := false // the last read filled its buffer: more is probably waiting
 	for {
 		for s.credit.Load() <= 0 {
 			select {
@@ -194,17 +223,18 @@ func (s *session) readLoop() {
 				return
 			}
 		}
-		if s.ready != nil && !full {
-			if err := s.ready.wait(); err != nil {
-				s.readFailed(err)
-				return
-			}
+		s.want = min(int(s.credit.Load()), chunk)
+		var n int
+		var err error
+		if s.sockR != nil {
+			n, err = s.sockR.Read() // takes s.rb only once there is something to read
+		} else {
+			s.getReadBuffer()
+			n, err = s.conn.Read(s.rb.Available()[:s.want])
 		}
-		want := min(int(s.credit.Load()), chunk)
-		b := routing.NewBuffer(want)
-		n, err := s.conn.Read(b.Available()[:want])
+		b := s.rb
+		s.rb = nil
 		if n > 0 {
-			full = n == want
 			b.Extend(n)
 			s.credit.Add(int64(-n))
 			s.stats.BytesIn.Add(int64(n))
@@ -239,52 +269,88 @@ func (s *session) readFailed(err error) {
 	s.reset(fmt.Errorf("read: %w", err), true)
 }
 
-// writeLoop writes queued data to the socket until the queue is empty, returning credit as
-// it goes.
-func (s *session) writeLoop() {
+// writeLoop is the writer goroutine: it holds the right to write and waits for the socket.
+func (s *session) writeLoop() { s.flush(true) }
+
+// flush writes the queue, then the peer's FIN, to the socket, returning credit as it goes;
+// the caller holds the right to write and gives it up here. Unless block is set it writes
+// only what the socket takes now and leaves the rest to a writer goroutine.
+func (s *session) flush(block bool) {
 	for {
 		s.mu.Lock()
 		batch := s.queue
 		s.queue, s.spare = s.spare[:0], nil
 		if len(batch) == 0 || s.isDone() {
+			fin := len(batch) == 0 && s.finQueued && !s.finDone && !s.isDone()
+			s.finDone = s.finDone || fin
+			both := fin && s.finSent
 			s.spare = batch[:0]
 			s.writing = false
 			s.mu.Unlock()
 			for _, b := range batch {
 				b.Release()
 			}
+			if fin {
+				s.closeWrite(both)
+			}
 			return
 		}
 		s.mu.Unlock()
-		fin := batch[len(batch)-1] == nil
-		if fin {
-			batch = batch[:len(batch)-1]
-		}
 		s.iov = s.iov[:0]
-		n := 0
 		for _, b := range batch {
 			s.iov = append(s.iov, b.Bytes())
-			n += b.Len()
 		}
-		s.wv = s.iov
-		_, err := s.wv.WriteTo(s.conn)
-		for i, b := range batch {
-			b.Release()
-			batch[i] = nil
+		var n int
+		var err error
+		if block {
+			s.wv = s.iov
+			var n64 int64
+			n64, err = s.wv.WriteTo(s.conn)
+			n = int(n64)
+		} else {
+			n, err = s.sockW.TryWrite(s.iov)
 		}
-		s.mu.Lock()
-		s.spare = batch[:0]
-		s.mu.Unlock()
+		i := s.requeue(batch, n)
+		if n > 0 {
+			s.stats.BytesOut.Add(int64(n))
+			s.returnCredit(n)
+		}
 		if err != nil {
 			s.reset(fmt.Errorf("write: %w", err), true)
 			return
 		}
-		s.stats.BytesOut.Add(int64(n))
-		s.returnCredit(n)
-		if fin {
-			s.closeWrite()
+		if i < len(batch) && !block { // the socket is full: a writer goroutine waits for it
+			go s.writeFn()
+			return
 		}
 	}
+}
+
+// requeue accounts for n bytes of batch written: it releases what was written whole,
+// advances a partly written buffer and puts the rest back in front of the queue. It returns
+// the index of the first buffer not written whole.
+func (s *session) requeue(batch []*routing.Buffer, n int) int {
+	i := 0
+	for ; i < len(batch) && n >= batch[i].Len(); i++ {
+		n -= batch[i].Len()
+		batch[i].Release()
+		batch[i] = nil
+	}
+	if i < len(batch) {
+		batch[i].Advance(n)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i == len(batch) {
+		s.spare = batch[:0]
+		return i
+	}
+	q := append(batch[:0], batch[i:]...)
+	clear(batch[len(q):])
+	q = append(q, s.queue...)
+	clear(s.queue)
+	s.spare, s.queue = s.queue[:0], q
+	return i
 }
 
 // returnCredit tells the peer about consumed bytes once a quarter window has gathered, and
@@ -312,15 +378,11 @@ func (s *session) returnCredit(n int) {
 	}
 }
 
-// closeWrite passes the peer's FIN on to the socket.
-func (s *session) closeWrite() {
+// closeWrite passes the peer's FIN on to the socket; both tells that ours went already.
+func (s *session) closeWrite(both bool) {
 	if cw, ok := s.conn.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
 	}
-	s.mu.Lock()
-	s.finDone = true
-	both := s.finSent
-	s.mu.Unlock()
 	if both {
 		s.finish()
 	}

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/adjacentnet/adjacent/internal/sockio"
 	"github.com/adjacentnet/adjacent/routing"
 )
 
@@ -32,11 +33,18 @@ type Conn struct {
 	preAuth       atomic.Bool // counted in listener.preAuth
 	closeOnce     sync.Once
 
-	mu     sync.Mutex
-	nc     net.Conn
-	queue  []*routing.Buffer // frames waiting for the writer
-	queued int               // their bytes
-	closed bool
+	wrote atomic.Bool // a frame went out since the last heartbeat tick
+
+	mu      sync.Mutex
+	nc      net.Conn
+	queue   []*routing.Buffer // frames waiting to be written, the first maybe partly written
+	spare   []*routing.Buffer // an emptied queue's array, for reuse
+	queued  int               // their bytes
+	closed  bool
+	writing bool           // someone holds the right to write to nc (see enqueue)
+	handoff bool           // ... and passed it to the writer goroutine: the socket was full
+	sock    *sockio.Writer // nil if nc is not a socket: the writer goroutine writes everything
+	iov     net.Buffers    // the holder's vectors
 }
 
 // Address returns the local address through which workers send on this connection.
@@ -76,7 +84,12 @@ func (c *Conn) HandleMessage(m *routing.Message) {
 	c.enqueue(m)
 }
 
-// enqueue frames m in place and queues it for the writer. It never blocks.
+// enqueue frames m in place and queues it. It never blocks.
+//
+// Frames go out without a goroutine hop when the socket has room: the sender that finds no one
+// writing takes the right to write and writes everything queued itself, without waiting
+// (sockio). When the socket is full it hands the right, with what is left, to the writer
+// goroutine, which waits for the socket; senders meanwhile only queue, so order is kept.
 func (c *Conn) enqueue(m *routing.Message) {
 	m.PutHeader()
 	b := m.TakeBody()
@@ -99,12 +112,106 @@ func (c *Conn) enqueue(m *routing.Message) {
 	c.queue = append(c.queue, b)
 	c.queued += n + frameHeaderLen
 	over := c.queued > c.t.cfg.MaxQueue
+	write := !c.writing
+	c.writing = true
 	c.mu.Unlock()
 	if over {
 		c.t.log.Warn("closing connection: peer is not reading", "conn", c.name, "queued_bytes", c.t.cfg.MaxQueue)
 		c.Close()
 		return
 	}
+	if write {
+		c.flushNow()
+	}
+}
+
+// flushNow writes the queue while the socket takes it; the caller holds the right to write.
+// It gives the right up when the queue is empty, or hands it to the writer goroutine.
+func (c *Conn) flushNow() {
+	for {
+		c.mu.Lock()
+		if c.sock == nil || len(c.queue) == 0 || c.closed {
+			c.handoff = c.sock == nil && len(c.queue) > 0
+			c.writing = c.handoff
+			c.mu.Unlock()
+			if c.handoff {
+				c.wakeWriter()
+			}
+			return
+		}
+		batch := c.queue
+		c.queue, c.spare, c.queued = c.spare[:0], nil, 0
+		c.mu.Unlock()
+		c.iov = c.iov[:0]
+		for _, b := range batch[:min(len(batch), maxBatch)] {
+			c.iov = append(c.iov, b.Bytes())
+		}
+		n, err := c.sock.TryWrite(c.iov)
+		i := c.consume(batch, n)
+		c.requeue(batch, i)
+		if err != nil {
+			if !c.isClosed() {
+				c.t.log.Debug("write failed", "conn", c.name, "err", err)
+			}
+			c.Close()
+			return
+		}
+		if i < len(batch) { // the socket is full: the writer goroutine waits for it
+			c.mu.Lock()
+			c.handoff = true
+			c.mu.Unlock()
+			c.wakeWriter()
+			return
+		}
+	}
+}
+
+// consume accounts for n bytes of batch written: it releases the frames sent whole, advances
+// a partly sent one and returns the index of the first not sent whole.
+func (c *Conn) consume(batch []*routing.Buffer, n int) int {
+	if n > 0 {
+		c.wrote.Store(true)
+		c.t.stats.bytesOut.Add(uint64(n))
+	}
+	i := 0
+	for ; i < len(batch) && n >= batch[i].Len(); i++ {
+		n -= batch[i].Len()
+		batch[i].Release()
+		batch[i] = nil
+	}
+	c.t.stats.framesOut.Add(uint64(i))
+	if i < len(batch) {
+		batch[i].Advance(n)
+	}
+	return i
+}
+
+// requeue puts batch[i:], not yet written, back in front of the queue, reusing batch's array
+// (or gives batch's array back as the spare when everything was written).
+func (c *Conn) requeue(batch []*routing.Buffer, i int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if i == len(batch) {
+		c.spare = batch[:0]
+		return
+	}
+	if c.closed {
+		for _, b := range batch[i:] {
+			b.Release()
+		}
+		return
+	}
+	q := append(batch[:0], batch[i:]...)
+	clear(batch[len(q):])
+	for _, b := range q {
+		c.queued += b.Len()
+	}
+	q = append(q, c.queue...)
+	clear(c.queue)
+	c.spare, c.queue = c.queue[:0], q
+}
+
+func (c *Conn) wakeWriter() {
 	select {
 	case c.wake <- struct{}{}:
 	default:
@@ -160,6 +267,9 @@ func (c *Conn) start() {
 // maxBatch bounds the frames in one writev (the kernel's IOV_MAX is 1024).
 const maxBatch = 1024
 
+// writeLoop writes the preamble, then whatever is handed to it while the socket is full, and
+// heartbeats while nothing else is written. A Conn is born with the right to write held for
+// the writer goroutine, so no frame overtakes the preamble.
 func (c *Conn) writeLoop(nc net.Conn) {
 	defer c.Close()
 	cfg := &c.t.cfg
@@ -167,65 +277,71 @@ func (c *Conn) writeLoop(nc net.Conn) {
 	if _, err := nc.Write(preamble[:]); err != nil {
 		return
 	}
+	c.mu.Lock()
+	c.sock = sockio.NewWriter(nc) // from now on senders may write themselves
+	c.mu.Unlock()
 	heartbeat := time.NewTicker(cfg.HeartbeatInterval)
 	defer heartbeat.Stop()
-	var (
-		spare     []*routing.Buffer
-		iov       = make(net.Buffers, 0, maxBatch)
-		wrote     bool
-		deadlined = time.Now()
-	)
+	iov := make(net.Buffers, 0, maxBatch)
+	deadlined := time.Now()
 	for {
+		// Holding the right to write: write until the queue is empty, waiting for the socket.
+		for {
+			c.mu.Lock()
+			batch := c.queue
+			c.queue, c.spare, c.queued = c.spare[:0], nil, 0
+			if len(batch) == 0 || c.closed {
+				c.spare = batch[:0]
+				c.writing, c.handoff = false, false
+				c.mu.Unlock()
+				break
+			}
+			c.mu.Unlock()
+			// Refresh the write deadline a few times per DeadAfter, not per batch: it bounds a
+			// peer that stopped reading, and need not be exact.
+			if now := time.Now(); now.Sub(deadlined) > cfg.DeadAfter/4 {
+				nc.SetWriteDeadline(now.Add(cfg.DeadAfter))
+				deadlined = now
+			}
+			iov = iov[:0]
+			for _, b := range batch[:min(len(batch), maxBatch)] {
+				iov = append(iov, b.Bytes())
+			}
+			wv := iov
+			n, err := wv.WriteTo(nc)
+			c.requeue(batch, c.consume(batch, int(n)))
+			if err != nil {
+				if !c.isClosed() {
+					c.t.log.Debug("write failed", "conn", c.name, "err", err)
+				}
+				return
+			}
+		}
 		select {
 		case <-c.wake:
+			c.mu.Lock()
+			mine := c.handoff
+			c.mu.Unlock()
+			if !mine {
+				continue
+			}
 		case <-heartbeat.C:
-			if !wrote {
-				nc.SetWriteDeadline(time.Now().Add(cfg.DeadAfter))
-				if _, err := nc.Write([]byte{0, 0, 0, 0}); err != nil {
-					return
-				}
+			if c.wrote.Swap(false) {
+				continue
 			}
-			wrote = false
-			continue
+			c.mu.Lock()
+			free := !c.writing
+			c.writing = c.writing || free
+			c.mu.Unlock()
+			if !free {
+				continue
+			}
+			nc.SetWriteDeadline(time.Now().Add(cfg.DeadAfter))
+			deadlined = time.Now()
+			if _, err := nc.Write([]byte{0, 0, 0, 0}); err != nil {
+				return
+			}
 		case <-c.done:
-			return
-		}
-		c.mu.Lock()
-		batch := c.queue
-		c.queue, c.queued = spare[:0], 0
-		c.mu.Unlock()
-		if len(batch) == 0 {
-			spare = batch
-			continue
-		}
-		// Refresh the write deadline a few times per DeadAfter, not per batch: it bounds a
-		// peer that stopped reading, and need not be exact.
-		if now := time.Now(); now.Sub(deadlined) > cfg.DeadAfter/4 {
-			nc.SetWriteDeadline(now.Add(cfg.DeadAfter))
-			deadlined = now
-		}
-		var err error
-		for i := 0; i < len(batch) && err == nil; i += maxBatch {
-			iov = iov[:0]
-			var n int
-			for _, b := range batch[i:min(i+maxBatch, len(batch))] {
-				iov = append(iov, b.Bytes())
-				n += b.Len()
-			}
-			_, err = iov.WriteTo(nc)
-			c.t.stats.bytesOut.Add(uint64(n))
-		}
-		c.t.stats.framesOut.Add(uint64(len(batch)))
-		for i, b := range batch {
-			b.Release()
-			batch[i] = nil
-		}
-		spare = batch
-		wrote = true
-		if err != nil {
-			if !c.isClosed() {
-				c.t.log.Debug("write failed", "conn", c.name, "err", err)
-			}
 			return
 		}
 	}

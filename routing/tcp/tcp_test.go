@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -376,5 +378,69 @@ func BenchmarkFrames(b *testing.B) {
 				inflight <- struct{}{}
 			}
 		})
+	}
+}
+
+// Frames keep their order whether the sender writes them itself or hands them to the writer
+// goroutine on a full socket, and the queue cap counts only what waits: many times MaxQueue
+// passes through with a bounded number in flight.
+func TestOrderAndQueueCapUnderBackpressure(t *testing.T) {
+	const frames, size, inflight = 2000, 16 << 10, 32
+	server, client := newNode(t, Config{MaxQueue: 1 << 20}), newNode(t, Config{MaxQueue: 1 << 20})
+	slots := make(chan struct{}, inflight)
+	errs := make(chan error, 1)
+	next := uint32(0)
+	server.r.Register("sink", routing.WorkerFunc(func(m *routing.Message) {
+		m.Local.Link.Authenticated()
+		defer m.Release()
+		defer func() { <-slots }()
+		if p := m.Payload(); len(p) == size {
+			if got := binary.BigEndian.Uint32(p); got != next {
+				select {
+				case errs <- fmt.Errorf("frame %d arrived as number %d", got, next):
+				default:
+				}
+			}
+			next++
+			if next%100 == 0 {
+				time.Sleep(time.Millisecond) // let the sender's socket fill
+			}
+		}
+	}), routing.FlowTransports)
+	addr := server.listen(t)
+	c, err := client.t.Connect(context.Background(), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := routing.MustRoute(routing.TCPAddress(addr), routing.LocalAddress("sink"))
+	take := func() {
+		select {
+		case slots <- struct{}{}:
+		case err := <-errs:
+			t.Fatal(err)
+		case <-c.Done():
+			t.Fatal("the connection closed: the queue cap counted frames already written")
+		case <-time.After(10 * time.Second):
+			t.Fatal("no progress within 10s")
+		}
+	}
+	take()
+	sendTo(client, to, "x", []byte("lift the pre-authentication cap"))
+	payload := make([]byte, size)
+	for i := range uint32(frames) {
+		take()
+		binary.BigEndian.PutUint32(payload, i)
+		sendTo(client, to, "x", payload)
+	}
+	for range inflight {
+		take()
+	}
+	select {
+	case err := <-errs:
+		t.Fatal(err)
+	default:
+	}
+	if next != frames {
+		t.Fatalf("%d of %d frames arrived", next, frames)
 	}
 }

@@ -280,6 +280,7 @@ func (t *Transport) newConnLocked(nc net.Conn, hostport string, l *Listener) (*C
 		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		ready:    make(chan struct{}),
+		writing:  true, // the writer goroutine's until the preamble is out
 	}
 	if err := t.router.Register(c.name, c); err != nil {
 		return nil, err
