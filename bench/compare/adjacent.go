@@ -95,7 +95,9 @@ func setupAdjacentDirect(ctx context.Context, b *bench, s *stage) (endpoints, er
 	if err != nil {
 		return endpoints{}, err
 	}
-	return local(b.direct.a, li, lb), nil
+	ep := local(b.direct.a, li, lb)
+	ep.inlet, ep.outlet = client, server
+	return ep, nil
 }
 
 // setupAdjacentHub is the story's shape: a hub in H with the project's authority and relay

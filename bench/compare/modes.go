@@ -23,8 +23,9 @@ type mode struct {
 
 // endpoints are where the client connects for iperf3 and blast, from namespace ns.
 type endpoints struct {
-	ns           *netns.Namespace
-	iperf, blast string // host:port
+	ns            *netns.Namespace
+	iperf, blast  string // host:port
+	inlet, outlet *node  // the portal's nodes, for the scale figures; nil for the peers
 }
 
 // local is the endpoints of a tunnel that forwards ports on ns's loopback.
@@ -76,7 +77,8 @@ func findMode(key string) *mode {
 func newResult(m mode) result {
 	nan := math.NaN()
 	return result{Key: m.key, Name: m.name, Topology: m.topo,
-		UpGbps: nan, DownGbps: nan, RTTus: nan, RTTp99us: nan, Connectus: nan, Connp99us: nan}
+		UpGbps: nan, DownGbps: nan, RTTus: nan, RTTp99us: nan, Connectus: nan, Connp99us: nan,
+		ConnPerSec: nan, InletKiBPerConn: nan, OutletKiBPerConn: nan}
 }
 
 // Result statuses.
@@ -94,6 +96,9 @@ type result struct {
 	UpGbps, DownGbps       float64 // one iperf3 stream A->B and B->A
 	RTTus, RTTp99us        float64 // 64-byte request/response round trips
 	Connectus, Connp99us   float64 // connect plus one round trip
+	ConnPerSec             float64 // new connections per second from 32 clients
+	InletKiBPerConn        float64 // node memory per idle connection, at the inlet
+	OutletKiBPerConn       float64 // and at the outlet
 	SetupSecs, MeasureSecs float64
 }
 
@@ -161,6 +166,12 @@ func (b *bench) runMode(ctx context.Context, m *mode, r *result) {
 		r.Status, r.Note = statusFailed, err.Error()
 		progress("%s: %s", m.name, r.Note)
 		return
+	}
+	if ep.inlet != nil && ctx.Err() == nil {
+		if err := b.measureScale(ctx, ep, r); err != nil {
+			r.Note = "scale: " + err.Error()
+			progress("%s: %s", m.name, r.Note)
+		}
 	}
 	r.Status = statusOK
 	progress("%s: %s Gbit/s A->B, %s Gbit/s B->A, RTT p50 %s, connect+first RTT p50 %s",

@@ -31,7 +31,7 @@ func goals(rs []result) []goal {
 				return r
 			}
 		}
-		return result{UpGbps: math.NaN(), DownGbps: math.NaN(), RTTus: math.NaN(), Connectus: math.NaN()}
+		return newResult(mode{key: key})
 	}
 	adj, hub, ssh, stunnel, relay := get("adjacent"), get("adjacent-hub"), get("ssh"), get("stunnel"), get("ssh-relay")
 	atLeast := func(x float64) func(float64) bool { return func(v float64) bool { return v >= x } }
@@ -45,6 +45,9 @@ func goals(rs []result) []goal {
 		{"via hub Gbit/s A->B / ssh relay shape", hub.UpGbps / relay.UpGbps, "x", ">= 1.2x", atLeast(1.2)},
 		{"via hub Gbit/s B->A / ssh relay shape", hub.DownGbps / relay.DownGbps, "x", ">= 1.2x", atLeast(1.2)},
 		{"via hub connect+first RTT p50", hub.Connectus / 1000, "ms", "< 2 ms", under(2)},
+		{"direct portal new connections per second, 32 clients", adj.ConnPerSec, "/s", ">= 5000/s", atLeast(5000)},
+		{"node memory per idle connection (10,000) at the inlet", adj.InletKiBPerConn, "KiB", "<= 32 KiB", atMost(32)},
+		{"node memory per idle connection (10,000) at the outlet", adj.OutletKiBPerConn, "KiB", "<= 32 KiB", atMost(32)},
 	}
 }
 
@@ -63,8 +66,13 @@ func (g goal) value() string {
 	if math.IsNaN(g.Value) || math.IsInf(g.Value, 0) {
 		return "-"
 	}
-	if g.Unit == "ms" {
+	switch g.Unit {
+	case "ms":
 		return fmt.Sprintf("%.2f ms", g.Value)
+	case "KiB":
+		return fmt.Sprintf("%.1f KiB", g.Value)
+	case "/s":
+		return fmt.Sprintf("%.0f/s", g.Value)
 	}
 	return fmt.Sprintf("%.2fx", g.Value)
 }
@@ -239,6 +247,9 @@ func resultsJSON(h header, rs []result, gs []goal) ([]byte, error) {
 		RTTp99us     *float64 `json:"rtt_p99_us"`
 		Connectp50us *float64 `json:"connect_p50_us"`
 		Connectp99us *float64 `json:"connect_p99_us"`
+		ConnPerSec   *float64 `json:"connects_per_second,omitempty"`
+		InletKiB     *float64 `json:"inlet_kib_per_idle_connection,omitempty"`
+		OutletKiB    *float64 `json:"outlet_kib_per_idle_connection,omitempty"`
 		SetupSeconds float64  `json:"setup_seconds"`
 		MeasureSecs  float64  `json:"measure_seconds"`
 	}
@@ -262,6 +273,7 @@ func resultsJSON(h header, rs []result, gs []goal) ([]byte, error) {
 	for _, r := range rs {
 		doc.Modes = append(doc.Modes, row{r.Key, r.Name, r.Topology, r.Status, r.Note,
 			num(r.UpGbps), num(r.DownGbps), num(r.RTTus), num(r.RTTp99us), num(r.Connectus), num(r.Connp99us),
+			num(r.ConnPerSec), num(r.InletKiBPerConn), num(r.OutletKiBPerConn),
 			math.Round(r.SetupSecs*10) / 10, math.Round(r.MeasureSecs*10) / 10})
 	}
 	for _, g := range gs {

@@ -47,6 +47,11 @@ func TestNiceStep(t *testing.T) {
 }
 
 // sample is a run as the report sees it: most modes measured, one skipped, one failed.
+func scaled(r result, perSec, inKiB, outKiB float64) result {
+	r.ConnPerSec, r.InletKiBPerConn, r.OutletKiBPerConn = perSec, inKiB, outKiB
+	return r
+}
+
 func sample() []result {
 	row := func(key string, up, down, rtt, conn float64) result {
 		r := newResult(*findMode(key))
@@ -62,7 +67,7 @@ func sample() []result {
 		row("ssh", 8.0, 5.1, 152, 327),
 		row("stunnel", 8.2, 8.3, 164, 3600),
 		skipped, failed,
-		row("adjacent", 12, 10, 100, 300),
+		scaled(row("adjacent", 12, 10, 100, 300), 6200, 9.5, 40),
 		row("adjacent-hub", 6, 4.5, 250, 1500),
 		row("ssh-relay", 4.5, 4.5, 331, 43000),
 	}
@@ -70,13 +75,16 @@ func sample() []result {
 
 func TestGoals(t *testing.T) {
 	want := map[string]string{
-		"direct portal Gbit/s A->B / max(ssh -L, stunnel)": "1.46x met",
-		"direct portal Gbit/s B->A / max(ssh -L, stunnel)": "1.20x met",
-		"direct portal RTT p50 / ssh -L":                   "0.66x met",
-		"direct portal connect+first RTT p50 / ssh -L":     "0.92x met",
-		"via hub Gbit/s A->B / ssh relay shape":            "1.33x met",
-		"via hub Gbit/s B->A / ssh relay shape":            "1.00x missed",
-		"via hub connect+first RTT p50":                    "1.50 ms met",
+		"direct portal Gbit/s A->B / max(ssh -L, stunnel)":       "1.46x met",
+		"direct portal Gbit/s B->A / max(ssh -L, stunnel)":       "1.20x met",
+		"direct portal RTT p50 / ssh -L":                         "0.66x met",
+		"direct portal connect+first RTT p50 / ssh -L":           "0.92x met",
+		"via hub Gbit/s A->B / ssh relay shape":                  "1.33x met",
+		"via hub Gbit/s B->A / ssh relay shape":                  "1.00x missed",
+		"via hub connect+first RTT p50":                          "1.50 ms met",
+		"direct portal new connections per second, 32 clients":   "6200/s met",
+		"node memory per idle connection (10,000) at the inlet":  "9.5 KiB met",
+		"node memory per idle connection (10,000) at the outlet": "40.0 KiB missed",
 	}
 	gs := goals(sample())
 	if len(gs) != len(want) {

@@ -9,6 +9,8 @@
 //	blast halfclose -to ADDR                      8 MiB up, half-close, expect 1 MiB then EOF
 //	blast rr -to ADDR -count N -size 64           request/response round trips, percentiles
 //	blast connect -to ADDR -count N               connect + one round trip, percentiles
+//	blast rate -to ADDR -parallel 32 -seconds 3   connects (+ one round trip) per second
+//	blast idle -to ADDR -count N                  hold N connections open until stdin ends
 //
 // It prints one line of results; on any failure it prints the error and exits 1.
 package main
@@ -43,7 +45,7 @@ const (
 
 func main() {
 	if len(os.Args) < 2 {
-		fail(errors.New("usage: blast serve|exchange|upload|download|halfclose|rr|connect [flags]"))
+		fail(errors.New("usage: blast serve|exchange|upload|download|halfclose|rr|connect|rate|idle [flags]"))
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
 	listen := fs.String("listen", "127.0.0.1:7000", "serve: address to listen on")
@@ -51,6 +53,8 @@ func main() {
 	n := fs.Int64("bytes", 1<<30, "bytes to move")
 	count := fs.Int("count", 1000, "round trips or connects")
 	size := fs.Int("size", 64, "request and response size of rr")
+	parallel := fs.Int("parallel", 32, "rate: concurrent clients")
+	seconds := fs.Float64("seconds", 3, "rate: how long")
 	fs.Parse(os.Args[2:])
 	var err error
 	switch os.Args[1] {
@@ -66,6 +70,10 @@ func main() {
 		err = roundTrips(*to, *count, *size)
 	case "connect":
 		err = connects(*to, *count)
+	case "rate":
+		err = connectRate(*to, *parallel, time.Duration(*seconds*float64(time.Second)))
+	case "idle":
+		err = idle(*to, *count)
 	default:
 		err = fmt.Errorf("unknown mode %q", os.Args[1])
 	}

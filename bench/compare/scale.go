@@ -1,0 +1,106 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// idleConns is how many idle connections the memory measurement holds through one inlet.
+const idleConns = 10000
+
+// measureScale adds the portal's scale figures to r: new connections per second from 32
+// clients, and the node memory (resident set) each idle connection costs at the inlet and
+// at the outlet. Only modes whose endpoints name their nodes have them.
+func (b *bench) measureScale(ctx context.Context, ep endpoints, r *result) error {
+	out, err := b.blast(ctx, ep.ns, time.Minute, "rate", "-to", ep.blast, "-parallel", "32", "-seconds", "3")
+	if err != nil {
+		return fmt.Errorf("blast rate: %w", err)
+	}
+	if r.ConnPerSec, err = field(out, "per_second"); err != nil {
+		return fmt.Errorf("blast rate: %w", err)
+	}
+	inPid, err := ep.inlet.pid(ctx)
+	if err != nil {
+		return err
+	}
+	outPid, err := ep.outlet.pid(ctx)
+	if err != nil {
+		return err
+	}
+	time.Sleep(2 * time.Second) // let the rate test's sessions wind down
+	in0, out0 := rss(inPid), rss(outPid)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	cmd := ep.ns.CommandContext(ctx, b.tools.blast, "idle", "-to", ep.blast, "-count", strconv.Itoa(idleConns))
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		stdin.Close() // blast closes its connections and exits
+		cmd.Wait()
+	}()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "ok idle") {
+		return fmt.Errorf("blast idle: %q %v", strings.TrimSpace(line), err)
+	}
+	time.Sleep(time.Second)
+	in1, out1 := rss(inPid), rss(outPid)
+	r.InletKiBPerConn = float64(in1-in0) / idleConns
+	r.OutletKiBPerConn = float64(out1-out0) / idleConns
+	progress("%s: %.0f connects/s; %d idle connections: %.1f KiB each at the inlet (%d -> %d KiB), %.1f KiB at the outlet (%d -> %d KiB)",
+		r.Name, r.ConnPerSec, idleConns, r.InletKiBPerConn, in0, in1, r.OutletKiBPerConn, out0, out1)
+	return nil
+}
+
+// pid asks the node for its process id.
+func (n *node) pid(ctx context.Context) (int, error) {
+	out, err := n.run(ctx, "node", "show", "--output", "json")
+	if err != nil {
+		return 0, err
+	}
+	var info struct{ Pid int }
+	if err := json.Unmarshal([]byte(out), &info); err != nil || info.Pid == 0 {
+		return 0, fmt.Errorf("%s: no pid in node show: %v", n.name, err)
+	}
+	return info.Pid, nil
+}
+
+// rss is a process's resident set in KiB, 0 if it cannot be read.
+func rss(pid int) int {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kib, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
+			return kib
+		}
+	}
+	return 0
+}
+
+// field reads key=value from blast's result line.
+func field(line, key string) (float64, error) {
+	for _, f := range strings.Fields(line) {
+		if k, v, ok := strings.Cut(f, "="); ok && k == key {
+			return strconv.ParseFloat(v, 64)
+		}
+	}
+	return 0, fmt.Errorf("no %s in %q", key, line)
+}
