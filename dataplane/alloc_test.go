@@ -9,7 +9,8 @@ import (
 	"github.com/adjacentnet/adjacent/internal/racecheck"
 )
 
-// TestSteadyStateAllocs: once a portal session runs, moving data allocates nothing per frame.
+// TestSteadyStateAllocs: once a portal session runs, moving data allocates nothing per frame,
+// even across garbage collections (which empty sync.Pools, not the buffers routing keeps).
 func TestSteadyStateAllocs(t *testing.T) {
 	if racecheck.Enabled {
 		t.Skip("sync.Pool drops items under the race detector")
@@ -31,19 +32,24 @@ func TestSteadyStateAllocs(t *testing.T) {
 			}
 		}
 	}
-	send(256) // warm the pools and grow the window
+	send(2048) // warm the pools and grow the window
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	const frames = 4096
-	send(frames)
+	for range 4 {
+		send(frames / 4)
+		runtime.GC()
+	}
 	c.(*net.TCPConn).CloseWrite()
-	if n := <-received; n != int64(frames+256)*chunk {
+	if n := <-received; n != int64(frames+2048)*chunk {
 		t.Fatalf("server received %d bytes", n)
 	}
 	runtime.ReadMemStats(&after)
 	per := float64(after.Mallocs-before.Mallocs) / frames
 	t.Logf("%.3f allocations per 64 KiB frame", per)
-	if per > 0.1 {
+	// Measured: 0.003 to 0.02, nearly all of it the runtime re-creating sync.Pool shards after
+	// each forced collection; one allocation per frame would be 1.
+	if per > 0.05 {
 		t.Fatalf("%.3f allocations per frame in steady state, want 0", per)
 	}
 	c.Close()

@@ -55,6 +55,7 @@ type Inlet struct {
 	mu     sync.Mutex
 	ln     net.Listener
 	closed bool
+	path   PathRoute // the last one Path gave, for connections that need not wait
 }
 
 // NewInlet returns an inlet; Serve runs it on a listener, Dial and Handle serve single
@@ -103,7 +104,87 @@ func (in *Inlet) Serve(ln net.Listener) error {
 		if tc, ok := c.(*net.TCPConn); ok {
 			tc.SetNoDelay(true)
 		}
-		go in.Handle(c)
+		if !in.openNow(c) {
+			go in.Handle(c)
+		}
+	}
+}
+
+// openNow opens a portal session for c without waiting, when the path is up: the outlet's
+// answer, on the transport's goroutine, starts the session or closes c, so a connect costs
+// no goroutine until the session runs. It reports false, having done nothing, when the path
+// is down and Handle must wait for it.
+func (in *Inlet) openNow(c net.Conn) bool {
+	in.mu.Lock()
+	pr := in.path
+	in.mu.Unlock()
+	if pr.Done == nil || isClosed(pr.Done) {
+		return false
+	}
+	name := "portal." + randomID()
+	s := newSession(in.cfg.Router, in.cfg.Logger, c, name, &in.stats, in.cfg.Window, in.cfg.WindowCap)
+	timeout := time.AfterFunc(in.cfg.ConnectTimeout, func() {
+		s.reset(errors.New("no answer from the outlet"), true)
+	})
+	check := time.AfterFunc(checkAfter, func() {
+		if pr.Alive != nil {
+			in.check(context.Background(), pr)
+		}
+	})
+	s.onAnswer = func(a *routing.Message) {
+		timeout.Stop()
+		check.Stop()
+		s.mu.Lock()
+		again := s.started // an outlet that answers twice is not listened to
+		s.mu.Unlock()
+		if again {
+			a.Release()
+			return
+		}
+		p := a.Payload()
+		if credit, err := u32(p); err == nil && p[0] == msgConnected {
+			peer := a.Return
+			a.Release()
+			s.start(peer, credit)
+			return
+		}
+		err := fmt.Errorf("%w from the outlet", errMalformed)
+		if p[0] == msgRefused {
+			err = fmt.Errorf("refused by the outlet: %s", p[1:])
+		}
+		a.Release()
+		in.cfg.Logger.Info("portal connection not opened", "client", c.RemoteAddr().String(), "err", err)
+		s.end(false, nil)
+	}
+	if err := in.cfg.Router.Register(name, s, pr.Flow); err != nil {
+		timeout.Stop()
+		check.Stop()
+		return false
+	}
+	if !in.groups.add(pr.Done, s) {
+		timeout.Stop()
+		check.Stop()
+		in.cfg.Router.Unregister(name)
+		return false
+	}
+	in.sendConnect(pr, s)
+	return true
+}
+
+func (in *Inlet) sendConnect(pr PathRoute, s *session) {
+	m := routing.NewMessage()
+	m.Onward = pr.To
+	m.Return = s.self
+	m.SetPayload(withU32(msgConnect, uint32(in.cfg.Window)))
+	in.cfg.Router.Send(m)
+}
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -145,6 +226,9 @@ func (in *Inlet) dialOnce(ctx context.Context) (*Pending, error) {
 	if err != nil {
 		return nil, err
 	}
+	in.mu.Lock()
+	in.path = pr
+	in.mu.Unlock()
 	name := "portal." + randomID()
 	s := newSession(in.cfg.Router, in.cfg.Logger, nil, name, &in.stats, in.cfg.Window, in.cfg.WindowCap)
 	if err := in.cfg.Router.Register(name, s, pr.Flow); err != nil {
@@ -154,11 +238,7 @@ func (in *Inlet) dialOnce(ctx context.Context) (*Pending, error) {
 		s.end(true, nil)
 		return nil, errPathDown
 	}
-	m := routing.NewMessage()
-	m.Onward = pr.To
-	m.Return = s.self
-	m.SetPayload(withU32(msgConnect, uint32(in.cfg.Window)))
-	in.cfg.Router.Send(m)
+	in.sendConnect(pr, s)
 	check := time.NewTimer(checkAfter)
 	defer check.Stop()
 	for {

@@ -61,6 +61,8 @@ type session struct {
 	endOnce sync.Once
 
 	answer chan *routing.Message // while connecting: the outlet's connected or refused
+	// onAnswer, if set, takes the answer instead, on the transport's goroutine.
+	onAnswer func(*routing.Message)
 	// The writer's reusable state, so that writing allocates nothing.
 	writeFn func()
 	iov     net.Buffers       // backing array of the vectors
@@ -122,11 +124,15 @@ func (s *session) putReadBuffer() {
 
 // start runs the session once its connection, peer route and initial credit are known.
 func (s *session) start(peer routing.Route, credit uint32) {
+	s.mu.Lock()
+	if s.isDone() || s.started { // reset while it was connecting, or answered twice
+		s.mu.Unlock()
+		return
+	}
 	s.peer = peer
 	s.credit.Store(int64(credit))
 	s.stats.Active.Add(1)
 	s.stats.Total.Add(1)
-	s.mu.Lock()
 	s.started = true
 	write := (len(s.queue) > 0 || s.finQueued) && !s.writing // what arrived before the connection
 	s.writing = s.writing || write
@@ -146,6 +152,10 @@ func (s *session) HandleMessage(m *routing.Message) {
 	}
 	switch p[0] {
 	case msgConnected, msgRefused:
+		if s.onAnswer != nil {
+			s.onAnswer(m)
+			return
+		}
 		select {
 		case s.answer <- m:
 		default:

@@ -18,7 +18,21 @@ var classes = [...]int{2 << 10, 16 << 10, 64<<10 + 1<<10, 256<<10 + 1<<10}
 // MaxBufferData is the largest data size a Buffer can hold.
 var MaxBufferData = classes[len(classes)-1]
 
-var pools [len(classes)]sync.Pool
+// Each class keeps up to keptBytes of free buffers in a list the garbage collector leaves
+// alone, in front of a sync.Pool that it empties: a steady stream reuses the same buffers
+// and allocates nothing, and memory that a burst needed goes back to the heap.
+const keptBytes = 8 << 20
+
+var (
+	kept  [len(classes)]chan *Buffer
+	pools [len(classes)]sync.Pool
+)
+
+func init() {
+	for i, c := range classes {
+		kept[i] = make(chan *Buffer, keptBytes/c)
+	}
+}
 
 // Buffer is a pooled byte buffer with headroom and tailroom. Its data is Bytes(); Prepend
 // and Extend grow it at either end in place. A Buffer has one owner at a time; whoever holds
@@ -34,7 +48,12 @@ type Buffer struct {
 func NewBuffer(n int) *Buffer {
 	for i, c := range classes {
 		if n <= c {
-			b, _ := pools[i].Get().(*Buffer)
+			var b *Buffer
+			select {
+			case b = <-kept[i]:
+			default:
+				b, _ = pools[i].Get().(*Buffer)
+			}
 			if b == nil {
 				b = &Buffer{data: make([]byte, Headroom+c+Tailroom), class: int8(i)}
 			}
@@ -50,7 +69,11 @@ func (b *Buffer) Release() {
 	if b == nil || b.class < 0 {
 		return
 	}
-	pools[b.class].Put(b)
+	select {
+	case kept[b.class] <- b:
+	default:
+		pools[b.class].Put(b)
+	}
 }
 
 // Bytes returns the data. It aliases the buffer.

@@ -78,7 +78,8 @@ func newResult(m mode) result {
 	nan := math.NaN()
 	return result{Key: m.key, Name: m.name, Topology: m.topo,
 		UpGbps: nan, DownGbps: nan, RTTus: nan, RTTp99us: nan, Connectus: nan, Connp99us: nan,
-		ConnPerSec: nan, InletKiBPerConn: nan, OutletKiBPerConn: nan}
+		ConnPerSec: nan, InletKiBPerConn: nan, OutletKiBPerConn: nan,
+		InletSyscallsPerFrame: nan, OutletSyscallsPerFrame: nan, BytesPerFrame: nan}
 }
 
 // Result statuses.
@@ -99,6 +100,9 @@ type result struct {
 	ConnPerSec             float64 // new connections per second from 32 clients
 	InletKiBPerConn        float64 // node memory per idle connection, at the inlet
 	OutletKiBPerConn       float64 // and at the outlet
+	InletSyscallsPerFrame  float64 // system calls per frame during a bulk stream A->B
+	OutletSyscallsPerFrame float64
+	BytesPerFrame          float64 // the frames' average size in that stream
 	SetupSecs, MeasureSecs float64
 }
 
@@ -170,6 +174,10 @@ func (b *bench) runMode(ctx context.Context, m *mode, r *result) {
 	if ep.inlet != nil && ctx.Err() == nil {
 		if err := b.measureScale(ctx, ep, r); err != nil {
 			r.Note = "scale: " + err.Error()
+			progress("%s: %s", m.name, r.Note)
+		}
+		if err := b.measureSyscalls(ctx, ep, r); err != nil {
+			r.Note = "system calls: " + err.Error()
 			progress("%s: %s", m.name, r.Note)
 		}
 	}

@@ -4,11 +4,16 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/adjacentnet/adjacent/control/api"
 )
 
 // idleConns is how many idle connections the memory measurement holds through one inlet.
@@ -103,4 +108,100 @@ func field(line, key string) (float64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no %s in %q", key, line)
+}
+
+// measureSyscalls counts the system calls of the inlet's and the outlet's node during an
+// iperf3 stream A->B (perf stat on the raw_syscalls tracepoint) and divides them by the
+// frames each moved in the same window, with the frames' average size.
+func (b *bench) measureSyscalls(ctx context.Context, ep endpoints, r *result) error {
+	perf := b.tools.path["perf"]
+	if perf == "" || b.tools.path["iperf3"] == "" {
+		return nil
+	}
+	inPid, err := ep.inlet.pid(ctx)
+	if err != nil {
+		return err
+	}
+	outPid, err := ep.outlet.pid(ctx)
+	if err != nil {
+		return err
+	}
+	host, port, _ := strings.Cut(ep.iperf, ":")
+	ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	iperf := ep.ns.CommandContext(ictx, b.tools.path["iperf3"], "-c", host, "-p", port, "-t", "4")
+	if err := iperf.Start(); err != nil {
+		return err
+	}
+	defer iperf.Wait()
+	time.Sleep(time.Second)
+	in0, err := ep.inlet.transport(ctx)
+	if err != nil {
+		return err
+	}
+	out0, err := ep.outlet.transport(ctx)
+	if err != nil {
+		return err
+	}
+	var (
+		counts [2]float64
+		errs   [2]error
+		wg     sync.WaitGroup
+	)
+	for i, pid := range []int{inPid, outPid} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			counts[i], errs[i] = countSyscalls(ctx, perf, pid, 2*time.Second)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs[:]...); err != nil {
+		return err
+	}
+	in1, err := ep.inlet.transport(ctx)
+	if err != nil {
+		return err
+	}
+	out1, err := ep.outlet.transport(ctx)
+	if err != nil {
+		return err
+	}
+	sent, received := float64(in1.FramesOut-in0.FramesOut), float64(out1.FramesIn-out0.FramesIn)
+	if sent == 0 || received == 0 {
+		return errors.New("no frames moved while counting system calls")
+	}
+	r.InletSyscallsPerFrame, r.OutletSyscallsPerFrame = counts[0]/sent, counts[1]/received
+	r.BytesPerFrame = float64(in1.BytesOut-in0.BytesOut) / sent
+	progress("%s: iperf3 A->B in frames of %.1f KiB: %.2f system calls per frame at the inlet, %.2f at the outlet",
+		r.Name, r.BytesPerFrame/1024, r.InletSyscallsPerFrame, r.OutletSyscallsPerFrame)
+	return nil
+}
+
+// countSyscalls counts the system calls of process pid over d.
+func countSyscalls(ctx context.Context, perf string, pid int, d time.Duration) (float64, error) {
+	out, err := exec.CommandContext(ctx, perf, "stat", "-x", ",", "-e", "raw_syscalls:sys_enter",
+		"-p", strconv.Itoa(pid), "--", "sleep", strconv.FormatFloat(d.Seconds(), 'f', -1, 64)).CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("perf stat: %v: %s", err, firstLine(string(out)))
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Split(line, ","); len(f) > 2 && strings.HasPrefix(f[2], "raw_syscalls:sys_enter") {
+			return strconv.ParseFloat(f[0], 64)
+		}
+	}
+	return 0, fmt.Errorf("perf stat: no count in %q", firstLine(string(out)))
+}
+
+// transport reads the node's transport counters.
+func (n *node) transport(ctx context.Context) (api.Transport, error) {
+	out, err := n.run(ctx, "node", "show", "--output", "json")
+	if err != nil {
+		return api.Transport{}, err
+	}
+	var info api.NodeInfo
+	if err := json.Unmarshal([]byte(out), &info); err != nil {
+		return api.Transport{}, fmt.Errorf("%s: node show: %v", n.name, err)
+	}
+	return info.Transport, nil
 }

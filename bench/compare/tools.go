@@ -31,6 +31,7 @@ var peerTools = []struct{ name, candidates, install string }{
 	{"socat", "socat", "Debian package socat"},
 	{"wg", "wg", "Debian package wireguard-tools"},
 	{"wireguard-go", "", "GOBIN=bin/peers go install golang.zx2c4.com/wireguard@latest"},
+	{"perf", "perf", "Debian package linux-perf"}, // counts the portal's system calls
 }
 
 // findTools builds adjacent and blast into bin/ of the module and looks up the peers.

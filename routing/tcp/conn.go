@@ -131,10 +131,10 @@ func (c *Conn) flushNow() {
 	for {
 		c.mu.Lock()
 		if c.sock == nil || len(c.queue) == 0 || c.closed {
-			c.handoff = c.sock == nil && len(c.queue) > 0
-			c.writing = c.handoff
+			handoff := c.sock == nil && len(c.queue) > 0 && !c.closed
+			c.handoff, c.writing = handoff, handoff
 			c.mu.Unlock()
-			if c.handoff {
+			if handoff {
 				c.wakeWriter()
 			}
 			return
