@@ -100,10 +100,7 @@ func (in *Inlet) Serve(ln net.Listener) error {
 			time.Sleep(delay)
 			continue
 		}
-		delay = 0
-		if tc, ok := c.(*net.TCPConn); ok {
-			tc.SetNoDelay(true)
-		}
+		delay = 0 // Go turns Nagle off on accepted connections by itself
 		if !in.openNow(c) {
 			go in.Handle(c)
 		}

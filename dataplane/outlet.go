@@ -52,7 +52,9 @@ func NewOutlet(cfg OutletConfig) *Outlet {
 		cfg.WindowCap = max(DefaultWindowCap, cfg.Window)
 	}
 	if cfg.Dial == nil {
-		var d net.Dialer
+		// No TCP keepalive to a local target (the portal has its own liveness), which saves
+		// four system calls per connect; Go turns Nagle off by itself.
+		d := net.Dialer{KeepAlive: -1}
 		cfg.Dial = d.DialContext
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -106,9 +108,6 @@ func (o *Outlet) connect(m *routing.Message, window uint32) {
 		o.cfg.Logger.Info("portal target unreachable", "target", o.cfg.Target, "err", err)
 		o.refuse(m, "the outlet cannot reach its target: "+err.Error())
 		return
-	}
-	if tc, ok := conn.(*net.TCPConn); ok {
-		tc.SetNoDelay(true)
 	}
 	name := "portal." + randomID()
 	s := newSession(o.cfg.Router, o.cfg.Logger, conn, name, &o.stats, o.cfg.Window, o.cfg.WindowCap)
