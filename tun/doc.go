@@ -1,4 +1,11 @@
-// Package tun creates and owns TUN devices (golang.zx2c4.com/wireguard/tun) and sets their
-// addresses and routes with netlink, removing them when the device is closed. It does not
-// parse packets; the stack package does.
+// Package tun creates and owns the TUN device of a node's transparent inlets
+// (golang.zx2c4.com/wireguard/tun) and points host routes for their virtual addresses at it
+// with netlink, removing them when an address is released or the device is closed.
+//
+// Packets come from the host's TCP/IP stack (a client connecting to a virtual address) and
+// are read in batches by the stack package; what the stack sends back is written to the
+// device and delivered to the client. The package does not parse packets.
+//
+// The device needs CAP_NET_ADMIN; without it Create returns ErrPermission with the way to
+// grant it.
 package tun

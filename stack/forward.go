@@ -1,0 +1,58 @@
+package stack
+
+import (
+	"context"
+	"net"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/waiter"
+)
+
+// forward runs, on its own goroutine, for each SYN handlePacket let through: it opens the far
+// side and only then answers the client, with a SYN-ACK or, on failure, a reset.
+func (s *Stack) forward(r *tcp.ForwarderRequest) {
+	id := r.ID()
+	defer s.done(id)
+	flow := Flow{Client: addrPort(id.RemoteAddress, id.RemotePort), Target: addrPort(id.LocalAddress, id.LocalPort)}
+	s.mu.Lock()
+	h := s.handlers[flow.Target]
+	s.mu.Unlock()
+	if h == nil {
+		r.Complete(true)
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.ConnectTimeout)
+	sess, err := h(ctx, flow)
+	cancel()
+	if err != nil {
+		s.log.Info("transparent connection refused", "client", flow.Client.String(), "target", flow.Target.String(), "err", err)
+		r.Complete(true)
+		return
+	}
+	var wq waiter.Queue
+	ep, e := r.CreateEndpoint(&wq)
+	if e != nil { // the client gave up, or the stack is closing
+		sess.Abort()
+		r.Complete(true)
+		return
+	}
+	r.Complete(false)
+	sess.Attach(&conn{TCPConn: gonet.NewTCPConn(&wq, ep), ep: ep})
+}
+
+// conn is an accepted connection. SetLinger(0) makes Close send a reset, as on a kernel
+// socket: the data plane resets the client that way when the portal fails.
+type conn struct {
+	*gonet.TCPConn
+	ep tcpip.Endpoint
+}
+
+func (c *conn) SetLinger(sec int) error {
+	c.ep.SocketOptions().SetLinger(tcpip.LingerOption{Enabled: sec >= 0, Timeout: time.Duration(sec) * time.Second})
+	return nil
+}
+
+var _ net.Conn = (*conn)(nil)

@@ -1,0 +1,113 @@
+package stack
+
+import (
+	"errors"
+	"net"
+	"os"
+
+	"gvisor.dev/gvisor/pkg/buffer"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
+
+	"github.com/adjacentnet/adjacent/tun"
+)
+
+// readDevice reads batches of packets from the device and injects them into the stack. Each
+// packet is read straight into a pooled gVisor view whose ownership passes to the stack, so
+// a packet is copied once, by the device (from its offload buffer).
+func (s *Stack) readDevice() {
+	defer s.wg.Done()
+	n := max(s.cfg.Device.BatchSize(), 1)
+	size := tun.Offset + s.mtu
+	views := make([]*buffer.View, n)
+	bufs := make([][]byte, n)
+	sizes := make([]int, n)
+	defer func() {
+		for _, v := range views {
+			if v != nil {
+				v.Release()
+			}
+		}
+	}()
+	for {
+		for i := range views {
+			if views[i] == nil {
+				views[i] = buffer.NewViewSize(size)
+				bufs[i] = views[i].AsSlice()
+			}
+		}
+		got, err := s.cfg.Device.Read(bufs, sizes, tun.Offset)
+		for i := 0; i < got; i++ {
+			if sizes[i] == 0 {
+				continue
+			}
+			v := views[i]
+			views[i] = nil
+			v.CapLength(tun.Offset + sizes[i])
+			v.TrimFront(tun.Offset)
+			var proto tcpip.NetworkProtocolNumber
+			switch v.AsSlice()[0] >> 4 {
+			case 4:
+				proto = header.IPv4ProtocolNumber
+			case 6:
+				proto = header.IPv6ProtocolNumber
+			default:
+				v.Release()
+				continue
+			}
+			pkt := gstack.NewPacketBuffer(gstack.PacketBufferOptions{Payload: buffer.MakeWithView(v)})
+			s.ep.InjectInbound(proto, pkt)
+			pkt.DecRef()
+		}
+		if err != nil {
+			if errors.Is(err, os.ErrClosed) || errors.Is(err, net.ErrClosed) || s.ctx.Err() != nil {
+				return
+			}
+			if got == 0 {
+				// wireguard-go reports malformed offload packets per read; one bad
+				// packet must not stop the device.
+				s.log.Debug("tun read", "err", err)
+			}
+		}
+	}
+}
+
+// writeDevice takes the stack's outbound packets, as many as are queued up to the device's
+// batch size, and writes them to the device in one call (which coalesces TCP segments where
+// the device has offloads).
+func (s *Stack) writeDevice() {
+	defer s.wg.Done()
+	n := max(s.cfg.Device.BatchSize(), 1)
+	size := tun.Offset + s.mtu
+	bufs := make([][]byte, n)
+	for i := range bufs {
+		bufs[i] = make([]byte, size)
+	}
+	out := make([][]byte, 0, n)
+	for {
+		pkt := s.ep.ReadContext(s.ctx)
+		if pkt == nil {
+			return
+		}
+		out = out[:0]
+		for pkt != nil {
+			b := bufs[len(out)][:tun.Offset]
+			for _, sl := range pkt.AsSlices() {
+				b = append(b, sl...)
+			}
+			pkt.DecRef()
+			out = append(out, b)
+			if len(out) == n {
+				break
+			}
+			pkt = s.ep.Read()
+		}
+		if _, err := s.cfg.Device.Write(out, tun.Offset); err != nil {
+			if errors.Is(err, os.ErrClosed) || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.log.Debug("tun write", "err", err)
+		}
+	}
+}
