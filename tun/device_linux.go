@@ -10,8 +10,8 @@ import (
 	"sync"
 
 	"github.com/vishvananda/netlink"
-	wgtun "golang.zx2c4.com/wireguard/tun"
 	"golang.org/x/sys/unix"
+	wgtun "golang.zx2c4.com/wireguard/tun"
 )
 
 var mu sync.Mutex // guards every Device's routes and closed; route changes are rare
