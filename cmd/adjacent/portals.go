@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -63,14 +64,31 @@ func inletCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "tcp-inlet", Short: "TCP inlets: local listeners whose connections go through portals"}
 	var req api.CreateInlet
 	create := &cobra.Command{
-		Use:   "create --from [HOST:]PORT (--via RELAY [--to OUTLET] | --to ROUTE)",
+		Use:   "create --from [HOST:]PORT (--via RELAY [--to OUTLET] | --to ROUTE) [--tun [--hosts-file PATH]]",
 		Short: "Listen on [HOST:]PORT and carry each connection to an outlet",
+		Long: `Listen on [HOST:]PORT and carry each connection to an outlet.
+
+With --tun the inlet is transparent: clients connect to HOST:PORT itself, which the node
+serves on its TUN device. HOST is an IP address (IPv4 or IPv6), or a name that the node maps
+to an address from --address-range and writes into a managed block of --hosts-file. It needs
+CAP_NET_ADMIN: run the node as root or as the system service.`,
 		Example: `  adjacent tcp-inlet create --from 15432 --via postgres
-  adjacent tcp-inlet create --from 15432 --to /ip4/10.0.0.2/tcp/4000/secure/api/service/outlet`,
-		Args: exactArgs(0, "adjacent tcp-inlet create --from [HOST:]PORT (--via RELAY [--to OUTLET] | --to ROUTE) [--allow EXPR]"),
+  adjacent tcp-inlet create --from 15432 --to /ip4/10.0.0.2/tcp/4000/secure/api/service/outlet
+  adjacent tcp-inlet create --from db.bank.internal:5432 --via postgres --tun`,
+		Args: exactArgs(0, "adjacent tcp-inlet create --from [HOST:]PORT (--via RELAY [--to OUTLET] | --to ROUTE) [--allow EXPR] [--tun [--hosts-file PATH]]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if req.From == "" {
 				return fmt.Errorf("tcp-inlet create needs --from [HOST:]PORT, e.g. --from 15432")
+			}
+			if (req.HostsFile != "" || req.AddressRange != "") && !req.Tun {
+				return fmt.Errorf("tcp-inlet create: --hosts-file and --address-range go with --tun")
+			}
+			if req.HostsFile != "" {
+				abs, err := filepath.Abs(req.HostsFile)
+				if err != nil {
+					return fmt.Errorf("tcp-inlet create: --hosts-file: %w", err)
+				}
+				req.HostsFile = abs
 			}
 			if req.Via == "" && req.To == "" {
 				return fmt.Errorf("tcp-inlet create needs --via RELAY (an outlet behind a relay) or --to ROUTE (a route to an outlet)")
@@ -85,7 +103,14 @@ func inletCommand(g *globals) *cobra.Command {
 				return err
 			}
 			return g.print(in, func(w io.Writer) {
-				fmt.Fprintf(w, "Inlet listening on %s, connected through %s\n", in.Listen, in.Route)
+				switch {
+				case in.Host != "":
+					fmt.Fprintf(w, "Transparent inlet on %s (%s in %s, device %s), connected through %s\n", in.Listen, in.Host, in.HostsFile, in.Tun, in.Route)
+				case in.Tun != "":
+					fmt.Fprintf(w, "Transparent inlet on %s (device %s), connected through %s\n", in.Listen, in.Tun, in.Route)
+				default:
+					fmt.Fprintf(w, "Inlet listening on %s, connected through %s\n", in.Listen, in.Route)
+				}
 			})
 		},
 	}
@@ -93,6 +118,9 @@ func inletCommand(g *globals) *cobra.Command {
 	create.Flags().StringVar(&req.Via, "via", "", "relay at the project's hub behind which the outlet is")
 	create.Flags().StringVar(&req.To, "to", "", "with --via: the outlet's name (default outlet); without: a route to an outlet")
 	create.Flags().StringVar(&req.Allow, "allow", "", "policy the outlet's node must satisfy (default: project members)")
+	create.Flags().BoolVar(&req.Tun, "tun", false, "transparent: serve HOST:PORT itself on the node's TUN device (needs CAP_NET_ADMIN)")
+	create.Flags().StringVar(&req.HostsFile, "hosts-file", "", "with --tun and a host name: the hosts file to map it in (default /etc/hosts)")
+	create.Flags().StringVar(&req.AddressRange, "address-range", "", "with --tun and a host name: where its address comes from (default 100.127.0.0/16)")
 	list := &cobra.Command{
 		Use:  "list",
 		Args: exactArgs(0, "adjacent tcp-inlet list"),
@@ -103,13 +131,24 @@ func inletCommand(g *globals) *cobra.Command {
 			}
 			return g.print(ins, func(w io.Writer) {
 				for _, in := range ins {
-					fmt.Fprintf(w, "%s\t%s\tpath %s, %d active, %d total, %d bytes in, %d out\n", in.Listen, in.Route, upDown(in.Up), in.Active, in.Total, in.BytesIn, in.BytesOut)
+					fmt.Fprintf(w, "%s\t%s\tpath %s, %d active, %d total, %d bytes in, %d out%s\n", in.Listen, in.Route, upDown(in.Up), in.Active, in.Total, in.BytesIn, in.BytesOut, transparentNote(in))
 				}
 			})
 		},
 	}
 	cmd.AddCommand(create, list, deleteCommand(g, "adjacent tcp-inlet delete [HOST:]PORT", "/v1/inlets/", "Inlet"))
 	return cmd
+}
+
+// transparentNote describes a transparent inlet in listings.
+func transparentNote(in api.Inlet) string {
+	switch {
+	case in.Host != "":
+		return fmt.Sprintf(", transparent (%s, %s)", in.Host, in.Tun)
+	case in.Tun != "":
+		return fmt.Sprintf(", transparent (%s)", in.Tun)
+	}
+	return ""
 }
 
 func upDown(up bool) string {

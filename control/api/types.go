@@ -181,19 +181,28 @@ type CreateInlet struct {
 	Via   string `json:"via,omitempty"`   // relay name at the project's hub
 	To    string `json:"to,omitempty"`    // outlet name (with Via) or a whole route to an outlet
 	Allow string `json:"allow,omitempty"` // policy the outlet's node must satisfy
+	// Tun makes a transparent inlet: From is HOST:PORT, served on the node's TUN device.
+	// HOST is an IP address, or a name given an address from AddressRange (default
+	// 100.127.0.0/16) and written into HostsFile (default /etc/hosts; an absolute path).
+	Tun          bool   `json:"tun,omitempty"`
+	HostsFile    string `json:"hosts_file,omitempty"`
+	AddressRange string `json:"address_range,omitempty"`
 }
 
 // Inlet describes a TCP inlet.
 type Inlet struct {
-	Name     string `json:"name"`
-	Listen   string `json:"listen"`
-	Route    string `json:"route"`
-	Policy   string `json:"policy"`
-	Up       bool   `json:"up"` // the path to the outlet is established
-	Active   int64  `json:"active"`
-	Total    int64  `json:"total"`
-	BytesIn  int64  `json:"bytes_in"`  // from local clients into the portal
-	BytesOut int64  `json:"bytes_out"` // from the portal to local clients
+	Name      string `json:"name"`
+	Listen    string `json:"listen"`
+	Route     string `json:"route"`
+	Policy    string `json:"policy"`
+	Tun       string `json:"tun,omitempty"`  // the TUN device of a transparent inlet
+	Host      string `json:"host,omitempty"` // its name in HostsFile
+	HostsFile string `json:"hosts_file,omitempty"`
+	Up        bool   `json:"up"` // the path to the outlet is established
+	Active    int64  `json:"active"`
+	Total     int64  `json:"total"`
+	BytesIn   int64  `json:"bytes_in"`  // from local clients into the portal
+	BytesOut  int64  `json:"bytes_out"` // from the portal to local clients
 }
 
 // Status is the node at a glance.

@@ -24,6 +24,7 @@ type portals struct {
 	mu      sync.Mutex
 	inlets  map[string]*inlet
 	outlets map[string]*outlet
+	tun     *transparent // while there are transparent inlets
 }
 
 type outlet struct {
@@ -35,6 +36,7 @@ type inlet struct {
 	rec  state.Inlet
 	dp   *dataplane.Inlet
 	path *portalPath
+	dev  string // a transparent inlet's TUN device
 }
 
 // hostPort completes [HOST:]PORT with the loopback address.
@@ -141,21 +143,34 @@ func (n *Node) deleteOutlet(ctx context.Context, name string) error {
 
 // createInlet adds a TCP inlet and remembers it.
 func (n *Node) createInlet(ctx context.Context, req api.CreateInlet) (api.Inlet, error) {
-	listen, err := hostPort(req.From)
-	if err != nil {
-		return api.Inlet{}, fmt.Errorf("tcp-inlet create: --from %w", err)
+	var rec state.Inlet
+	if req.Tun {
+		r, err := n.transparentRecord(ctx, req)
+		if err != nil {
+			return api.Inlet{}, fmt.Errorf("tcp-inlet create: %w", err)
+		}
+		rec = r
+	} else {
+		if req.HostsFile != "" || req.AddressRange != "" {
+			return api.Inlet{}, errors.New("tcp-inlet create: --hosts-file and --address-range go with --tun")
+		}
+		listen, err := hostPort(req.From)
+		if err != nil {
+			return api.Inlet{}, fmt.Errorf("tcp-inlet create: --from %w", err)
+		}
+		rec = state.Inlet{Name: listen, Listen: listen}
 	}
 	route, err := n.inletRoute(req)
 	if err != nil {
 		return api.Inlet{}, fmt.Errorf("tcp-inlet create: %w", err)
 	}
-	name := listen
+	name := rec.Name
 	if req.Allow != "" {
 		if _, err := n.setPolicy(ctx, "name", name, req.Allow); err != nil {
 			return api.Inlet{}, fmt.Errorf("tcp-inlet create: --allow: %w", err)
 		}
 	}
-	rec := state.Inlet{Name: name, Listen: listen, Route: route.String(), Created: n.cfg.Now().Unix()}
+	rec.Route, rec.Created = route.String(), n.cfg.Now().Unix()
 	in, err := n.startInlet(rec)
 	if err != nil {
 		return api.Inlet{}, fmt.Errorf("tcp-inlet create: %w", err)
@@ -202,29 +217,44 @@ func (n *Node) startInlet(rec state.Inlet) (*inlet, error) {
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", rec.Listen)
-	if err != nil {
-		return nil, err
-	}
 	path := &portalPath{n: n, route: route, name: rec.Name}
 	dp := dataplane.NewInlet(dataplane.InletConfig{Router: n.router, Path: path, Logger: n.log.With("inlet", rec.Name)})
 	in := &inlet{rec: rec, dp: dp, path: path}
+	if rec.Tun {
+		if err := n.startTransparent(in); err != nil {
+			dp.Close()
+			path.close()
+			return nil, err
+		}
+	} else {
+		ln, err := net.Listen("tcp", rec.Listen)
+		if err != nil {
+			return nil, err
+		}
+		go dp.Serve(ln)
+	}
 	if n.portals.inlets == nil {
 		n.portals.inlets = map[string]*inlet{}
 	}
 	n.portals.inlets[rec.Name] = in
-	go dp.Serve(ln)
+	if rec.Tun {
+		return in, nil
+	}
 	n.log.Info("inlet listening", "listen", rec.Listen, "route", rec.Route)
 	return in, nil
 }
 
 func (n *Node) inletInfo(in *inlet) api.Inlet {
 	st := in.dp.Stats()
-	return api.Inlet{
+	info := api.Inlet{
 		Name: in.rec.Name, Listen: in.rec.Listen, Route: in.rec.Route,
 		Policy: n.policyOf("tcp-inlet", in.rec.Name).String(), Up: in.path.up(),
 		Active: st.Active.Load(), Total: st.Total.Load(), BytesIn: st.BytesIn.Load(), BytesOut: st.BytesOut.Load(),
 	}
+	if in.rec.Tun {
+		info.Tun, info.Host, info.HostsFile = in.dev, in.rec.Host, in.rec.HostsFile
+	}
+	return info
 }
 
 func (n *Node) deleteInlet(ctx context.Context, name string) error {
@@ -233,14 +263,25 @@ func (n *Node) deleteInlet(ctx context.Context, name string) error {
 	}
 	n.portals.mu.Lock()
 	in := n.portals.inlets[name]
-	delete(n.portals.inlets, name)
-	n.portals.mu.Unlock()
+	if in == nil { // a transparent inlet by its virtual address
+		for _, o := range n.portals.inlets {
+			if o.rec.Tun && o.rec.Listen == name {
+				in = o
+			}
+		}
+	}
 	if in == nil {
+		n.portals.mu.Unlock()
 		return fmt.Errorf("no inlet %q; see: adjacent tcp-inlet list", name)
 	}
+	delete(n.portals.inlets, in.rec.Name)
+	if in.rec.Tun {
+		n.stopTransparent(in, n.nameShared(in))
+	}
+	n.portals.mu.Unlock()
 	in.dp.Close()
 	in.path.close()
-	return n.state.DeleteInlet(ctx, name)
+	return n.state.DeleteInlet(ctx, in.rec.Name)
 }
 
 // restorePortals brings back the inlets and outlets of an earlier run.
@@ -270,9 +311,16 @@ func (n *Node) closePortals() {
 	n.portals.mu.Lock()
 	defer n.portals.mu.Unlock()
 	for _, in := range n.portals.inlets {
+		if in.rec.Tun {
+			// The names go with the node: with no route to its address, a name left in the
+			// hosts file would send clients out by the default route. They come back on restore.
+			n.stopTransparent(in, n.nameShared(in))
+			delete(n.portals.inlets, in.rec.Name)
+		}
 		in.dp.Close()
 		in.path.close()
 	}
+	n.closeTransparent()
 	for _, o := range n.portals.outlets {
 		o.dp.Close()
 	}

@@ -13,11 +13,16 @@ type Outlet struct {
 }
 
 // Inlet is a stored TCP inlet: the address it listens on and the route text to its outlet.
+// A transparent inlet (Tun) listens on a virtual address of the node's TUN device; Host is
+// the name mapped to that address in HostsFile, or empty.
 type Inlet struct {
-	Name    string
-	Listen  string
-	Route   string
-	Created int64
+	Name      string
+	Listen    string
+	Route     string
+	Created   int64
+	Tun       bool
+	Host      string
+	HostsFile string
 }
 
 // PutOutlet stores an outlet, replacing one of the same name.
@@ -56,8 +61,10 @@ func (s *Store) DeleteOutlet(ctx context.Context, name string) error {
 
 // PutInlet stores an inlet, replacing one of the same name.
 func (s *Store) PutInlet(ctx context.Context, in Inlet) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO inlets (name, listen, route, created) VALUES (?, ?, ?, ?)
-		ON CONFLICT (name) DO UPDATE SET listen = excluded.listen, route = excluded.route`, in.Name, in.Listen, in.Route, in.Created)
+	_, err := s.db.ExecContext(ctx, `INSERT INTO inlets (name, listen, route, created, tun, host, hosts_file) VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET listen = excluded.listen, route = excluded.route,
+			tun = excluded.tun, host = excluded.host, hosts_file = excluded.hosts_file`,
+		in.Name, in.Listen, in.Route, in.Created, in.Tun, in.Host, in.HostsFile)
 	if err != nil {
 		return fmt.Errorf("state: store inlet %s: %w", in.Name, err)
 	}
@@ -66,7 +73,7 @@ func (s *Store) PutInlet(ctx context.Context, in Inlet) error {
 
 // Inlets returns the stored inlets.
 func (s *Store) Inlets(ctx context.Context) ([]Inlet, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT name, listen, route, created FROM inlets ORDER BY name`)
+	rows, err := s.db.QueryContext(ctx, `SELECT name, listen, route, created, tun, host, hosts_file FROM inlets ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("state: list inlets: %w", err)
 	}
@@ -74,7 +81,7 @@ func (s *Store) Inlets(ctx context.Context) ([]Inlet, error) {
 	var out []Inlet
 	for rows.Next() {
 		var in Inlet
-		if err := rows.Scan(&in.Name, &in.Listen, &in.Route, &in.Created); err != nil {
+		if err := rows.Scan(&in.Name, &in.Listen, &in.Route, &in.Created, &in.Tun, &in.Host, &in.HostsFile); err != nil {
 			return nil, err
 		}
 		out = append(out, in)

@@ -34,6 +34,11 @@ var migrations = []string{
 	CREATE TABLE relay_owners (name TEXT PRIMARY KEY, owner TEXT NOT NULL)`,
 	`CREATE TABLE outlets (name TEXT PRIMARY KEY, target TEXT NOT NULL, created INTEGER NOT NULL);
 	CREATE TABLE inlets (name TEXT PRIMARY KEY, listen TEXT NOT NULL, route TEXT NOT NULL, created INTEGER NOT NULL)`,
+	// Transparent inlets: listen is the virtual address:port on the TUN device; host the name
+	// mapped to it in hosts_file ('' for an address given as such).
+	`ALTER TABLE inlets ADD COLUMN tun INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE inlets ADD COLUMN host TEXT NOT NULL DEFAULT '';
+	ALTER TABLE inlets ADD COLUMN hosts_file TEXT NOT NULL DEFAULT ''`,
 }
 
 // Open opens (creating, mode 0600) and migrates the database at path.
