@@ -100,6 +100,36 @@ func setupAdjacentDirect(ctx context.Context, b *bench, s *stage) (endpoints, er
 	return ep, nil
 }
 
+// tunAddr is the virtual address of the transparent mode's inlets in A: the clients connect
+// to tunAddr:5201 and tunAddr:7000 as if B's servers were there.
+const tunAddr = "10.250.0.1"
+
+// setupAdjacentTun is the direct portal with transparent inlets: A's node serves
+// tunAddr:iperfPort and tunAddr:blastPort on its TUN device and carries them to B's outlets.
+func setupAdjacentTun(ctx context.Context, b *bench, s *stage) (endpoints, error) {
+	dir, err := b.scratch("adjacent-tun")
+	if err != nil {
+		return endpoints{}, err
+	}
+	server := newNode(b, s, b.direct.b, dir, "b")
+	client := newNode(b, s, b.direct.a, dir, "a")
+	to := func(outlet string) string {
+		return fmt.Sprintf("/ip4/%s/tcp/%d/secure/api/service/%s", directB, adjacentPort, outlet)
+	}
+	iperf, blast := fmt.Sprintf("%s:%d", tunAddr, iperfPort), fmt.Sprintf("%s:%d", tunAddr, blastPort)
+	err = runAll(ctx, []step{
+		{server, []string{"node", "create", "--listen", fmt.Sprintf("%s:%d", directB, adjacentPort)}},
+		{server, []string{"tcp-outlet", "create", "--to", fmt.Sprint(iperfPort), "--from", "iperf"}},
+		{server, []string{"tcp-outlet", "create", "--to", fmt.Sprint(blastPort), "--from", "blast"}},
+		{client, []string{"tcp-inlet", "create", "--from", iperf, "--to", to("iperf"), "--tun"}},
+		{client, []string{"tcp-inlet", "create", "--from", blast, "--to", to("blast"), "--tun"}},
+	})
+	if err != nil {
+		return endpoints{}, err
+	}
+	return endpoints{ns: b.direct.a, iperf: iperf, blast: blast, inlet: client, outlet: server}, nil
+}
+
 // setupAdjacentHub is the story's shape: a hub in H with the project's authority and relay
 // service; B enrolls, opens two outlets and a relay; A enrolls and opens two inlets via the
 // relay. Two channel layers: each node's channel to the hub, and A's end-to-end channel to B.

@@ -41,6 +41,7 @@ var modes = []mode{
 	{key: "wireguard", name: "wireguard-go", topo: "direct", needs: []string{"wireguard-go", "wg"}, setup: setupWireguard},
 	{key: "socat", name: "socat, two plain hops", topo: "direct", needs: []string{"socat"}, setup: setupSocat},
 	{key: "adjacent", name: "adjacent, direct portal", topo: "direct", needs: []string{"adjacent"}, setup: setupAdjacentDirect},
+	{key: "adjacent-tun", name: "adjacent, direct, transparent (--tun)", topo: "direct", needs: []string{"adjacent"}, setup: setupAdjacentTun},
 	{key: "adjacent-hub", name: "adjacent, through the hub", topo: "relay", needs: []string{"adjacent"}, setup: setupAdjacentHub},
 	{key: "ssh-relay", name: "ssh -R + ssh -L via a hub", topo: "relay", needs: []string{"sshd", "ssh", "ssh-keygen"}, setup: setupSSHRelay},
 }
@@ -49,7 +50,7 @@ var modes = []mode{
 // blast; each mode has its own, so nothing one mode left behind can answer for another.
 func localPorts(key string) (iperf, blast int) {
 	base, ok := map[string]int{"ssh": 20010, "stunnel": 20020, "socat": 20040,
-		"adjacent": 20050, "adjacent-hub": 20060, "ssh-relay": 20070}[key]
+		"adjacent": 20050, "adjacent-hub": 20060, "adjacent-tun": 20080, "ssh-relay": 20070}[key]
 	if !ok {
 		panic("no local ports for mode " + key)
 	}

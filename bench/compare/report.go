@@ -34,6 +34,7 @@ func goals(rs []result) []goal {
 		return newResult(mode{key: key})
 	}
 	adj, hub, ssh, stunnel, relay := get("adjacent"), get("adjacent-hub"), get("ssh"), get("stunnel"), get("ssh-relay")
+	tun, wg := get("adjacent-tun"), get("wireguard")
 	atLeast := func(x float64) func(float64) bool { return func(v float64) bool { return v >= x } }
 	atMost := func(x float64) func(float64) bool { return func(v float64) bool { return v <= x } }
 	under := func(x float64) func(float64) bool { return func(v float64) bool { return v < x } }
@@ -51,6 +52,13 @@ func goals(rs []result) []goal {
 		{"node memory per idle connection (10,000) at the outlet", adj.OutletKiBPerConn, "KiB", "<= 32 KiB", atMost(32)},
 		{"system calls per frame at the inlet, bulk A->B", adj.InletSyscallsPerFrame, "/frame", "reported", reported},
 		{"system calls per frame at the outlet, bulk A->B", adj.OutletSyscallsPerFrame, "/frame", "reported", reported},
+		// Issue 7: the transparent inlet against the classic one and wireguard-go.
+		{"transparent Gbit/s A->B / direct portal", tun.UpGbps / adj.UpGbps, "x", ">= 0.7x", atLeast(0.7)},
+		{"transparent Gbit/s B->A / direct portal", tun.DownGbps / adj.DownGbps, "x", ">= 0.7x", atLeast(0.7)},
+		{"transparent Gbit/s A->B / wireguard-go", tun.UpGbps / wg.UpGbps, "x", ">= 2x", atLeast(2)},
+		{"transparent Gbit/s B->A / wireguard-go", tun.DownGbps / wg.DownGbps, "x", ">= 2x", atLeast(2)},
+		{"transparent RTT p50 / direct portal", tun.RTTus / adj.RTTus, "x", "<= 1.2x", atMost(1.2)},
+		{"transparent connect+first RTT p50 / direct portal", tun.Connectus / adj.Connectus, "x", "reported", reported},
 	}
 }
 

@@ -68,6 +68,7 @@ func sample() []result {
 		row("stunnel", 8.2, 8.3, 164, 3600),
 		skipped, failed,
 		scaled(row("adjacent", 12, 10, 100, 300), 6200, 9.5, 40),
+		row("adjacent-tun", 9, 8, 110, 320),
 		row("adjacent-hub", 6, 4.5, 250, 1500),
 		row("ssh-relay", 4.5, 4.5, 331, 43000),
 	}
@@ -87,6 +88,12 @@ func TestGoals(t *testing.T) {
 		"node memory per idle connection (10,000) at the outlet": "40.0 KiB missed",
 		"system calls per frame at the inlet, bulk A->B":         "- not measured",
 		"system calls per frame at the outlet, bulk A->B":        "- not measured",
+		"transparent Gbit/s A->B / direct portal":                "0.75x met",
+		"transparent Gbit/s B->A / direct portal":                "0.80x met",
+		"transparent Gbit/s A->B / wireguard-go":                 "- not measured",
+		"transparent Gbit/s B->A / wireguard-go":                 "- not measured",
+		"transparent RTT p50 / direct portal":                    "1.10x met",
+		"transparent connect+first RTT p50 / direct portal":      "1.07x ",
 	}
 	gs := goals(sample())
 	if len(gs) != len(want) {
@@ -116,8 +123,8 @@ func TestReportFiles(t *testing.T) {
 			t.Fatalf("chart is not well-formed XML: %v", err)
 		}
 	}
-	if n := strings.Count(svg, "<title>"); n != 6*4 {
-		t.Errorf("chart has %d bars, want %d", n, 6*4)
+	if n := strings.Count(svg, "<title>"); n != 7*4 {
+		t.Errorf("chart has %d bars, want %d", n, 7*4)
 	}
 	for _, s := range []string{"skipped: wireguard-go not found", "43.0 ms", "Gbit/s"} {
 		if !strings.Contains(svg, s) {
