@@ -2,6 +2,7 @@ package stack
 
 import (
 	"context"
+	"errors"
 	"net"
 	"time"
 
@@ -53,6 +54,41 @@ type conn struct {
 func (c *conn) SetLinger(sec int) error {
 	c.ep.SocketOptions().SetLinger(tcpip.LingerOption{Enabled: sec >= 0, Timeout: time.Duration(sec) * time.Second})
 	return nil
+}
+
+// TryWrite writes as much of bufs as the send buffer takes now, in order, without waiting,
+// and returns the bytes written; the error is the connection's failure, never "would
+// block". It is what the data plane's non-blocking socket writer does on kernel sockets, so
+// a portal can write to the stack from the goroutine that delivers, without a hop.
+func (c *conn) TryWrite(bufs [][]byte) (int, error) {
+	p := payload{net.Buffers(bufs)}
+	total := 0
+	for len(p.Buffers) > 0 {
+		n, e := c.ep.Write(&p, tcpip.WriteOptions{})
+		total += int(n)
+		switch e.(type) {
+		case nil:
+			if n == 0 {
+				return total, nil
+			}
+		case *tcpip.ErrWouldBlock:
+			return total, nil
+		default:
+			return total, &net.OpError{Op: "write", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: errors.New(e.String())}
+		}
+	}
+	return total, nil
+}
+
+// payload is bufs as gVisor's Payloader: a reader that knows its length.
+type payload struct{ net.Buffers }
+
+func (p *payload) Len() int {
+	n := 0
+	for _, b := range p.Buffers {
+		n += len(b)
+	}
+	return n
 }
 
 var _ net.Conn = (*conn)(nil)

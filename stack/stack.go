@@ -54,7 +54,7 @@ type Stack struct {
 	cfg Config
 	log *slog.Logger
 	ns  *gstack.Stack
-	ep  *channel.Endpoint
+	ep  *link
 	fwd *tcp.Forwarder
 	mtu int
 
@@ -101,13 +101,15 @@ func New(cfg Config) (*Stack, error) {
 		ns.Destroy()
 		return nil, err
 	}
-	ep := channel.New(outQueue, uint32(mtu), "")
+	ep := &link{Endpoint: channel.New(0, uint32(mtu), ""), dev: cfg.Device}
 	// Packets from the device carry checksums the kernel made or the device completed
 	// (wireguard-go fills in CHECKSUM_PARTIAL ones), so the stack need not check them again.
 	// Outbound checksums are computed: the kernel checks what a TUN device gives it.
 	ep.LinkEPCapabilities = gstack.CapabilityRXChecksumOffload
+	log := cfg.Logger.With("component", "stack")
+	ep.log = func(err error) { log.Debug("tun write", "err", err) }
 	s := &Stack{
-		cfg: cfg, log: cfg.Logger.With("component", "stack"), ns: ns, ep: ep, mtu: mtu,
+		cfg: cfg, log: log, ns: ns, ep: ep, mtu: mtu,
 		handlers: map[netip.AddrPort]Handler{},
 		pending:  map[gstack.TransportEndpointID]struct{}{},
 		clients:  map[tcpip.Address]int{},
@@ -132,7 +134,6 @@ func New(cfg Config) (*Stack, error) {
 }
 
 const (
-	outQueue      = 1024    // packets from the stack waiting for the device writer
 	receiveWindow = 1 << 20 // initial receive window of accepted connections
 )
 
@@ -145,7 +146,12 @@ func tune(ns *gstack.Stack) error {
 	tx := tcpip.TCPSendBufferSizeRangeOption{Min: tcp.MinBufferSize, Default: 1 << 20, Max: 8 << 20}
 	// RACK-TLP costs timers per segment; on a link that loses nothing, plain recovery does.
 	recovery := tcpip.TCPRecovery(0)
-	for _, opt := range []tcpip.SettableTransportProtocolOption{&sack, &moderate, &rx, &tx, &recovery} {
+	// A connection the far side closed first waits in TIME_WAIT here. A client that reuses
+	// its port meanwhile would be reset: gVisor hands a new SYN on a TIME_WAIT pair only to
+	// a listening endpoint, never to the forwarder. On a link inside one host old duplicates
+	// do not linger, so a second is plenty.
+	timeWait := tcpip.TCPTimeWaitTimeoutOption(time.Second)
+	for _, opt := range []tcpip.SettableTransportProtocolOption{&sack, &moderate, &rx, &tx, &recovery, &timeWait} {
 		if e := ns.SetTransportProtocolOption(tcp.ProtocolNumber, opt); e != nil {
 			return fmt.Errorf("stack: TCP option %T: %s", opt, e)
 		}
@@ -184,7 +190,8 @@ func (s *Stack) Len() int {
 	return len(s.handlers)
 }
 
-// Start runs the goroutines that move packets between the device and the stack.
+// Start runs the goroutine that reads the device; packets out are written by the goroutines
+// that send them.
 func (s *Stack) Start() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -192,12 +199,11 @@ func (s *Stack) Start() {
 		return
 	}
 	s.started = true
-	s.wg.Add(2)
+	s.wg.Add(1)
 	go s.readDevice()
-	go s.writeDevice()
 }
 
-// Close stops the stack: connections it holds are reset and the packet goroutines end once
+// Close stops the stack: connections it holds are reset and the device reader ends once
 // the device is closed too (its Read is what the reader waits in). Close is idempotent.
 func (s *Stack) Close() error {
 	s.mu.Lock()
@@ -210,11 +216,11 @@ func (s *Stack) Close() error {
 	s.mu.Unlock()
 	s.cancel()
 	s.ns.Close()
-	s.ep.Close()
+	s.ep.close()
 	return nil
 }
 
-// Wait waits for the packet goroutines, after Close and the device's Close.
+// Wait waits for the device reader and the stack's goroutines, after Close and the device's Close.
 func (s *Stack) Wait() {
 	s.wg.Wait()
 	s.ns.Wait()

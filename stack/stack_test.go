@@ -30,9 +30,14 @@ func TestStack(t *testing.T) {
 	if os.Getenv(childEnv) != "" {
 		t.Skip("in the child")
 	}
+	inNetns(t, "^TestInNetns$")
+}
+
+// inNetns runs the tests matching pattern in this test binary inside a new namespace.
+func inNetns(t *testing.T, pattern string) {
 	netns.Require(t)
 	ns := netns.New(t, "stk")
-	cmd := ns.Command(os.Args[0], "-test.run=^TestInNetns", "-test.v")
+	cmd := ns.Command(os.Args[0], "-test.run="+pattern, "-test.v")
 	cmd.Env = append(os.Environ(), childEnv+"=1")
 	out, err := cmd.CombinedOutput()
 	t.Logf("in %s:\n%s", ns, out)
@@ -203,6 +208,24 @@ func TestInNetns(t *testing.T) {
 		}
 	})
 
+	t.Run("TryWrite", func(t *testing.T) {
+		// Writes that do not wait: a large one takes what fits, and the rest after a read.
+		ap := netip.MustParseAddrPort("10.77.0.1:83")
+		data := make([]byte, 32<<20)
+		rand.Read(data)
+		s.Register(ap, func(ctx context.Context, f stack.Flow) (stack.Session, error) { return tryWriteSession{data}, nil })
+		defer s.Unregister(ap)
+		c, err := net.DialTimeout("tcp", ap.String(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		got, err := io.ReadAll(c)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("read %d bytes, %v; want the %d written", len(got), err, len(data))
+		}
+	})
+
 	t.Run("unregister and routes", func(t *testing.T) {
 		s.Unregister(down)
 		if err := dev.RemoveRoute(down.Addr()); err != nil { // v4 still holds the address
@@ -223,6 +246,29 @@ func TestInNetns(t *testing.T) {
 		}
 	})
 }
+
+// tryWriteSession writes data with TryWrite only, polling while the send buffer is full,
+// then closes.
+type tryWriteSession struct{ data []byte }
+
+func (w tryWriteSession) Attach(c net.Conn) {
+	go func() {
+		defer c.Close()
+		tw := c.(interface{ TryWrite([][]byte) (int, error) })
+		rest := w.data
+		for len(rest) > 0 {
+			n, err := tw.TryWrite([][]byte{rest[:min(len(rest), 1<<20)], rest[min(len(rest), 1<<20):min(len(rest), 3<<20)]})
+			if err != nil {
+				return
+			}
+			rest = rest[n:]
+			if n == 0 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}()
+}
+func (tryWriteSession) Abort() {}
 
 type resetSession struct{}
 
