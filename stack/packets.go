@@ -13,9 +13,14 @@ import (
 	"github.com/adjacentnet/adjacent/tun"
 )
 
-// readDevice reads batches of packets from the device and injects them into the stack. Each
-// packet is read straight into a pooled gVisor view whose ownership passes to the stack, so
-// a packet is copied once, by the device (from its offload buffer).
+// readDevice reads batches of packets from the device and injects them into the stack. A
+// large packet is read straight into a pooled gVisor view whose ownership passes to the
+// stack, so it is copied once, by the device (from its offload buffer); a small one is
+// copied into a view of its own size, since a fresh 64 KiB view costs a 64 KiB clear.
+// smallPacket is the size up to which a packet from the device is copied rather than handed
+// over in its 64 KiB view.
+const smallPacket = 4096
+
 func (s *Stack) readDevice() {
 	defer s.wg.Done()
 	n := max(s.cfg.Device.BatchSize(), 1)
@@ -42,21 +47,28 @@ func (s *Stack) readDevice() {
 			if sizes[i] == 0 {
 				continue
 			}
-			v := views[i]
-			views[i] = nil
-			v.CapLength(tun.Offset + sizes[i])
-			v.TrimFront(tun.Offset)
 			var proto tcpip.NetworkProtocolNumber
-			switch v.AsSlice()[0] >> 4 {
+			switch bufs[i][tun.Offset] >> 4 {
 			case 4:
 				proto = header.IPv4ProtocolNumber
 			case 6:
 				proto = header.IPv6ProtocolNumber
 			default:
-				v.Release()
 				continue
 			}
-			pkt := gstack.NewPacketBuffer(gstack.PacketBufferOptions{Payload: buffer.MakeWithView(v)})
+			var payload buffer.Buffer
+			if sizes[i] <= smallPacket {
+				// An ACK or a small segment: copied into a view of its size, so the big
+				// view is kept and need not be allocated (and cleared) again.
+				payload = buffer.MakeWithData(bufs[i][tun.Offset : tun.Offset+sizes[i]])
+			} else {
+				v := views[i]
+				views[i] = nil
+				v.CapLength(tun.Offset + sizes[i])
+				v.TrimFront(tun.Offset)
+				payload = buffer.MakeWithView(v)
+			}
+			pkt := gstack.NewPacketBuffer(gstack.PacketBufferOptions{Payload: payload})
 			s.ep.InjectInbound(proto, pkt)
 			pkt.DecRef()
 		}
