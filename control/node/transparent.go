@@ -154,7 +154,7 @@ func (n *Node) startTransparent(in *inlet) (err error) {
 		if err := hosts.Set(in.rec.HostsFile, in.rec.Host, ap.Addr()); err != nil {
 			t.st.Unregister(ap)
 			t.dev.RemoveRoute(ap.Addr())
-			return err
+			return fmt.Errorf("%w; give a hosts file the node may write with --hosts-file, or an IP address as HOST", err)
 		}
 	}
 	in.dev = t.dev.Name()
