@@ -200,7 +200,7 @@ func statusCommand(g *globals) *cobra.Command {
 					fmt.Fprintf(w, "Project %s (%s%s)\n", p.Name, p.Role, conn)
 				}
 				for _, in := range st.Inlets {
-					fmt.Fprintf(w, "Inlet  %s -> %s: path %s, %d active, %d total, %d B in, %d B out\n", in.Listen, in.Route, upDown(in.Up), in.Active, in.Total, in.BytesIn, in.BytesOut)
+					fmt.Fprintf(w, "Inlet  %s -> %s: path %s, %d active, %d total, %d B in, %d B out%s\n", in.Listen, in.Route, upDown(in.Up), in.Active, in.Total, in.BytesIn, in.BytesOut, transparentNote(in))
 				}
 				for _, o := range st.Outlets {
 					fmt.Fprintf(w, "Outlet %s -> %s: %d active, %d total, %d B in, %d B out\n", o.Name, o.Target, o.Active, o.Total, o.BytesIn, o.BytesOut)
