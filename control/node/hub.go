@@ -43,22 +43,23 @@ func (n *Node) createProject(ctx context.Context, req api.CreateProject) (api.Pr
 	if req.Lifetime != 0 && (req.Lifetime < 10*time.Second || req.Lifetime > authority.MaxCredentialLifetime) {
 		return api.Project{}, fmt.Errorf("project create: --credential-lifetime %v: want between 10s and %v", req.Lifetime, authority.MaxCredentialLifetime)
 	}
-	if req.Listen != "" && !contains(n.listen, req.Listen) {
+	if req.Listen != "" && !contains(n.listenAddrs(), req.Listen) {
 		l, err := n.tcp.Listen(req.Listen)
 		if err != nil {
 			return api.Project{}, fmt.Errorf("project create: %w", err)
 		}
-		n.listen = append(n.listen, l.Addr().String())
+		n.addListen(l.Addr().String())
 		if err := n.state.SetSetting(ctx, settingListen, req.Listen); err != nil {
 			return api.Project{}, err
 		}
 	}
 	public := req.PublicAddress
 	if public == "" {
-		if len(n.listen) == 0 {
+		listen := n.listenAddrs()
+		if len(listen) == 0 {
 			return api.Project{}, errors.New("project create: the hub must listen: give --listen HOST:PORT")
 		}
-		public = n.listen[len(n.listen)-1]
+		public = listen[len(listen)-1]
 	}
 	host, port, err := net.SplitHostPort(public)
 	if err != nil {

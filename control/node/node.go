@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -54,7 +55,8 @@ type Node struct {
 
 	listenerMu sync.Mutex // serialises listener restarts
 	started    time.Time
-	listen     []string
+	listenMu   sync.Mutex
+	listen     []string // addresses the transport listens on; listenMu
 	stop       context.CancelFunc
 	ctx        context.Context // the node's life, for background work
 }
@@ -150,7 +152,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := os.WriteFile(h.Pid(), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
 		return fmt.Errorf("node: write pid: %w", err)
 	}
-	n.log.Info("node started", "home", h.Dir, "identifier", n.self.history.Identifier(), "listen", n.listen, "pid", os.Getpid())
+	n.log.Info("node started", "home", h.Dir, "identifier", n.self.history.Identifier(), "listen", n.listenAddrs(), "pid", os.Getpid())
 
 	select {
 	case <-ctx.Done():
@@ -182,7 +184,7 @@ func (n *Node) startListening(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
-	n.listen = append(n.listen, l.Addr().String())
+	n.addListen(l.Addr().String())
 	if n.cfg.Listen != "" {
 		return n.state.SetSetting(ctx, settingListen, n.cfg.Listen)
 	}
@@ -204,4 +206,17 @@ func listenAPI(h home.Home) (net.Listener, error) {
 		return nil, fmt.Errorf("node: API socket: %w", err)
 	}
 	return &peerCheckListener{ln.(*net.UnixListener)}, nil
+}
+
+// listenAddrs returns the addresses the node listens on; the API may add one at any time.
+func (n *Node) listenAddrs() []string {
+	n.listenMu.Lock()
+	defer n.listenMu.Unlock()
+	return slices.Clone(n.listen)
+}
+
+func (n *Node) addListen(addr string) {
+	n.listenMu.Lock()
+	defer n.listenMu.Unlock()
+	n.listen = append(n.listen, addr)
 }

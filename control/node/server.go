@@ -261,7 +261,7 @@ func (n *Node) info() api.NodeInfo {
 		Pid:        os.Getpid(),
 		Identifier: string(n.self.history.Identifier()),
 		Started:    n.started,
-		Listen:     n.listen,
+		Listen:     n.listenAddrs(),
 		Router:     api.Counters{Delivered: rs.Delivered, Denied: rs.Denied, Unroutable: rs.Unroutable},
 		Transport: api.Transport{
 			Connections: ts.Connections, FramesIn: ts.FramesIn, FramesOut: ts.FramesOut,
