@@ -30,14 +30,11 @@ func (b *bench) measureScale(ctx context.Context, ep endpoints, r *result) error
 	if r.ConnPerSec, err = field(out, "per_second"); err != nil {
 		return fmt.Errorf("blast rate: %w", err)
 	}
-	inPid, err := ep.inlet.pid(ctx)
+	in, outlet, err := ep.show(ctx)
 	if err != nil {
 		return err
 	}
-	outPid, err := ep.outlet.pid(ctx)
-	if err != nil {
-		return err
-	}
+	inPid, outPid := in.Pid, outlet.Pid
 	time.Sleep(2 * time.Second) // let the rate test's sessions wind down
 	in0, out0 := rss(inPid), rss(outPid)
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
@@ -72,17 +69,25 @@ func (b *bench) measureScale(ctx context.Context, ep endpoints, r *result) error
 	return nil
 }
 
-// pid asks the node for its process id.
-func (n *node) pid(ctx context.Context) (int, error) {
+// show reads the node's process id and counters.
+func (n *node) show(ctx context.Context) (api.NodeInfo, error) {
 	out, err := n.run(ctx, "node", "show", "--output", "json")
 	if err != nil {
-		return 0, err
+		return api.NodeInfo{}, err
 	}
-	var info struct{ Pid int }
+	var info api.NodeInfo
 	if err := json.Unmarshal([]byte(out), &info); err != nil || info.Pid == 0 {
-		return 0, fmt.Errorf("%s: no pid in node show: %v", n.name, err)
+		return api.NodeInfo{}, fmt.Errorf("%s: node show without a pid: %v", n.name, err)
 	}
-	return info.Pid, nil
+	return info, nil
+}
+
+// show reads both portal nodes.
+func (ep endpoints) show(ctx context.Context) (in, out api.NodeInfo, err error) {
+	if in, err = ep.inlet.show(ctx); err == nil {
+		out, err = ep.outlet.show(ctx)
+	}
+	return in, out, err
 }
 
 // rss is a process's resident set in KiB, 0 if it cannot be read.
@@ -118,14 +123,6 @@ func (b *bench) measureSyscalls(ctx context.Context, ep endpoints, r *result) er
 	if perf == "" || b.tools.path["iperf3"] == "" {
 		return nil
 	}
-	inPid, err := ep.inlet.pid(ctx)
-	if err != nil {
-		return err
-	}
-	outPid, err := ep.outlet.pid(ctx)
-	if err != nil {
-		return err
-	}
 	host, port, _ := strings.Cut(ep.iperf, ":")
 	ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -135,11 +132,7 @@ func (b *bench) measureSyscalls(ctx context.Context, ep endpoints, r *result) er
 	}
 	defer iperf.Wait()
 	time.Sleep(time.Second)
-	in0, err := ep.inlet.transport(ctx)
-	if err != nil {
-		return err
-	}
-	out0, err := ep.outlet.transport(ctx)
+	in0, out0, err := ep.show(ctx)
 	if err != nil {
 		return err
 	}
@@ -148,7 +141,7 @@ func (b *bench) measureSyscalls(ctx context.Context, ep endpoints, r *result) er
 		errs   [2]error
 		wg     sync.WaitGroup
 	)
-	for i, pid := range []int{inPid, outPid} {
+	for i, pid := range []int{in0.Pid, out0.Pid} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -159,20 +152,17 @@ func (b *bench) measureSyscalls(ctx context.Context, ep endpoints, r *result) er
 	if err := errors.Join(errs[:]...); err != nil {
 		return err
 	}
-	in1, err := ep.inlet.transport(ctx)
+	in1, out1, err := ep.show(ctx)
 	if err != nil {
 		return err
 	}
-	out1, err := ep.outlet.transport(ctx)
-	if err != nil {
-		return err
-	}
-	sent, received := float64(in1.FramesOut-in0.FramesOut), float64(out1.FramesIn-out0.FramesIn)
+	sent := float64(in1.Transport.FramesOut - in0.Transport.FramesOut)
+	received := float64(out1.Transport.FramesIn - out0.Transport.FramesIn)
 	if sent == 0 || received == 0 {
 		return errors.New("no frames moved while counting system calls")
 	}
 	r.InletSyscallsPerFrame, r.OutletSyscallsPerFrame = counts[0]/sent, counts[1]/received
-	r.BytesPerFrame = float64(in1.BytesOut-in0.BytesOut) / sent
+	r.BytesPerFrame = float64(in1.Transport.BytesOut-in0.Transport.BytesOut) / sent
 	progress("%s: iperf3 A->B in frames of %.1f KiB: %.2f system calls per frame at the inlet, %.2f at the outlet",
 		r.Name, r.BytesPerFrame/1024, r.InletSyscallsPerFrame, r.OutletSyscallsPerFrame)
 	return nil
@@ -191,17 +181,4 @@ func countSyscalls(ctx context.Context, perf string, pid int, d time.Duration) (
 		}
 	}
 	return 0, fmt.Errorf("perf stat: no count in %q", firstLine(string(out)))
-}
-
-// transport reads the node's transport counters.
-func (n *node) transport(ctx context.Context) (api.Transport, error) {
-	out, err := n.run(ctx, "node", "show", "--output", "json")
-	if err != nil {
-		return api.Transport{}, err
-	}
-	var info api.NodeInfo
-	if err := json.Unmarshal([]byte(out), &info); err != nil {
-		return api.Transport{}, fmt.Errorf("%s: node show: %v", n.name, err)
-	}
-	return info.Transport, nil
 }
