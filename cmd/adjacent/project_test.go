@@ -95,9 +95,14 @@ func TestProjectStory(t *testing.T) {
 	if !strings.HasPrefix(sc, "/service/") {
 		t.Fatalf("secure-channel create = %q", sc)
 	}
+	// The initiator is done after sending the last handshake message; the responder only
+	// when it has arrived, so the bank may list the channel a moment later.
 	aID := identifier(t, analysis)
-	if !strings.Contains(mustCLI(t, "--home", bank, "secure-channel", "list"), aID) {
-		t.Fatal("bank has no channel with analysis")
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(mustCLI(t, "--home", bank, "secure-channel", "list"), aID); {
+		if time.Now().After(deadline) {
+			t.Fatal("bank has no channel with analysis after 5s")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	start := time.Now()
 	mustCLI(t, "--home", h, "project", "member", "delete", aID)
