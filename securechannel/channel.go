@@ -38,7 +38,8 @@ type Channel struct {
 	send atomic.Pointer[sendKeys]
 	recv atomic.Pointer[recvKeys]
 
-	mu         sync.Mutex // guards hs, rehs, rehandshook, refused, the timer
+	mu         sync.Mutex // guards hs, rehs, rehandshook, refused, the timer, closing
+	closing    bool       // set before close unregisters, so no worker is registered after it
 	hs         *noise.HandshakeState
 	rehs       *noise.HandshakeState // a re-handshake in progress
 	rehsSince  time.Time
@@ -393,21 +394,38 @@ func (c *Channel) close(why error, tell bool) {
 			c.sendControl(kindClose, nil)
 		}
 		c.closeErr = why
-		c.router.Unregister(c.enc)
-		c.router.Unregister(c.dec)
 		c.mu.Lock()
+		c.closing = true
 		if c.timer != nil {
 			c.timer.Stop()
 		}
 		c.mu.Unlock()
+		c.router.Unregister(c.enc)
+		c.router.Unregister(c.dec)
 		close(c.done)
 		c.log.Debug("channel closed", "reason", why)
 	})
 }
 
+// registerEncryptor opens the channel's sending address once the handshake is complete,
+// unless the channel has closed meanwhile: a handshake timeout can race with the message
+// that completes the handshake, and a worker registered after close would stay forever.
+func (c *Channel) registerEncryptor() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return errClosed
+	}
+	return c.router.Register(c.enc, encryptor{c})
+}
+
 // watch closes the channel when its link goes, and runs the keepalive.
 func (c *Channel) watch() {
 	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return
+	}
 	c.timer = time.AfterFunc(c.cfg.KeepaliveInterval, c.tick)
 	c.mu.Unlock()
 	if c.link == nil {

@@ -394,3 +394,22 @@ func TestPing(t *testing.T) {
 		t.Fatal("Ping of a vanished peer succeeded")
 	}
 }
+
+// TestNoWorkerAfterClose: the message completing a handshake may be handled after the
+// handshake timed out and closed the channel; its encryptor must not be registered then.
+func TestNoWorkerAfterClose(t *testing.T) {
+	p := newEchoPair(t, nil, nil)
+	base := p.alice.r.Workers()
+	c, err := p.initiate(p.alice.config(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	eventually(t, "channel removed", func() bool { return p.alice.r.Workers() == base })
+	if err := c.registerEncryptor(); !errors.Is(err, errClosed) {
+		t.Fatalf("registerEncryptor after close = %v, want errClosed", err)
+	}
+	if got := p.alice.r.Workers(); got != base {
+		t.Fatalf("workers after a late registration = %d, want %d", got, base)
+	}
+}

@@ -13,6 +13,7 @@ var (
 	errRejectLimit = errors.New("counter limit reached; the channel must re-handshake")
 	errEpochAhead  = errors.New("counter too many key epochs ahead")
 	errBuffer      = errors.New("buffer lacks room for the counter or the tag")
+	errClosed      = errors.New("securechannel: the channel is closed")
 )
 
 // The per-message failures are wrapped once here, so that dropping forged or replayed

@@ -123,7 +123,7 @@ func (c *Channel) initiatorMessage2(hs *noise.HandshakeState, msg []byte) {
 		return
 	}
 	c.peer = peer
-	if err := c.router.Register(c.enc, encryptor{c}); err != nil {
+	if err := c.registerEncryptor(); err != nil {
 		c.fail(err)
 		return
 	}
@@ -152,7 +152,7 @@ func (c *Channel) responderMessage3(hs *noise.HandshakeState, msg []byte) {
 		return
 	}
 	c.peer = peer
-	if err := c.router.Register(c.enc, encryptor{c}); err != nil {
+	if err := c.registerEncryptor(); err != nil {
 		c.fail(err)
 		return
 	}
