@@ -118,11 +118,17 @@ func (w *world) psql(ns *netns.NS, port int, query string) (string, error) {
 	return strings.TrimSpace(string(out)), err
 }
 
-// TestStory is DESIGN.md §1 for real: a PostgreSQL server in the bank namespace, psql in the
-// analysis namespace, a hub between them, and everything the story promises.
-func TestStory(t *testing.T) {
-	w := newWorld(t)
-	// PostgreSQL in the bank, on its loopback only.
+// The rows the story's query returns from the bank's database.
+const (
+	query = "SELECT owner FROM accounts ORDER BY id"
+	rows  = "ada\ngrace\nlinus"
+)
+
+// project is the story's start: PostgreSQL on the bank's loopback with the accounts table,
+// the acme project on the hub, the bank enrolled with the postgres relay and an outlet to
+// the database, and analysis enrolled as an analyst.
+func (w *world) project() {
+	t := w.t
 	dsn := pgtest.StartWith(t, pgtest.Options{Namespace: w.bank.Name, Port: 5432})
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, dsn)
@@ -141,10 +147,15 @@ func TestStory(t *testing.T) {
 	w.adj(w.bank, w.bankHome, "tcp-outlet", "create", "--to", "5432")
 	w.adj(w.bank, w.bankHome, "relay", "create", "postgres")
 	w.adj(w.analysis, w.analysisHome, "enroll", analysisTicket)
+}
+
+// TestStory is DESIGN.md §1 for real: a PostgreSQL server in the bank namespace, psql in the
+// analysis namespace, a hub between them, and everything the story promises.
+func TestStory(t *testing.T) {
+	w := newWorld(t)
+	w.project()
 	w.adj(w.analysis, w.analysisHome, "tcp-inlet", "create", "--from", "15432", "--via", "postgres")
 
-	query := "SELECT owner FROM accounts ORDER BY id"
-	const rows = "ada\ngrace\nlinus"
 	t.Run("psql through the portal", func(t *testing.T) {
 		out, err := w.psql(w.analysis, 15432, query)
 		if err != nil || out != rows {

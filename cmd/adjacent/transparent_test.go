@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/adjacentnet/adjacent/control/hosts"
 	"github.com/adjacentnet/adjacent/internal/netns"
 	"github.com/adjacentnet/adjacent/internal/pgtest"
@@ -50,27 +48,10 @@ func connectErr(ns *netns.NS, addr string) (string, time.Duration) {
 // file; bulk data, half-close, refusals and resets through the TUN path; restarts and deletes.
 func TestStoryTransparent(t *testing.T) {
 	w := newWorld(t)
-	dsn := pgtest.StartWith(t, pgtest.Options{Namespace: w.bank.Name, Port: 5432})
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.Exec(ctx, `CREATE TABLE accounts (id int PRIMARY KEY, owner text); INSERT INTO accounts VALUES (1, 'ada'), (2, 'grace'), (3, 'linus')`); err != nil {
-		t.Fatal(err)
-	}
-	conn.Close(ctx)
-
-	w.adj(w.hub, w.hubHome, "project", "create", "acme", "--listen", "0.0.0.0:4000", "--public-address", hubIP+":4000")
-	bankTicket := strings.TrimSpace(w.adj(w.hub, w.hubHome, "project", "ticket", "--relay", "postgres"))
-	analysisTicket := strings.TrimSpace(w.adj(w.hub, w.hubHome, "project", "ticket", "--attribute", "role=analyst"))
-	w.adj(w.bank, w.bankHome, "enroll", bankTicket)
-	w.adj(w.bank, w.bankHome, "tcp-outlet", "create", "--to", "5432")
-	w.adj(w.bank, w.bankHome, "relay", "create", "postgres")
+	w.project()
 	go w.blast(w.bank, time.Hour, "serve", "-listen", "127.0.0.1:7000")
 	w.adj(w.bank, w.bankHome, "tcp-outlet", "create", "--to", "7000", "--from", "blast")
 	w.adj(w.bank, w.bankHome, "tcp-outlet", "create", "--to", "7999", "--from", "down") // nothing listens there
-	w.adj(w.analysis, w.analysisHome, "enroll", analysisTicket)
 	// A source address for IPv6 clients in the analysis network.
 	w.analysis.Run("ip", "-6", "addr", "add", "fd61:646a:1::2/128", "dev", "lo")
 
@@ -100,8 +81,6 @@ func TestStoryTransparent(t *testing.T) {
 		}
 	})
 
-	query := "SELECT owner FROM accounts ORDER BY id"
-	const rows = "ada\ngrace\nlinus"
 	t.Run("psql --host db.bank.internal --port 5432", func(t *testing.T) {
 		out, err := w.psqlAt(w.analysis, hostsFile, "db.bank.internal", 5432, query)
 		if err != nil || out != rows {
