@@ -149,6 +149,34 @@ func (w *world) project() {
 	w.adj(w.analysis, w.analysisHome, "enroll", analysisTicket)
 }
 
+// killHubMidTransfer kills the hub while analysis moves data to addr through it: the client
+// must see a reset or a broken pipe, never a clean end of stream. The hub is then restarted.
+func (w *world) killHubMidTransfer(t *testing.T, addr string) {
+	t.Helper()
+	result := make(chan error, 1)
+	go func() {
+		out, err := w.blast(w.analysis, 2*time.Minute, "exchange", "-to", addr, "-bytes", strconv.Itoa(64<<30))
+		if err == nil {
+			err = fmt.Errorf("the transfer completed: %s", out)
+		} else if !strings.Contains(out, "reset") && !strings.Contains(out, "broken pipe") {
+			err = fmt.Errorf("the client did not see a reset: %s", out)
+		} else {
+			err = nil
+		}
+		result <- err
+	}()
+	time.Sleep(2 * time.Second)
+	pid, _ := strconv.Atoi(strings.TrimSpace(readFile(filepath.Join(w.hubHome, "node.pid"))))
+	if pid == 0 {
+		t.Fatal("no hub pid")
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	if err := <-result; err != nil {
+		t.Fatal(err)
+	}
+	w.adj(w.hub, w.hubHome, "node", "create")
+}
+
 // TestStory is DESIGN.md §1 for real: a PostgreSQL server in the bank namespace, psql in the
 // analysis namespace, a hub between them, and everything the story promises.
 func TestStory(t *testing.T) {
@@ -238,28 +266,7 @@ func TestStory(t *testing.T) {
 	})
 
 	t.Run("hub killed mid-transfer: an error, never a clean end of stream", func(t *testing.T) {
-		result := make(chan error, 1)
-		go func() {
-			out, err := w.blast(w.analysis, 2*time.Minute, "exchange", "-to", "127.0.0.1:17000", "-bytes", strconv.Itoa(8<<30))
-			if err == nil {
-				err = fmt.Errorf("the transfer completed: %s", out)
-			} else if !strings.Contains(out, "reset") && !strings.Contains(out, "broken pipe") {
-				err = fmt.Errorf("the client did not see a reset: %s", out)
-			} else {
-				err = nil
-			}
-			result <- err
-		}()
-		time.Sleep(2 * time.Second)
-		pid, _ := strconv.Atoi(strings.TrimSpace(readFile(filepath.Join(w.hubHome, "node.pid"))))
-		if pid == 0 {
-			t.Fatal("no hub pid")
-		}
-		syscall.Kill(pid, syscall.SIGKILL)
-		if err := <-result; err != nil {
-			t.Fatal(err)
-		}
-		w.adj(w.hub, w.hubHome, "node", "create")
+		w.killHubMidTransfer(t, "127.0.0.1:17000")
 	})
 
 	t.Run("restarted bank and analysis nodes bring back outlet, relay and inlet", func(t *testing.T) {

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -125,28 +124,7 @@ func TestStoryTransparent(t *testing.T) {
 	})
 
 	t.Run("hub killed mid-transfer: a reset, never a clean end of stream", func(t *testing.T) {
-		result := make(chan error, 1)
-		go func() {
-			out, err := w.blast(w.analysis, 2*time.Minute, "exchange", "-to", blastAddr+":7000", "-bytes", strconv.Itoa(64<<30))
-			if err == nil {
-				err = fmt.Errorf("the transfer completed: %s", out)
-			} else if !strings.Contains(out, "reset") && !strings.Contains(out, "broken pipe") {
-				err = fmt.Errorf("the client did not see a reset: %s", out)
-			} else {
-				err = nil
-			}
-			result <- err
-		}()
-		time.Sleep(2 * time.Second)
-		pid, _ := strconv.Atoi(strings.TrimSpace(readFile(filepath.Join(w.hubHome, "node.pid"))))
-		if pid == 0 {
-			t.Fatal("no hub pid")
-		}
-		syscall.Kill(pid, syscall.SIGKILL)
-		if err := <-result; err != nil {
-			t.Fatal(err)
-		}
-		w.adj(w.hub, w.hubHome, "node", "create")
+		w.killHubMidTransfer(t, blastAddr+":7000")
 	})
 
 	t.Run("a restarted analysis node brings the transparent inlets back", func(t *testing.T) {
