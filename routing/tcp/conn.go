@@ -326,6 +326,16 @@ func (c *Conn) writeLoop(nc net.Conn) {
 				continue
 			}
 		case <-heartbeat.C:
+			// The write deadline is the socket's, so it also applies to the senders'
+			// non-blocking writes (sockio's RawConn.Write fails at once with "i/o timeout"
+			// once it has passed, even with room in the socket). While senders write
+			// everything themselves, this goroutine writes nothing and would never move
+			// it: the connection died DeadAfter after its last refresh, under steady
+			// traffic. Refresh it on every tick; a write blocked here still runs into it,
+			// as no tick is taken meanwhile.
+			now := time.Now()
+			nc.SetWriteDeadline(now.Add(cfg.DeadAfter))
+			deadlined = now
 			if c.wrote.Swap(false) {
 				continue
 			}
@@ -336,8 +346,6 @@ func (c *Conn) writeLoop(nc net.Conn) {
 			if !free {
 				continue
 			}
-			nc.SetWriteDeadline(time.Now().Add(cfg.DeadAfter))
-			deadlined = time.Now()
 			if _, err := nc.Write([]byte{0, 0, 0, 0}); err != nil {
 				return
 			}

@@ -444,3 +444,40 @@ func TestOrderAndQueueCapUnderBackpressure(t *testing.T) {
 		t.Fatalf("%d of %d frames arrived", next, frames)
 	}
 }
+
+// TestSteadyTrafficOutlivesWriteDeadline: frames that senders write themselves, never filling
+// the socket, for several DeadAfter in a row. The write deadline bounds a peer that stopped
+// reading; it must not end a connection whose writes all go through. It used to: only the
+// writer goroutine refreshed the deadline, and it writes nothing while senders do, so the
+// senders' next write after DeadAfter failed with "i/o timeout" and the connection closed
+// (with every portal session over it).
+func TestSteadyTrafficOutlivesWriteDeadline(t *testing.T) {
+	cfg := Config{DeadAfter: 400 * time.Millisecond, HeartbeatInterval: 100 * time.Millisecond}
+	server, client := newNode(t, cfg), newNode(t, cfg)
+	if err := server.r.Register("echo", routing.NewEcho(server.r, "echo"), routing.FlowTransports); err != nil {
+		t.Fatal(err)
+	}
+	addr := server.listen(t)
+	c, err := client.t.Connect(context.Background(), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replies := make(inbox, 1)
+	if err := client.r.Register("reply", replies, c.Flow()); err != nil {
+		t.Fatal(err)
+	}
+	to := routing.MustRoute(routing.TCPAddress(addr), routing.LocalAddress("echo"))
+	// A round trip every 10ms, more often than the heartbeat: neither side's writer
+	// goroutine has a heartbeat to send.
+	for start := time.Now(); time.Since(start) < 4*cfg.DeadAfter; time.Sleep(10 * time.Millisecond) {
+		sendTo(client, to, "reply", []byte("ping"))
+		select {
+		case m := <-replies:
+			m.Release()
+		case <-c.Done():
+			t.Fatalf("connection closed after %v of steady traffic (DeadAfter %v)", time.Since(start).Round(time.Millisecond), cfg.DeadAfter)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no echo after %v of steady traffic (DeadAfter %v)", time.Since(start).Round(time.Millisecond), cfg.DeadAfter)
+		}
+	}
+}
