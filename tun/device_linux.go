@@ -51,6 +51,14 @@ func Create(cfg Config) (*Device, error) {
 		dev.Close()
 		return nil, fmt.Errorf("tun: find %s: %w", name, err)
 	}
+	// The kernel drops what it sends to the device beyond its queue, 500 packets by default:
+	// ten thousand clients closing at once overflow it, and the stack then resets
+	// connections it never heard finish. The queue holds pointers, so a long one costs
+	// little.
+	if err := netlink.LinkSetTxQLen(link, txQueueLen); err != nil {
+		dev.Close()
+		return nil, permission(fmt.Errorf("tun: set the queue length of %s: %w", name, err))
+	}
 	if err := netlink.LinkSetUp(link); err != nil {
 		dev.Close()
 		return nil, permission(fmt.Errorf("tun: bring %s up: %w", name, err))
@@ -58,6 +66,9 @@ func Create(cfg Config) (*Device, error) {
 	cfg.Logger.Info("tun device up", "device", name, "mtu", cfg.MTU)
 	return &Device{Device: dev, name: name, index: link.Attrs().Index, log: cfg.Logger, routes: map[netip.Addr]int{}}, nil
 }
+
+// txQueueLen is the device's transmit queue, in packets.
+const txQueueLen = 16384
 
 func permission(err error) error {
 	if errors.Is(err, unix.EPERM) {
