@@ -267,6 +267,10 @@ func (c *Conn) start() {
 // maxBatch bounds the frames in one writev (the kernel's IOV_MAX is 1024).
 const maxBatch = 1024
 
+// maxBatchBytes bounds one write of the writer goroutine: with DeadAfter's 20 s, a peer
+// reading slower than 50 KB/s is taken for dead.
+const maxBatchBytes = 1 << 20
+
 // writeLoop writes the preamble, then whatever is handed to it while the socket is full, and
 // heartbeats while nothing else is written. A Conn is born with the right to write held for
 // the writer goroutine, so no frame overtakes the preamble.
@@ -283,7 +287,6 @@ func (c *Conn) writeLoop(nc net.Conn) {
 	heartbeat := time.NewTicker(cfg.HeartbeatInterval)
 	defer heartbeat.Stop()
 	iov := make(net.Buffers, 0, maxBatch)
-	deadlined := time.Now()
 	for {
 		// Holding the right to write: write until the queue is empty, waiting for the socket.
 		for {
@@ -297,15 +300,16 @@ func (c *Conn) writeLoop(nc net.Conn) {
 				break
 			}
 			c.mu.Unlock()
-			// Refresh the write deadline a few times per DeadAfter, not per batch: it bounds a
-			// peer that stopped reading, and need not be exact.
-			if now := time.Now(); now.Sub(deadlined) > cfg.DeadAfter/4 {
-				nc.SetWriteDeadline(now.Add(cfg.DeadAfter))
-				deadlined = now
-			}
-			iov = iov[:0]
+			// The write deadline bounds a peer that makes no progress, so each write is small
+			// enough to go through well within it at any reasonable pace, and gets a fresh one.
+			nc.SetWriteDeadline(time.Now().Add(cfg.DeadAfter))
+			iov, bytes := iov[:0], 0
 			for _, b := range batch[:min(len(batch), maxBatch)] {
+				if bytes >= maxBatchBytes {
+					break
+				}
 				iov = append(iov, b.Bytes())
+				bytes += b.Len()
 			}
 			wv := iov
 			n, err := wv.WriteTo(nc)
@@ -333,9 +337,7 @@ func (c *Conn) writeLoop(nc net.Conn) {
 			// it: the connection died DeadAfter after its last refresh, under steady
 			// traffic. Refresh it on every tick; a write blocked here still runs into it,
 			// as no tick is taken meanwhile.
-			now := time.Now()
-			nc.SetWriteDeadline(now.Add(cfg.DeadAfter))
-			deadlined = now
+			nc.SetWriteDeadline(time.Now().Add(cfg.DeadAfter))
 			if c.wrote.Swap(false) {
 				continue
 			}

@@ -481,3 +481,44 @@ func TestSteadyTrafficOutlivesWriteDeadline(t *testing.T) {
 		}
 	}
 }
+
+// TestSlowSteadyReaderOutlivesWriteDeadline: a peer that reads slowly but steadily while a
+// large queue waits for it. The write deadline bounds a peer that makes no progress; it
+// must not end one that takes longer than DeadAfter for the whole queue. It used to: the
+// writer goroutine gave the socket up to 1024 queued frames in one write under one deadline.
+func TestSlowSteadyReaderOutlivesWriteDeadline(t *testing.T) {
+	const frames, size = 300, 64 << 10
+	// The server's heartbeats keep the client's read side alive; its writes are what is
+	// under test.
+	server := newNode(t, Config{HeartbeatInterval: 50 * time.Millisecond})
+	client := newNode(t, Config{DeadAfter: 300 * time.Millisecond, HeartbeatInterval: 50 * time.Millisecond})
+	got := make(chan int, frames+1)
+	server.r.Register("sink", routing.WorkerFunc(func(m *routing.Message) {
+		m.Local.Link.Authenticated()
+		n := len(m.Payload())
+		m.Release()
+		time.Sleep(5 * time.Millisecond) // about 13 MB/s: the whole queue takes over a second
+		got <- n
+	}), routing.FlowTransports)
+	addr := server.listen(t)
+	c, err := client.t.Connect(context.Background(), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := routing.MustRoute(routing.TCPAddress(addr), routing.LocalAddress("sink"))
+	sendTo(client, to, "x", []byte("lift the pre-authentication cap"))
+	<-got
+	payload := make([]byte, size)
+	for range frames {
+		sendTo(client, to, "x", payload)
+	}
+	for i := range frames {
+		select {
+		case <-got:
+		case <-c.Done():
+			t.Fatalf("the connection closed after %d of %d frames, though the peer kept reading", i, frames)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no progress after %d of %d frames", i, frames)
+		}
+	}
+}
