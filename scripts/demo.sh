@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: the whole story of DESIGN.md §1 on one machine. A PostgreSQL server for the
-# "bank", a hub, a bank node with an outlet and a relay, an analysis node with an inlet, and
-# psql querying the database through the portal. Each node lives in its own home.
+# "bank", a hub, a bank node with an outlet and a relay, an analysis node with a classic and a
+# transparent inlet, and psql querying the database through both. Each node lives in its own
+# home.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -59,10 +60,27 @@ say "5. psql on the analysis side talks to the bank's database as if it were loc
 run "$pgbin/psql" --host localhost --port "$inport" --username postgres \
   --command "SELECT owner, balance FROM accounts ORDER BY id"
 
-say "6. What each node saw:"
+say "6. The transparent inlet: psql keeps the database's own name and port."
+# The node maps db.bank.internal to an address of its TUN device in a managed block of a hosts
+# file. The demo gives it a file of its own and shows psql that file as /etc/hosts in a
+# private mount namespace, so the machine's /etc/hosts stays as it is.
+printf '127.0.0.1\tlocalhost\n' >"$work/hosts"
+if run "$adj" --home "$work/analysis" tcp-inlet create --from db.bank.internal:5432 --via postgres --tun --hosts-file "$work/hosts"; then
+  run cat "$work/hosts"
+  printf '\033[2m$ %s\033[0m\n' "psql --host db.bank.internal --port 5432 --username postgres --command \"SELECT ...\""
+  unshare -m sh -c 'mount --bind "$0" /etc/hosts && exec "$@"' "$work/hosts" \
+    "$pgbin/psql" --host db.bank.internal --port 5432 --username postgres \
+    --command "SELECT owner, balance FROM accounts ORDER BY id"
+else
+  echo "(the transparent inlet needs CAP_NET_ADMIN and /dev/net/tun: run the demo as root to see it)"
+fi
+
+say "7. What each node saw:"
 run "$adj" --home "$work/analysis" status
 run "$adj" --home "$work/bank" status
 run "$adj" --home "$work/hub" status
+
+"$adj" --home "$work/analysis" tcp-inlet delete db.bank.internal:5432 >/dev/null 2>&1 || true
 
 cat <<'MSG'
 
@@ -70,5 +88,7 @@ What happened: psql's bytes were encrypted inside the analysis node on an end-to
 channel to the bank node, nested in each node's channel to the hub. The hub relayed ciphertext
 it cannot read. Both nodes proved their identities and showed credentials from the project's
 authority; the outlet's policy admitted the analysis member. Neither the bank nor analysis
-listened on any network port.
+listened on any network port. With --tun, the analysis node answered for db.bank.internal:5432
+itself, on a TUN device through a userspace TCP stack, so the client needed no new port; the
+device, its route and the hosts entry went away with the inlet.
 MSG
