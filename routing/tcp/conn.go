@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,21 +31,23 @@ type Conn struct {
 	wake    chan struct{} // a frame was queued
 
 	authenticated atomic.Bool
-	preAuth       atomic.Bool // counted in listener.preAuth
+	preAuth       atomic.Bool // counted in the listener's pre-authentication slots
 	closeOnce     sync.Once
 
 	wrote atomic.Bool // a frame went out since the last heartbeat tick
 
-	mu      sync.Mutex
-	nc      net.Conn
-	queue   []*routing.Buffer // frames waiting to be written, the first maybe partly written
-	spare   []*routing.Buffer // an emptied queue's array, for reuse
-	queued  int               // their bytes
-	closed  bool
-	writing bool           // someone holds the right to write to nc (see enqueue)
-	handoff bool           // ... and passed it to the writer goroutine: the socket was full
-	sock    *sockio.Writer // nil if nc is not a socket: the writer goroutine writes everything
-	iov     net.Buffers    // the holder's vectors
+	mu       sync.Mutex
+	nc       net.Conn
+	source   netip.Addr        // sourceOf the peer's address, once nc is set
+	authWait *time.Timer       // an accepted connection's PreAuthTimeout, until it authenticates
+	queue    []*routing.Buffer // frames waiting to be written, the first maybe partly written
+	spare    []*routing.Buffer // an emptied queue's array, for reuse
+	queued   int               // their bytes
+	closed   bool
+	writing  bool           // someone holds the right to write to nc (see enqueue)
+	handoff  bool           // ... and passed it to the writer goroutine: the socket was full
+	sock     *sockio.Writer // nil if nc is not a socket: the writer goroutine writes everything
+	iov      net.Buffers    // the holder's vectors
 }
 
 // Address returns the local address through which workers send on this connection.
@@ -64,8 +67,24 @@ func (c *Conn) Authenticated() {
 
 func (c *Conn) uncountPreAuth() {
 	if c.listener != nil && c.preAuth.CompareAndSwap(true, false) {
-		c.listener.preAuth.Add(-1)
+		c.mu.Lock()
+		if c.authWait != nil {
+			c.authWait.Stop()
+		}
+		src := c.source
+		c.mu.Unlock()
+		c.listener.unadmit(src)
 	}
+}
+
+// Source returns the address the peer connects from, as admission counts it: its IPv4
+// address, or the /64 network of its IPv6 address. It is the zero Addr while dialing.
+// Listeners above the transport (secure-channel handshakes) cap their own work per source
+// with it.
+func (c *Conn) Source() netip.Addr {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.source
 }
 
 // RemoteAddr returns the peer's address, or nil while dialing.
@@ -227,6 +246,9 @@ func (c *Conn) dial(hostport string, wait time.Duration) {
 		}
 	}
 	d := net.Dialer{Timeout: c.t.cfg.DialTimeout}
+	if la := c.t.cfg.LocalAddr; la.IsValid() {
+		d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(la, 0))
+	}
 	nc, err := d.Dial("tcp", hostport)
 	c.t.dialed(hostport, err)
 	if err != nil {
@@ -244,6 +266,7 @@ func (c *Conn) dial(hostport string, wait time.Duration) {
 		return
 	}
 	c.nc = nc
+	c.source = sourceOf(nc.RemoteAddr())
 	c.mu.Unlock()
 	c.start()
 }
@@ -257,7 +280,11 @@ func (c *Conn) start() {
 		tc.SetNoDelay(true)
 	}
 	if c.listener != nil {
-		c.preAuth.Store(true)
+		c.mu.Lock()
+		if !c.closed && c.preAuth.Load() {
+			c.authWait = time.AfterFunc(c.t.cfg.PreAuthTimeout, c.preAuthExpired)
+		}
+		c.mu.Unlock()
 	}
 	close(c.ready)
 	go c.writeLoop(nc)
@@ -430,6 +457,10 @@ func (c *Conn) readLoop(nc net.Conn) {
 // refuse logs why a peer broke the protocol; the caller then closes the connection.
 func (c *Conn) refuse(nc net.Conn, why error) {
 	if c.isClosed() {
+		return
+	}
+	if c.listener != nil && !c.authenticated.Load() { // perhaps one of a flood
+		c.listener.refuse(nc.RemoteAddr(), "protocol violation: "+why.Error(), 0)
 		return
 	}
 	c.t.stats.refused.Add(1)

@@ -2,10 +2,15 @@
 // messages as length-prefixed frames.
 //
 // Each side first sends a 4-byte preamble ("adj" and a protocol version); a foreign or
-// unsupported preamble closes the connection with one log line. Then every frame is a 4-byte
+// unsupported preamble closes the connection and is logged. Then every frame is a 4-byte
 // big-endian length and one encoded routing.Message; a zero length is a heartbeat. Lengths are
 // checked before anything is allocated: a small cap until a secure channel has completed a
 // handshake over the connection (Link.Authenticated), a larger one after.
+//
+// Accepted connections that have not authenticated yet are admitted under two caps, one per
+// listener and one per source address (so one host cannot take them all), and closed if no
+// handshake completes over them within PreAuthTimeout. Refusals are logged as one line per
+// interval with their count, never one line per connection.
 //
 // Every connection is a worker at a local address (tcp-N) that only local workers may use; a
 // message that arrives on it gets that address pushed onto its return route and the

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/adjacentnet/adjacent/internal/ratelog"
 	"github.com/adjacentnet/adjacent/routing"
 )
 
@@ -41,6 +43,21 @@ type Config struct {
 	// MaxPreAuthConns caps accepted connections that have not yet authenticated, per
 	// listener; more are closed at once. Default 1024.
 	MaxPreAuthConns int
+	// MaxPreAuthPerSource caps those from one source address (Conn.Source), so that one
+	// host cannot take the whole MaxPreAuthConns. Default 32.
+	//
+	// The trade-off is NAT: honest clients behind one public address share its 32. Each
+	// holds a slot only from connect until its first handshake completes (one or two round
+	// trips), so 32 at once is far more than a NAT of honest nodes needs, and far fewer
+	// than the 1024 a flood from that address could otherwise hold.
+	MaxPreAuthPerSource int
+	// PreAuthTimeout bounds how long an accepted connection may stay unauthenticated: one
+	// over which no secure channel has completed a handshake by then is closed, heartbeats
+	// or not, so pre-authentication slots cannot be held forever. Default 30s.
+	PreAuthTimeout time.Duration
+	// LocalAddr, when valid, is the source address of dialed connections (a multi-homed
+	// host; tests dialing from another loopback address). Default: the system's choice.
+	LocalAddr netip.Addr
 	// BackoffMin and BackoffMax space dials to an address that keeps failing.
 	// Defaults 100ms and 5s.
 	BackoffMin, BackoffMax time.Duration
@@ -61,6 +78,7 @@ func (c *Config) setDefaults() {
 	def(&c.BackoffMin, 100*time.Millisecond)
 	def(&c.BackoffMax, 5*time.Second)
 	def(&c.DialTimeout, 10*time.Second)
+	def(&c.PreAuthTimeout, 30*time.Second)
 	if c.MaxFramePreAuth <= 0 {
 		c.MaxFramePreAuth = 16 << 10
 	}
@@ -72,6 +90,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxPreAuthConns <= 0 {
 		c.MaxPreAuthConns = 1024
+	}
+	if c.MaxPreAuthPerSource <= 0 {
+		c.MaxPreAuthPerSource = 32
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -132,10 +153,14 @@ func New(r *routing.Router, cfg Config) *Transport {
 
 // Listener accepts connections for a transport.
 type Listener struct {
-	t       *Transport
-	ln      net.Listener
-	preAuth atomic.Int64
-	done    chan struct{}
+	t        *Transport
+	ln       net.Listener
+	done     chan struct{}
+	refusals *ratelog.Logger
+
+	mu       sync.Mutex
+	preAuth  int                // accepted connections not yet authenticated
+	bySource map[netip.Addr]int // ... by Conn.Source
 }
 
 // Addr returns the address the listener is bound to.
@@ -148,6 +173,7 @@ func (l *Listener) Close() error {
 	l.t.mu.Unlock()
 	err := l.ln.Close()
 	<-l.done
+	l.refusals.Stop()
 	return err
 }
 
@@ -157,7 +183,13 @@ func (t *Transport) Listen(addr string) (*Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tcp: listen on %s: %w", addr, err)
 	}
-	l := &Listener{t: t, ln: ln, done: make(chan struct{})}
+	l := &Listener{
+		t:        t,
+		ln:       ln,
+		done:     make(chan struct{}),
+		refusals: ratelog.New(t.log, slog.LevelWarn, "refused unauthenticated connections", refusalLogInterval),
+		bySource: make(map[netip.Addr]int),
+	}
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
@@ -186,16 +218,15 @@ func (l *Listener) accept() {
 			continue
 		}
 		delay = 0
-		if l.preAuth.Load() >= int64(l.t.cfg.MaxPreAuthConns) {
-			l.t.stats.refused.Add(1)
-			l.t.log.Warn("refused connection: too many unauthenticated connections", "remote", nc.RemoteAddr().String(), "limit", l.t.cfg.MaxPreAuthConns)
+		src := sourceOf(nc.RemoteAddr())
+		if why, limit := l.admit(src); why != "" {
+			l.refuse(nc.RemoteAddr(), why, limit)
 			nc.Close()
 			continue
 		}
-		l.preAuth.Add(1)
 		c, err := l.t.newConn(nc, "", l)
 		if err != nil {
-			l.preAuth.Add(-1)
+			l.unadmit(src)
 			nc.Close()
 			continue
 		}
@@ -281,6 +312,12 @@ func (t *Transport) newConnLocked(nc net.Conn, hostport string, l *Listener) (*C
 		done:     make(chan struct{}),
 		ready:    make(chan struct{}),
 		writing:  true, // the writer goroutine's until the preamble is out
+	}
+	if nc != nil {
+		c.source = sourceOf(nc.RemoteAddr())
+	}
+	if l != nil {
+		c.preAuth.Store(true) // the listener admitted it
 	}
 	if err := t.router.Register(c.name, c); err != nil {
 		return nil, err
