@@ -54,6 +54,14 @@ type Config struct {
 	// MaxPending caps a listener's handshakes in progress; MaxPendingPerLink caps those
 	// arriving over one connection or channel. Defaults 256 and 16.
 	MaxPending, MaxPendingPerLink int
+	// MaxPendingPerSource caps those arriving over connections from one source address
+	// (links that know theirs, as TCP connections do), so that one host opening many
+	// connections cannot take the whole MaxPending. Default 32.
+	//
+	// The trade-off is NAT: honest nodes behind one public address share its 32. Each holds
+	// a slot for one round trip of its handshake, so 32 at once is plenty for them, and far
+	// fewer than the 256 a flood from that address could otherwise hold.
+	MaxPendingPerSource int
 	// Accepted, for a listener, is called with each channel it has established.
 	Accepted func(*Channel)
 
@@ -75,6 +83,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxPendingPerLink <= 0 {
 		c.MaxPendingPerLink = 16
+	}
+	if c.MaxPendingPerSource <= 0 {
+		c.MaxPendingPerSource = 32
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -2,10 +2,13 @@ package securechannel
 
 import (
 	"errors"
+	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/adjacentnet/adjacent/internal/ratelog"
 	"github.com/adjacentnet/adjacent/routing"
 )
 
@@ -19,13 +22,39 @@ type Listener struct {
 	cfg    Config
 	flow   routing.FlowID
 
-	mu       sync.Mutex
-	closed   bool
-	pending  int
-	perLink  map[routing.Link]int
-	channels map[*Channel]struct{}
+	mu        sync.Mutex
+	closed    bool
+	pending   int
+	perLink   map[routing.Link]int
+	perSource map[netip.Addr]int
+	channels  map[*Channel]struct{}
 
-	refused atomic.Uint64 // handshakes dropped by the pending caps
+	refused  atomic.Uint64 // handshakes dropped by the pending caps
+	refusals *ratelog.Logger
+}
+
+// sourced is a link that knows the address its peer connects from (a TCP connection).
+// Handshakes over other links, such as a channel nested in one to a hub, are not counted per
+// source: there the hub is the source of them all, and each is capped per link instead.
+type sourced interface {
+	Source() netip.Addr
+}
+
+// refusalLogInterval spaces a listener's log lines about refused handshakes.
+const refusalLogInterval = 10 * time.Second
+
+// slot is what a pending handshake holds against the caps.
+type slot struct {
+	link   routing.Link
+	source netip.Addr // the zero Addr when the link does not know it
+}
+
+func slotOf(link routing.Link) slot {
+	s := slot{link: link}
+	if sl, ok := link.(sourced); ok {
+		s.source = sl.Source()
+	}
+	return s
 }
 
 // Listen registers a listener at the local address name, reachable from flows.
@@ -35,12 +64,14 @@ func Listen(r *routing.Router, name string, cfg Config, flows ...routing.FlowID)
 		return nil, errors.New("securechannel: listen: no Authenticator")
 	}
 	l := &Listener{
-		router:   r,
-		name:     name,
-		cfg:      cfg,
-		flow:     r.NewFlow(),
-		perLink:  make(map[routing.Link]int),
-		channels: make(map[*Channel]struct{}),
+		router:    r,
+		name:      name,
+		cfg:       cfg,
+		flow:      r.NewFlow(),
+		perLink:   make(map[routing.Link]int),
+		perSource: make(map[netip.Addr]int),
+		channels:  make(map[*Channel]struct{}),
+		refusals:  ratelog.New(cfg.Logger.With("component", "securechannel", "listener", name), slog.LevelWarn, "refused first handshake messages", refusalLogInterval),
 	}
 	if err := r.Register(name, l, flows...); err != nil {
 		return nil, err
@@ -79,15 +110,21 @@ func (l *Listener) HandleMessage(m *routing.Message) {
 		return
 	}
 	link := m.Local.Link
-	if !l.admit(link) {
+	s := slotOf(link)
+	if why, limit := l.admit(s); why != "" {
 		l.refused.Add(1)
+		attrs := []slog.Attr{slog.String("reason", why), slog.Int("limit", limit)}
+		if s.source.IsValid() {
+			attrs = append(attrs, slog.String("last_source", s.source.String()))
+		}
+		l.refusals.Note(attrs...)
 		return
 	}
 	c := newChannel(l.router, l.cfg, false, link, l.flow)
 	ok := false
 	defer func() {
 		if !ok {
-			l.release(c, link)
+			l.release(c, s)
 		}
 	}()
 	hs, err := newHandshakeState(false, l.cfg.Static, l.cfg.Rand, prologue, nil)
@@ -124,13 +161,13 @@ func (l *Listener) HandleMessage(m *routing.Message) {
 	l.channels[c] = struct{}{}
 	l.mu.Unlock()
 	ok = true
-	go l.track(c, link)
+	go l.track(c, s)
 	c.sendHandshake(msg2)
 }
 
 // track keeps a channel's pending slot until it is established or gone, then its place in
 // the listener's set until it closes.
-func (l *Listener) track(c *Channel, link routing.Link) {
+func (l *Listener) track(c *Channel, s slot) {
 	timeout := time.NewTimer(l.cfg.HandshakeTimeout)
 	defer timeout.Stop()
 	select {
@@ -140,7 +177,7 @@ func (l *Listener) track(c *Channel, link routing.Link) {
 		c.handshakeTimeout()
 	}
 	l.mu.Lock()
-	l.unpend(link)
+	l.unpend(s)
 	l.mu.Unlock()
 	<-c.done
 	l.mu.Lock()
@@ -148,29 +185,44 @@ func (l *Listener) track(c *Channel, link routing.Link) {
 	l.mu.Unlock()
 }
 
-// admit takes a pending slot for a handshake over link, if the caps allow.
-func (l *Listener) admit(link routing.Link) bool {
+// admit takes a pending slot for a handshake, or says which cap refuses it.
+func (l *Listener) admit(s slot) (why string, limit int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed || l.pending >= l.cfg.MaxPending || l.perLink[link] >= l.cfg.MaxPendingPerLink {
-		return false
+	switch {
+	case l.closed:
+		return "listener closed", 0
+	case l.pending >= l.cfg.MaxPending:
+		return "too many pending handshakes", l.cfg.MaxPending
+	case l.perLink[s.link] >= l.cfg.MaxPendingPerLink:
+		return "too many pending handshakes over one connection", l.cfg.MaxPendingPerLink
+	case s.source.IsValid() && l.perSource[s.source] >= l.cfg.MaxPendingPerSource:
+		return "too many pending handshakes from one source", l.cfg.MaxPendingPerSource
 	}
 	l.pending++
-	l.perLink[link]++
-	return true
+	l.perLink[s.link]++
+	if s.source.IsValid() {
+		l.perSource[s.source]++
+	}
+	return "", 0
 }
 
-func (l *Listener) unpend(link routing.Link) {
+func (l *Listener) unpend(s slot) {
 	l.pending--
-	if l.perLink[link]--; l.perLink[link] <= 0 {
-		delete(l.perLink, link)
+	if l.perLink[s.link]--; l.perLink[s.link] <= 0 {
+		delete(l.perLink, s.link)
+	}
+	if s.source.IsValid() {
+		if l.perSource[s.source]--; l.perSource[s.source] <= 0 {
+			delete(l.perSource, s.source)
+		}
 	}
 }
 
 // release gives back the pending slot of a handshake that never got going.
-func (l *Listener) release(c *Channel, link routing.Link) {
+func (l *Listener) release(c *Channel, s slot) {
 	l.mu.Lock()
-	l.unpend(link)
+	l.unpend(s)
 	l.mu.Unlock()
 	c.close(errors.New("securechannel: handshake failed"), false)
 }
@@ -188,5 +240,6 @@ func (l *Listener) Close() error {
 	for _, c := range cs {
 		c.Close()
 	}
+	l.refusals.Stop()
 	return nil
 }
