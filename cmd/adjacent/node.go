@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -198,10 +197,6 @@ func nodeStop(g *globals) *cobra.Command {
 	}
 }
 
-// homeEntries are what a node keeps in its home; delete removes these and nothing else, so a
-// mistyped --home cannot wipe an unrelated directory.
-var homeEntries = []string{"vault", "state.db", "state.db-wal", "state.db-shm", "node.sock", "node.lock", "node.pid", "node.log"}
-
 func nodeDelete(g *globals) *cobra.Command {
 	var yes bool
 	cmd := &cobra.Command{
@@ -224,8 +219,8 @@ func nodeDelete(g *globals) *cobra.Command {
 					return err
 				}
 			}
-			for _, e := range homeEntries {
-				if err := os.RemoveAll(filepath.Join(h.Dir, e)); err != nil {
+			for _, path := range h.Files() { // these and nothing else: --home may be mistyped
+				if err := os.RemoveAll(path); err != nil {
 					return fmt.Errorf("node delete: %w", err)
 				}
 			}

@@ -48,6 +48,9 @@ func (h Home) Lock() string   { return filepath.Join(h.Dir, "node.lock") }
 func (h Home) Pid() string    { return filepath.Join(h.Dir, "node.pid") }
 func (h Home) Log() string    { return filepath.Join(h.Dir, "node.log") }
 
+// Authority is the hub's member store when it is kept in SQLite.
+func (h Home) Authority() string { return filepath.Join(h.Dir, "authority.db") }
+
 // Exists reports whether the home directory exists.
 func (h Home) Exists() bool {
 	fi, err := os.Stat(h.Dir)
@@ -64,10 +67,11 @@ func (h Home) Ensure() error {
 	return h.Check()
 }
 
-// Check refuses a home that group or others may access.
+// Check refuses a home that group or others may access, and one where a symbolic link (or
+// a file of the wrong type) sits at a path the node writes.
 func (h Home) Check() error {
 	if err := vault.CheckPrivate(h.Dir, true); err != nil {
 		return fmt.Errorf("home: %w", err)
 	}
-	return nil
+	return h.checkFiles()
 }

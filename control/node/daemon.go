@@ -24,9 +24,9 @@ var ErrRunning = errors.New("node already running")
 type lock struct{ f *os.File }
 
 func acquireLock(h home.Home) (*lock, error) {
-	f, err := os.OpenFile(h.Lock(), os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	f, err := home.OpenFile(h.Lock(), os.O_RDWR|os.O_CREATE)
 	if err != nil {
-		return nil, fmt.Errorf("node: lock %s: %w", h.Lock(), err)
+		return nil, fmt.Errorf("node: lock: %w", err)
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()
@@ -68,7 +68,7 @@ func StartBackground(ctx context.Context, h home.Home, extra ...string) error {
 	if err != nil {
 		return fmt.Errorf("node: find own executable to start the node: %w", err)
 	}
-	logf, err := os.OpenFile(h.Log(), os.O_CREATE|os.O_APPEND|os.O_WRONLY|syscall.O_NOFOLLOW, 0o600)
+	logf, err := home.OpenFile(h.Log(), os.O_CREATE|os.O_APPEND|os.O_WRONLY)
 	if err != nil {
 		return fmt.Errorf("node: open log: %w", err)
 	}

@@ -149,7 +149,7 @@ func Run(ctx context.Context, cfg Config) error {
 	srv := &http.Server{Handler: n.handler(), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(apiLn) }()
-	if err := os.WriteFile(h.Pid(), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
+	if err := home.WriteFile(h.Pid(), []byte(strconv.Itoa(os.Getpid())+"\n")); err != nil {
 		return fmt.Errorf("node: write pid: %w", err)
 	}
 	n.log.Info("node started", "home", h.Dir, "identifier", n.self.history.Identifier(), "listen", n.listenAddrs(), "pid", os.Getpid())
@@ -192,7 +192,8 @@ func (n *Node) startListening(ctx context.Context) error {
 }
 
 // listenAPI binds the home's socket, owner-only. A stale socket from a crashed node is
-// removed: the caller holds the home's lock, so no live node owns it.
+// removed: the caller holds the home's lock, so no live node owns it. (The home's Check at
+// start refused a link at its path; removing one would not touch what it points to anyway.)
 func listenAPI(h home.Home) (net.Listener, error) {
 	if err := os.Remove(h.Socket()); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("node: remove stale socket: %w", err)

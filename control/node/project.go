@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -101,7 +100,7 @@ func (n *Node) openAuthority(ctx context.Context, name string) (*authority.Autho
 	var store authority.Store
 	var err error
 	if dsn == "" {
-		store, err = sqlitestore.Open(filepath.Join(n.cfg.Home.Dir, "authority.db"))
+		store, err = sqlitestore.Open(n.cfg.Home.Authority())
 	} else {
 		store, err = pgstore.Open(ctx, dsn)
 	}
