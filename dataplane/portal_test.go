@@ -430,3 +430,54 @@ func waitEnded(t *testing.T, side string, c *Counters, start time.Time) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestMalformedMessageResets: a session that receives a portal message it cannot parse (a
+// credit it would miss, a reason over the bound) resets both ends instead of waiting forever.
+func TestMalformedMessageResets(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		p    []byte
+	}{
+		{"short window", []byte{msgWindow, 0, 0}},
+		{"fin with a body", []byte{msgFin, 0}},
+		{"empty data", []byte{msgData}},
+		{"long reset reason", append([]byte{msgReset}, strings.Repeat("r", maxReason+1)...)},
+		{"unknown kind", []byte{msgWindow + 1}},
+		{"empty", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			accepted := make(chan net.Conn, 1)
+			p := newPortal(t, serve(t, func(c net.Conn) { accepted <- c }), nil)
+			client, err := net.Dial("tcp", p.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer client.Close()
+			server := <-accepted
+			defer server.Close()
+			for p.in.Stats().Active.Load() != 1 || p.out.Stats().Active.Load() != 1 {
+				time.Sleep(time.Millisecond) // until the session runs at both ends
+			}
+			var s *session
+			for s == nil {
+				p.in.groups.mu.Lock()
+				for x := range p.in.groups.m[p.path.done] {
+					s = x
+				}
+				p.in.groups.mu.Unlock()
+			}
+			m := routing.NewMessage()
+			m.SetPayload(tc.p)
+			s.HandleMessage(m)
+			start := time.Now()
+			waitEnded(t, "inlet", p.in.Stats(), start)
+			waitEnded(t, "outlet", p.out.Stats(), start)
+			for _, c := range []net.Conn{client, server} {
+				c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				if _, err := c.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
+					t.Fatalf("after a malformed message the application read %v, want a connection reset", err)
+				}
+			}
+		})
+	}
+}

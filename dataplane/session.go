@@ -152,14 +152,11 @@ func (s *session) start(peer routing.Route, credit uint32) {
 }
 
 // HandleMessage takes a message from the peer session. It runs on the transport's goroutine.
+// A malformed message resets the session: what the peer meant by it (a credit, an end of
+// stream) is lost, and the session could wait for it forever.
 func (s *session) HandleMessage(m *routing.Message) {
 	p := m.Payload()
-	if len(p) == 0 {
-		m.Release()
-		return
-	}
-	switch p[0] {
-	case msgConnected, msgRefused:
+	if len(p) > 0 && (p[0] == msgConnected || p[0] == msgRefused) { // its waiter parses it
 		if s.onAnswer != nil {
 			s.onAnswer(m)
 			return
@@ -169,23 +166,29 @@ func (s *session) HandleMessage(m *routing.Message) {
 		default:
 			m.Release()
 		}
+		return
+	}
+	pm, err := parse(p)
+	if err != nil {
+		m.Release()
+		s.reset(fmt.Errorf("from the other side: %w", err), true)
+		return
+	}
+	switch pm.kind {
 	case msgData:
 		b := m.TakeBody()
 		m.Release()
 		b.Advance(1)
 		s.receive(b)
 	case msgWindow:
-		n, err := u32(p)
 		m.Release()
-		if err == nil {
-			s.credit.Add(int64(n))
-			s.signal()
-		}
+		s.credit.Add(int64(pm.n))
+		s.signal()
 	case msgFin:
 		m.Release()
 		s.receive(nil)
 	case msgReset:
-		reason := string(p[1:])
+		reason := string(pm.body)
 		m.Release()
 		s.reset(fmt.Errorf("reset by the other side: %s", reason), false)
 	default:
