@@ -138,16 +138,16 @@ func (in *Inlet) openNow(c net.Conn) bool {
 			a.Release()
 			return
 		}
-		p := a.Payload()
-		if credit, err := u32(p); err == nil && p[0] == msgConnected {
+		answer, err := parse(a.Payload())
+		if err == nil && answer.kind == msgConnected {
 			peer := a.Return
 			a.Release()
-			s.start(peer, credit)
+			s.start(peer, answer.n)
 			return
 		}
-		err := fmt.Errorf("%w from the outlet", errMalformed)
-		if p[0] == msgRefused {
-			err = fmt.Errorf("refused by the outlet: %s", p[1:])
+		err = fmt.Errorf("%w from the outlet", errMalformed)
+		if answer.kind == msgRefused {
+			err = fmt.Errorf("refused by the outlet: %s", answer.body)
 		}
 		a.Release()
 		in.cfg.Logger.Info("portal connection not opened", "client", c.RemoteAddr().String(), "err", err)
@@ -242,16 +242,14 @@ func (in *Inlet) dialOnce(ctx context.Context) (*Pending, error) {
 		select {
 		case a := <-s.answer:
 			defer a.Release()
-			p := a.Payload()
-			if p[0] == msgConnected {
-				if credit, err := u32(p); err == nil {
-					s.peer = a.Return
-					return &Pending{s: s, credit: credit}, nil
-				}
+			answer, err := parse(a.Payload())
+			if err == nil && answer.kind == msgConnected {
+				s.peer = a.Return
+				return &Pending{s: s, credit: answer.n}, nil
 			}
 			s.end(true, nil)
-			if p[0] == msgRefused {
-				return nil, fmt.Errorf("refused by the outlet: %s", p[1:])
+			if err == nil && answer.kind == msgRefused {
+				return nil, fmt.Errorf("refused by the outlet: %s", answer.body)
 			}
 			return nil, fmt.Errorf("%w from the outlet", errMalformed)
 		case <-s.done:

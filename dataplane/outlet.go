@@ -67,13 +67,8 @@ func (o *Outlet) Stats() *Counters { return &o.stats }
 // HandleMessage takes a connect from an inlet; it runs on the transport's goroutine, so the
 // dial happens on its own.
 func (o *Outlet) HandleMessage(m *routing.Message) {
-	p := m.Payload()
-	if len(p) == 0 || p[0] != msgConnect {
-		m.Release()
-		return
-	}
-	window, err := u32(p)
-	if err != nil {
+	c, err := parse(m.Payload())
+	if err != nil || c.kind != msgConnect {
 		m.Release()
 		return
 	}
@@ -88,7 +83,7 @@ func (o *Outlet) HandleMessage(m *routing.Message) {
 			return
 		}
 	}
-	go o.connect(m, window)
+	go o.connect(m, c.n)
 }
 
 func (o *Outlet) refuse(m *routing.Message, reason string) {

@@ -322,3 +322,162 @@ func TestSlowReader(t *testing.T) {
 		t.Fatalf("second session beside a stuck one: %q, %v", got, err)
 	}
 }
+
+// TestStuckReaderClosing: an application that stops reading leaves received portal data
+// unwritten at its end of the portal (queued, or in the socket's buffers); when the session
+// then fails — the other side resets, the path goes, or the stuck application itself goes
+// away — every application still there sees a reset, never a clean end of stream, and both
+// sessions end within a few seconds instead of waiting forever for the reader.
+func TestStuckReaderClosing(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// run drives the client (at the inlet) and the server (at the outlet), neither of
+		// which reads, to the failure, and returns the application that must see a reset.
+		run func(p *portal, client, server net.Conn) net.Conn
+		// pathDown: the inlet's path failed, which the outlet in this test cannot see.
+		pathDown bool
+	}{
+		{"server stuck, client resets", func(p *portal, client, server net.Conn) net.Conn {
+			fill(client)
+			abort(client)
+			return server
+		}, false},
+		{"client stuck, server resets", func(p *portal, client, server net.Conn) net.Conn {
+			fill(server)
+			abort(server)
+			return client
+		}, false},
+		{"client stuck, path fails", func(p *portal, client, server net.Conn) net.Conn {
+			fill(server)
+			close(p.path.done)
+			return client
+		}, true},
+		{"client stuck and gone", func(p *portal, client, server net.Conn) net.Conn {
+			fill(server)
+			client.Close() // with data unread: the kernel resets
+			return server
+		}, false},
+		{"server stuck and gone", func(p *portal, client, server net.Conn) net.Conn {
+			fill(client)
+			server.Close()
+			return client
+		}, false},
+		// Both stuck, so no one is writing to the socket that goes: only the session's own
+		// check of its socket finds the reset.
+		{"both stuck, client gone", func(p *portal, client, server net.Conn) net.Conn {
+			server.Write(make([]byte, 1024))
+			fill(client)
+			client.Close()
+			return server
+		}, false},
+		{"both stuck, server gone", func(p *portal, client, server net.Conn) net.Conn {
+			client.Write(make([]byte, 1024))
+			fill(server)
+			server.Close()
+			return client
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			accepted := make(chan net.Conn, 1)
+			p := newPortal(t, serve(t, func(c net.Conn) { accepted <- c }), nil)
+			client, err := net.Dial("tcp", p.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer client.Close()
+			var server net.Conn
+			select {
+			case server = <-accepted:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the outlet did not connect to the server")
+			}
+			defer server.Close()
+			left := tc.run(p, client, server)
+			start := time.Now()
+			waitEnded(t, "inlet", p.in.Stats(), start)
+			if !tc.pathDown {
+				waitEnded(t, "outlet", p.out.Stats(), start)
+			}
+			left.SetReadDeadline(time.Now().Add(10 * time.Second))
+			n, err := io.Copy(io.Discard, left)
+			if !errors.Is(err, syscall.ECONNRESET) {
+				t.Fatalf("the application left read %d bytes, then %v; want a connection reset", n, err)
+			}
+		})
+	}
+}
+
+// fill writes to c until nothing more is taken for half a second: every buffer on the way
+// to a reader that does not read is full.
+func fill(c net.Conn) {
+	buf := make([]byte, chunk)
+	for {
+		c.SetWriteDeadline(time.Now().Add(500 * time.Millisecond))
+		if _, err := c.Write(buf); err != nil {
+			break
+		}
+	}
+	c.SetWriteDeadline(time.Time{})
+}
+
+// waitEnded fails t unless every session counted in c ends within 3 s of start.
+func waitEnded(t *testing.T, side string, c *Counters, start time.Time) {
+	t.Helper()
+	for c.Active.Load() != 0 {
+		if time.Since(start) > 3*time.Second {
+			t.Fatalf("%s: %d sessions still active %v after the failure, want 0", side, c.Active.Load(), time.Since(start).Round(time.Millisecond))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestMalformedMessageResets: a session that receives a portal message it cannot parse (a
+// credit it would miss, a reason over the bound) resets both ends instead of waiting forever.
+func TestMalformedMessageResets(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		p    []byte
+	}{
+		{"short window", []byte{msgWindow, 0, 0}},
+		{"fin with a body", []byte{msgFin, 0}},
+		{"empty data", []byte{msgData}},
+		{"long reset reason", append([]byte{msgReset}, strings.Repeat("r", maxReason+1)...)},
+		{"unknown kind", []byte{msgWindow + 1}},
+		{"empty", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			accepted := make(chan net.Conn, 1)
+			p := newPortal(t, serve(t, func(c net.Conn) { accepted <- c }), nil)
+			client, err := net.Dial("tcp", p.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer client.Close()
+			server := <-accepted
+			defer server.Close()
+			for p.in.Stats().Active.Load() != 1 || p.out.Stats().Active.Load() != 1 {
+				time.Sleep(time.Millisecond) // until the session runs at both ends
+			}
+			var s *session
+			for s == nil {
+				p.in.groups.mu.Lock()
+				for x := range p.in.groups.m[p.path.done] {
+					s = x
+				}
+				p.in.groups.mu.Unlock()
+			}
+			m := routing.NewMessage()
+			m.SetPayload(tc.p)
+			s.HandleMessage(m)
+			start := time.Now()
+			waitEnded(t, "inlet", p.in.Stats(), start)
+			waitEnded(t, "outlet", p.out.Stats(), start)
+			for _, c := range []net.Conn{client, server} {
+				c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				if _, err := c.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
+					t.Fatalf("after a malformed message the application read %v, want a connection reset", err)
+				}
+			}
+		})
+	}
+}

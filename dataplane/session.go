@@ -9,6 +9,8 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
+	"time"
 
 	"github.com/adjacentnet/adjacent/internal/sockio"
 	"github.com/adjacentnet/adjacent/routing"
@@ -26,6 +28,11 @@ const (
 
 // chunk is the most a session reads from its socket into one frame.
 const chunk = 64 << 10
+
+// sockCheck is how often a session waiting for credit, so not reading its socket, checks that
+// the socket was not reset: an application that stops reading and then goes away must not
+// leave its session, and its peer, waiting for the credit that never comes.
+const sockCheck = time.Second
 
 // Counters are the byte and connection counts of an inlet or outlet.
 type Counters struct {
@@ -51,6 +58,7 @@ type session struct {
 	sockW  *sockio.Writer
 	rb     *routing.Buffer // the read in progress
 	want   int
+	idle   *time.Timer // the reader's sockCheck while it waits for credit
 
 	group    *groups // that resets the session if its path goes
 	groupKey <-chan struct{}
@@ -144,14 +152,11 @@ func (s *session) start(peer routing.Route, credit uint32) {
 }
 
 // HandleMessage takes a message from the peer session. It runs on the transport's goroutine.
+// A malformed message resets the session: what the peer meant by it (a credit, an end of
+// stream) is lost, and the session could wait for it forever.
 func (s *session) HandleMessage(m *routing.Message) {
 	p := m.Payload()
-	if len(p) == 0 {
-		m.Release()
-		return
-	}
-	switch p[0] {
-	case msgConnected, msgRefused:
+	if len(p) > 0 && (p[0] == msgConnected || p[0] == msgRefused) { // its waiter parses it
 		if s.onAnswer != nil {
 			s.onAnswer(m)
 			return
@@ -161,23 +166,29 @@ func (s *session) HandleMessage(m *routing.Message) {
 		default:
 			m.Release()
 		}
+		return
+	}
+	pm, err := parse(p)
+	if err != nil {
+		m.Release()
+		s.reset(fmt.Errorf("from the other side: %w", err), true)
+		return
+	}
+	switch pm.kind {
 	case msgData:
 		b := m.TakeBody()
 		m.Release()
 		b.Advance(1)
 		s.receive(b)
 	case msgWindow:
-		n, err := u32(p)
 		m.Release()
-		if err == nil {
-			s.credit.Add(int64(n))
-			s.signal()
-		}
+		s.credit.Add(int64(pm.n))
+		s.signal()
 	case msgFin:
 		m.Release()
 		s.receive(nil)
 	case msgReset:
-		reason := string(p[1:])
+		reason := string(pm.body)
 		m.Release()
 		s.reset(fmt.Errorf("reset by the other side: %s", reason), false)
 	default:
@@ -227,10 +238,23 @@ func (s *session) receive(b *routing.Buffer) {
 func (s *session) readLoop() {
 	for {
 		for s.credit.Load() <= 0 {
+			var check <-chan time.Time
+			if s.sockR != nil {
+				if s.idle == nil {
+					s.idle = time.NewTimer(sockCheck)
+				}
+				s.idle.Reset(sockCheck)
+				check = s.idle.C
+			}
 			select {
 			case <-s.wake:
 			case <-s.done:
 				return
+			case <-check:
+				if err := s.sockFailed(); err != nil {
+					s.reset(fmt.Errorf("socket: %w", err), true)
+					return
+				}
 			}
 		}
 		s.want = min(int(s.credit.Load()), chunk)
@@ -266,6 +290,9 @@ func (s *session) readFailed(err error) {
 		return
 	}
 	if errors.Is(err, io.EOF) {
+		err = s.sockFailed() // a reset whose error a write took reads as an end of stream
+	}
+	if err == nil {
 		s.send(msgFin, nil)
 		s.mu.Lock()
 		s.finSent = true
@@ -277,6 +304,26 @@ func (s *session) readFailed(err error) {
 		return
 	}
 	s.reset(fmt.Errorf("read: %w", err), true)
+}
+
+// sockFailed looks at the socket, without reading, for a failure no read has reported: an
+// error pending on it, or a connection closed though we never shut down our writing, which
+// only a reset does. Connections that are not sockets are not looked at.
+func (s *session) sockFailed() error {
+	if s.sockR == nil {
+		return nil
+	}
+	closed, err := s.sockR.Check()
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	shut := s.finDone
+	s.mu.Unlock()
+	if closed && !shut {
+		return syscall.ECONNRESET
+	}
+	return nil
 }
 
 // writeLoop is the writer goroutine: it holds the right to write and waits for the socket.

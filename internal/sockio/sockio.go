@@ -96,6 +96,10 @@ type Reader struct {
 	n     int
 	errno syscall.Errno
 	fn    func(fd uintptr) bool
+
+	closed  bool // Check's results
+	pending syscall.Errno
+	checkFn func(fd uintptr)
 }
 
 // NewReader returns a Reader for c, or nil if c is not a socket. get supplies the buffer of a
@@ -107,6 +111,7 @@ func NewReader(c any, get func() []byte, put func()) *Reader {
 	}
 	r := &Reader{rc: rc, get: get, put: put}
 	r.fn = r.read
+	r.checkFn = r.check
 	return r
 }
 
@@ -145,4 +150,30 @@ func (r *Reader) Read() (int, error) {
 		return 0, io.EOF
 	}
 	return r.n, nil
+}
+
+// Check looks at the socket without reading or waiting. It returns the socket's pending
+// error, clearing it: ECONNRESET once the peer has reset the connection. And it reports
+// whether the connection is closed (TCP state CLOSE), which it is after a reset whose error
+// another call has taken (a write's, and a read then returns io.EOF, not the reset), and
+// after a clean close in both directions: only the caller, knowing whether it shut down its
+// writing, can tell the two apart.
+func (r *Reader) Check() (closed bool, err error) {
+	r.closed, r.pending = false, 0
+	if err := r.rc.Control(r.checkFn); err != nil {
+		return false, err
+	}
+	if r.pending != 0 {
+		return r.closed, r.pending
+	}
+	return r.closed, nil
+}
+
+func (r *Reader) check(fd uintptr) {
+	if n, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ERROR); err == nil {
+		r.pending = syscall.Errno(n)
+	}
+	// The state is the first byte of struct tcp_info; not a TCP socket, not closed.
+	state, err := unix.GetsockoptByte(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+	r.closed = err == nil && state == unix.BPF_TCP_CLOSE
 }

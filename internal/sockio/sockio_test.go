@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -86,6 +87,64 @@ func TestReaderHoldsNoBufferWhileIdle(t *testing.T) {
 	if _, err := r.Read(); err == nil {
 		t.Fatal("Read on a closed socket succeeded")
 	}
+}
+
+// Check tells a reset apart from an open or half-closed connection without reading, also
+// once a write has taken the reset's error and a read would return io.EOF.
+func TestCheck(t *testing.T) {
+	check := func(r *Reader, when string, wantClosed bool, wantErr error) {
+		t.Helper()
+		closed, err := r.Check()
+		if closed != wantClosed || !errors.Is(err, wantErr) {
+			t.Fatalf("%s: Check() = %v, %v, want %v, %v", when, closed, err, wantClosed, wantErr)
+		}
+	}
+	eventually := func(r *Reader, when string, wantClosed bool) {
+		t.Helper()
+		for range 100 {
+			if closed, _ := r.Check(); closed == wantClosed {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		check(r, when, wantClosed, nil)
+	}
+	nothing := func() []byte { return nil }
+
+	a, b := pair(t)
+	r := NewReader(b, nothing, func() {})
+	check(r, "open", false, nil)
+	if n := testing.AllocsPerRun(100, func() { r.Check() }); n != 0 {
+		t.Fatalf("Check allocates %v times, want 0", n)
+	}
+	a.CloseWrite()
+	time.Sleep(50 * time.Millisecond)
+	check(r, "half-closed by the peer", false, nil)
+	b.CloseWrite() // and by us: a clean close in both directions
+	eventually(r, "closed cleanly", true)
+
+	a, b = pair(t)
+	r = NewReader(b, nothing, func() {})
+	a.Write([]byte("unread"))
+	a.SetLinger(0)
+	a.Close()
+	time.Sleep(50 * time.Millisecond)
+	check(r, "reset", true, syscall.ECONNRESET)
+	check(r, "reset, error taken", true, nil)
+
+	// A write takes the reset's error; a read then returns the end of stream.
+	a, b = pair(t)
+	r = NewReader(b, func() []byte { return make([]byte, 16) }, func() {})
+	a.SetLinger(0)
+	a.Close()
+	time.Sleep(50 * time.Millisecond)
+	if _, err := b.Write([]byte("x")); err == nil {
+		t.Fatal("write to a reset connection succeeded")
+	}
+	if _, err := r.Read(); !errors.Is(err, io.EOF) {
+		t.Fatalf("Read after a write took the reset = %v, want io.EOF", err)
+	}
+	check(r, "reset, error taken by a write", true, nil)
 }
 
 func TestNotASocket(t *testing.T) {
