@@ -116,12 +116,14 @@ func (o *Outlet) connect(m *routing.Message, window uint32) {
 		return
 	}
 	s.peer = m.Return
-	var done <-chan struct{}
+	// A session from this node's own inlet has no link under it; it joins the outlet's own
+	// group, so that Close resets it too.
+	done := o.ctx.Done()
 	if m.Local.Link != nil {
 		done = m.Local.Link.Done()
 	}
 	m.Release()
-	if done != nil && !o.groups.add(done, s) {
+	if !o.groups.add(done, s) {
 		s.reset(errPathDown, false)
 		return
 	}

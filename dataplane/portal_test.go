@@ -286,7 +286,7 @@ func TestSlowReader(t *testing.T) {
 	}
 	defer slow.Close()
 	slow.Write([]byte("s"))
-	<-stuck
+	defer (<-stuck).Close() // held, or a collection would close it
 	go func() {
 		for {
 			if _, err := slow.Write(make([]byte, 1<<20)); err != nil {
@@ -295,9 +295,10 @@ func TestSlowReader(t *testing.T) {
 		}
 	}()
 	time.Sleep(time.Second) // let everything fill up
-	var maxQueued int
+	var maxQueued, sessions int
 	p.out.groups.mu.Lock()
 	for _, set := range p.out.groups.m {
+		sessions += len(set)
 		for s := range set {
 			s.mu.Lock()
 			maxQueued = max(maxQueued, s.queued)
@@ -305,6 +306,9 @@ func TestSlowReader(t *testing.T) {
 		}
 	}
 	p.out.groups.mu.Unlock()
+	if sessions != 1 || maxQueued == 0 {
+		t.Fatalf("the outlet has %d sessions holding at most %d bytes; want the stuck one, holding data", sessions, maxQueued)
+	}
 	if maxQueued > DefaultWindowCap+chunk {
 		t.Fatalf("the stuck session holds %d bytes at the outlet, over the cap %d", maxQueued, DefaultWindowCap)
 	}

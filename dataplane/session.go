@@ -509,9 +509,6 @@ func (s *session) end(abortive bool, tell error) bool {
 		for _, b := range q {
 			b.Release()
 		}
-		if tell != nil {
-			s.sendRaw(bufferOf(withReason(msgReset, tell.Error())))
-		}
 		if conn != nil {
 			if abortive {
 				abort(conn)
@@ -527,5 +524,10 @@ func (s *session) end(abortive bool, tell error) bool {
 			s.stats.Active.Add(-1)
 		}
 	})
+	// Told after the Once, not inside it: a peer on this node's own router handles the reset
+	// on this goroutine and may be ending itself, telling us, at the same moment.
+	if ended && tell != nil {
+		s.sendRaw(bufferOf(withReason(msgReset, tell.Error())))
+	}
 	return ended
 }
