@@ -125,8 +125,7 @@ const (
 )
 
 // project is the story's start: PostgreSQL on the bank's loopback with the accounts table,
-// the acme project on the hub, the bank enrolled with the postgres relay and an outlet to
-// the database, and analysis enrolled as an analyst.
+// then join.
 func (w *world) project() {
 	t := w.t
 	dsn := pgtest.StartWith(t, pgtest.Options{Namespace: w.bank.Name, Port: 5432})
@@ -139,8 +138,14 @@ func (w *world) project() {
 		t.Fatal(err)
 	}
 	conn.Close(ctx)
+	w.join()
+}
 
-	w.adj(w.hub, w.hubHome, "project", "create", "acme", "--listen", "0.0.0.0:4000", "--public-address", hubIP+":4000")
+// join creates the acme project on the hub, with extra project create flags, enrolls the
+// bank with the postgres relay and an outlet to port 5432, and enrolls analysis as an
+// analyst.
+func (w *world) join(flags ...string) {
+	w.adj(w.hub, w.hubHome, append([]string{"project", "create", "acme", "--listen", "0.0.0.0:4000", "--public-address", hubIP + ":4000"}, flags...)...)
 	bankTicket := strings.TrimSpace(w.adj(w.hub, w.hubHome, "project", "ticket", "--relay", "postgres"))
 	analysisTicket := strings.TrimSpace(w.adj(w.hub, w.hubHome, "project", "ticket", "--attribute", "role=analyst"))
 	w.adj(w.bank, w.bankHome, "enroll", bankTicket)
