@@ -2,8 +2,12 @@ package main
 
 import (
 	"context"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -22,23 +26,7 @@ import (
 // another hub sharing the store would: nothing is announced, so the only thing that happens
 // is that refreshes are refused (not a member) and the credential runs out.
 func TestCredentialExpiresMidTransfer(t *testing.T) {
-	const lifetime, bound = 10 * time.Second, 3 * time.Second
-	w := newWorld(t)
-	store := pgtest.StartWith(t, pgtest.Options{Namespace: w.hub.Name, Port: 5432})
-	w.join("--store", store, "--credential-lifetime", lifetime.String())
-	go w.blast(w.bank, time.Hour, "serve", "-listen", "127.0.0.1:7000")
-	w.adj(w.bank, w.bankHome, "tcp-outlet", "create", "--to", "7000", "--from", "blast")
-	w.adj(w.analysis, w.analysisHome, "tcp-inlet", "create", "--from", "17000", "--via", "postgres", "--to", "blast")
-	// The transfer runs for lifetime and more: keep it from taking every core.
-	w.throttle("200mbit")
-
-	logs := func() string {
-		var b strings.Builder
-		for _, n := range []struct{ name, home string }{{"hub", w.hubHome}, {"bank", w.bankHome}, {"analysis", w.analysisHome}} {
-			b.WriteString(n.name + " log:\n" + tail(readFile(filepath.Join(n.home, "node.log")), 10) + "\n")
-		}
-		return b.String()
-	}
+	w, store := shortLived(t)
 	cut := w.transfer("127.0.0.1:17000")
 	time.Sleep(time.Second)
 
@@ -58,10 +46,10 @@ func TestCredentialExpiresMidTransfer(t *testing.T) {
 	select {
 	case err := <-cut:
 		if err != nil {
-			t.Fatalf("%v\n%s", err, logs())
+			t.Fatalf("%v\n%s", err, w.logs())
 		}
 	case <-time.After(lifetime + bound):
-		t.Fatalf("the transfer still runs %v after the member's refreshes stopped\n%s", lifetime+bound, logs())
+		t.Fatalf("the transfer still runs %v after the member's refreshes stopped\n%s", lifetime+bound, w.logs())
 	}
 	at := time.Now()
 	// The last credential analysis got, which the failed refreshes did not replace.
@@ -71,16 +59,95 @@ func TestCredentialExpiresMidTransfer(t *testing.T) {
 	}
 	t.Logf("the transfer was cut %v after the member left the store, %v after its credential expired",
 		at.Sub(deleted).Round(time.Millisecond), at.Sub(expires).Round(time.Millisecond))
-	// Cut by the expiry, not before: the hub and the bank check their peers' credentials
-	// every second.
+	// Cut by the expiry, not before.
 	if at.Before(expires) || at.After(expires.Add(bound)) {
 		t.Fatalf("the transfer was cut at %v, want within %v after the credential's expiry at %v\n%s",
-			at.Format(time.StampMilli), bound, expires.Format(time.StampMilli), logs())
+			at.Format(time.StampMilli), bound, expires.Format(time.StampMilli), w.logs())
 	}
 	if log := readFile(filepath.Join(w.analysisHome, "node.log")); !strings.Contains(log, "credential refresh failed") {
-		t.Fatalf("analysis did not fail to refresh its credential\n%s", logs())
+		t.Fatalf("analysis did not fail to refresh its credential\n%s", w.logs())
 	}
 	w.refused(t, "127.0.0.1:17000", 2*time.Second)
+}
+
+// TestMemberStoreHangs: while the hub's member store hangs, no credential is refreshed, the
+// hub's own among them. A live transfer is cut once they expire, within the bound however
+// long the refreshes wait.
+func TestMemberStoreHangs(t *testing.T) {
+	w, _ := shortLived(t)
+	cut := w.transfer("127.0.0.1:17000")
+	time.Sleep(time.Second)
+	w.pauseStore()
+	hung := time.Now()
+	select {
+	case err := <-cut:
+		if err != nil {
+			t.Fatalf("%v\n%s", err, w.logs())
+		}
+		t.Logf("the transfer was cut %v after the store hung", time.Since(hung).Round(time.Millisecond))
+	case <-time.After(lifetime + bound):
+		t.Fatalf("the transfer still runs %v after the store hung\n%s", lifetime+bound, w.logs())
+	}
+}
+
+// The credentials of the expiry tests, and how soon after one expires the channels of its
+// holder close: the nodes check their peers' credentials every second.
+const (
+	lifetime = 10 * time.Second
+	bound    = 3 * time.Second
+)
+
+// shortLived is the start of the expiry tests: a world whose hub issues credentials for
+// lifetime and keeps its members in PostgreSQL (its DSN is returned), with an inlet on
+// analysis at 127.0.0.1:17000 to a blast server behind an outlet on the bank.
+func shortLived(t *testing.T) (*world, string) {
+	w := newWorld(t)
+	store := pgtest.StartWith(t, pgtest.Options{Namespace: w.hub.Name, Port: 5432})
+	w.join("--store", store, "--credential-lifetime", lifetime.String())
+	go w.blast(w.bank, time.Hour, "serve", "-listen", "127.0.0.1:7000")
+	w.adj(w.bank, w.bankHome, "tcp-outlet", "create", "--to", "7000", "--from", "blast")
+	w.adj(w.analysis, w.analysisHome, "tcp-inlet", "create", "--from", "17000", "--via", "postgres", "--to", "blast")
+	// The transfers run for a credential's lifetime and more: keep them from taking every core.
+	w.throttle("200mbit")
+	return w, store
+}
+
+// logs are the last lines of each node's log.
+func (w *world) logs() string {
+	var b strings.Builder
+	for _, n := range []struct{ name, home string }{{"hub", w.hubHome}, {"bank", w.bankHome}, {"analysis", w.analysisHome}} {
+		b.WriteString(n.name + " log:\n" + tail(readFile(filepath.Join(n.home, "node.log")), 10) + "\n")
+	}
+	return b.String()
+}
+
+// pauseStore stops the PostgreSQL processes in the hub's namespace, so the member store
+// hangs rather than refuses. The returned function, also run at cleanup, resumes them.
+func (w *world) pauseStore() (resume func()) {
+	out, err := exec.Command("ip", "netns", "pids", w.hub.Name).Output()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	var pids []int
+	for _, f := range strings.Fields(string(out)) {
+		if strings.TrimSpace(readFile("/proc/"+f+"/comm")) == "postgres" {
+			pid, _ := strconv.Atoi(f)
+			pids = append(pids, pid)
+		}
+	}
+	if len(pids) == 0 {
+		w.t.Fatalf("no postgres process in %s", w.hub)
+	}
+	for _, pid := range pids {
+		syscall.Kill(pid, syscall.SIGSTOP)
+	}
+	resume = sync.OnceFunc(func() {
+		for _, pid := range pids {
+			syscall.Kill(pid, syscall.SIGCONT)
+		}
+	})
+	w.t.Cleanup(resume)
+	return resume
 }
 
 // throttle caps at rate what the bank and analysis send on their links to the hub.
