@@ -72,12 +72,12 @@ func TestCredentialExpiresMidTransfer(t *testing.T) {
 
 // TestMemberStoreHangs: while the hub's member store hangs, no credential is refreshed, the
 // hub's own among them. A live transfer is cut once they expire, within the bound however
-// long the refreshes wait.
+// long the refreshes wait, and the portal serves again once the store answers.
 func TestMemberStoreHangs(t *testing.T) {
 	w, _ := shortLived(t)
 	cut := w.transfer("127.0.0.1:17000")
 	time.Sleep(time.Second)
-	w.pauseStore()
+	resume := w.pauseStore()
 	hung := time.Now()
 	select {
 	case err := <-cut:
@@ -87,6 +87,19 @@ func TestMemberStoreHangs(t *testing.T) {
 		t.Logf("the transfer was cut %v after the store hung", time.Since(hung).Round(time.Millisecond))
 	case <-time.After(lifetime + bound):
 		t.Fatalf("the transfer still runs %v after the store hung\n%s", lifetime+bound, w.logs())
+	}
+	resume()
+	resumed := time.Now()
+	for {
+		out, err := w.blast(w.analysis, 15*time.Second, "exchange", "-to", "127.0.0.1:17000", "-bytes", strconv.Itoa(1<<20))
+		if err == nil {
+			t.Logf("the portal served again %v after the store resumed", time.Since(resumed).Round(time.Millisecond))
+			return
+		}
+		if time.Since(resumed) > 15*time.Second {
+			t.Fatalf("the portal still fails 15s after the store resumed: %s\n%s", out, w.logs())
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 

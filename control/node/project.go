@@ -268,7 +268,10 @@ func (n *Node) closeExpired(p *project, now time.Time) {
 
 // refreshCredential gets a fresh credential: from the authority itself on the hub, over the
 // hub channel on a member.
+// A member whose credential had expired registers its relays again: the hub refused them
+// when the member reconnected without a valid credential.
 func (n *Node) refreshCredential(ctx context.Context, p *project) error {
+	old := p.cred.Load()
 	var b *credential.Bundle
 	var err error
 	if p.hub {
@@ -279,7 +282,14 @@ func (n *Node) refreshCredential(ctx context.Context, p *project) error {
 	if err != nil {
 		return err
 	}
-	return n.saveCredential(ctx, p, b)
+	lapsed := old == nil || !n.cfg.Now().Before(old.Credential.Expires())
+	if err := n.saveCredential(ctx, p, b); err != nil {
+		return err
+	}
+	if lapsed && !p.hub {
+		n.reregisterRelays(ctx)
+	}
+	return nil
 }
 
 // restartListener replaces the secure-channel listener after the node joined a project, so
