@@ -125,8 +125,7 @@ const (
 )
 
 // project is the story's start: PostgreSQL on the bank's loopback with the accounts table,
-// the acme project on the hub, the bank enrolled with the postgres relay and an outlet to
-// the database, and analysis enrolled as an analyst.
+// then join.
 func (w *world) project() {
 	t := w.t
 	dsn := pgtest.StartWith(t, pgtest.Options{Namespace: w.bank.Name, Port: 5432})
@@ -139,8 +138,14 @@ func (w *world) project() {
 		t.Fatal(err)
 	}
 	conn.Close(ctx)
+	w.join()
+}
 
-	w.adj(w.hub, w.hubHome, "project", "create", "acme", "--listen", "0.0.0.0:4000", "--public-address", hubIP+":4000")
+// join creates the acme project on the hub, with extra project create flags, enrolls the
+// bank with the postgres relay and an outlet to port 5432, and enrolls analysis as an
+// analyst.
+func (w *world) join(flags ...string) {
+	w.adj(w.hub, w.hubHome, append([]string{"project", "create", "acme", "--listen", "0.0.0.0:4000", "--public-address", hubIP + ":4000"}, flags...)...)
 	bankTicket := strings.TrimSpace(w.adj(w.hub, w.hubHome, "project", "ticket", "--relay", "postgres"))
 	analysisTicket := strings.TrimSpace(w.adj(w.hub, w.hubHome, "project", "ticket", "--attribute", "role=analyst"))
 	w.adj(w.bank, w.bankHome, "enroll", bankTicket)
@@ -149,10 +154,10 @@ func (w *world) project() {
 	w.adj(w.analysis, w.analysisHome, "enroll", analysisTicket)
 }
 
-// killHubMidTransfer kills the hub while analysis moves data to addr through it: the client
-// must see a reset or a broken pipe, never a clean end of stream. The hub is then restarted.
-func (w *world) killHubMidTransfer(t *testing.T, addr string) {
-	t.Helper()
+// transfer starts a long exchange from analysis to addr. The channel reports how it ended:
+// nil when the client saw a reset or a broken pipe, an error when it completed or ended any
+// other way, a clean end of stream among them.
+func (w *world) transfer(addr string) <-chan error {
 	result := make(chan error, 1)
 	go func() {
 		out, err := w.blast(w.analysis, 2*time.Minute, "exchange", "-to", addr, "-bytes", strconv.Itoa(64<<30))
@@ -165,6 +170,30 @@ func (w *world) killHubMidTransfer(t *testing.T, addr string) {
 		}
 		result <- err
 	}()
+	return result
+}
+
+// refused checks that a new connection from analysis to addr is refused (closed or reset)
+// within d, rather than held while the inlet waits for a path.
+func (w *world) refused(t *testing.T, addr string, d time.Duration) {
+	t.Helper()
+	start := time.Now()
+	out, err := w.blast(w.analysis, time.Minute, "exchange", "-to", addr, "-bytes", strconv.Itoa(1<<20))
+	took := time.Since(start)
+	if err == nil {
+		t.Fatalf("a new connection to %s went through: %s", addr, out)
+	}
+	if took > d {
+		t.Fatalf("a new connection to %s was refused after %v, want within %v: %s", addr, took.Round(time.Millisecond), d, out)
+	}
+	t.Logf("a new connection was refused after %v: %s", took.Round(time.Millisecond), out)
+}
+
+// killHubMidTransfer kills the hub while analysis moves data to addr through it: the client
+// must see a reset or a broken pipe, never a clean end of stream. The hub is then restarted.
+func (w *world) killHubMidTransfer(t *testing.T, addr string) {
+	t.Helper()
+	result := w.transfer(addr)
 	time.Sleep(2 * time.Second)
 	pid, _ := strconv.Atoi(strings.TrimSpace(readFile(filepath.Join(w.hubHome, "node.pid"))))
 	if pid == 0 {
@@ -290,25 +319,37 @@ func TestStory(t *testing.T) {
 		}
 	})
 
-	t.Run("deleting the analysis member ends its live psql session within 5 seconds", func(t *testing.T) {
-		done := make(chan error, 1)
+	t.Run("deleting the analysis member cuts its live sessions within 5 seconds and refuses new ones", func(t *testing.T) {
+		psql := make(chan error, 1)
 		go func() {
 			_, err := w.psql(w.analysis, 15432, "SELECT pg_sleep(60)")
-			done <- err
+			psql <- err
 		}()
+		blast := w.transfer("127.0.0.1:17000")
 		time.Sleep(time.Second)
 		id := strings.TrimSpace(w.adj(w.analysis, w.analysisHome, "identity", "show"))
 		start := time.Now()
 		w.adj(w.hub, w.hubHome, "project", "member", "delete", id)
-		select {
-		case err := <-done:
-			if err == nil {
-				t.Fatal("psql finished cleanly")
+		bound := time.After(5 * time.Second)
+		for psql != nil || blast != nil {
+			select {
+			case err := <-psql:
+				if err == nil {
+					t.Fatal("psql finished cleanly")
+				}
+				t.Logf("psql ended %v after the deletion: %v", time.Since(start).Round(time.Millisecond), err)
+				psql = nil
+			case err := <-blast:
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("the transfer was cut %v after the deletion", time.Since(start).Round(time.Millisecond))
+				blast = nil
+			case <-bound:
+				t.Fatal("psql or the transfer still running 5s after the member was deleted")
 			}
-			t.Logf("psql ended %v after the deletion: %v", time.Since(start).Round(time.Millisecond), err)
-		case <-time.After(5 * time.Second):
-			t.Fatal("psql still running 5s after the member was deleted")
 		}
+		w.refused(t, "127.0.0.1:17000", 2*time.Second)
 	})
 }
 

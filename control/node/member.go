@@ -37,9 +37,11 @@ func (n *Node) hubChannel() *securechannel.Channel {
 	return n.session.ch
 }
 
-func (n *Node) setHub(ch *securechannel.Channel) {
+// setHub records the channel to the hub, or nil and why the last attempt to reach it
+// failed, and wakes those waiting for it.
+func (n *Node) setHub(ch *securechannel.Channel, err error) {
 	n.session.mu.Lock()
-	n.session.ch = ch
+	n.session.ch, n.session.lastErr = ch, err
 	if n.session.changed != nil {
 		close(n.session.changed)
 	}
@@ -47,7 +49,8 @@ func (n *Node) setHub(ch *securechannel.Channel) {
 	n.session.mu.Unlock()
 }
 
-// waitHub returns the channel to the hub, waiting for it while it is down.
+// waitHub returns the channel to the hub, waiting for it while it is down. A hub that
+// refused this node (no longer a member, say) is not down: waitHub returns at once.
 func (n *Node) waitHub(ctx context.Context) (*securechannel.Channel, error) {
 	for {
 		n.session.mu.Lock()
@@ -59,6 +62,9 @@ func (n *Node) waitHub(ctx context.Context) (*securechannel.Channel, error) {
 		n.session.mu.Unlock()
 		if ch != nil {
 			return ch, nil
+		}
+		if errors.Is(lastErr, securechannel.ErrRefused) {
+			return nil, fmt.Errorf("the hub refused this node: %w", lastErr)
 		}
 		if n.project.Load() == nil {
 			return nil, errNoProject
@@ -108,10 +114,8 @@ func (n *Node) runSession(ctx context.Context, p *project) {
 		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		ch, err := n.connectHub(cctx, p, true)
 		cancel()
-		n.session.mu.Lock()
-		n.session.lastErr = err
-		n.session.mu.Unlock()
 		if err != nil {
+			n.setHub(nil, err)
 			failures++
 			if failures == 1 || failures%10 == 0 {
 				n.log.Warn("hub unreachable; retrying", "hub", p.hubRoute.String(), "err", err, "attempts", failures)
@@ -125,7 +129,7 @@ func (n *Node) runSession(ctx context.Context, p *project) {
 		failures = 0
 		n.router.Open(listenerName, ch.Flow()) // e2e channels arrive through relays
 		n.router.Open(eventsWorker, ch.Flow())
-		n.setHub(ch)
+		n.setHub(ch, nil)
 		n.log.Info("connected to the hub", "project", p.name, "hub", p.hubRoute.String())
 		n.reregisterRelays(ctx)
 		select {
@@ -133,7 +137,7 @@ func (n *Node) runSession(ctx context.Context, p *project) {
 			n.log.Warn("lost the hub", "project", p.name, "reason", ch.Err())
 		case <-ctx.Done():
 		}
-		n.setHub(nil)
+		n.setHub(nil, nil)
 	}
 }
 

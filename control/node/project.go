@@ -210,11 +210,14 @@ func (n *Node) revoke(p *project, id identity.Identifier) {
 }
 
 // credentialLoop refreshes the node's credential at half its lifetime, and closes channels
-// whose peer's credential has expired or whose peer was revoked.
+// whose peer's credential has expired or whose peer was revoked. A refresh runs on its own,
+// one at a time: an authority slow to answer (its member store hanging) must not hold up
+// closing the channels of expired peers.
 func (n *Node) credentialLoop(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var lastTry time.Time
+	var refreshing atomic.Bool
 	for {
 		select {
 		case <-ctx.Done():
@@ -226,15 +229,20 @@ func (n *Node) credentialLoop(ctx context.Context) {
 			continue
 		}
 		now := n.cfg.Now()
+		n.closeExpired(p, now)
 		if b := p.cred.Load(); b == nil || now.After(halfLife(b.Credential)) {
-			if now.Sub(lastTry) > 5*time.Second {
+			if now.Sub(lastTry) > 5*time.Second && refreshing.CompareAndSwap(false, true) {
 				lastTry = now
-				if err := n.refreshCredential(ctx, p); err != nil {
-					n.log.Warn("credential refresh failed", "err", err)
-				}
+				go func() {
+					defer refreshing.Store(false)
+					ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+					defer cancel()
+					if err := n.refreshCredential(ctx, p); err != nil {
+						n.log.Warn("credential refresh failed", "err", err)
+					}
+				}()
 			}
 		}
-		n.closeExpired(p, now)
 	}
 }
 
@@ -260,7 +268,10 @@ func (n *Node) closeExpired(p *project, now time.Time) {
 
 // refreshCredential gets a fresh credential: from the authority itself on the hub, over the
 // hub channel on a member.
+// A member whose credential had expired registers its relays again: the hub refused them
+// when the member reconnected without a valid credential.
 func (n *Node) refreshCredential(ctx context.Context, p *project) error {
+	old := p.cred.Load()
 	var b *credential.Bundle
 	var err error
 	if p.hub {
@@ -271,7 +282,14 @@ func (n *Node) refreshCredential(ctx context.Context, p *project) error {
 	if err != nil {
 		return err
 	}
-	return n.saveCredential(ctx, p, b)
+	lapsed := old == nil || !n.cfg.Now().Before(old.Credential.Expires())
+	if err := n.saveCredential(ctx, p, b); err != nil {
+		return err
+	}
+	if lapsed && !p.hub {
+		n.reregisterRelays(ctx)
+	}
+	return nil
 }
 
 // restartListener replaces the secure-channel listener after the node joined a project, so
