@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -70,9 +71,10 @@ func TestCredentialExpiresMidTransfer(t *testing.T) {
 	w.refused(t, "127.0.0.1:17000", 2*time.Second)
 }
 
-// TestMemberStoreHangs: while the hub's member store hangs, no credential is refreshed, the
-// hub's own among them. A live transfer is cut once they expire, within the bound however
-// long the refreshes wait, and the portal serves again once the store answers.
+// TestMemberStoreHangs: while the hub's member store hangs, no member's credential is
+// refreshed; the hub renews its own without the store. A live transfer is cut once the
+// members' expire, within the bound however long the refreshes wait, and the portal serves
+// again once the store answers.
 func TestMemberStoreHangs(t *testing.T) {
 	w, _ := shortLived(t)
 	cut := w.transfer("127.0.0.1:17000")
@@ -87,6 +89,16 @@ func TestMemberStoreHangs(t *testing.T) {
 		t.Logf("the transfer was cut %v after the store hung", time.Since(hung).Round(time.Millisecond))
 	case <-time.After(lifetime + bound):
 		t.Fatalf("the transfer still runs %v after the store hung\n%s", lifetime+bound, w.logs())
+	}
+	// The members' credentials lapsed; the hub's own did not: it renews it without the store.
+	var hub struct {
+		Expires time.Time `json:"credential_expires"`
+	}
+	if err := json.Unmarshal([]byte(w.adj(w.hub, w.hubHome, "project", "show", "--output", "json")), &hub); err != nil {
+		t.Fatal(err)
+	}
+	if !hub.Expires.After(time.Now()) {
+		t.Fatalf("the hub's own credential expired at %v while its store hung\n%s", hub.Expires, w.logs())
 	}
 	resume()
 	resumed := time.Now()

@@ -97,6 +97,24 @@ func (a *Authority) Issue(ctx context.Context, id identity.Identifier) (*credent
 	return &credential.Bundle{Credential: c, Attestation: a.cfg.Attested}, nil
 }
 
+// RenewOwn re-issues the authority's own credential, last, with its attributes and without
+// the store. The hub refreshes through Issue like any member and falls back to this when the
+// store fails or hangs: its membership is not the store's to take away, and a hub whose
+// credential lapsed would be dropped by every member, the whole project going dark one
+// lifetime into a store outage.
+func (a *Authority) RenewOwn(last *credential.Credential) (*credential.Bundle, error) {
+	self := a.Identifier()
+	if last.Subject() != self || last.Issuer() != self {
+		return nil, errors.New("authority: only its own credential is renewed without the store")
+	}
+	now := a.cfg.Now()
+	c, err := credential.Issue(a.cfg.Signer, self, self, last.Attributes(), now, now.Add(a.cfg.Lifetime))
+	if err != nil {
+		return nil, err
+	}
+	return &credential.Bundle{Credential: c, Attestation: a.cfg.Attested}, nil
+}
+
 // TicketOptions are what a ticket grants.
 type TicketOptions struct {
 	Attributes map[string]string `json:"attributes,omitempty"`

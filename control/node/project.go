@@ -233,9 +233,15 @@ func (n *Node) credentialLoop(ctx context.Context) {
 		if b := p.cred.Load(); b == nil || now.After(halfLife(b.Credential)) {
 			if now.Sub(lastTry) > 5*time.Second && refreshing.CompareAndSwap(false, true) {
 				lastTry = now
+				// A refresh that hangs gives up well within the half-life left, so that the
+				// hub still renews its own credential in time when its store hangs.
+				wait := 10 * time.Second
+				if b != nil {
+					wait = min(wait, b.Credential.Expires().Sub(b.Credential.Issued())/4)
+				}
 				go func() {
 					defer refreshing.Store(false)
-					ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+					ctx, cancel := context.WithTimeout(ctx, wait)
 					defer cancel()
 					if err := n.refreshCredential(ctx, p); err != nil {
 						n.log.Warn("credential refresh failed", "err", err)
@@ -276,6 +282,14 @@ func (n *Node) refreshCredential(ctx context.Context, p *project) error {
 	var err error
 	if p.hub {
 		b, err = p.auth.Issue(ctx, n.self.history.Identifier())
+		if err != nil && old != nil {
+			n.log.Warn("the member store did not renew the hub's credential; the authority renews its own", "err", err)
+			b, err = p.auth.RenewOwn(old.Credential)
+			// The store may have used up ctx; saving is local and quick.
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+		}
 	} else {
 		b, err = n.requestCredential(ctx, p)
 	}
