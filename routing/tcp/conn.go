@@ -253,8 +253,8 @@ func (c *Conn) dial(hostport string, wait time.Duration) {
 	c.t.dialed(hostport, err)
 	if err != nil {
 		c.dialErr = fmt.Errorf("tcp: connect to %s: %w", hostport, err)
+		c.Close() // first: a Connect woken by ready must not find this dead dial still listed
 		close(c.ready)
-		c.Close()
 		return
 	}
 	c.mu.Lock()
