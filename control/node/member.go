@@ -118,7 +118,11 @@ func (n *Node) runSession(ctx context.Context, p *project) {
 			n.setHub(nil, err)
 			failures++
 			if failures == 1 || failures%10 == 0 {
-				n.log.Warn("hub unreachable; retrying", "hub", p.hubRoute.String(), "err", err, "attempts", failures)
+				msg := "hub unreachable; retrying"
+				if errors.Is(err, securechannel.ErrRefused) {
+					msg = "the hub refused this node; retrying"
+				}
+				n.log.Warn(msg, "hub", p.hubRoute.String(), "err", err, "attempts", failures)
 			}
 			select {
 			case <-time.After(backoff(failures)):
