@@ -4,21 +4,18 @@ import (
 	"context"
 	crand "crypto/rand"
 	"encoding/binary"
-	"errors"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/netip"
-	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/flynn/noise"
 
+	"github.com/adjacentnet/adjacent/internal/lowport"
 	"github.com/adjacentnet/adjacent/routing"
 	"github.com/adjacentnet/adjacent/routing/tcp"
 )
@@ -118,23 +115,6 @@ func (f *floodConn) isClosed() bool {
 	}
 }
 
-// listenLow listens on a loopback port below the ephemeral range, so that tests sharing the
-// machine never race dials for it.
-func listenLow(t *testing.T, tr *tcp.Transport) *tcp.Listener {
-	t.Helper()
-	for range 100 {
-		l, err := tr.Listen("127.0.0.1:" + strconv.Itoa(20000+rand.IntN(12000)))
-		if err == nil {
-			return l
-		}
-		if !errors.Is(err, syscall.EADDRINUSE) {
-			t.Fatal(err)
-		}
-	}
-	t.Fatal("no free port below 32000")
-	return nil
-}
-
 // TestHandshakeFloodOverTCP: one source (127.0.0.1) opens more connections than its share
 // and floods first handshake messages with fresh ephemerals, then stalls. The transport
 // refuses its connections beyond the per-source cap, the listener its handshakes beyond the
@@ -154,7 +134,7 @@ func TestHandshakeFloodOverTCP(t *testing.T) {
 		PreAuthTimeout:      4 * time.Second,
 	})
 	defer tb.Close()
-	addr := listenLow(t, tb).Addr().String()
+	addr := lowport.Listen(t, tb.Listen).Addr().String()
 	bc := bob.config("")
 	bc.Logger = log
 	bc.MaxPending, bc.MaxPendingPerLink, bc.MaxPendingPerSource = 8, 3, 6

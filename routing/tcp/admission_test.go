@@ -5,34 +5,15 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/netip"
-	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/adjacentnet/adjacent/internal/lowport"
 	"github.com/adjacentnet/adjacent/routing"
 )
-
-// listenLow listens on a loopback port below the ephemeral range, so that tests sharing the
-// machine never race dials for it.
-func listenLow(t *testing.T, tr *Transport) *Listener {
-	t.Helper()
-	for range 100 {
-		l, err := tr.Listen("127.0.0.1:" + strconv.Itoa(20000+rand.IntN(12000)))
-		if err == nil {
-			return l
-		}
-		if !errors.Is(err, syscall.EADDRINUSE) {
-			t.Fatal(err)
-		}
-	}
-	t.Fatal("no free port below 32000")
-	return nil
-}
 
 // dialFrom connects to addr from the loopback address from.
 func dialFrom(t *testing.T, from, addr string) net.Conn {
@@ -94,7 +75,7 @@ func TestPreAuthPerSource(t *testing.T) {
 	})
 	got := make(inbox, 8)
 	server.r.Register("sink", got, routing.FlowTransports)
-	addr := listenLow(t, server.t).Addr().String()
+	addr := lowport.Listen(t, server.t.Listen).Addr().String()
 
 	var flood []net.Conn
 	for range 3 {
