@@ -120,14 +120,8 @@ func (in *Inlet) openNow(c net.Conn) bool {
 	}
 	name := "portal." + randomID()
 	s := newSession(in.cfg.Router, in.cfg.Logger, c, name, &in.stats, in.cfg.Window, in.cfg.WindowCap)
-	timeout := time.AfterFunc(in.cfg.ConnectTimeout, func() {
-		s.reset(errors.New("no answer from the outlet"), true)
-	})
-	check := time.AfterFunc(checkAfter, func() {
-		if pr.Alive != nil {
-			in.check(context.Background(), pr)
-		}
-	})
+	// The timers are armed once the session is in its group, which their functions read.
+	var timeout, check *time.Timer
 	s.onAnswer = func(a *routing.Message) {
 		timeout.Stop()
 		check.Stop()
@@ -154,16 +148,20 @@ func (in *Inlet) openNow(c net.Conn) bool {
 		s.end(false, nil)
 	}
 	if err := in.cfg.Router.Register(name, s, pr.Flow); err != nil {
-		timeout.Stop()
-		check.Stop()
 		return false
 	}
 	if !in.groups.add(pr.Done, s) {
-		timeout.Stop()
-		check.Stop()
 		in.cfg.Router.Unregister(name)
 		return false
 	}
+	timeout = time.AfterFunc(in.cfg.ConnectTimeout, func() {
+		s.reset(errors.New("no answer from the outlet"), true)
+	})
+	check = time.AfterFunc(checkAfter, func() {
+		if pr.Alive != nil {
+			in.check(context.Background(), pr)
+		}
+	})
 	in.sendConnect(pr, s)
 	return true
 }

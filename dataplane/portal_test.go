@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -483,5 +484,61 @@ func TestMalformedMessageResets(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestLateConnected: the outlet reaches its target only after the inlet stopped waiting for
+// it. The inlet's late answer resets the outlet's session, so the target's connection is
+// closed instead of held with no client behind it.
+func TestLateConnected(t *testing.T) {
+	accepted := make(chan net.Conn, 1)
+	target := serve(t, func(c net.Conn) { accepted <- c })
+	r := routing.New(routing.Config{Logger: quiet})
+	out := NewOutlet(OutletConfig{Router: r, Target: target.Addr().String(), Logger: quiet,
+		Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			time.Sleep(500 * time.Millisecond) // longer than the inlet waits
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		}})
+	if err := r.Register("outlet", out); err != nil {
+		t.Fatal(err)
+	}
+	path := &staticPath{to: routing.MustRoute(routing.LocalAddress("outlet")), done: make(chan struct{})}
+	in := NewInlet(InletConfig{Router: r, Path: path, Logger: quiet, ConnectTimeout: 100 * time.Millisecond})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go in.Serve(ln)
+	t.Cleanup(func() { in.Close(); out.Close(); target.Close() })
+
+	for _, name := range []string{"first connection (path being opened)", "second (path up)"} {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err == nil {
+			t.Fatalf("%s: the client read data from a portal that never opened", name)
+		}
+		c.Close()
+		var sc net.Conn
+		select {
+		case sc = <-accepted:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: the outlet never reached its target", name)
+		}
+		sc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := sc.Read(make([]byte, 1)); errors.Is(err, syscall.ETIMEDOUT) || errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("%s: the target's connection is still held 5s after the outlet connected late", name)
+		}
+		sc.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for out.stats.Active.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the outlet still counts %d active sessions", out.stats.Active.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -34,6 +34,10 @@ const chunk = 64 << 10
 // leave its session, and its peer, waiting for the credit that never comes.
 const sockCheck = time.Second
 
+// lateAnswerWait is how long an inlet session that stopped waiting for its outlet's answer
+// stays listed to reset a late one: longer than the outlet's dial timeout (10 s by default).
+const lateAnswerWait = 15 * time.Second
+
 // Counters are the byte and connection counts of an inlet or outlet.
 type Counters struct {
 	Active, Total     atomic.Int64
@@ -68,7 +72,8 @@ type session struct {
 	done    chan struct{} // closed when the session is over
 	endOnce sync.Once
 
-	answer chan *routing.Message // while connecting: the outlet's connected or refused
+	answer   chan *routing.Message // while connecting: the outlet's connected or refused
+	answered atomic.Bool           // the outlet's answer arrived
 	// onAnswer, if set, takes the answer instead, on the transport's goroutine.
 	onAnswer func(*routing.Message)
 	// The writer's reusable state, so that writing allocates nothing.
@@ -134,7 +139,11 @@ func (s *session) putReadBuffer() {
 func (s *session) start(peer routing.Route, credit uint32) {
 	s.mu.Lock()
 	if s.isDone() || s.started { // reset while it was connecting, or answered twice
+		answeredLate := !s.started
 		s.mu.Unlock()
+		if answeredLate {
+			s.resetLate(peer)
+		}
 		return
 	}
 	s.peer = peer
@@ -157,6 +166,11 @@ func (s *session) start(peer routing.Route, credit uint32) {
 func (s *session) HandleMessage(m *routing.Message) {
 	p := m.Payload()
 	if len(p) > 0 && (p[0] == msgConnected || p[0] == msgRefused) { // its waiter parses it
+		s.answered.Store(true)
+		if s.isDone() {
+			s.lateAnswer(m)
+			return
+		}
 		if s.onAnswer != nil {
 			s.onAnswer(m)
 			return
@@ -471,6 +485,24 @@ func (s *session) isDone() bool {
 	}
 }
 
+// lateAnswer takes the outlet's answer to a session that stopped waiting for it.
+func (s *session) lateAnswer(m *routing.Message) {
+	if m.Payload()[0] == msgConnected {
+		s.resetLate(m.Return)
+	}
+	m.Release()
+}
+
+// resetLate resets the outlet's session at peer, which connected after this one ended: it
+// would otherwise hold its target connection with no inlet to serve.
+func (s *session) resetLate(peer routing.Route) {
+	m := routing.NewMessage()
+	m.SetBody(bufferOf(withReason(msgReset, "the inlet stopped waiting for the outlet")))
+	m.Onward = peer
+	m.Return = s.self
+	s.router.Send(m)
+}
+
 // finish ends a session whose both directions closed cleanly.
 func (s *session) finish() { s.end(false, nil) }
 
@@ -516,7 +548,12 @@ func (s *session) end(abortive bool, tell error) bool {
 				conn.Close()
 			}
 		}
-		s.router.Unregister(s.name)
+		if started || s.answered.Load() {
+			s.router.Unregister(s.name)
+		} else {
+			// Ended while waiting for the outlet: stay listed a while to answer it (lateAnswer).
+			time.AfterFunc(lateAnswerWait, func() { s.router.Unregister(s.name) })
+		}
 		if s.group != nil {
 			s.group.remove(s)
 		}
