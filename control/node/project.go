@@ -273,9 +273,8 @@ func (n *Node) closeExpired(p *project, now time.Time) {
 }
 
 // refreshCredential gets a fresh credential: from the authority itself on the hub, over the
-// hub channel on a member.
-// A member whose credential had expired registers its relays again: the hub refused them
-// when the member reconnected without a valid credential.
+// hub channel on a member. A member whose credential had expired registers its relays again:
+// the hub refused them when the member reconnected without a valid credential.
 func (n *Node) refreshCredential(ctx context.Context, p *project) error {
 	old := p.cred.Load()
 	var b *credential.Bundle
