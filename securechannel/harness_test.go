@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -93,6 +94,7 @@ type wire struct {
 	tamper func(from string, payload []byte) []byte // may rewrite a payload; nil drops it
 	seen   [][]byte                                 // payloads that crossed, for replay tests
 	flows  map[string]routing.FlowID                // flow of messages arriving at each node
+	queued atomic.Int64                             // messages taken but not yet delivered
 	links  map[string]*testLink
 }
 
@@ -110,6 +112,7 @@ func connect(t testing.TB, a, b *testNode) *wire {
 			m.Onward.Pop()
 			enc := m.AppendTo(nil)
 			m.Release()
+			w.queued.Add(1)
 			q <- enc
 		})); err != nil {
 			t.Fatal(err)
@@ -123,30 +126,40 @@ func (w *wire) deliver(from string, to *testNode, q chan []byte, flow routing.Fl
 	for {
 		select {
 		case enc := <-q:
-			m := routing.NewMessage()
-			if err := m.Decode(enc); err != nil {
-				panic(err)
-			}
-			w.mu.Lock()
-			tamper := w.tamper
-			w.seen = append(w.seen, bytes.Clone(m.Payload()))
-			w.mu.Unlock()
-			if tamper != nil {
-				p := tamper(from, bytes.Clone(m.Payload()))
-				if p == nil {
-					m.Release()
-					continue
-				}
-				m.SetPayload(p)
-			}
-			m.Return.Push(routing.LocalAddress("to-" + from))
-			m.Local = routing.Local{Flow: flow, Spawner: routing.FlowTransports, Link: link}
-			to.r.Send(m)
+			w.deliverOne(from, to, enc, flow, link)
 		case <-link.done:
 			return
 		}
 	}
 }
+
+// deliverOne hands one message to its node; the wire counts it delivered only afterwards, so
+// a test that waits for idle knows no message of an earlier exchange is still on its way.
+func (w *wire) deliverOne(from string, to *testNode, enc []byte, flow routing.FlowID, link *testLink) {
+	defer w.queued.Add(-1)
+	m := routing.NewMessage()
+	if err := m.Decode(enc); err != nil {
+		panic(err)
+	}
+	w.mu.Lock()
+	tamper := w.tamper
+	w.seen = append(w.seen, bytes.Clone(m.Payload()))
+	w.mu.Unlock()
+	if tamper != nil {
+		p := tamper(from, bytes.Clone(m.Payload()))
+		if p == nil {
+			m.Release()
+			return
+		}
+		m.SetPayload(p)
+	}
+	m.Return.Push(routing.LocalAddress("to-" + from))
+	m.Local = routing.Local{Flow: flow, Spawner: routing.FlowTransports, Link: link}
+	to.r.Send(m)
+}
+
+// idle reports whether every message put on the wire has been delivered.
+func (w *wire) idle() bool { return w.queued.Load() == 0 }
 
 func (w *wire) setTamper(f func(from string, payload []byte) []byte) {
 	w.mu.Lock()
