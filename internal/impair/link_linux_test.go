@@ -418,4 +418,3 @@ func TestNewFails(t *testing.T) {
 		t.Errorf("New with loss 1.5: %v, want a refusal", err)
 	}
 }
-
