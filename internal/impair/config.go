@@ -105,8 +105,16 @@ func (imp Impairment) withDefaults(mtu int) (Impairment, error) {
 // String describes the impairment in the words of the impair command's flags.
 func (imp Impairment) String() string {
 	s := fmt.Sprintf("delay %v jitter %v loss %g%% dup %g%% reorder %g%%", imp.Delay, imp.Jitter, imp.Loss*100, imp.Duplicate*100, imp.Reorder*100)
-	if imp.Rate > 0 {
-		s += fmt.Sprintf(" rate %dbit", imp.Rate)
+	switch r := imp.Rate; {
+	case r == 0:
+	case r%1e9 == 0:
+		s += fmt.Sprintf(" rate %dgbit", r/1e9)
+	case r%1e6 == 0:
+		s += fmt.Sprintf(" rate %dmbit", r/1e6)
+	case r%1e3 == 0:
+		s += fmt.Sprintf(" rate %dkbit", r/1e3)
+	default:
+		s += fmt.Sprintf(" rate %dbit", r)
 	}
 	return s
 }
