@@ -16,6 +16,10 @@
 // wireguard-go, where on a veth AF_PACKET would see 64 KiB super-frames and partial
 // checksums unless offloads were turned off with ethtool.
 //
+// [New] and [Link.Close] are for programs such as the impair command; [Join] is the helper
+// for integration tests, beside netns.Link: it fails the test on error, seeds the decisions
+// from the test's name and closes the link when the test ends.
+//
 // It moves IPv4 and IPv6 packets only, between exactly two namespaces; it is a test tool,
 // not a router, and its delays come from Go timers (tens of microseconds of slack).
 package impair
