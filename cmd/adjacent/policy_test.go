@@ -1,8 +1,10 @@
 package main
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestTicketNonsenseValuesRefused: values a ticket cannot sensibly have are refused when the
@@ -48,5 +50,76 @@ func TestTicketDiesWithEnroller(t *testing.T) {
 	_, errOut, code := cli(t, "--home", newHome(t), "enroll", tk)
 	if code == 0 || !strings.Contains(errOut, "does not know the ticket") {
 		t.Fatalf("enroll with the ticket of a deleted enroller: exit %d, %q; want a refusal", code, errOut)
+	}
+}
+
+// livePortal is a world with a blast server behind the bank's outlet "blast" (made with the
+// extra outletFlags) and an inlet on analysis at 127.0.0.1:17000 to it.
+func livePortal(t *testing.T, outletFlags ...string) *world {
+	w := newWorld(t)
+	w.join()
+	go w.blast(w.bank, time.Hour, "serve", "-listen", "127.0.0.1:7000")
+	w.adj(w.bank, w.bankHome, append([]string{"tcp-outlet", "create", "--to", "7000", "--from", "blast"}, outletFlags...)...)
+	w.adj(w.analysis, w.analysisHome, "tcp-inlet", "create", "--from", "17000", "--via", "postgres", "--to", "blast")
+	w.throttle("200mbit") // the transfer must not take every core
+	return w
+}
+
+// cutByPolicy runs a transfer through the portal, makes change, and checks that the
+// transfer then ends in a reset at the client, that a new connection is refused, and that
+// the node whose policy refused says why in its log. It logs how long the cut took.
+func cutByPolicy(t *testing.T, w *world, change func(), judge, reason string) {
+	t.Helper()
+	const addr = "127.0.0.1:17000"
+	result := w.transfer(addr)
+	time.Sleep(time.Second) // the transfer runs
+	start := time.Now()
+	change()
+	select {
+	case err := <-result:
+		if err != nil {
+			t.Fatalf("%v\n%s", err, w.logs())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the transfer still runs 10s after the change\n%s", w.logs())
+	}
+	t.Logf("the live transfer was reset %v after the change", time.Since(start).Round(time.Millisecond))
+	w.refused(t, addr, 5*time.Second)
+	if log := readFile(filepath.Join(judge, "node.log")); !strings.Contains(log, "portal sessions cut by policy") || !strings.Contains(log, reason) {
+		t.Fatalf("the node whose policy refused does not log the cut with %q\n%s", reason, w.logs())
+	}
+}
+
+// TestTightenedOutletPolicyCutsLiveSessions: a policy created for an outlet applies to the
+// sessions it already carries, not only to new ones.
+func TestTightenedOutletPolicyCutsLiveSessions(t *testing.T) {
+	w := livePortal(t)
+	cutByPolicy(t, w, func() {
+		w.adj(w.bank, w.bankHome, "policy", "create", "--resource", "blast", "--allow", `(= subject.role "nobody")`)
+	}, w.bankHome, "denied by the outlet's policy")
+}
+
+// TestMemberLosingAttributeLosesSessions: an outlet that admits analysts cuts a member's live
+// session once the hub gives the member attributes without role=analyst.
+func TestMemberLosingAttributeLosesSessions(t *testing.T) {
+	w := livePortal(t, "--allow", `(= subject.role "analyst")`)
+	id := strings.TrimSpace(w.adj(w.analysis, w.analysisHome, "identity", "show"))
+	cutByPolicy(t, w, func() {
+		w.adj(w.hub, w.hubHome, "project", "member", "add", id, "--attribute", "role=visitor")
+	}, w.bankHome, "denied by the outlet's policy")
+	if cred := w.adj(w.analysis, w.analysisHome, "credential", "show"); !strings.Contains(cred, "role=visitor") {
+		t.Fatalf("analysis's credential after the change = %q", cred)
+	}
+}
+
+// TestTightenedInletPolicyCutsLiveSessions: the inlet's policy, over the outlet node's
+// identity, applies to live sessions, not only when the inlet builds its path.
+func TestTightenedInletPolicyCutsLiveSessions(t *testing.T) {
+	w := livePortal(t)
+	cutByPolicy(t, w, func() {
+		w.adj(w.analysis, w.analysisHome, "policy", "create", "--resource", "127.0.0.1:17000", "--allow", `(= subject.role "nobody")`)
+	}, w.analysisHome, "denied by the inlet's policy")
+	if log := readFile(filepath.Join(w.analysisHome, "node.log")); !strings.Contains(log, "does not satisfy the inlet's policy") {
+		t.Fatalf("analysis does not say why it refused the new connection\n%s", w.logs())
 	}
 }

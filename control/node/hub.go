@@ -300,6 +300,7 @@ func (n *Node) addMember(ctx context.Context, p *project, by identity.Identifier
 		return err
 	}
 	p.revoked.Delete(id)
+	n.tellMember(id, event{Credential: true}) // its live sessions are judged by the new attributes
 	return nil
 }
 
@@ -329,6 +330,9 @@ func (n *Node) deleteMember(ctx context.Context, p *project, member string) erro
 // event is an announcement from the hub to its members.
 type event struct {
 	Revoked string `json:"revoked,omitempty"`
+	// Credential tells a member that its attributes changed: it fetches a fresh credential
+	// at once. The event carries none, so a forged one costs a request and grants nothing.
+	Credential bool `json:"credential,omitempty"`
 }
 
 // announce sends ev to the events worker of every node with a channel to this hub.
