@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -139,6 +140,32 @@ func TestRecheckCutsSessions(t *testing.T) {
 			}
 			if n := cutter.Stats().Total.Load(); n != 1 {
 				t.Errorf("%s sessions ever = %d, want 1: the new connection was served", side, n)
+			}
+		})
+	}
+}
+
+// BenchmarkRecheck is the cost of one backstop run over an outlet's live sessions, all of
+// which still pass, from 16 peers: it runs once a second, never per frame.
+func BenchmarkRecheck(b *testing.B) {
+	for _, n := range []int{100, 10000} {
+		b.Run("sessions="+strconv.Itoa(n), func(b *testing.B) {
+			r := routing.New(routing.Config{Logger: quiet})
+			var g groups
+			done := make(chan struct{})
+			defer close(done)
+			var stats Counters
+			for i := range n {
+				s := newSession(r, quiet, nil, "s", &stats, DefaultWindow, DefaultWindowCap)
+				s.subject = testPeer("peer" + strconv.Itoa(i%16))
+				g.add(done, s)
+			}
+			rc := newRechecker(func(routing.Peer) (bool, string) { return true, "" }, "the outlet's policy", quiet)
+			b.ReportAllocs()
+			for b.Loop() {
+				if rc.run(&g, &stats) != 0 {
+					b.Fatal("cut a passing session")
+				}
 			}
 		})
 	}
