@@ -6,5 +6,7 @@
 // It is the performance-critical path: pooled buffers with headroom, headers precomputed per
 // session and written in place, no allocation, goroutine or channel hop per frame. It knows
 // nothing of identities or policies beyond asking a small interface whether a peer may open
-// a session.
+// a session, and whether the peer of a live session may still hold it: each session knows
+// its peer node, and Recheck, which the control plane runs when a policy or a peer's
+// credential changes (never per frame), resets at both ends the sessions that no longer pass.
 package dataplane

@@ -56,17 +56,22 @@ func (g *groups) watch(done <-chan struct{}) {
 	}
 }
 
-// resetAll ends every session, for Close.
-func (g *groups) resetAll(why error) {
+// sessions returns every session in a group, for a re-check of their policy.
+func (g *groups) sessions() []*session {
 	g.mu.Lock()
+	defer g.mu.Unlock()
 	var all []*session
 	for _, set := range g.m {
 		for s := range set {
 			all = append(all, s)
 		}
 	}
-	g.mu.Unlock()
-	for _, s := range all {
+	return all
+}
+
+// resetAll ends every session, for Close.
+func (g *groups) resetAll(why error) {
+	for _, s := range g.sessions() {
 		s.reset(why, true)
 	}
 }

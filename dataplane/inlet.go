@@ -43,6 +43,9 @@ type InletConfig struct {
 	ConnectTimeout time.Duration // for the path and the outlet's answer; default 10s
 	Window         int           // initial receive window, default DefaultWindow
 	WindowCap      int           // default DefaultWindowCap
+	// Allow decides whether the outlet's node (PathRoute.Peer) may still serve the inlet's
+	// live sessions; Recheck resets the sessions it refuses. Nil: never re-checked.
+	Allow Allow
 }
 
 // Inlet accepts local TCP connections and carries each through a portal session to the
@@ -51,6 +54,7 @@ type Inlet struct {
 	cfg    InletConfig
 	stats  Counters
 	groups groups
+	policy rechecker
 
 	mu     sync.Mutex
 	ln     net.Listener
@@ -73,7 +77,26 @@ func NewInlet(cfg InletConfig) *Inlet {
 	if cfg.WindowCap < cfg.Window {
 		cfg.WindowCap = max(DefaultWindowCap, cfg.Window)
 	}
-	return &Inlet{cfg: cfg}
+	in := &Inlet{cfg: cfg}
+	in.policy = newRechecker(cfg.Allow, "the inlet's policy", cfg.Logger)
+	return in
+}
+
+// Recheck resets, at both ends, the live sessions whose outlet node Allow now refuses, and
+// returns how many. A refused path is no longer used for new connections, which then wait
+// for Path.Open (where the control plane refuses them with the reason).
+func (in *Inlet) Recheck() int {
+	if in.cfg.Allow == nil {
+		return 0
+	}
+	in.mu.Lock()
+	if pr := in.path; pr.Peer != nil {
+		if ok, _ := in.cfg.Allow(pr.Peer); !ok {
+			in.path = PathRoute{}
+		}
+	}
+	in.mu.Unlock()
+	return in.policy.run(&in.groups, &in.stats)
 }
 
 // Stats returns the inlet's counters.
@@ -120,6 +143,7 @@ func (in *Inlet) openNow(c net.Conn) bool {
 	}
 	name := "portal." + randomID()
 	s := newSession(in.cfg.Router, in.cfg.Logger, c, name, &in.stats, in.cfg.Window, in.cfg.WindowCap)
+	s.subject = pr.Peer
 	// The timers are armed once the session is in its group, which their functions read.
 	var timeout, check *time.Timer
 	s.onAnswer = func(a *routing.Message) {
@@ -145,7 +169,7 @@ func (in *Inlet) openNow(c net.Conn) bool {
 		}
 		a.Release()
 		in.cfg.Logger.Info("portal connection not opened", "client", c.RemoteAddr().String(), "err", err)
-		s.end(false, nil)
+		s.end(true, nil) // a reset: the client must not take a refusal for the server's clean close
 	}
 	if err := in.cfg.Router.Register(name, s, pr.Flow); err != nil {
 		return false
@@ -191,7 +215,7 @@ func (in *Inlet) Handle(c net.Conn) {
 	p, err := in.Dial(ctx)
 	if err != nil {
 		in.cfg.Logger.Info("portal connection not opened", "client", c.RemoteAddr().String(), "err", err)
-		c.Close()
+		abort(c)
 		return
 	}
 	p.Attach(c)
@@ -226,6 +250,7 @@ func (in *Inlet) dialOnce(ctx context.Context) (*Pending, error) {
 	in.mu.Unlock()
 	name := "portal." + randomID()
 	s := newSession(in.cfg.Router, in.cfg.Logger, nil, name, &in.stats, in.cfg.Window, in.cfg.WindowCap)
+	s.subject = pr.Peer
 	if err := in.cfg.Router.Register(name, s, pr.Flow); err != nil {
 		return nil, err
 	}
@@ -301,5 +326,6 @@ func (in *Inlet) Close() error {
 		ln.Close()
 	}
 	in.groups.resetAll(errors.New("inlet deleted"))
+	in.policy.log.Stop()
 	return nil
 }

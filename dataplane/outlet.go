@@ -25,6 +25,9 @@ type OutletConfig struct {
 	WindowCap   int           // default DefaultWindowCap
 	// Dial connects to Target; default net.Dialer.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Allow decides whether the peer node of a live session may still hold it; Recheck
+	// resets the sessions it refuses. Nil: sessions are never re-checked.
+	Allow Allow
 }
 
 // Outlet is the worker that receives connects from inlets, checks them, dials the target and
@@ -33,6 +36,7 @@ type Outlet struct {
 	cfg    OutletConfig
 	stats  Counters
 	groups groups
+	policy rechecker
 	ctx    context.Context
 	cancel context.CancelFunc
 }
@@ -58,8 +62,14 @@ func NewOutlet(cfg OutletConfig) *Outlet {
 		cfg.Dial = d.DialContext
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Outlet{cfg: cfg, ctx: ctx, cancel: cancel}
+	o := &Outlet{cfg: cfg, ctx: ctx, cancel: cancel}
+	o.policy = newRechecker(cfg.Allow, "the outlet's policy", cfg.Logger)
+	return o
 }
+
+// Recheck resets, at both ends, the live sessions whose peer Allow now refuses (a tightened
+// policy, a peer whose refreshed credential lost an attribute), and returns how many.
+func (o *Outlet) Recheck() int { return o.policy.run(&o.groups, &o.stats) }
 
 // Stats returns the outlet's counters.
 func (o *Outlet) Stats() *Counters { return &o.stats }
@@ -116,6 +126,7 @@ func (o *Outlet) connect(m *routing.Message, window uint32) {
 		return
 	}
 	s.peer = m.Return
+	s.subject = m.Local.Peer
 	// A session from this node's own inlet has no link under it; it joins the outlet's own
 	// group, so that Close resets it too.
 	done := o.ctx.Done()
@@ -135,6 +146,7 @@ func (o *Outlet) connect(m *routing.Message, window uint32) {
 func (o *Outlet) Close() error {
 	o.cancel()
 	o.groups.resetAll(errors.New("outlet deleted"))
+	o.policy.log.Stop()
 	return nil
 }
 

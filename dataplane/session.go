@@ -42,6 +42,7 @@ const lateAnswerWait = 15 * time.Second
 type Counters struct {
 	Active, Total     atomic.Int64
 	BytesIn, BytesOut atomic.Int64 // in: from the local socket into the portal; out: the reverse
+	PolicyResets      atomic.Int64 // live sessions reset because their peer no longer passed the policy
 }
 
 // session joins one local TCP connection to its peer session across the portal. Its worker
@@ -66,6 +67,10 @@ type session struct {
 
 	group    *groups // that resets the session if its path goes
 	groupKey <-chan struct{}
+	// subject is the peer node whose identity and attributes the portal's policy judges (the
+	// inlet's node at an outlet, the outlet's node at an inlet), set before the session joins
+	// its group; nil for a session with this node's own inlet.
+	subject routing.Peer
 
 	credit  atomic.Int64  // bytes the peer will still accept
 	wake    chan struct{} // credit arrived, or the session ended

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/adjacentnet/adjacent/control/api"
+	"github.com/adjacentnet/adjacent/control/authority"
 )
 
 func projectCommand(g *globals) *cobra.Command {
@@ -124,8 +125,10 @@ func projectTicket(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringArrayVar(&attrs, "attribute", nil, "attribute the member gets, KEY=VALUE (repeatable)")
 	cmd.Flags().StringVar(&req.Relay, "relay", "", "relay name the member may create (* for any)")
-	cmd.Flags().IntVar(&req.Uses, "usage-count", 1, "how many nodes may enroll with the ticket")
-	cmd.Flags().DurationVar(&req.ExpiresIn, "expires-in", 10*time.Minute, "how long the ticket is valid")
+	uses, expiresIn := authority.DefaultTicketUses, authority.DefaultTicketExpiry
+	req.Uses, req.ExpiresIn = &uses, &expiresIn // given as typed: the node refuses what is out of bounds
+	cmd.Flags().IntVar(&uses, "usage-count", uses, fmt.Sprintf("how many nodes may enroll with the ticket, at most %d", authority.MaxTicketUses))
+	cmd.Flags().DurationVar(&expiresIn, "expires-in", expiresIn, fmt.Sprintf("how long the ticket is valid, at most %v", authority.MaxTicketExpiry))
 	cmd.Flags().BoolVar(&req.Enroller, "enroller", false, "the member may make tickets and manage members")
 	return cmd
 }

@@ -105,8 +105,8 @@ type CreateTicket struct {
 	Attributes map[string]string `json:"attributes,omitempty"`
 	Relay      string            `json:"relay,omitempty"`
 	Enroller   bool              `json:"enroller,omitempty"`
-	Uses       int               `json:"uses,omitempty"`
-	ExpiresIn  time.Duration     `json:"expires_in,omitempty"`
+	Uses       *int              `json:"uses,omitempty"`       // nil: 1; at most 1000
+	ExpiresIn  *time.Duration    `json:"expires_in,omitempty"` // nil: 10 minutes; at most 7 days
 }
 
 // Ticket is an enrollment ticket's text.

@@ -32,6 +32,10 @@ const (
 	DefaultTicketExpiry   = 10 * time.Minute // of an enrollment ticket
 	DefaultTicketUses     = 1
 	MaxCredentialLifetime = 7 * 24 * time.Hour
+	// A ticket is a bearer secret: it lives at most a week and enrolls at most 1000 nodes,
+	// so one that leaks cannot be redeemed for ever or by everyone.
+	MaxTicketExpiry = 7 * 24 * time.Hour
+	MaxTicketUses   = 1000
 )
 
 // Config configures an Authority.
@@ -115,13 +119,48 @@ func (a *Authority) RenewOwn(last *credential.Credential) (*credential.Bundle, e
 	return &credential.Bundle{Credential: c, Attestation: a.cfg.Attested}, nil
 }
 
-// TicketOptions are what a ticket grants.
+// TicketOptions are what a ticket grants. Uses and ExpiresIn are nil for the defaults; a
+// given value must be within bounds (CheckTicket), never silently replaced.
 type TicketOptions struct {
 	Attributes map[string]string `json:"attributes,omitempty"`
 	Relay      string            `json:"relay,omitempty"`
 	Enroller   bool              `json:"enroller,omitempty"`
-	Uses       int               `json:"uses,omitempty"`
-	ExpiresIn  time.Duration     `json:"expires_in,omitempty"`
+	Uses       *int              `json:"uses,omitempty"`
+	ExpiresIn  *time.Duration    `json:"expires_in,omitempty"`
+}
+
+// CheckTicket refuses ticket options that make no sense or exceed the bounds: uses from 1 to
+// MaxTicketUses, a lifetime from 1s to MaxTicketExpiry, a relay name that relay create would
+// accept (or "*"), and attributes a member may be given. The node checks a request with it
+// before it goes to the hub, and the authority again, for requests made without the CLI.
+func CheckTicket(o TicketOptions) error {
+	if o.Uses != nil && (*o.Uses < 1 || *o.Uses > MaxTicketUses) {
+		return fmt.Errorf("usage count %d: want from 1 to %d (--usage-count)", *o.Uses, MaxTicketUses)
+	}
+	if o.ExpiresIn != nil && (*o.ExpiresIn < time.Second || *o.ExpiresIn > MaxTicketExpiry) {
+		return fmt.Errorf("expiry %v: want from 1s to %v (--expires-in)", *o.ExpiresIn, MaxTicketExpiry)
+	}
+	if o.Relay != "" && o.Relay != "*" && !ValidRelayName(o.Relay) {
+		return fmt.Errorf("relay name %q: use letters, digits, '.', '_' and '-', at most 64, or * for any (--relay)", o.Relay)
+	}
+	if r, ok := o.Attributes[AttrRelay]; ok && r != "*" && !ValidRelayName(r) {
+		return fmt.Errorf("attribute %s=%q: use letters, digits, '.', '_' and '-', at most 64, or * for any", AttrRelay, r)
+	}
+	return CheckAttributes(o.Attributes)
+}
+
+// ValidRelayName reports whether s may name a relay: letters, digits, '.', '_' and '-', at
+// most 64. Tickets are checked by the same rule as relay create.
+func ValidRelayName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 var attrKey = regexp.MustCompile(`^[a-z][a-z0-9_.-]{0,63}$`)
@@ -145,25 +184,26 @@ func CheckAttributes(attrs map[string]string) error {
 // CreateTicket stores a ticket and returns its secret.
 func (a *Authority) CreateTicket(ctx context.Context, by identity.Identifier, o TicketOptions) ([32]byte, time.Time, error) {
 	var secret [32]byte
-	if err := CheckAttributes(o.Attributes); err != nil {
-		return secret, time.Time{}, err
+	if err := CheckTicket(o); err != nil {
+		return secret, time.Time{}, fmt.Errorf("ticket: %w", err)
 	}
-	if o.Uses <= 0 {
-		o.Uses = DefaultTicketUses
+	uses, expiresIn := DefaultTicketUses, DefaultTicketExpiry
+	if o.Uses != nil {
+		uses = *o.Uses
 	}
-	if o.ExpiresIn <= 0 {
-		o.ExpiresIn = DefaultTicketExpiry
+	if o.ExpiresIn != nil {
+		expiresIn = *o.ExpiresIn
 	}
 	if _, err := rand.Read(secret[:]); err != nil {
 		return secret, time.Time{}, err
 	}
-	expires := a.cfg.Now().Add(o.ExpiresIn)
+	expires := a.cfg.Now().Add(expiresIn)
 	t := Ticket{
 		SecretHash: sha256.Sum256(secret[:]),
 		Attributes: o.Attributes,
 		Relay:      o.Relay,
 		Enroller:   o.Enroller,
-		UsesLeft:   o.Uses,
+		UsesLeft:   uses,
 		Expires:    expires,
 		CreatedBy:  by,
 	}
@@ -190,6 +230,9 @@ func (a *Authority) Enroll(ctx context.Context, id identity.Identifier, secret [
 	case err != nil:
 		return nil, err
 	}
+	if err := a.checkEnroller(ctx, t.CreatedBy); err != nil {
+		return nil, err
+	}
 	attrs := maps.Clone(t.Attributes)
 	if attrs == nil {
 		attrs = map[string]string{}
@@ -212,6 +255,41 @@ func (a *Authority) Enroll(ctx context.Context, id identity.Identifier, secret [
 		return nil, err
 	}
 	return a.Issue(ctx, id)
+}
+
+// checkEnroller refuses a ticket whose maker is no longer a member allowed to make tickets,
+// and deletes that maker's tickets: a ticket dies with its enroller, also when the member was
+// deleted by another hub sharing the store, or the deletion of its tickets failed.
+func (a *Authority) checkEnroller(ctx context.Context, by identity.Identifier) error {
+	if by == a.Identifier() {
+		return nil
+	}
+	m, err := a.cfg.Store.Member(ctx, by)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if err == nil && (m.Attributes[AttrEnroller] == "true" || m.Attributes[AttrAdmin] == "true") {
+		return nil
+	}
+	if _, err := a.cfg.Store.DeleteTickets(ctx, by); err != nil {
+		return err
+	}
+	return fmt.Errorf("enroll: %w: the member %s who made it is no longer an enroller of project %s; ask for a new one (adjacent project ticket)", ErrEnrollerGone, by, a.cfg.Project)
+}
+
+// ErrEnrollerGone: the ticket's maker is no longer a member with the enroller attribute.
+var ErrEnrollerGone = errors.New("this ticket is void")
+
+// DeleteMember deletes a member and the tickets it made, and reports whether there was one.
+func (a *Authority) DeleteMember(ctx context.Context, id identity.Identifier) (bool, error) {
+	ok, err := a.cfg.Store.DeleteMember(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	if _, err := a.cfg.Store.DeleteTickets(ctx, id); err != nil {
+		return ok, fmt.Errorf("authority: delete the tickets of %s: %w", id, err)
+	}
+	return ok, nil
 }
 
 // AddMember adds or replaces a member directly (no ticket).

@@ -8,6 +8,11 @@
 // SQLite file, the default) and pgstore (PostgreSQL, for hubs that share one member store).
 // storetest is the conformance suite both pass.
 //
+// Tickets are bearer secrets, so they are bounded: at most MaxTicketUses uses and
+// MaxTicketExpiry of life, their relay name and attributes checked when they are made by the
+// rules that apply when they are used, and a ticket dies with its maker: deleting a member
+// deletes its tickets, and a ticket whose maker is no longer an enroller is refused.
+//
 // The package does not speak to the network or decide policy: the node serves enrollment and
 // refresh requests over secure channels, and control/policy decides what attributes admit.
 package authority

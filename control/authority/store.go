@@ -63,6 +63,9 @@ type Store interface {
 	// number of concurrent redeemers, also in other processes sharing the database, at most
 	// UsesLeft succeed.
 	RedeemTicket(ctx context.Context, h [32]byte, now time.Time) (Ticket, error)
+	// DeleteTickets deletes every ticket made by createdBy, used or not, and returns how
+	// many there were: a ticket dies with its enroller.
+	DeleteTickets(ctx context.Context, createdBy identity.Identifier) (int, error)
 	// Close releases the store. It is idempotent.
 	Close() error
 }

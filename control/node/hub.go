@@ -300,6 +300,7 @@ func (n *Node) addMember(ctx context.Context, p *project, by identity.Identifier
 		return err
 	}
 	p.revoked.Delete(id)
+	n.tellMember(id, event{Credential: true}) // its live sessions are judged by the new attributes
 	return nil
 }
 
@@ -313,7 +314,7 @@ func (n *Node) deleteMember(ctx context.Context, p *project, member string) erro
 	if id == n.self.history.Identifier() {
 		return errors.New("member delete: the hub cannot remove itself")
 	}
-	ok, err := p.auth.Store().DeleteMember(ctx, id)
+	ok, err := p.auth.DeleteMember(ctx, id) // and the tickets it made
 	if err != nil {
 		return err
 	}
@@ -329,6 +330,9 @@ func (n *Node) deleteMember(ctx context.Context, p *project, member string) erro
 // event is an announcement from the hub to its members.
 type event struct {
 	Revoked string `json:"revoked,omitempty"`
+	// Credential tells a member that its attributes changed: it fetches a fresh credential
+	// at once. The event carries none, so a forged one costs a request and grants nothing.
+	Credential bool `json:"credential,omitempty"`
 }
 
 // announce sends ev to the events worker of every node with a channel to this hub.
@@ -417,17 +421,7 @@ func (n *Node) serveRelays(ctx context.Context, q *rpc.Request) (any, error) {
 	return nil, fmt.Errorf("unknown relay operation %q", req.Op)
 }
 
-func validRelayName(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+func validRelayName(s string) bool { return authority.ValidRelayName(s) }
 
 // putRelay creates the relay worker, or points an existing one at its owner's new channel.
 func (n *Node) putRelay(name string, to routing.Route, owner routing.FlowID, ownerID string) {

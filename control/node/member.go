@@ -171,6 +171,9 @@ func (n *Node) handleEvent(m *routing.Message) {
 		n.log.Info("the hub revoked a member", "member", id)
 		go n.revoke(p, id)
 	}
+	if ev.Credential && !p.hub {
+		go n.refreshNow(p)
+	}
 }
 
 // enroll redeems a ticket at its hub and makes this node a member of the project.

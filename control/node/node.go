@@ -52,6 +52,7 @@ type Node struct {
 	relays   relays // hubs: the relays they serve
 	portals  portals
 	session  session // members: the channel to the hub
+	recheck  recheck // asks policyLoop to re-check live portal sessions
 
 	listenerMu sync.Mutex // serialises listener restarts
 	started    time.Time
@@ -135,6 +136,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	go n.credentialLoop(ctx)
+	go n.policyLoop(ctx)
 	if p != nil && !p.hub {
 		go n.runSession(ctx, p)
 	}

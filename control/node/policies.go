@@ -75,7 +75,11 @@ func (n *Node) setPolicy(ctx context.Context, kind, resource, expr string) (*pol
 	if err := n.state.PutPolicy(ctx, state.Policy{Kind: kind, Resource: resource, Expression: p.String()}); err != nil {
 		return nil, err
 	}
-	return p, n.policies.load(ctx, n.state)
+	if err := n.policies.load(ctx, n.state); err != nil {
+		return nil, err
+	}
+	n.recheckPolicies() // live sessions the new policy refuses end now
+	return p, nil
 }
 
 func contains(list []string, s string) bool {

@@ -98,6 +98,9 @@ func (n *Node) startOutlet(rec state.Outlet) error {
 		Admit: func(m *routing.Message) (bool, string) {
 			return access.Allowed(n.policyOf("tcp-outlet", name), m)
 		},
+		Allow: func(peer routing.Peer) (bool, string) {
+			return access.AllowedPeer(n.policyOf("tcp-outlet", name), peer)
+		},
 	})
 	if err := n.router.Register(name, dp, n.listener.Flow()); err != nil {
 		return fmt.Errorf("name %q is taken by another worker", name)
@@ -218,7 +221,7 @@ func (n *Node) startInlet(rec state.Inlet) (*inlet, error) {
 		return nil, err
 	}
 	path := &portalPath{n: n, route: route, name: rec.Name}
-	dp := dataplane.NewInlet(dataplane.InletConfig{Router: n.router, Path: path, Logger: n.log.With("inlet", rec.Name)})
+	dp := dataplane.NewInlet(dataplane.InletConfig{Router: n.router, Path: path, Logger: n.log.With("inlet", rec.Name), Allow: path.allowed})
 	in := &inlet{rec: rec, dp: dp, path: path}
 	if rec.Tun {
 		if err := n.startTransparent(in); err != nil {
@@ -353,7 +356,11 @@ func (p *portalPath) Open(ctx context.Context) (dataplane.PathRoute, error) {
 			return dataplane.PathRoute{}, errors.New("inlet deleted")
 		}
 		if p.cur.Done != nil && !isClosed(p.cur.Done) {
-			return p.cur, nil
+			if ok, _ := p.allowed(p.cur.Peer); ok {
+				return p.cur, nil
+			}
+			// The inlet's policy changed, or the outlet's node presented a credential it no
+			// longer passes: build anew, which refuses the path with the reason.
 		}
 		p.release()
 		actx, cancel := context.WithTimeout(ctx, pathAttempt)
@@ -399,7 +406,7 @@ func (p *portalPath) build(ctx context.Context) error {
 		return fmt.Errorf("route %s has no secure channel to the outlet's node", p.route)
 	}
 	ch := res.channels[len(res.channels)-1]
-	if ok, why := access.AllowedPeer(p.n.policyOf("tcp-inlet", p.name), ch.Peer()); !ok {
+	if ok, why := p.allowed(ch.Peer()); !ok {
 		res.close()
 		return fmt.Errorf("%w: %s: %s", errPolicy, ch.Peer().Identifier(), why)
 	}
@@ -415,6 +422,11 @@ func (p *portalPath) build(ctx context.Context) error {
 		Broken: func() { ch.Close() },
 	}
 	return nil
+}
+
+// allowed evaluates the inlet's current policy for the outlet's node.
+func (p *portalPath) allowed(peer routing.Peer) (bool, string) {
+	return access.AllowedPeer(p.n.policyOf("tcp-inlet", p.name), peer)
 }
 
 func (p *portalPath) up() bool {

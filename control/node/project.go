@@ -168,6 +168,7 @@ func (n *Node) trustConfig(authorized []identity.Identifier, require bool) trust
 		Revoked:           n.isRevoked,
 		Authorized:        authorized,
 		Now:               n.cfg.Now,
+		Refreshed:         func(routing.Peer) { n.recheckPolicies() },
 	}
 }
 

@@ -57,11 +57,11 @@ func assign(resp, out any) error {
 }
 
 func (n *Node) createTicket(ctx context.Context, req api.CreateTicket) (api.Ticket, error) {
-	if err := authority.CheckAttributes(req.Attributes); err != nil {
-		return api.Ticket{}, &statusError{http.StatusBadRequest, err}
+	opts := authority.TicketOptions{Attributes: req.Attributes, Relay: req.Relay, Enroller: req.Enroller, Uses: req.Uses, ExpiresIn: req.ExpiresIn}
+	if err := authority.CheckTicket(opts); err != nil { // the hub checks again
+		return api.Ticket{}, &statusError{http.StatusBadRequest, fmt.Errorf("project ticket: %w", err)}
 	}
 	var t api.Ticket
-	opts := authority.TicketOptions{Attributes: req.Attributes, Relay: req.Relay, Enroller: req.Enroller, Uses: req.Uses, ExpiresIn: req.ExpiresIn}
 	err := n.authorityCall(ctx, authorityRequest{Op: "ticket", Ticket: &opts}, &t)
 	return t, err
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/adjacentnet/adjacent/control/credential"
 	"github.com/adjacentnet/adjacent/control/identity"
+	"github.com/adjacentnet/adjacent/routing"
 )
 
 // authorityParty is a party whose credential-signing key is attested, so it can issue.
@@ -86,7 +87,9 @@ func TestCredentialAttributesAndRefresh(t *testing.T) {
 	presenter := New(Config{Self: alice.self, Credentials: func() []*credential.Bundle { return []*credential.Bundle{first} }})
 	payload, _ := presenter.Payload()
 	clock := now
-	verifier := New(Config{Self: bob.self, Authority: auth.trusts, RequireCredential: true, Now: func() time.Time { return clock }})
+	var refreshed []routing.Peer // what the node re-checks policies for
+	verifier := New(Config{Self: bob.self, Authority: auth.trusts, RequireCredential: true, Now: func() time.Time { return clock },
+		Refreshed: func(p routing.Peer) { refreshed = append(refreshed, p) }})
 	p, err := verifier.Authenticate(payload, alice.static.Public)
 	if err != nil {
 		t.Fatal(err)
@@ -107,10 +110,16 @@ func TestCredentialAttributesAndRefresh(t *testing.T) {
 	if peer.Attributes()["role"] != "lead" || !peer.Expires().Equal(clock.Add(time.Hour)) {
 		t.Fatalf("after refresh: %v, expires %v", peer.Attributes(), peer.Expires())
 	}
+	if len(refreshed) != 1 || refreshed[0] != routing.Peer(peer) {
+		t.Fatalf("Refreshed was told of %v, want the peer once", refreshed)
+	}
 	// Someone else's credential is no refresh.
 	other := auth.issue(t, bob.self.History.Identifier(), map[string]string{"project_member": "true"}, clock, clock.Add(time.Hour))
 	if err := verifier.Refresh(peer, other.Encode()); !errors.Is(err, credential.ErrWrongSubject) {
 		t.Fatalf("refresh with another subject's credential = %v", err)
+	}
+	if len(refreshed) != 1 {
+		t.Fatalf("Refreshed was told of a refused refresh")
 	}
 	// Without RequireCredential, a peer with no credential is accepted, with its identifier only.
 	lenient := New(Config{Self: bob.self, Authority: auth.trusts, Now: func() time.Time { return now }})

@@ -42,6 +42,9 @@ type Config struct {
 	// Authorized, if not empty, lists the only identifiers accepted as peers.
 	Authorized []identity.Identifier
 	Now        func() time.Time // default time.Now
+	// Refreshed, if set, is told of a peer whose refreshed credential was applied, so what
+	// its changed attributes admit can be checked again. It must not block.
+	Refreshed func(routing.Peer)
 }
 
 // Authenticator implements securechannel.Authenticator (and Refresher) for one channel or
@@ -127,7 +130,13 @@ func (a *Authenticator) Refresh(rp routing.Peer, data []byte) error {
 	if !ok {
 		return errors.New("trust: refresh for a peer this authenticator did not make")
 	}
-	return a.apply(peer, data, a.cfg.Now())
+	if err := a.apply(peer, data, a.cfg.Now()); err != nil {
+		return err
+	}
+	if a.cfg.Refreshed != nil {
+		a.cfg.Refreshed(peer)
+	}
+	return nil
 }
 
 // apply verifies one credential bundle for peer and, if valid, makes its attributes the

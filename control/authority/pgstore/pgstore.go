@@ -262,6 +262,20 @@ func (s *Store) RedeemTicket(ctx context.Context, h [32]byte, now time.Time) (au
 	return t, nil
 }
 
+// DeleteTickets deletes every ticket made by createdBy and returns how many there were.
+func (s *Store) DeleteTickets(ctx context.Context, createdBy identity.Identifier) (int, error) {
+	var n int64
+	err := s.with(ctx, func(c *pgx.Conn) error {
+		tag, err := c.Exec(ctx, `DELETE FROM `+Schema+`.tickets WHERE created_by = $1`, string(createdBy))
+		n = tag.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("pgstore: delete tickets of %s: %w", createdBy, err)
+	}
+	return int(n), nil
+}
+
 func scanTicket(row pgx.Row) (authority.Ticket, error) {
 	var (
 		t         authority.Ticket

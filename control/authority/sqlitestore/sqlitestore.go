@@ -250,6 +250,19 @@ func (s *Store) RedeemTicket(ctx context.Context, h [32]byte, now time.Time) (au
 	return authority.Ticket{}, fmt.Errorf("sqlitestore: redeem ticket: %w", err)
 }
 
+// DeleteTickets deletes every ticket made by createdBy and returns how many there were.
+func (s *Store) DeleteTickets(ctx context.Context, createdBy identity.Identifier) (int, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM tickets WHERE created_by = ?`, string(createdBy))
+	if err != nil {
+		return 0, fmt.Errorf("sqlitestore: delete tickets of %s: %w", createdBy, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("sqlitestore: delete tickets of %s: %w", createdBy, err)
+	}
+	return int(n), nil
+}
+
 func scanTicket(row scanner) (authority.Ticket, error) {
 	var (
 		t         authority.Ticket

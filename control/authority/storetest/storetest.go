@@ -34,6 +34,7 @@ func Run(t *testing.T, open func(t *testing.T) authority.Store) {
 		{"TicketUses", testTicketUses},
 		{"TicketExpiry", testTicketExpiry},
 		{"UsedAndExpiredTicket", testUsedAndExpiredTicket},
+		{"DeleteTickets", testDeleteTickets},
 		{"ConcurrentRedeem", func(t *testing.T, s authority.Store) { ConcurrentRedeem(t, s, s) }},
 		{"Close", testClose},
 	}
@@ -383,6 +384,29 @@ func testUsedAndExpiredTicket(t *testing.T, s authority.Store) {
 	}
 	if _, err := s.RedeemTicket(ctx(t), h, t0.Add(time.Hour)); !errors.Is(err, authority.ErrTicketUsed) {
 		t.Errorf("RedeemTicket of a used and expired ticket = %v, want %v", err, authority.ErrTicketUsed)
+	}
+}
+
+func testDeleteTickets(t *testing.T, s authority.Store) {
+	mustAdd(t, s, authority.Ticket{SecretHash: SecretHash(1), UsesLeft: 2, Expires: t0, CreatedBy: ID(1)})
+	mustAdd(t, s, authority.Ticket{SecretHash: SecretHash(2), UsesLeft: 1, Expires: t0, CreatedBy: ID(1)})
+	mustAdd(t, s, authority.Ticket{SecretHash: SecretHash(3), UsesLeft: 1, Expires: t0, CreatedBy: ID(2)})
+	if _, err := s.RedeemTicket(ctx(t), SecretHash(2), t0.Add(-time.Hour)); err != nil { // a used one goes too
+		t.Fatalf("RedeemTicket: %v", err)
+	}
+	if n, err := s.DeleteTickets(ctx(t), ID(1)); err != nil || n != 2 {
+		t.Errorf("DeleteTickets(ID(1)) = %d, %v, want 2, nil", n, err)
+	}
+	for _, h := range [][32]byte{SecretHash(1), SecretHash(2)} {
+		if _, err := s.RedeemTicket(ctx(t), h, t0.Add(-time.Hour)); !errors.Is(err, authority.ErrTicketUnknown) {
+			t.Errorf("RedeemTicket of a deleted ticket = %v, want %v", err, authority.ErrTicketUnknown)
+		}
+	}
+	if _, err := s.RedeemTicket(ctx(t), SecretHash(3), t0.Add(-time.Hour)); err != nil {
+		t.Errorf("RedeemTicket of another enroller's ticket: %v", err)
+	}
+	if n, err := s.DeleteTickets(ctx(t), ID(3)); err != nil || n != 0 {
+		t.Errorf("DeleteTickets of an enroller with none = %d, %v, want 0, nil", n, err)
 	}
 }
 

@@ -1,0 +1,111 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+
+	"github.com/adjacentnet/adjacent/control/identity"
+	"github.com/adjacentnet/adjacent/dataplane"
+	"github.com/adjacentnet/adjacent/routing"
+)
+
+// Policies apply to live portal sessions, not only to new ones: each session knows its
+// peer node, and the node re-checks the sessions of every inlet and outlet against their
+// current policy at once when something a policy reads changes (a policy is set, a peer
+// re-presents its credential with other attributes), and once a second as a backstop (a
+// session opened while a check ran). Sessions that no longer pass are reset at both ends.
+//
+// A member's attributes change at the authority; the hub tells the member's node to fetch
+// its new credential at once (an event with Credential set), which the node then re-presents on all its
+// channels, so its peers' checks see the new attributes within a second. A member that
+// ignores the nudge keeps its old attributes only until its credential expires (one
+// credential lifetime at most); deleting a member cuts it at once.
+
+// recheckEvery is the backstop's period.
+const recheckEvery = time.Second
+
+// recheck wakes policyLoop.
+type recheck struct {
+	once sync.Once
+	kick chan struct{}
+}
+
+func (r *recheck) ch() chan struct{} {
+	r.once.Do(func() { r.kick = make(chan struct{}, 1) })
+	return r.kick
+}
+
+// recheckPolicies asks for a re-check of every portal's live sessions now. It never blocks:
+// requests made while one is pending are one.
+func (n *Node) recheckPolicies() {
+	select {
+	case n.recheck.ch() <- struct{}{}:
+	default:
+	}
+}
+
+// policyLoop re-checks the live sessions of the node's portals when asked, and every
+// recheckEvery.
+func (n *Node) policyLoop(ctx context.Context) {
+	tick := time.NewTicker(recheckEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-n.recheck.ch():
+		}
+		n.recheckPortals()
+	}
+}
+
+// recheckPortals resets the live sessions that their inlet's or outlet's policy no longer
+// admits, and returns how many. The portals log what they cut.
+func (n *Node) recheckPortals() int {
+	n.portals.mu.Lock()
+	outs := make([]*dataplane.Outlet, 0, len(n.portals.outlets))
+	for _, o := range n.portals.outlets {
+		outs = append(outs, o.dp)
+	}
+	ins := make([]*dataplane.Inlet, 0, len(n.portals.inlets))
+	for _, in := range n.portals.inlets {
+		ins = append(ins, in.dp)
+	}
+	n.portals.mu.Unlock()
+	cut := 0
+	for _, o := range outs {
+		cut += o.Recheck()
+	}
+	for _, in := range ins {
+		cut += in.Recheck()
+	}
+	return cut
+}
+
+// tellMember sends ev to the events worker of member id, on its own channels to this hub.
+func (n *Node) tellMember(id identity.Identifier, ev event) {
+	b, _ := json.Marshal(ev)
+	for _, c := range n.channels.list() {
+		if c.Initiator() || c.Peer() == nil || c.Peer().Identifier() != string(id) {
+			continue
+		}
+		m := routing.NewMessage()
+		m.Onward = routing.MustRoute(c.Address(), routing.LocalAddress(eventsWorker))
+		m.SetPayload(b)
+		n.router.Send(m)
+	}
+}
+
+// refreshNow fetches a fresh credential at the hub's word, and presents it on every channel.
+func (n *Node) refreshNow(p *project) {
+	ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
+	defer cancel()
+	if err := n.refreshCredential(ctx, p); err != nil {
+		n.log.Warn("credential refresh asked by the hub failed", "err", err)
+		return
+	}
+	n.log.Info("credential refreshed at the hub's word: the member's attributes changed")
+}
