@@ -77,7 +77,8 @@ encrypted and mutually authenticated, through a hub that relays without reading.
 	})
 	root.AddCommand(nodeCommand(g), identityCommand(g), secureChannelCommand(g), messageCommand(g),
 		projectCommand(g), enrollCommand(g), credentialCommand(g), relayCommand(g), policyCommand(g),
-		outletCommand(g), inletCommand(g), statusCommand(g))
+		outletCommand(g), inletCommand(g), statusCommand(g), versionCommand(g))
+	versionFlag(g, root)
 	return root
 }
 
