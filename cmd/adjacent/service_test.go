@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,7 +28,8 @@ type unprivileged struct {
 	t    *testing.T
 	bin  string // holds adjacent, readable by the user
 	ns   *netns.NS
-	caps string // e.g. "+net_admin,+net_raw"; "" for none
+	caps string   // e.g. "+net_admin,+net_raw"; "" for none
+	wrap []string // a command that runs setpriv, e.g. strace
 }
 
 // openTun gives the commands, in their own mount namespace (ip netns exec makes one), a
@@ -42,9 +44,11 @@ func (u *unprivileged) command(env []string, args ...string) *exec.Cmd {
 		caps += "," + u.caps
 	}
 	uid := strconv.Itoa(serviceUID)
-	cmd := u.ns.Command("sh", append([]string{"-c", openTun, "sh", "setpriv", "--reuid", uid, "--regid", uid, "--clear-groups",
+	line := append([]string{"-c", openTun, "sh"}, u.wrap...)
+	line = append(line, "setpriv", "--reuid", uid, "--regid", uid, "--clear-groups",
 		"--inh-caps", caps, "--ambient-caps", caps, "--bounding-set", caps, "--no-new-privs",
-		filepath.Join(u.bin, "adjacent")}, args...)...)
+		filepath.Join(u.bin, "adjacent"))
+	cmd := u.ns.Command("sh", append(line, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	return cmd
 }
@@ -87,10 +91,11 @@ func ownedDir(t *testing.T, dir string, mode os.FileMode) string {
 // TestLeastPrivilege runs the story's nodes in a network namespace as an unprivileged user
 // holding only CAP_NET_ADMIN and CAP_NET_RAW, as the shipped unit does; the inlet node runs
 // with the unit's own ExecStart= arguments, its home and API socket in directories like the
-// unit's StateDirectory= and RuntimeDirectory=, and reports READY=1 on $NOTIFY_SOCKET. A
-// classic inlet, an outlet and a transparent inlet on an IP address carry a byte stream;
-// nothing in any home is readable by others; and a node without CAP_NET_ADMIN refuses a
-// --tun inlet, naming the capability.
+// unit's StateDirectory= and RuntimeDirectory=; it reports READY=1, WATCHDOG=1 and, at
+// SIGTERM, STOPPING=1 on $NOTIFY_SOCKET. A classic inlet, an outlet and a transparent inlet on
+// an IP address carry a byte stream; nothing in any home is readable by others; a node without
+// CAP_NET_ADMIN refuses a --tun inlet, naming the capability; and (under strace) the inlet
+// node calls nothing the unit's SystemCallFilter= denies.
 func TestLeastPrivilege(t *testing.T) {
 	netns.Require(t)
 	if _, err := exec.LookPath("setpriv"); err != nil {
@@ -154,7 +159,13 @@ func TestLeastPrivilege(t *testing.T) {
 	if err := os.Chown(notify, serviceUID, serviceUID); err != nil {
 		t.Fatal(err)
 	}
-	daemon := u.command([]string{"NOTIFY_SOCKET=" + notify}, args...)
+	// Under strace, when there is one, to hold the node's system calls to the unit's filter.
+	d := *u
+	trace := filepath.Join(base, "strace.log")
+	if strace, err := exec.LookPath("strace"); err == nil {
+		d.wrap = []string{strace, "-f", "-qq", "-s", "512", "-o", trace}
+	}
+	daemon := d.command([]string{"NOTIFY_SOCKET=" + notify, "WATCHDOG_USEC=1000000"}, args...)
 	var log strings.Builder
 	daemon.Stdout, daemon.Stderr = &log, &log
 	if err := daemon.Start(); err != nil {
@@ -162,19 +173,33 @@ func TestLeastPrivilege(t *testing.T) {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- daemon.Wait() }()
+	// terminate sends SIGTERM to the node, which strace may run as its child.
+	terminate := func() {
+		if pid, _ := strconv.Atoi(strings.TrimSpace(readFile(filepath.Join(state, "node.pid")))); pid > 0 {
+			syscall.Kill(pid, syscall.SIGTERM)
+		} else {
+			daemon.Process.Signal(syscall.SIGTERM)
+		}
+	}
 	t.Cleanup(func() {
-		daemon.Process.Signal(syscall.SIGTERM)
+		terminate()
 		select {
 		case <-exited:
 		case <-time.After(15 * time.Second):
 			daemon.Process.Kill()
 		}
 	})
-	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
-	buf := make([]byte, 4096)
-	n, err := conn.Read(buf)
-	if err != nil || !strings.HasPrefix(string(buf[:n]), "READY=1") {
-		t.Fatalf("no READY=1 from adjacent %s: %q, %v\n%s", strings.Join(args, " "), buf[:n], err, log.String())
+	next := func() (string, error) {
+		conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		buf := make([]byte, 4096)
+		n, err := conn.Read(buf)
+		return string(buf[:n]), err
+	}
+	if got, err := next(); err != nil || !strings.HasPrefix(got, "READY=1") {
+		t.Fatalf("no READY=1 from adjacent %s: %q, %v\n%s", strings.Join(args, " "), got, err, log.String())
+	}
+	if got, err := next(); err != nil || got != "WATCHDOG=1" {
+		t.Fatalf("after READY=1: %q, %v; want WATCHDOG=1 within WATCHDOG_USEC", got, err)
 	}
 	analysis := func(t *testing.T, args ...string) string {
 		t.Helper()
@@ -247,14 +272,13 @@ func TestLeastPrivilege(t *testing.T) {
 	})
 
 	t.Run("SIGTERM: STOPPING=1 and a clean exit", func(t *testing.T) {
-		daemon.Process.Signal(syscall.SIGTERM)
-		conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		terminate()
 		for {
-			n, err := conn.Read(buf)
+			got, err := next()
 			if err != nil {
 				t.Fatalf("no STOPPING=1: %v", err)
 			}
-			if string(buf[:n]) == "STOPPING=1" {
+			if got == "STOPPING=1" {
 				break
 			}
 		}
@@ -271,4 +295,99 @@ func TestLeastPrivilege(t *testing.T) {
 			t.Errorf("the API socket is still there after exit: %v", err)
 		}
 	})
+
+	t.Run("system calls stay inside the unit's SystemCallFilter", func(t *testing.T) {
+		if d.wrap == nil {
+			t.Skip("no strace (Debian package strace)")
+		}
+		used, err := tracedSyscalls(readFile(trace), filepath.Join(base, "adjacent"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		allowed, denied := unitSyscallFilter(t)
+		var outside []string
+		for name := range used {
+			if !allowed[name] || denied[name] {
+				outside = append(outside, name)
+			}
+		}
+		slices.Sort(outside)
+		if len(outside) > 0 {
+			t.Fatalf("the node called %v, outside @system-service or in ~@privileged @resources: under the unit they fail with EPERM", outside)
+		}
+		t.Logf("%d distinct system calls, all allowed", len(used))
+	})
+}
+
+// tracedSyscalls returns the names of the system calls in an `strace -f` log made after the
+// traced process executed exe (before that it was setpriv), by it and its threads.
+func tracedSyscalls(log, exe string) (map[string]bool, error) {
+	used := map[string]bool{}
+	first, started := "", false
+	for _, line := range strings.Split(log, "\n") {
+		pid, rest, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		rest = strings.TrimLeft(rest, " ")
+		if first == "" {
+			first = pid
+		}
+		if pid == first && !started {
+			started = strings.HasPrefix(rest, "execve(\""+exe+"\"") && strings.HasSuffix(rest, "= 0")
+			continue
+		}
+		name := rest
+		if r, ok := strings.CutPrefix(rest, "<... "); ok {
+			name, _, _ = strings.Cut(r, " ")
+		} else if i := strings.IndexByte(rest, '('); i > 0 {
+			name = rest[:i]
+		} else {
+			continue // signals, exits
+		}
+		used[name] = true
+	}
+	if !started {
+		return nil, fmt.Errorf("strace log: no successful execve of %s:\n%s", exe, log[:min(len(log), 2000)])
+	}
+	return used, nil
+}
+
+// unitSyscallFilter returns the system calls the unit's SystemCallFilter= allows
+// (@system-service) and those it takes away again (~@privileged @resources), from this
+// machine's systemd-analyze, groups expanded.
+func unitSyscallFilter(t *testing.T) (allowed, denied map[string]bool) {
+	out, err := exec.Command("systemd-analyze", "syscall-filter").Output()
+	if err != nil {
+		t.Skipf("systemd-analyze syscall-filter: %v", err)
+	}
+	groups := map[string][]string{}
+	group := ""
+	for _, line := range strings.Split(string(out), "\n") {
+		switch f := strings.TrimSpace(line); {
+		case strings.HasPrefix(line, "@"):
+			group = f
+		case f == "" || strings.HasPrefix(f, "#"):
+		case group != "":
+			groups[group] = append(groups[group], f)
+		}
+	}
+	var expand func(set map[string]bool, name string)
+	expand = func(set map[string]bool, name string) {
+		for _, e := range groups[name] {
+			if strings.HasPrefix(e, "@") {
+				expand(set, e)
+			} else {
+				set[e] = true
+			}
+		}
+	}
+	allowed, denied = map[string]bool{}, map[string]bool{}
+	expand(allowed, "@system-service")
+	expand(denied, "@privileged")
+	expand(denied, "@resources")
+	if len(allowed) < 100 || !allowed["read"] || !denied["setrlimit"] {
+		t.Fatalf("systemd-analyze syscall-filter: @system-service has %d calls, want read among them; @resources must hold setrlimit", len(allowed))
+	}
+	return allowed, denied
 }
