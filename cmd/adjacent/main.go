@@ -50,6 +50,7 @@ func oneLine(s string) string {
 // globals are the flags every command takes.
 type globals struct {
 	home   string
+	socket string
 	output string
 	stdout io.Writer
 }
@@ -71,17 +72,25 @@ encrypted and mutually authenticated, through a hub that relays without reading.
 		},
 	}
 	root.PersistentFlags().StringVar(&g.home, "home", "", "node home directory (default $"+home.EnvVar+", else ~/.adjacent)")
+	root.PersistentFlags().StringVar(&g.socket, "socket", "", "the node's API socket (default $"+home.SocketEnvVar+", else node.sock in the home)")
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "output format: text or json")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return fmt.Errorf("%v; see: %s --help", err, cmd.CommandPath())
 	})
 	root.AddCommand(nodeCommand(g), identityCommand(g), secureChannelCommand(g), messageCommand(g),
 		projectCommand(g), enrollCommand(g), credentialCommand(g), relayCommand(g), policyCommand(g),
-		outletCommand(g), inletCommand(g), statusCommand(g))
+		outletCommand(g), inletCommand(g), statusCommand(g), versionCommand(g))
+	versionFlag(g, root)
 	return root
 }
 
-func (g *globals) home_() (home.Home, error) { return home.Resolve(g.home) }
+func (g *globals) home_() (home.Home, error) {
+	h, err := home.Resolve(g.home)
+	if err != nil {
+		return home.Home{}, err
+	}
+	return h.WithSocket(g.socket)
+}
 
 // client returns a client for the home's node, starting the node in the background if it is
 // not running.

@@ -6,9 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,7 +18,7 @@ import (
 
 func nodeCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "node", Short: "Create, inspect, stop and delete this home's node"}
-	cmd.AddCommand(nodeCreate(g), nodeList(g), nodeShow(g), nodeStop(g), nodeDelete(g))
+	cmd.AddCommand(nodeCreate(g), nodeRun(g), nodeList(g), nodeShow(g), nodeStop(g), nodeDelete(g))
 	return cmd
 }
 
@@ -45,10 +43,7 @@ func nodeCreate(g *globals) *cobra.Command {
 				return fmt.Errorf("--log-level %q: want debug, info, warn or error", logLevel)
 			}
 			if foreground {
-				ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-				defer stop()
-				log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-				return node.Run(ctx, node.Config{Home: h, Listen: listen, Identity: identity, Logger: log})
+				return runForeground(cmd, h, listen, identity, logLevel)
 			}
 			if node.Running(cmd.Context(), h) {
 				return fmt.Errorf("node in %s is already running (pid %d); stop it with: adjacent --home %s node stop", h.Dir, node.Pid(h), h.Dir)
@@ -76,7 +71,7 @@ func nodeCreate(g *globals) *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().BoolVar(&foreground, "foreground", false, "run in the foreground (for systemd) instead of as a background daemon")
+	cmd.Flags().BoolVar(&foreground, "foreground", false, "run in the foreground instead of as a background daemon (the same as: adjacent node run)")
 	cmd.Flags().StringVar(&listen, "listen", "", "TCP address to accept connections on, e.g. 0.0.0.0:4000 (remembered)")
 	cmd.Flags().StringVar(&identity, "identity", "", "run as this identity of the home (default: the last one used, or a new one)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")

@@ -18,6 +18,9 @@ const SystemDir = "/var/lib/adjacent"
 // Home is a node's home directory.
 type Home struct {
 	Dir string // absolute
+	// SocketPath is where the node's API socket lives when not in Dir (the system service
+	// keeps it under /run/adjacent); empty means node.sock in Dir. See WithSocket.
+	SocketPath string
 }
 
 // Resolve picks the home: flag if set, else $ADJACENT_HOME, else ~/.adjacent.
@@ -43,7 +46,7 @@ func Resolve(flag string) (Home, error) {
 // Paths inside a home.
 func (h Home) Vault() string  { return filepath.Join(h.Dir, "vault") }
 func (h Home) State() string  { return filepath.Join(h.Dir, "state.db") }
-func (h Home) Socket() string { return filepath.Join(h.Dir, "node.sock") }
+func (h Home) Socket() string { return h.socket() }
 func (h Home) Lock() string   { return filepath.Join(h.Dir, "node.lock") }
 func (h Home) Pid() string    { return filepath.Join(h.Dir, "node.pid") }
 func (h Home) Log() string    { return filepath.Join(h.Dir, "node.log") }

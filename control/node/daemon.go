@@ -58,8 +58,8 @@ func Running(ctx context.Context, h home.Home) bool {
 }
 
 // StartBackground starts the home's node as a detached daemon running this executable with
-// `node create --foreground` and the given extra arguments, and waits until it answers. Its
-// output goes to the home's log.
+// `node create --foreground` and the given extra arguments (and --socket when the home's
+// socket lives elsewhere), and waits until it answers. Its output goes to the home's log.
 func StartBackground(ctx context.Context, h home.Home, extra ...string) error {
 	if err := h.Ensure(); err != nil {
 		return err
@@ -73,7 +73,11 @@ func StartBackground(ctx context.Context, h home.Home, extra ...string) error {
 		return fmt.Errorf("node: open log: %w", err)
 	}
 	defer logf.Close()
-	args := append([]string{"--home", h.Dir, "node", "create", "--foreground"}, extra...)
+	args := []string{"--home", h.Dir}
+	if h.SocketPath != "" {
+		args = append(args, "--socket", h.SocketPath)
+	}
+	args = append(append(args, "node", "create", "--foreground"), extra...)
 	cmd := exec.Command(exe, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // outlive the CLI and its terminal

@@ -1,6 +1,7 @@
 // Package node is the node runtime: the daemon that owns one home, its router and
 // transports, and the local API the CLI talks to; and the helpers the CLI uses to find,
-// start in the background and stop that daemon.
+// start in the background and stop that daemon. Under a service manager (systemd's
+// Type=notify) the daemon reports readiness, watchdog pings and stopping on $NOTIFY_SOCKET.
 //
 // Data flows in from the CLI over the Unix socket (api package types), and out as routed
 // messages through the router; state the node must remember goes to the state database.

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -155,12 +154,14 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("node: write pid: %w", err)
 	}
 	n.log.Info("node started", "home", h.Dir, "identifier", n.self.history.Identifier(), "listen", n.listenAddrs(), "pid", os.Getpid())
+	notifyReady(ctx, h, n.log)
 
 	select {
 	case <-ctx.Done():
 	case err := <-served:
 		n.log.Error("API server failed", "err", err)
 	}
+	notifyStopping(n.log)
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	srv.Shutdown(shutdown)
@@ -194,11 +195,11 @@ func (n *Node) startListening(ctx context.Context) error {
 }
 
 // listenAPI binds the home's socket, owner-only. A stale socket from a crashed node is
-// removed: the caller holds the home's lock, so no live node owns it. (The home's Check at
-// start refused a link at its path; removing one would not touch what it points to anyway.)
+// removed: the caller holds the home's lock, so no live node owns it. (PrepareSocket removes
+// nothing but a socket, and checks the directory of one kept outside the home.)
 func listenAPI(h home.Home) (net.Listener, error) {
-	if err := os.Remove(h.Socket()); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("node: remove stale socket: %w", err)
+	if err := h.PrepareSocket(); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
 	}
 	ln, err := net.Listen("unix", h.Socket())
 	if err != nil {

@@ -118,7 +118,16 @@ func (n *Node) startTransparent(in *inlet) (err error) {
 	}
 	t := n.portals.tun
 	if t == nil {
+		if err := capNetAdmin.need("--tun"); err != nil {
+			return err
+		}
+		if err := openTunDevice(); err != nil {
+			return err
+		}
 		dev, err := tun.Create(tun.Config{Logger: n.log})
+		if errors.Is(err, tun.ErrPermission) {
+			return fmt.Errorf("--tun: the TUN device was refused although the node holds CAP_NET_ADMIN; a sandbox may deny /dev/net/tun (systemd: DeviceAllow=/dev/net/tun rw): %w", err)
+		}
 		if err != nil {
 			return err
 		}

@@ -11,7 +11,7 @@ const module = "github.com/adjacentnet/adjacent"
 // allowed lists, per top-level directory, the top-level directories its packages may import.
 // A directory may always import itself and internal.
 var allowed = map[string][]string{
-	"cmd":           {"control", "dataplane", "stack", "securechannel", "tun", "routing"},
+	"cmd":           {"control", "dataplane", "stack", "securechannel", "tun", "routing", "dist"},
 	"control":       {"dataplane", "stack", "securechannel", "tun", "routing"},
 	"dataplane":     {"securechannel", "tun", "routing"},
 	"stack":         {"tun", "securechannel", "routing"},
@@ -19,6 +19,7 @@ var allowed = map[string][]string{
 	"tun":           {"routing"},
 	"routing":       {},
 	"internal":      {},
+	"dist":          {}, // the files installed beside the binary (systemd unit), as data
 	"bench":         {"cmd", "control", "dataplane", "stack", "securechannel", "tun", "routing"},
 }
 
