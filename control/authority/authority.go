@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/adjacentnet/adjacent/control/credential"
+	"github.com/adjacentnet/adjacent/control/event"
 	"github.com/adjacentnet/adjacent/control/identity"
 )
 
@@ -222,4 +223,33 @@ func (a *Authority) AddMember(ctx context.Context, by, id identity.Identifier, a
 		}
 	}
 	return a.cfg.Store.PutMember(ctx, Member{Identifier: id, Attributes: attrs, AddedBy: by, Added: a.cfg.Now()})
+}
+
+// revocationMargin is added to a revocation beyond the credential lifetime, for a refresh
+// that read the member just before it was deleted and issued just after.
+const revocationMargin = time.Minute
+
+// Revoke deletes member id and records its revocation until the last credential it could
+// hold has expired. It reports whether id was a member.
+func (a *Authority) Revoke(ctx context.Context, id identity.Identifier) (Revocation, bool, error) {
+	now := a.cfg.Now()
+	r := Revocation{Identifier: id, Revoked: now, Until: now.Add(a.cfg.Lifetime + revocationMargin)}
+	ok, err := a.cfg.Store.RevokeMember(ctx, r)
+	if err != nil || !ok {
+		return Revocation{}, ok, err
+	}
+	return r, true, nil
+}
+
+// Revocations returns the revocations in force now, which the hub enforces from its start.
+func (a *Authority) Revocations(ctx context.Context) ([]Revocation, error) {
+	return a.cfg.Store.Revocations(ctx, a.cfg.Now())
+}
+
+// Announce returns r as an event signed by the authority's credential-signing key, issued
+// now: what members verify before they refuse r's subject.
+func (a *Authority) Announce(r Revocation) (*event.Signed, error) {
+	return event.Sign(a.cfg.Signer, a.cfg.Attested, a.Identifier(), event.Event{
+		Project: a.cfg.Project, Kind: event.KindRevoked, Subject: r.Identifier, Issued: a.cfg.Now(), Until: r.Until,
+	})
 }
