@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -158,6 +157,7 @@ func (n *Node) projectInfo() api.Project {
 	if b := p.cred.Load(); b != nil {
 		info.CredentialExpires = b.Credential.Expires()
 	}
+	info.EventsDropped, info.RevokedRefused = n.eventRefusals.events.Load(), n.eventRefusals.revoked.Load()
 	return info
 }
 
@@ -303,8 +303,8 @@ func (n *Node) addMember(ctx context.Context, p *project, by identity.Identifier
 	return nil
 }
 
-// deleteMember removes a member, closes its channels here and tells every connected member
-// node to close theirs.
+// deleteMember removes a member and records its revocation in the member store, closes its
+// channels and relays here and tells every connected member node to close theirs.
 func (n *Node) deleteMember(ctx context.Context, p *project, member string) error {
 	id, err := identity.ParseIdentifier(member)
 	if err != nil {
@@ -313,36 +313,17 @@ func (n *Node) deleteMember(ctx context.Context, p *project, member string) erro
 	if id == n.self.history.Identifier() {
 		return errors.New("member delete: the hub cannot remove itself")
 	}
-	ok, err := p.auth.Store().DeleteMember(ctx, id)
+	r, ok, err := p.auth.Revoke(ctx, id)
 	if err != nil {
 		return err
 	}
 	if !ok {
 		return fmt.Errorf("member delete: %s is not a member of project %s", id, p.name)
 	}
-	n.log.Info("member deleted", "project", p.name, "member", id)
-	n.announce(event{Revoked: string(id)})
-	n.revoke(p, id)
+	n.log.Info("member deleted", "project", p.name, "member", id, "refused_until", r.Until)
+	n.revoke(p, id, r.Until)
+	n.announce(p, r)
 	return nil
-}
-
-// event is an announcement from the hub to its members.
-type event struct {
-	Revoked string `json:"revoked,omitempty"`
-}
-
-// announce sends ev to the events worker of every node with a channel to this hub.
-func (n *Node) announce(ev event) {
-	b, _ := json.Marshal(ev)
-	for _, c := range n.channels.list() {
-		if c.Initiator() || c.Peer() == nil {
-			continue
-		}
-		m := routing.NewMessage()
-		m.Onward = routing.MustRoute(c.Address(), routing.LocalAddress(eventsWorker))
-		m.SetPayload(b)
-		n.router.Send(m)
-	}
 }
 
 // relays are the hub's relays, by name.
@@ -381,7 +362,7 @@ func (n *Node) serveRelays(ctx context.Context, q *rpc.Request) (any, error) {
 		return nil, err
 	}
 	attrs := peer.Attributes()
-	if attrs[authority.AttrMember] != "true" {
+	if attrs[authority.AttrMember] != "true" || n.isRevoked(identity.Identifier(peer.Identifier())) {
 		return nil, fmt.Errorf("%s is not a member of project %s", peer.Identifier(), p.name)
 	}
 	if req.Op == "list" {
@@ -443,7 +424,8 @@ func (n *Node) putRelay(name string, to routing.Route, owner routing.FlowID, own
 	}
 	gate := &access.Gate{Resource: "relay " + name, Policy: n.policyFunc("relay", name), Log: n.log, Router: n.router}
 	r := &hubRelay{owner: ownerID}
-	r.relay = routing.NewRelay(n.router, relayPrefix+name, to, owner, gate.Admit)
+	admit := func(m *routing.Message) bool { return !n.revokedSender(m, gate.Resource) && gate.Admit(m) }
+	r.relay = routing.NewRelay(n.router, relayPrefix+name, to, owner, admit)
 	n.relays.m[name] = r
 	n.router.Register(relayPrefix+name, r.relay, n.relays.flow)
 	n.log.Info("relay registered", "name", name, "owner", ownerID)

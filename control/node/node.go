@@ -53,6 +53,8 @@ type Node struct {
 	portals  portals
 	session  session // members: the channel to the hub
 
+	eventRefusals eventRefusals // dropped control events, refused revoked members
+
 	listenerMu sync.Mutex // serialises listener restarts
 	started    time.Time
 	listenMu   sync.Mutex

@@ -85,6 +85,10 @@ func (n *Node) loadProject(ctx context.Context) (*project, error) {
 		if p.auth, err = n.openAuthority(ctx, name); err != nil {
 			return nil, err
 		}
+		if err := n.loadRevocations(ctx, p); err != nil {
+			p.auth.Store().Close()
+			return nil, err
+		}
 	} else {
 		hub, _, _ := n.state.Setting(ctx, settingProjectHub)
 		if p.hubRoute, err = routing.ParsePath(hub); err != nil {
@@ -197,14 +201,22 @@ func (n *Node) saveCredential(ctx context.Context, p *project, b *credential.Bun
 	return nil
 }
 
-// revoke refuses id from now on (until its credential would have expired anyway) and
-// closes its channels.
-func (n *Node) revoke(p *project, id identity.Identifier) {
-	p.revoked.Store(id, n.cfg.Now().Add(authority.MaxCredentialLifetime))
+// revoke refuses id until then (when its credentials have expired anyway), closes its
+// channels and, on a hub, drops the relays it holds.
+func (n *Node) revoke(p *project, id identity.Identifier, until time.Time) {
+	if old, ok := p.revoked.Load(id); !ok || old.(time.Time).Before(until) {
+		p.revoked.Store(id, until)
+	}
 	for _, c := range n.channels.list() {
 		if peer := c.Peer(); peer != nil && peer.Identifier() == string(id) {
 			n.log.Info("closing channel of a revoked member", "peer", id, "channel", c.Address().Value)
 			c.Close()
+		}
+	}
+	for _, r := range n.relayList() {
+		if r.Owner == string(id) {
+			n.log.Info("dropping the relay of a revoked member", "relay", r.Name, "owner", id)
+			n.dropRelay(r.Name)
 		}
 	}
 }

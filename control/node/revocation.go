@@ -1,0 +1,132 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/adjacentnet/adjacent/control/authority"
+	"github.com/adjacentnet/adjacent/control/event"
+	"github.com/adjacentnet/adjacent/control/identity"
+	"github.com/adjacentnet/adjacent/control/trust"
+	"github.com/adjacentnet/adjacent/internal/ratelog"
+	"github.com/adjacentnet/adjacent/routing"
+)
+
+// refusalLogInterval spaces the log lines of dropped events and refused revoked members.
+const refusalLogInterval = 10 * time.Second
+
+// refusals counts, and logs at most once per interval, control events a member dropped and
+// messages of revoked members a node refused.
+type eventRefusals struct {
+	once       sync.Once
+	events     atomic.Uint64
+	revoked    atomic.Uint64
+	eventLog   *ratelog.Logger
+	revokedLog *ratelog.Logger
+}
+
+func (n *Node) refusalLogs() *eventRefusals {
+	r := &n.eventRefusals
+	r.once.Do(func() {
+		log := n.log.With("component", "node")
+		r.eventLog = ratelog.New(log, slog.LevelWarn, "dropped control events that the project's authority did not sign", refusalLogInterval)
+		r.revokedLog = ratelog.New(log, slog.LevelWarn, "refused messages of revoked members", refusalLogInterval)
+	})
+	return r
+}
+
+// dropEvent counts and logs an event that is not acted on.
+func (n *Node) dropEvent(m *routing.Message, err error) {
+	r := n.refusalLogs()
+	r.events.Add(1)
+	from := "(none)"
+	if m.Local.Peer != nil {
+		from = m.Local.Peer.Identifier()
+	}
+	r.eventLog.Note(slog.String("last_hop", from), slog.String("reason", err.Error()))
+}
+
+// revokedSender reports whether m comes from a peer whose membership was revoked, and if so
+// counts and logs the refusal at resource.
+func (n *Node) revokedSender(m *routing.Message, resource string) bool {
+	if m.Local.Peer == nil || !n.isRevoked(identity.Identifier(m.Local.Peer.Identifier())) {
+		return false
+	}
+	r := n.refusalLogs()
+	r.revoked.Add(1)
+	r.revokedLog.Note(slog.String("resource", resource), slog.String("peer", m.Local.Peer.Identifier()))
+	return true
+}
+
+// handleEvent acts on an event the project's authority signed, whatever way it came: the
+// last hop proves nothing, since relays deliver other members' messages on the channel to
+// the hub. Anything else is dropped and counted.
+func (n *Node) handleEvent(m *routing.Message) {
+	defer m.Release()
+	p := n.project.Load()
+	if p == nil || p.hub {
+		n.dropEvent(m, errNoProject)
+		return
+	}
+	s, err := event.Decode(m.Payload())
+	if err != nil {
+		n.dropEvent(m, err)
+		return
+	}
+	ev, err := s.Verify(p.authority, p.name, n.cfg.Now())
+	if err != nil {
+		n.dropEvent(m, err)
+		return
+	}
+	if ev.Kind == event.KindRevoked && ev.Subject != n.self.history.Identifier() {
+		n.log.Info("the authority revoked a member", "member", ev.Subject, "until", ev.Until)
+		go n.revoke(p, ev.Subject, ev.Until)
+	}
+}
+
+// loadRevocations makes a hub refuse, from its start, the members its authority revoked.
+func (n *Node) loadRevocations(ctx context.Context, p *project) error {
+	rs, err := p.auth.Revocations(ctx)
+	if err != nil {
+		return fmt.Errorf("node: project %s: read the revoked members: %w; the hub does not start without them", p.name, err)
+	}
+	for _, r := range rs {
+		p.revoked.Store(r.Identifier, r.Until)
+	}
+	return nil
+}
+
+// announce sends the signed revocation r to the members connected to this hub: the peers
+// of accepted channels that hold a valid credential of the project. Strangers with a channel
+// (to enroll, say) learn nothing.
+func (n *Node) announce(p *project, r authority.Revocation) {
+	s, err := p.auth.Announce(r)
+	if err != nil {
+		n.log.Error("revocation not announced to members; they refuse the member when its credential expires", "member", r.Identifier, "err", err)
+		return
+	}
+	b := s.Encode()
+	now := n.cfg.Now()
+	for _, c := range n.channels.list() {
+		peer, ok := c.Peer().(*trust.Peer)
+		if c.Initiator() || !ok || !projectMember(peer, p.name, now) || peer.Identifier() == string(r.Identifier) {
+			continue
+		}
+		m := routing.NewMessage()
+		m.Onward = routing.MustRoute(c.Address(), routing.LocalAddress(eventsWorker))
+		m.SetPayload(b)
+		n.router.Send(m)
+	}
+}
+
+// projectMember reports whether peer holds a valid credential of project. A peer's
+// attributes come only from credentials the project's authority signed.
+func projectMember(peer *trust.Peer, project string, now time.Time) bool {
+	a := peer.Attributes()
+	exp := peer.Expires()
+	return a[authority.AttrMember] == "true" && a[authority.AttrProject] == project && !exp.IsZero() && now.Before(exp)
+}
