@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/adjacentnet/adjacent/control/authority"
+	"github.com/adjacentnet/adjacent/control/authority/pgstore"
+	"github.com/adjacentnet/adjacent/control/identity"
 	"github.com/adjacentnet/adjacent/internal/pgtest"
 )
 
@@ -222,5 +225,46 @@ func TestEventsReachOnlyMembers(t *testing.T) {
 	}
 	if after := sent(); after != before {
 		t.Errorf("the hub sent the stranger %d messages after deleting a member, want none", after-before)
+	}
+}
+
+// TestRevocationThroughSharedStore: a member revoked by another hub sharing the PostgreSQL
+// member store is refused by this hub too once it reads the store again, and its channel is
+// cut.
+func TestRevocationThroughSharedStore(t *testing.T) {
+	dsn := pgtest.Start(t)
+	h := hub(t, "acme", "--store", dsn)
+	bank := member(t, h)
+	mallory := member(t, h)
+	if err := eventually(5*time.Second, func() error {
+		if !showProject(t, mallory).Connected {
+			return io.EOF
+		}
+		return nil
+	}); err != nil {
+		t.Fatal("mallory is not connected to the hub")
+	}
+	other, err := pgstore.Open(t.Context(), dsn) // the other hub's store
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	now := time.Now()
+	r := authority.Revocation{Identifier: identity.Identifier(identifier(t, mallory)), Revoked: now, Until: now.Add(time.Hour)}
+	if ok, err := other.RevokeMember(t.Context(), r); !ok || err != nil {
+		t.Fatalf("RevokeMember through the other hub's store = %v, %v", ok, err)
+	}
+	start := time.Now()
+	if err := eventually(20*time.Second, func() error {
+		if showProject(t, mallory).Connected {
+			return io.EOF
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("the member revoked through the shared store is still connected to the hub after 20s\nhub log:\n%s", tail(readFile(filepath.Join(h, "node.log")), 10))
+	}
+	t.Logf("the hub cut the member %v after another hub revoked it", time.Since(start).Round(time.Millisecond))
+	if !showProject(t, bank).Connected {
+		t.Fatal("the bank lost the hub too")
 	}
 }

@@ -227,12 +227,16 @@ func (n *Node) serveAuthority(ctx context.Context, q *rpc.Request) (any, error) 
 	id := identity.Identifier(peer.Identifier())
 	switch req.Op {
 	case "enroll":
+		p.membership.Lock()
 		b, err := p.auth.Enroll(ctx, id, req.Secret)
+		if err == nil {
+			p.revoked.Delete(id)
+		}
+		p.membership.Unlock()
 		if err != nil {
 			return nil, err
 		}
 		n.log.Info("member enrolled", "project", p.name, "member", id)
-		p.revoked.Delete(id)
 		return credentialAnswer{Credential: b.Encode(), Project: p.name}, nil
 	case "credential":
 		if n.isRevoked(id) {
@@ -296,6 +300,8 @@ func (n *Node) addMember(ctx context.Context, p *project, by identity.Identifier
 	if err != nil {
 		return fmt.Errorf("member add: %w", err)
 	}
+	p.membership.Lock()
+	defer p.membership.Unlock()
 	if err := p.auth.AddMember(ctx, by, id, attrs, false); err != nil {
 		return err
 	}
@@ -313,6 +319,8 @@ func (n *Node) deleteMember(ctx context.Context, p *project, member string) erro
 	if id == n.self.history.Identifier() {
 		return errors.New("member delete: the hub cannot remove itself")
 	}
+	p.membership.Lock()
+	defer p.membership.Unlock()
 	r, ok, err := p.auth.Revoke(ctx, id)
 	if err != nil {
 		return err

@@ -48,6 +48,9 @@ type project struct {
 	cred      atomic.Pointer[credential.Bundle]
 	auth      *authority.Authority // hubs only
 	revoked   sync.Map             // identity.Identifier -> time.Time: refuse until then
+	// membership serialises, on a hub, changes of members with reloads of the revocations,
+	// so that a reload never undoes a change it did not read.
+	membership sync.Mutex
 }
 
 func (p *project) credentials() []*credential.Bundle {
@@ -228,8 +231,8 @@ func (n *Node) revoke(p *project, id identity.Identifier, until time.Time) {
 func (n *Node) credentialLoop(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	var lastTry time.Time
-	var refreshing atomic.Bool
+	var lastTry, lastReload time.Time
+	var refreshing, reloading atomic.Bool
 	for {
 		select {
 		case <-ctx.Done():
@@ -242,6 +245,13 @@ func (n *Node) credentialLoop(ctx context.Context) {
 		}
 		now := n.cfg.Now()
 		n.closeExpired(p, now)
+		if p.hub && now.Sub(lastReload) >= revocationReload && reloading.CompareAndSwap(false, true) {
+			lastReload = now
+			go func() {
+				defer reloading.Store(false)
+				n.reloadRevocations(ctx, p)
+			}()
+		}
 		if b := p.cred.Load(); b == nil || now.After(halfLife(b.Credential)) {
 			if now.Sub(lastTry) > 5*time.Second && refreshing.CompareAndSwap(false, true) {
 				lastTry = now

@@ -130,3 +130,39 @@ func projectMember(peer *trust.Peer, project string, now time.Time) bool {
 	exp := peer.Expires()
 	return a[authority.AttrMember] == "true" && a[authority.AttrProject] == project && !exp.IsZero() && now.Before(exp)
 }
+
+// revocationReload is how often a hub reads the revocations again: another hub sharing its
+// PostgreSQL member store may have deleted members.
+const revocationReload = 10 * time.Second
+
+// reloadRevocations makes the hub's revocations the stored ones again: it enforces and
+// announces those this hub did not know, and forgets those that ended or were lifted (the
+// member was added back). A store that fails or hangs changes nothing: what the hub knows
+// stays refused.
+func (n *Node) reloadRevocations(ctx context.Context, p *project) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	p.membership.Lock()
+	defer p.membership.Unlock()
+	rs, err := p.auth.Revocations(ctx)
+	if err != nil {
+		n.log.Warn("could not read the revoked members again; those known stay refused", "err", err)
+		return
+	}
+	stored := make(map[identity.Identifier]bool, len(rs))
+	for _, r := range rs {
+		stored[r.Identifier] = true
+		if old, ok := p.revoked.Load(r.Identifier); ok && !old.(time.Time).Before(r.Until) {
+			continue
+		}
+		n.log.Info("a member was revoked through the shared member store", "member", r.Identifier, "until", r.Until)
+		n.revoke(p, r.Identifier, r.Until)
+		n.announce(p, r)
+	}
+	p.revoked.Range(func(id, _ any) bool {
+		if !stored[id.(identity.Identifier)] {
+			p.revoked.Delete(id)
+		}
+		return true
+	})
+}
