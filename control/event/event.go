@@ -161,15 +161,24 @@ func (s *Signed) Issuer() identity.Identifier { return identifierOf(s.issuer) }
 // Verify checks that s is authority's, for project, and fresh at now, and returns its event:
 //
 //   - its issuer is authority (ErrUntrustedIssuer);
+//   - it is for project (ErrOtherProject);
+//   - it was issued at most MaxAge before now and at most MaxClockSkew after (ErrStale);
 //   - the attestation is the authority's, for a credential-signing key, and valid at now
 //     under the authority's current primary key (ErrSigningKey);
-//   - the signature is by that key (ErrBadSignature);
-//   - it is for project (ErrOtherProject);
-//   - it was issued at most MaxAge before now and at most MaxClockSkew after (ErrStale).
+//   - the signature is by that key (ErrBadSignature).
+//
+// The checks run in that order, the cheap ones before the signatures, and the first failure
+// is returned.
 func (s *Signed) Verify(authority *identity.History, project string, now time.Time) (Event, error) {
 	issuer := s.Issuer()
 	if issuer != authority.Identifier() {
 		return Event{}, fmt.Errorf("event: verify: issued by %s, not the authority %s: %w", issuer, authority.Identifier(), ErrUntrustedIssuer)
+	}
+	if s.ev.Project != project {
+		return Event{}, fmt.Errorf("event: verify: for project %q, not %q: %w", s.ev.Project, project, ErrOtherProject)
+	}
+	if issued := s.ev.Issued; issued.Before(now.Add(-MaxAge)) || issued.After(now.Add(MaxClockSkew)) {
+		return Event{}, fmt.Errorf("event: verify: issued %v, now %v: %w", issued.UTC(), now.UTC(), ErrStale)
 	}
 	a := s.attestation
 	if a.Subject() != issuer || a.Purpose() != identity.PurposeCredentialSigning {
@@ -181,12 +190,6 @@ func (s *Signed) Verify(authority *identity.History, project string, now time.Ti
 	}
 	if !ed25519.Verify(a.PublicKey(), s.signedMessage(), s.sig[:]) {
 		return Event{}, fmt.Errorf("event: verify: %w", ErrBadSignature)
-	}
-	if s.ev.Project != project {
-		return Event{}, fmt.Errorf("event: verify: for project %q, not %q: %w", s.ev.Project, project, ErrOtherProject)
-	}
-	if issued := s.ev.Issued; issued.Before(now.Add(-MaxAge)) || issued.After(now.Add(MaxClockSkew)) {
-		return Event{}, fmt.Errorf("event: verify: issued %v, now %v: %w", issued.UTC(), now.UTC(), ErrStale)
 	}
 	return s.ev, nil
 }

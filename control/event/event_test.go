@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -109,6 +110,16 @@ func TestVerifyRefuses(t *testing.T) {
 	// A credential-signing key attested by another identity, put in the authority's event.
 	wrongAttester := replaceAttestation(t, good, other.att)
 
+	// A key whose attestation expired a minute before the event.
+	shortAtt, err := identity.Attest(key(1), a.history.Identifier(), identity.PurposeCredentialSigning, a.signer.Public(), t0.Add(-time.Hour), t0.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := revocation()
+	late.Issued = t0.Add(2 * time.Minute)
+	late.Until = late.Issued.Add(time.Hour)
+	expiredKey := authority{history: a.history, signer: a.signer, att: shortAtt}.sign(t, late)
+
 	otherProject := revocation()
 	otherProject.Project = "other"
 
@@ -125,7 +136,7 @@ func TestVerifyRefuses(t *testing.T) {
 		{"another project", a.sign(t, otherProject), t0, ErrOtherProject},
 		{"stale", good, t0.Add(MaxAge + time.Second), ErrStale},
 		{"from the future", good, t0.Add(-MaxClockSkew - time.Second), ErrStale},
-		{"signing key's attestation expired", good, t0.Add(400 * 24 * time.Hour), ErrSigningKey},
+		{"signing key's attestation expired", expiredKey, t0.Add(2 * time.Minute), ErrSigningKey},
 		{"unsigned JSON of the old format", []byte(`{"revoked":"` + string(a.history.Identifier()) + `"}`), t0, ErrVersion},
 		{"empty", nil, t0, ErrMalformed},
 		{"trailing byte", append(bytes.Clone(good), 0), t0, ErrMalformed},
@@ -195,4 +206,35 @@ func replaceAttestation(t *testing.T, b []byte, att *identity.Attestation) []byt
 	}
 	s.attestation = att
 	return s.Encode()
+}
+
+// BenchmarkDrop is what a member spends on an event before acting on it or dropping it:
+// the cost a flood of forged events through a relay imposes.
+func BenchmarkDrop(b *testing.B) {
+	a := newAuthority(b, 1)
+	good := a.sign(b, revocation())
+	badSig := bytes.Clone(good)
+	badSig[len(badSig)-1] ^= 1
+	for _, bc := range []struct {
+		name string
+		data []byte
+	}{
+		{"event=old-json", []byte(`{"revoked":"I` + strings.Repeat("0", 64) + `"}`)},
+		{"event=stale", good},
+		{"event=bad-signature", badSig},
+		{"event=valid", good},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			now := t0
+			if bc.name == "event=stale" {
+				now = t0.Add(time.Hour)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if s, err := Decode(bc.data); err == nil {
+					s.Verify(a.history, "acme", now)
+				}
+			}
+		})
+	}
 }

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -22,6 +23,10 @@ const refusalLogInterval = 10 * time.Second
 // refusals counts, and logs at most once per interval, control events a member dropped and
 // messages of revoked members a node refused.
 type eventRefusals struct {
+	verifyMu     sync.Mutex
+	tokens       float64   // signature checks allowed now
+	tokensFilled time.Time // when tokens was last topped up
+
 	once       sync.Once
 	events     atomic.Uint64
 	revoked    atomic.Uint64
@@ -37,6 +42,36 @@ func (n *Node) refusalLogs() *eventRefusals {
 		r.revokedLog = ratelog.New(log, slog.LevelWarn, "refused messages of revoked members", refusalLogInterval)
 	})
 	return r
+}
+
+// Signature checks of events a member does per second, and in a burst. The authority sends
+// one event per deleted member; a flood of forged events through a relay costs the member at
+// most this many pairs of Ed25519 verifications a second. Past it, events are dropped unread:
+// the hub refuses revoked members itself, so a member that misses an event stays safe.
+const (
+	eventVerifyRate  = 100
+	eventVerifyBurst = 200
+)
+
+var errEventRate = errors.New("more events than the member checks a second; dropped unverified")
+
+// mayVerifyEvent takes one signature check from the member's budget.
+func (n *Node) mayVerifyEvent() bool {
+	r := &n.eventRefusals
+	r.verifyMu.Lock()
+	defer r.verifyMu.Unlock()
+	now := time.Now()
+	if r.tokensFilled.IsZero() {
+		r.tokens = eventVerifyBurst
+	} else {
+		r.tokens = min(eventVerifyBurst, r.tokens+now.Sub(r.tokensFilled).Seconds()*eventVerifyRate)
+	}
+	r.tokensFilled = now
+	if r.tokens < 1 {
+		return false
+	}
+	r.tokens--
+	return true
 }
 
 // dropEvent counts and logs an event that is not acted on.
@@ -75,6 +110,10 @@ func (n *Node) handleEvent(m *routing.Message) {
 	s, err := event.Decode(m.Payload())
 	if err != nil {
 		n.dropEvent(m, err)
+		return
+	}
+	if !n.mayVerifyEvent() {
+		n.dropEvent(m, errEventRate)
 		return
 	}
 	ev, err := s.Verify(p.authority, p.name, n.cfg.Now())
