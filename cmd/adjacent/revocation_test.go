@@ -268,3 +268,25 @@ func TestRevocationThroughSharedStore(t *testing.T) {
 		t.Fatal("the bank lost the hub too")
 	}
 }
+
+// TestRestartedMemberLearnsRevocations: a member that restarts (or was away when a member
+// was deleted) gets the revocations in force from the hub, signed, when it connects.
+func TestRestartedMemberLearnsRevocations(t *testing.T) {
+	h := hub(t, "acme")
+	bank := member(t, h)
+	mallory := member(t, h)
+	mustCLI(t, "--home", bank, "node", "stop")
+	mustCLI(t, "--home", h, "project", "member", "delete", identifier(t, mallory))
+	mustCLI(t, "--home", bank, "node", "create")
+	if err := eventually(10*time.Second, func() error {
+		if !strings.Contains(readFile(filepath.Join(bank, "node.log")), `msg="the hub told this node of revoked members" count=1`) {
+			return io.EOF
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("the member did not learn of the revocation when it connected\nbank log:\n%s", tail(readFile(filepath.Join(bank, "node.log")), 10))
+	}
+	if p := showProject(t, bank); p.EventsDropped != 0 {
+		t.Errorf("the member dropped %d of the hub's revocations", p.EventsDropped)
+	}
+}

@@ -188,7 +188,7 @@ func (n *Node) registerHubWorkers(listenerFlow routing.FlowID) error {
 
 // authorityRequest is what members send to the hub's authority worker.
 type authorityRequest struct {
-	Op         string                   `json:"op"` // enroll, credential, ticket, member-add, member-delete, member-list
+	Op         string                   `json:"op"` // enroll, credential, revocations, ticket, member-add, member-delete, member-list
 	Secret     []byte                   `json:"secret,omitempty"`
 	Ticket     *authority.TicketOptions `json:"ticket,omitempty"`
 	Member     string                   `json:"member,omitempty"`
@@ -238,6 +238,8 @@ func (n *Node) serveAuthority(ctx context.Context, q *rpc.Request) (any, error) 
 		}
 		n.log.Info("member enrolled", "project", p.name, "member", id)
 		return credentialAnswer{Credential: b.Encode(), Project: p.name}, nil
+	case "revocations":
+		return n.revocationsFor(p, peer)
 	case "credential":
 		if n.isRevoked(id) {
 			return nil, fmt.Errorf("%s is no longer a member of project %s", id, p.name)

@@ -134,6 +134,7 @@ func (n *Node) runSession(ctx context.Context, p *project) {
 		n.router.Open(eventsWorker, ch.Flow())
 		n.setHub(ch, nil)
 		n.log.Info("connected to the hub", "project", p.name, "hub", p.hubRoute.String())
+		go n.fetchRevocations(ctx, p)
 		n.reregisterRelays(ctx)
 		select {
 		case <-ch.Done():

@@ -51,6 +51,7 @@ type project struct {
 	// membership serialises, on a hub, changes of members with reloads of the revocations,
 	// so that a reload never undoes a change it did not read.
 	membership sync.Mutex
+	signed     sync.Map // hubs: identity.Identifier -> the last revocation event signed for it
 }
 
 func (p *project) credentials() []*credential.Bundle {

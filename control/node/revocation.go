@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/adjacentnet/adjacent/control/authority"
 	"github.com/adjacentnet/adjacent/control/event"
 	"github.com/adjacentnet/adjacent/control/identity"
+	"github.com/adjacentnet/adjacent/control/rpc"
 	"github.com/adjacentnet/adjacent/control/trust"
 	"github.com/adjacentnet/adjacent/internal/ratelog"
 	"github.com/adjacentnet/adjacent/routing"
@@ -201,7 +203,101 @@ func (n *Node) reloadRevocations(ctx context.Context, p *project) {
 	p.revoked.Range(func(id, _ any) bool {
 		if !stored[id.(identity.Identifier)] {
 			p.revoked.Delete(id)
+			p.signed.Delete(id)
 		}
 		return true
 	})
+}
+
+// maxRevocationsAnswer bounds the revocations a hub hands a member in one answer, within
+// rpc.MaxMessage; the latest to end go first. The hub refuses all of them itself anyway.
+const maxRevocationsAnswer = 128
+
+// revocationsAnswer is the hub's answer to "revocations": signed events, one per revoked
+// member.
+type revocationsAnswer struct {
+	Events [][]byte `json:"events"`
+}
+
+// revocationsFor answers a member that (re)connected with the revocations in force, each
+// signed, so that it refuses them too without having heard the announcements. Only members
+// are told.
+func (n *Node) revocationsFor(p *project, peer *trust.Peer) (revocationsAnswer, error) {
+	now := n.cfg.Now()
+	if !projectMember(peer, p.name, now) || n.isRevoked(identity.Identifier(peer.Identifier())) {
+		return revocationsAnswer{}, fmt.Errorf("%s is not a member of project %s", peer.Identifier(), p.name)
+	}
+	var rs []authority.Revocation
+	p.revoked.Range(func(id, until any) bool {
+		if u := until.(time.Time); now.Before(u) {
+			rs = append(rs, authority.Revocation{Identifier: id.(identity.Identifier), Until: u})
+		}
+		return true
+	})
+	slices.SortFunc(rs, func(a, b authority.Revocation) int { return b.Until.Compare(a.Until) })
+	ans := revocationsAnswer{Events: [][]byte{}}
+	for _, r := range rs[:min(len(rs), maxRevocationsAnswer)] {
+		s, err := p.signedRevocation(r, now)
+		if err != nil {
+			return revocationsAnswer{}, err
+		}
+		ans.Events = append(ans.Events, s)
+	}
+	return ans, nil
+}
+
+// signedRevocation returns r signed, reusing a signature made less than half of
+// event.MaxAge ago: members asking again and again cost the hub no signing.
+func (p *project) signedRevocation(r authority.Revocation, now time.Time) ([]byte, error) {
+	type signed struct {
+		until time.Time
+		at    time.Time
+		b     []byte
+	}
+	if v, ok := p.signed.Load(r.Identifier); ok {
+		if s := v.(signed); s.until.Equal(r.Until) && now.Sub(s.at) < event.MaxAge/2 {
+			return s.b, nil
+		}
+	}
+	s, err := p.auth.Announce(r)
+	if err != nil {
+		return nil, err
+	}
+	b := s.Encode()
+	p.signed.Store(r.Identifier, signed{until: r.Until, at: now, b: b})
+	return b, nil
+}
+
+// fetchRevocations asks the hub, on the member's own channel to it, for the revocations in
+// force, and acts on those the authority signed.
+func (n *Node) fetchRevocations(ctx context.Context, p *project) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	ch := n.hubChannel()
+	if ch == nil {
+		return
+	}
+	var ans revocationsAnswer
+	if err := rpc.Call(ctx, n.router, routing.MustRoute(ch.Address(), routing.LocalAddress(authorityWorker)), ch.Flow(), authorityRequest{Op: "revocations"}, &ans); err != nil {
+		n.log.Warn("could not read the revoked members from the hub; the hub refuses them anyway", "err", err)
+		return
+	}
+	now := n.cfg.Now()
+	for _, raw := range ans.Events {
+		s, err := event.Decode(raw)
+		if err == nil {
+			var ev event.Event
+			if ev, err = s.Verify(p.authority, p.name, now); err == nil && ev.Kind == event.KindRevoked && ev.Subject != n.self.history.Identifier() {
+				n.revoke(p, ev.Subject, ev.Until)
+				continue
+			}
+		}
+		if err != nil {
+			n.eventRefusals.events.Add(1)
+			n.log.Warn("dropped a revocation from the hub that the authority did not sign", "err", err)
+		}
+	}
+	if len(ans.Events) > 0 {
+		n.log.Info("the hub told this node of revoked members", "count", len(ans.Events))
+	}
 }
