@@ -22,8 +22,9 @@ import (
 // refusalLogInterval spaces the log lines of dropped events and refused revoked members.
 const refusalLogInterval = 10 * time.Second
 
-// refusals counts, and logs at most once per interval, control events a member dropped and
-// messages of revoked members a node refused.
+// eventRefusals counts, and logs at most once per interval, control events a member dropped
+// and messages of revoked members a node refused; it also holds the member's budget of event
+// signature checks.
 type eventRefusals struct {
 	verifyMu     sync.Mutex
 	tokens       float64   // signature checks allowed now
@@ -54,6 +55,8 @@ const (
 	eventVerifyRate  = 100
 	eventVerifyBurst = 200
 )
+
+var errNotMember = errors.New("this node is not a member of a project: it takes no events")
 
 var errEventRate = errors.New("more events than the member checks a second; dropped unverified")
 
@@ -106,7 +109,7 @@ func (n *Node) handleEvent(m *routing.Message) {
 	defer m.Release()
 	p := n.project.Load()
 	if p == nil || p.hub {
-		n.dropEvent(m, errNoProject)
+		n.dropEvent(m, errNotMember)
 		return
 	}
 	s, err := event.Decode(m.Payload())
@@ -123,10 +126,14 @@ func (n *Node) handleEvent(m *routing.Message) {
 		n.dropEvent(m, err)
 		return
 	}
-	if ev.Kind == event.KindRevoked && ev.Subject != n.self.history.Identifier() {
-		n.log.Info("the authority revoked a member", "member", ev.Subject, "until", ev.Until)
-		go n.revoke(p, ev.Subject, ev.Until)
+	if ev.Kind != event.KindRevoked || ev.Subject == n.self.history.Identifier() {
+		return
 	}
+	if until, ok := p.revoked.Load(ev.Subject); ok && !until.(time.Time).Before(ev.Until) {
+		return // known already: a replay, or the answer to fetchRevocations came first
+	}
+	n.log.Info("the authority revoked a member", "member", ev.Subject, "until", ev.Until)
+	go n.revoke(p, ev.Subject, ev.Until)
 }
 
 // loadRevocations makes a hub refuse, from its start, the members its authority revoked.
