@@ -98,6 +98,10 @@ type Project struct {
 	Connected         bool          `json:"connected,omitempty"`
 	Lifetime          time.Duration `json:"credential_lifetime,omitempty"`
 	CredentialExpires time.Time     `json:"credential_expires"`
+	// Refusals: control events dropped because the authority did not sign them (forged,
+	// tampered, stale or for another project), and messages of revoked members refused.
+	EventsDropped  uint64 `json:"events_dropped"`
+	RevokedRefused uint64 `json:"revoked_refused"`
 }
 
 // CreateTicket asks for an enrollment ticket.

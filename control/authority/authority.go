@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/adjacentnet/adjacent/control/credential"
+	"github.com/adjacentnet/adjacent/control/event"
 	"github.com/adjacentnet/adjacent/control/identity"
 )
 
@@ -280,18 +281,6 @@ func (a *Authority) checkEnroller(ctx context.Context, by identity.Identifier) e
 // ErrEnrollerGone: the ticket's maker is no longer a member with the enroller attribute.
 var ErrEnrollerGone = errors.New("this ticket is void")
 
-// DeleteMember deletes a member and the tickets it made, and reports whether there was one.
-func (a *Authority) DeleteMember(ctx context.Context, id identity.Identifier) (bool, error) {
-	ok, err := a.cfg.Store.DeleteMember(ctx, id)
-	if err != nil {
-		return false, err
-	}
-	if _, err := a.cfg.Store.DeleteTickets(ctx, id); err != nil {
-		return ok, fmt.Errorf("authority: delete the tickets of %s: %w", id, err)
-	}
-	return ok, nil
-}
-
 // AddMember adds or replaces a member directly (no ticket).
 func (a *Authority) AddMember(ctx context.Context, by, id identity.Identifier, attrs map[string]string, admin bool) error {
 	if !admin {
@@ -300,4 +289,46 @@ func (a *Authority) AddMember(ctx context.Context, by, id identity.Identifier, a
 		}
 	}
 	return a.cfg.Store.PutMember(ctx, Member{Identifier: id, Attributes: attrs, AddedBy: by, Added: a.cfg.Now()})
+}
+
+// revocationMargin is added to a revocation beyond the credential lifetime, for a refresh
+// that read the member just before it was deleted and issued just after.
+const revocationMargin = time.Minute
+
+// Revoke deletes member id and the tickets it made, and records its revocation until the
+// last credential it could hold has expired. It reports whether id was a member.
+func (a *Authority) Revoke(ctx context.Context, id identity.Identifier) (Revocation, bool, error) {
+	now := a.cfg.Now()
+	r := Revocation{Identifier: id, Revoked: now, Until: now.Add(a.cfg.Lifetime + revocationMargin)}
+	ok, err := a.cfg.Store.RevokeMember(ctx, r)
+	if err != nil || !ok {
+		return Revocation{}, ok, err
+	}
+	// A ticket dies with its maker.
+	if _, err := a.cfg.Store.DeleteTickets(ctx, id); err != nil {
+		return r, true, fmt.Errorf("authority: delete the tickets of %s: %w", id, err)
+	}
+	return r, true, nil
+}
+
+// AttributesChanged returns an event, signed like Announce's, that tells member id to fetch
+// a fresh credential now: its attributes changed.
+func (a *Authority) AttributesChanged(id identity.Identifier) (*event.Signed, error) {
+	now := a.cfg.Now()
+	return event.Sign(a.cfg.Signer, a.cfg.Attested, a.Identifier(), event.Event{
+		Project: a.cfg.Project, Kind: event.KindAttributes, Subject: id, Issued: now, Until: now.Add(event.MaxAge),
+	})
+}
+
+// Revocations returns the revocations in force now, which the hub enforces from its start.
+func (a *Authority) Revocations(ctx context.Context) ([]Revocation, error) {
+	return a.cfg.Store.Revocations(ctx, a.cfg.Now())
+}
+
+// Announce returns r as an event signed by the authority's credential-signing key, issued
+// now: what members verify before they refuse r's subject.
+func (a *Authority) Announce(r Revocation) (*event.Signed, error) {
+	return event.Sign(a.cfg.Signer, a.cfg.Attested, a.Identifier(), event.Event{
+		Project: a.cfg.Project, Kind: event.KindRevoked, Subject: r.Identifier, Issued: a.cfg.Now(), Until: r.Until,
+	})
 }

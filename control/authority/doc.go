@@ -1,9 +1,11 @@
 // Package authority is a project's membership authority, run by the hub: it keeps the
-// members (identifier -> attributes) and the one-time enrollment tickets, and issues members
-// short-lived credentials.
+// members (identifier -> attributes), the one-time enrollment tickets and the revocations of
+// deleted members (kept until their last credential has expired, so that a restarted hub still
+// refuses them), issues members short-lived credentials, and signs the events that announce
+// revocations to members (control/event).
 //
-// store.go is the contract for the authority's storage (Store, with the Member and Ticket
-// records and the errors every implementation returns); the implementations live in
+// store.go is the contract for the authority's storage (Store, with the Member, Ticket and
+// Revocation records and the errors every implementation returns); the implementations live in
 // subpackages so that a program links only the driver it uses: sqlitestore (an embedded
 // SQLite file, the default) and pgstore (PostgreSQL, for hubs that share one member store).
 // storetest is the conformance suite both pass.

@@ -42,11 +42,19 @@ type Ticket struct {
 	CreatedBy  identity.Identifier
 }
 
-// Store keeps an authority's members and tickets. Implementations are safe for concurrent
+// Revocation records a deleted member, refused until its credentials have expired.
+type Revocation struct {
+	Identifier identity.Identifier
+	Revoked    time.Time // when the member was deleted
+	Until      time.Time // refuse it until then: the last credential it could hold expires
+}
+
+// Store keeps an authority's members, tickets and revocations. Implementations are safe for concurrent
 // use. Times are kept to the microsecond (truncated) and may come back in another location;
 // compare them with time.Time.Equal. Attributes come back as a non-nil map.
 type Store interface {
-	// PutMember inserts m, or replaces the member with the same identifier.
+	// PutMember inserts m, or replaces the member with the same identifier. A member put
+	// back is no longer revoked: PutMember removes its revocation.
 	PutMember(ctx context.Context, m Member) error
 	// Member returns the member with identifier id, or ErrNotFound.
 	Member(ctx context.Context, id identity.Identifier) (Member, error)
@@ -54,6 +62,13 @@ type Store interface {
 	Members(ctx context.Context) ([]Member, error)
 	// DeleteMember deletes the member with identifier id, and reports whether there was one.
 	DeleteMember(ctx context.Context, id identity.Identifier) (bool, error)
+	// RevokeMember deletes the member r.Identifier and records r, in one transaction, and
+	// reports whether there was a member; without one it records nothing. A revocation of the
+	// same identifier is replaced; revocations that ended by r.Revoked are forgotten.
+	RevokeMember(ctx context.Context, r Revocation) (bool, error)
+	// Revocations returns the revocations still in force at now (Until after now), sorted
+	// by identifier.
+	Revocations(ctx context.Context, now time.Time) ([]Revocation, error)
 	// AddTicket stores t; ErrTicketExists if a ticket with its secret hash is already stored.
 	AddTicket(ctx context.Context, t Ticket) error
 	// RedeemTicket atomically uses one use of the ticket whose secret hashes to h, and

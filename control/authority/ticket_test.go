@@ -15,18 +15,11 @@ import (
 	"github.com/adjacentnet/adjacent/control/identity"
 )
 
-type signer ed25519.PrivateKey
-
-func (s signer) Public() ed25519.PublicKey { return ed25519.PrivateKey(s).Public().(ed25519.PublicKey) }
-func (s signer) Sign(msg []byte) ([]byte, error) {
-	return ed25519.Sign(ed25519.PrivateKey(s), msg), nil
-}
-
 // newAuthority returns an authority on a fresh SQLite store.
 func newAuthority(t *testing.T) *authority.Authority {
 	t.Helper()
 	now := time.Now()
-	key := signer(ed25519.NewKeyFromSeed(make([]byte, 32)))
+	key := signer{ed25519.NewKeyFromSeed(make([]byte, 32))}
 	h, err := identity.New(key, now)
 	if err != nil {
 		t.Fatal(err)
@@ -123,8 +116,8 @@ func TestTicketOfFormerEnrollerVoid(t *testing.T) {
 		t.Fatal(err)
 	}
 	third := mk(enroller)
-	if ok, err := a.DeleteMember(ctx, enroller); !ok || err != nil {
-		t.Fatalf("DeleteMember = %v, %v", ok, err)
+	if _, ok, err := a.Revoke(ctx, enroller); !ok || err != nil {
+		t.Fatalf("Revoke = %v, %v", ok, err)
 	}
 	if _, err := a.Store().RedeemTicket(ctx, sha256.Sum256(third[:]), time.Now()); !errors.Is(err, authority.ErrTicketUnknown) {
 		t.Errorf("a deleted member's ticket: RedeemTicket = %v, want %v", err, authority.ErrTicketUnknown)

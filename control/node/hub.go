@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -158,6 +157,7 @@ func (n *Node) projectInfo() api.Project {
 	if b := p.cred.Load(); b != nil {
 		info.CredentialExpires = b.Credential.Expires()
 	}
+	info.EventsDropped, info.RevokedRefused = n.eventRefusals.events.Load(), n.eventRefusals.revoked.Load()
 	return info
 }
 
@@ -188,7 +188,7 @@ func (n *Node) registerHubWorkers(listenerFlow routing.FlowID) error {
 
 // authorityRequest is what members send to the hub's authority worker.
 type authorityRequest struct {
-	Op         string                   `json:"op"` // enroll, credential, ticket, member-add, member-delete, member-list
+	Op         string                   `json:"op"` // enroll, credential, revocations, ticket, member-add, member-delete, member-list
 	Secret     []byte                   `json:"secret,omitempty"`
 	Ticket     *authority.TicketOptions `json:"ticket,omitempty"`
 	Member     string                   `json:"member,omitempty"`
@@ -227,13 +227,19 @@ func (n *Node) serveAuthority(ctx context.Context, q *rpc.Request) (any, error) 
 	id := identity.Identifier(peer.Identifier())
 	switch req.Op {
 	case "enroll":
+		p.membership.Lock()
 		b, err := p.auth.Enroll(ctx, id, req.Secret)
+		if err == nil {
+			p.revoked.Delete(id)
+		}
+		p.membership.Unlock()
 		if err != nil {
 			return nil, err
 		}
 		n.log.Info("member enrolled", "project", p.name, "member", id)
-		p.revoked.Delete(id)
 		return credentialAnswer{Credential: b.Encode(), Project: p.name}, nil
+	case "revocations":
+		return n.revocationsFor(p, peer)
 	case "credential":
 		if n.isRevoked(id) {
 			return nil, fmt.Errorf("%s is no longer a member of project %s", id, p.name)
@@ -296,16 +302,18 @@ func (n *Node) addMember(ctx context.Context, p *project, by identity.Identifier
 	if err != nil {
 		return fmt.Errorf("member add: %w", err)
 	}
+	p.membership.Lock()
+	defer p.membership.Unlock()
 	if err := p.auth.AddMember(ctx, by, id, attrs, false); err != nil {
 		return err
 	}
 	p.revoked.Delete(id)
-	n.tellMember(id, event{Credential: true}) // its live sessions are judged by the new attributes
+	n.tellAttributesChanged(p, id) // its live sessions are judged by the new attributes
 	return nil
 }
 
-// deleteMember removes a member, closes its channels here and tells every connected member
-// node to close theirs.
+// deleteMember removes a member and records its revocation in the member store, closes its
+// channels and relays here and tells every connected member node to close theirs.
 func (n *Node) deleteMember(ctx context.Context, p *project, member string) error {
 	id, err := identity.ParseIdentifier(member)
 	if err != nil {
@@ -314,39 +322,19 @@ func (n *Node) deleteMember(ctx context.Context, p *project, member string) erro
 	if id == n.self.history.Identifier() {
 		return errors.New("member delete: the hub cannot remove itself")
 	}
-	ok, err := p.auth.DeleteMember(ctx, id) // and the tickets it made
+	p.membership.Lock()
+	defer p.membership.Unlock()
+	r, ok, err := p.auth.Revoke(ctx, id)
 	if err != nil {
 		return err
 	}
 	if !ok {
 		return fmt.Errorf("member delete: %s is not a member of project %s", id, p.name)
 	}
-	n.log.Info("member deleted", "project", p.name, "member", id)
-	n.announce(event{Revoked: string(id)})
-	n.revoke(p, id)
+	n.log.Info("member deleted", "project", p.name, "member", id, "refused_until", r.Until)
+	n.revoke(p, id, r.Until)
+	n.announce(p, r)
 	return nil
-}
-
-// event is an announcement from the hub to its members.
-type event struct {
-	Revoked string `json:"revoked,omitempty"`
-	// Credential tells a member that its attributes changed: it fetches a fresh credential
-	// at once. The event carries none, so a forged one costs a request and grants nothing.
-	Credential bool `json:"credential,omitempty"`
-}
-
-// announce sends ev to the events worker of every node with a channel to this hub.
-func (n *Node) announce(ev event) {
-	b, _ := json.Marshal(ev)
-	for _, c := range n.channels.list() {
-		if c.Initiator() || c.Peer() == nil {
-			continue
-		}
-		m := routing.NewMessage()
-		m.Onward = routing.MustRoute(c.Address(), routing.LocalAddress(eventsWorker))
-		m.SetPayload(b)
-		n.router.Send(m)
-	}
 }
 
 // relays are the hub's relays, by name.
@@ -385,7 +373,7 @@ func (n *Node) serveRelays(ctx context.Context, q *rpc.Request) (any, error) {
 		return nil, err
 	}
 	attrs := peer.Attributes()
-	if attrs[authority.AttrMember] != "true" {
+	if attrs[authority.AttrMember] != "true" || n.isRevoked(identity.Identifier(peer.Identifier())) {
 		return nil, fmt.Errorf("%s is not a member of project %s", peer.Identifier(), p.name)
 	}
 	if req.Op == "list" {
@@ -437,7 +425,8 @@ func (n *Node) putRelay(name string, to routing.Route, owner routing.FlowID, own
 	}
 	gate := &access.Gate{Resource: "relay " + name, Policy: n.policyFunc("relay", name), Log: n.log, Router: n.router}
 	r := &hubRelay{owner: ownerID}
-	r.relay = routing.NewRelay(n.router, relayPrefix+name, to, owner, gate.Admit)
+	admit := func(m *routing.Message) bool { return !n.revokedSender(m, gate.Resource) && gate.Admit(m) }
+	r.relay = routing.NewRelay(n.router, relayPrefix+name, to, owner, admit)
 	n.relays.m[name] = r
 	n.router.Register(relayPrefix+name, r.relay, n.relays.flow)
 	n.log.Info("relay registered", "name", name, "owner", ownerID)

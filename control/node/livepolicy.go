@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"encoding/json"
 	"sync"
 	"time"
 
@@ -85,9 +84,15 @@ func (n *Node) recheckPortals() int {
 	return cut
 }
 
-// tellMember sends ev to the events worker of member id, on its own channels to this hub.
-func (n *Node) tellMember(id identity.Identifier, ev event) {
-	b, _ := json.Marshal(ev)
+// tellAttributesChanged tells member id, on its own channels to this hub, to fetch a fresh
+// credential now, in an event the authority signs (members act on no other).
+func (n *Node) tellAttributesChanged(p *project, id identity.Identifier) {
+	s, err := p.auth.AttributesChanged(id)
+	if err != nil {
+		n.log.Error("member not told of its new attributes; it gets them at its next refresh", "member", id, "err", err)
+		return
+	}
+	b := s.Encode()
 	for _, c := range n.channels.list() {
 		if c.Initiator() || c.Peer() == nil || c.Peer().Identifier() != string(id) {
 			continue

@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -135,6 +134,7 @@ func (n *Node) runSession(ctx context.Context, p *project) {
 		n.router.Open(eventsWorker, ch.Flow())
 		n.setHub(ch, nil)
 		n.log.Info("connected to the hub", "project", p.name, "hub", p.hubRoute.String())
+		go n.fetchRevocations(ctx, p)
 		n.reregisterRelays(ctx)
 		select {
 		case <-ch.Done():
@@ -150,30 +150,6 @@ func (n *Node) runSession(ctx context.Context, p *project) {
 func backoff(failures int) time.Duration {
 	d := 100 * time.Millisecond << min(failures, 4) // up to 1.6s
 	return d/2 + time.Duration(time.Now().UnixNano()%int64(d/2))
-}
-
-// handleEvent acts on an announcement from the hub.
-func (n *Node) handleEvent(m *routing.Message) {
-	defer m.Release()
-	p := n.project.Load()
-	if p == nil || m.Local.Peer == nil || m.Local.Peer.Identifier() != string(p.authority.Identifier()) {
-		return // only the authority speaks for the project
-	}
-	var ev event
-	if json.Unmarshal(m.Payload(), &ev) != nil {
-		return
-	}
-	if ev.Revoked != "" {
-		id, err := identity.ParseIdentifier(ev.Revoked)
-		if err != nil {
-			return
-		}
-		n.log.Info("the hub revoked a member", "member", id)
-		go n.revoke(p, id)
-	}
-	if ev.Credential && !p.hub {
-		go n.refreshNow(p)
-	}
 }
 
 // enroll redeems a ticket at its hub and makes this node a member of the project.

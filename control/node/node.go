@@ -53,6 +53,8 @@ type Node struct {
 	session  session // members: the channel to the hub
 	recheck  recheck // asks policyLoop to re-check live portal sessions
 
+	eventRefusals eventRefusals // dropped control events, refused revoked members
+
 	listenerMu sync.Mutex // serialises listener restarts
 	started    time.Time
 	listenMu   sync.Mutex

@@ -96,6 +96,9 @@ func (n *Node) startOutlet(rec state.Outlet) error {
 		Target: rec.Target,
 		Logger: n.log.With("outlet", name),
 		Admit: func(m *routing.Message) (bool, string) {
+			if n.revokedSender(m, "outlet "+name) {
+				return false, "the sender's membership was revoked"
+			}
 			return access.Allowed(n.policyOf("tcp-outlet", name), m)
 		},
 		Allow: func(peer routing.Peer) (bool, string) {

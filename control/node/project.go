@@ -48,6 +48,10 @@ type project struct {
 	cred      atomic.Pointer[credential.Bundle]
 	auth      *authority.Authority // hubs only
 	revoked   sync.Map             // identity.Identifier -> time.Time: refuse until then
+	// membership serialises, on a hub, changes of members with reloads of the revocations,
+	// so that a reload never undoes a change it did not read.
+	membership sync.Mutex
+	signed     sync.Map // hubs: identity.Identifier -> the last revocation event signed for it
 }
 
 func (p *project) credentials() []*credential.Bundle {
@@ -83,6 +87,10 @@ func (n *Node) loadProject(ctx context.Context) (*project, error) {
 	if p.hub {
 		p.public, _, _ = n.state.Setting(ctx, settingPublicAddress)
 		if p.auth, err = n.openAuthority(ctx, name); err != nil {
+			return nil, err
+		}
+		if err := n.loadRevocations(ctx, p); err != nil {
+			p.auth.Store().Close()
 			return nil, err
 		}
 	} else {
@@ -198,14 +206,22 @@ func (n *Node) saveCredential(ctx context.Context, p *project, b *credential.Bun
 	return nil
 }
 
-// revoke refuses id from now on (until its credential would have expired anyway) and
-// closes its channels.
-func (n *Node) revoke(p *project, id identity.Identifier) {
-	p.revoked.Store(id, n.cfg.Now().Add(authority.MaxCredentialLifetime))
+// revoke refuses id until then (when its credentials have expired anyway), closes its
+// channels and, on a hub, drops the relays it holds.
+func (n *Node) revoke(p *project, id identity.Identifier, until time.Time) {
+	if old, ok := p.revoked.Load(id); !ok || old.(time.Time).Before(until) {
+		p.revoked.Store(id, until)
+	}
 	for _, c := range n.channels.list() {
 		if peer := c.Peer(); peer != nil && peer.Identifier() == string(id) {
 			n.log.Info("closing channel of a revoked member", "peer", id, "channel", c.Address().Value)
 			c.Close()
+		}
+	}
+	for _, r := range n.relayList() {
+		if r.Owner == string(id) {
+			n.log.Info("dropping the relay of a revoked member", "relay", r.Name, "owner", id)
+			n.dropRelay(r.Name)
 		}
 	}
 }
@@ -217,8 +233,8 @@ func (n *Node) revoke(p *project, id identity.Identifier) {
 func (n *Node) credentialLoop(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	var lastTry time.Time
-	var refreshing atomic.Bool
+	var lastTry, lastReload time.Time
+	var refreshing, reloading atomic.Bool
 	for {
 		select {
 		case <-ctx.Done():
@@ -231,6 +247,13 @@ func (n *Node) credentialLoop(ctx context.Context) {
 		}
 		now := n.cfg.Now()
 		n.closeExpired(p, now)
+		if p.hub && now.Sub(lastReload) >= revocationReload && reloading.CompareAndSwap(false, true) {
+			lastReload = now
+			go func() {
+				defer reloading.Store(false)
+				n.reloadRevocations(ctx, p)
+			}()
+		}
 		if b := p.cred.Load(); b == nil || now.After(halfLife(b.Credential)) {
 			if now.Sub(lastTry) > 5*time.Second && refreshing.CompareAndSwap(false, true) {
 				lastTry = now

@@ -50,6 +50,11 @@ var migrations = []string{
 		expires timestamptz NOT NULL,
 		created_by text NOT NULL
 	)`,
+	`CREATE TABLE ` + Schema + `.revocations (
+		identifier text COLLATE "C" PRIMARY KEY,
+		revoked timestamptz NOT NULL,
+		until timestamptz NOT NULL
+	)`,
 }
 
 // Open connects to the PostgreSQL database at dsn (a URL or key=value connection string),
@@ -121,7 +126,8 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// PutMember inserts m, or replaces the member with the same identifier.
+// PutMember inserts m, or replaces the member with the same identifier, and lifts its
+// revocation.
 func (s *Store) PutMember(ctx context.Context, m authority.Member) error {
 	if _, err := identity.ParseIdentifier(string(m.Identifier)); err != nil {
 		return fmt.Errorf("pgstore: put member: %w", err)
@@ -131,10 +137,15 @@ func (s *Store) PutMember(ctx context.Context, m authority.Member) error {
 		return fmt.Errorf("pgstore: put member %s: %w", m.Identifier, err)
 	}
 	err = s.with(ctx, func(c *pgx.Conn) error {
-		_, err := c.Exec(ctx, `INSERT INTO `+Schema+`.members (identifier, attributes, added_by, added) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (identifier) DO UPDATE SET attributes = excluded.attributes, added_by = excluded.added_by, added = excluded.added`,
-			string(m.Identifier), attrs, string(m.AddedBy), m.Added)
-		return err
+		return pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `INSERT INTO `+Schema+`.members (identifier, attributes, added_by, added) VALUES ($1, $2, $3, $4)
+				ON CONFLICT (identifier) DO UPDATE SET attributes = excluded.attributes, added_by = excluded.added_by, added = excluded.added`,
+				string(m.Identifier), attrs, string(m.AddedBy), m.Added); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, `DELETE FROM `+Schema+`.revocations WHERE identifier = $1`, string(m.Identifier))
+			return err
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("pgstore: put member %s: %w", m.Identifier, err)
@@ -204,6 +215,55 @@ func (s *Store) DeleteMember(ctx context.Context, id identity.Identifier) (bool,
 		return false, fmt.Errorf("pgstore: delete member %s: %w", id, err)
 	}
 	return n > 0, nil
+}
+
+// RevokeMember deletes the member r.Identifier and records r, in one transaction.
+func (s *Store) RevokeMember(ctx context.Context, r authority.Revocation) (bool, error) {
+	var n int64
+	err := s.with(ctx, func(c *pgx.Conn) error {
+		return pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
+			tag, err := tx.Exec(ctx, `DELETE FROM `+Schema+`.members WHERE identifier = $1`, string(r.Identifier))
+			if n = tag.RowsAffected(); err != nil || n == 0 {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `DELETE FROM `+Schema+`.revocations WHERE until <= $1`, r.Revoked); err != nil {
+				return err
+			}
+			_, err = tx.Exec(ctx, `INSERT INTO `+Schema+`.revocations (identifier, revoked, until) VALUES ($1, $2, $3)
+				ON CONFLICT (identifier) DO UPDATE SET revoked = excluded.revoked, until = excluded.until`,
+				string(r.Identifier), r.Revoked, r.Until)
+			return err
+		})
+	})
+	if err != nil {
+		return false, fmt.Errorf("pgstore: revoke member %s: %w", r.Identifier, err)
+	}
+	return n > 0, nil
+}
+
+// Revocations returns the revocations in force at now, sorted by identifier.
+func (s *Store) Revocations(ctx context.Context, now time.Time) ([]authority.Revocation, error) {
+	var all []authority.Revocation
+	err := s.with(ctx, func(c *pgx.Conn) error {
+		rows, err := c.Query(ctx, `SELECT identifier, revoked, until FROM `+Schema+`.revocations WHERE until > $1 ORDER BY identifier`, now)
+		if err != nil {
+			return err
+		}
+		all, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (authority.Revocation, error) {
+			var (
+				r  authority.Revocation
+				id string
+			)
+			err := row.Scan(&id, &r.Revoked, &r.Until)
+			r.Identifier = identity.Identifier(id)
+			return r, err
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: list revocations: %w", err)
+	}
+	return all, nil
 }
 
 // AddTicket stores t, or returns authority.ErrTicketExists.

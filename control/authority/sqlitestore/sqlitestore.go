@@ -44,6 +44,11 @@ var migrations = []string{
 		expires INTEGER NOT NULL,
 		created_by TEXT NOT NULL
 	)`,
+	`CREATE TABLE revocations (
+		identifier TEXT PRIMARY KEY,
+		revoked INTEGER NOT NULL,
+		until INTEGER NOT NULL
+	)`,
 }
 
 // Open opens (creating, mode 0600) and migrates the store at path.
@@ -117,7 +122,8 @@ func (s *Store) Close() error {
 	return s.closeErr
 }
 
-// PutMember inserts m, or replaces the member with the same identifier.
+// PutMember inserts m, or replaces the member with the same identifier, and lifts its
+// revocation.
 func (s *Store) PutMember(ctx context.Context, m authority.Member) error {
 	if _, err := identity.ParseIdentifier(string(m.Identifier)); err != nil {
 		return fmt.Errorf("sqlitestore: put member: %w", err)
@@ -126,13 +132,81 @@ func (s *Store) PutMember(ctx context.Context, m authority.Member) error {
 	if err != nil {
 		return fmt.Errorf("sqlitestore: put member %s: %w", m.Identifier, err)
 	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO members (identifier, attributes, added_by, added) VALUES (?, ?, ?, ?)
-		ON CONFLICT (identifier) DO UPDATE SET attributes = excluded.attributes, added_by = excluded.added_by, added = excluded.added`,
-		string(m.Identifier), attrs, string(m.AddedBy), m.Added.UnixMicro())
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO members (identifier, attributes, added_by, added) VALUES (?, ?, ?, ?)
+			ON CONFLICT (identifier) DO UPDATE SET attributes = excluded.attributes, added_by = excluded.added_by, added = excluded.added`,
+			string(m.Identifier), attrs, string(m.AddedBy), m.Added.UnixMicro()); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM revocations WHERE identifier = ?`, string(m.Identifier))
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("sqlitestore: put member %s: %w", m.Identifier, err)
 	}
 	return nil
+}
+
+// inTx runs fn in a transaction, committed if fn returns nil.
+func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// RevokeMember deletes the member r.Identifier and records r, in one transaction.
+func (s *Store) RevokeMember(ctx context.Context, r authority.Revocation) (bool, error) {
+	var n int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM members WHERE identifier = ?`, string(r.Identifier))
+		if err != nil {
+			return err
+		}
+		if n, err = res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM revocations WHERE until <= ?`, r.Revoked.UnixMicro()); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO revocations (identifier, revoked, until) VALUES (?, ?, ?)
+			ON CONFLICT (identifier) DO UPDATE SET revoked = excluded.revoked, until = excluded.until`,
+			string(r.Identifier), r.Revoked.UnixMicro(), r.Until.UnixMicro())
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("sqlitestore: revoke member %s: %w", r.Identifier, err)
+	}
+	return n > 0, nil
+}
+
+// Revocations returns the revocations in force at now, sorted by identifier.
+func (s *Store) Revocations(ctx context.Context, now time.Time) ([]authority.Revocation, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT identifier, revoked, until FROM revocations WHERE until > ? ORDER BY identifier`, now.UnixMicro())
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: list revocations: %w", err)
+	}
+	defer rows.Close()
+	var all []authority.Revocation
+	for rows.Next() {
+		var (
+			id             string
+			revoked, until int64
+		)
+		if err := rows.Scan(&id, &revoked, &until); err != nil {
+			return nil, fmt.Errorf("sqlitestore: list revocations: %w", err)
+		}
+		all = append(all, authority.Revocation{Identifier: identity.Identifier(id), Revoked: time.UnixMicro(revoked), Until: time.UnixMicro(until)})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlitestore: list revocations: %w", err)
+	}
+	return all, nil
 }
 
 const memberColumns = `identifier, attributes, added_by, added`

@@ -1,9 +1,11 @@
 package sqlitestore
 
 import (
+	"database/sql"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/adjacentnet/adjacent/control/authority"
 	"github.com/adjacentnet/adjacent/control/authority/storetest"
@@ -65,6 +67,51 @@ func TestReopen(t *testing.T) {
 	m, err := s.Member(t.Context(), storetest.ID(1))
 	if err != nil || m.Attributes["role"] != "analyst" {
 		t.Errorf("Member after reopening = %+v, %v", m, err)
+	}
+}
+
+// TestRevocationsSurviveReopen: a hub restarting reads back the members it revoked.
+func TestRevocationsSurviveReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "authority.db")
+	s := open(t, path)
+	now := time.Now()
+	if err := s.PutMember(t.Context(), authority.Member{Identifier: storetest.ID(1)}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.RevokeMember(t.Context(), authority.Revocation{Identifier: storetest.ID(1), Revoked: now, Until: now.Add(time.Hour)}); !ok || err != nil {
+		t.Fatalf("RevokeMember = %v, %v", ok, err)
+	}
+	s.Close()
+	s = open(t, path)
+	defer s.Close()
+	rs, err := s.Revocations(t.Context(), now)
+	if err != nil || len(rs) != 1 || rs[0].Identifier != storetest.ID(1) {
+		t.Errorf("Revocations after reopening = %v, %v, want %s", rs, err, storetest.ID(1))
+	}
+}
+
+// TestUpgradeKeepsMembers: a database of the first schema (before revocations) is migrated
+// in place.
+func TestUpgradeKeepsMembers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "authority.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{migrations[0], `PRAGMA user_version = 1`,
+		`INSERT INTO members (identifier, attributes, added_by, added) VALUES ('` + string(storetest.ID(1)) + `', '{"role":"analyst"}', '', 0)`} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+	s := open(t, path)
+	defer s.Close()
+	if m, err := s.Member(t.Context(), storetest.ID(1)); err != nil || m.Attributes["role"] != "analyst" {
+		t.Errorf("Member after the upgrade = %+v, %v", m, err)
+	}
+	if ok, err := s.RevokeMember(t.Context(), authority.Revocation{Identifier: storetest.ID(1), Revoked: time.Now(), Until: time.Now().Add(time.Hour)}); !ok || err != nil {
+		t.Errorf("RevokeMember after the upgrade = %v, %v", ok, err)
 	}
 }
 

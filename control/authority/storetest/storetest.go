@@ -35,6 +35,9 @@ func Run(t *testing.T, open func(t *testing.T) authority.Store) {
 		{"TicketExpiry", testTicketExpiry},
 		{"UsedAndExpiredTicket", testUsedAndExpiredTicket},
 		{"DeleteTickets", testDeleteTickets},
+		{"RevokeMember", testRevokeMember},
+		{"RevocationExpires", testRevocationExpires},
+		{"PutMemberLiftsRevocation", testPutMemberLiftsRevocation},
 		{"ConcurrentRedeem", func(t *testing.T, s authority.Store) { ConcurrentRedeem(t, s, s) }},
 		{"Close", testClose},
 	}
@@ -407,6 +410,123 @@ func testDeleteTickets(t *testing.T, s authority.Store) {
 	}
 	if n, err := s.DeleteTickets(ctx(t), ID(3)); err != nil || n != 0 {
 		t.Errorf("DeleteTickets of an enroller with none = %d, %v, want 0, nil", n, err)
+	}
+}
+
+func revocation(n int, revoked time.Time, lasts time.Duration) authority.Revocation {
+	return authority.Revocation{Identifier: ID(n), Revoked: revoked, Until: revoked.Add(lasts)}
+}
+
+func sameRevocations(got, want []authority.Revocation) string {
+	if len(got) != len(want) {
+		return fmt.Sprintf("%d revocations %v, want %d %v", len(got), got, len(want), want)
+	}
+	for i := range got {
+		g, w := got[i], want[i]
+		if g.Identifier != w.Identifier || !g.Revoked.Equal(w.Revoked.Truncate(time.Microsecond)) || !g.Until.Equal(w.Until.Truncate(time.Microsecond)) {
+			return fmt.Sprintf("revocation %d = %+v, want %+v", i, g, w)
+		}
+	}
+	return ""
+}
+
+func mustRevocations(t *testing.T, s authority.Store, now time.Time) []authority.Revocation {
+	t.Helper()
+	rs, err := s.Revocations(ctx(t), now)
+	if err != nil {
+		t.Fatalf("Revocations: %v", err)
+	}
+	return rs
+}
+
+// testRevokeMember: revoking deletes the member and records the revocation, which the store
+// keeps (a hub restarting reads it back); revoking a non-member records nothing.
+func testRevokeMember(t *testing.T, s authority.Store) {
+	for _, n := range []int{1, 2, 3} {
+		mustPut(t, s, member(n, nil))
+	}
+	if rs := mustRevocations(t, s, t0); len(rs) != 0 {
+		t.Fatalf("Revocations of a new store = %v, want none", rs)
+	}
+	r3, r1 := revocation(3, t0, time.Hour), revocation(1, t0.Add(time.Second), 2*time.Hour)
+	for _, r := range []authority.Revocation{r3, r1} {
+		if ok, err := s.RevokeMember(ctx(t), r); !ok || err != nil {
+			t.Fatalf("RevokeMember(%s) = %v, %v, want true, nil", r.Identifier, ok, err)
+		}
+		if _, err := s.Member(ctx(t), r.Identifier); !errors.Is(err, authority.ErrNotFound) {
+			t.Errorf("Member(%s) after RevokeMember: %v, want %v", r.Identifier, err, authority.ErrNotFound)
+		}
+	}
+	if d := sameRevocations(mustRevocations(t, s, t0.Add(time.Minute)), []authority.Revocation{r1, r3}); d != "" {
+		t.Errorf("Revocations: %s", d)
+	}
+	if _, err := s.Member(ctx(t), ID(2)); err != nil {
+		t.Errorf("Member(%s), not revoked: %v", ID(2), err)
+	}
+	// Not a member (any more): nothing is recorded or changed.
+	for _, r := range []authority.Revocation{revocation(4, t0, time.Hour), revocation(1, t0, 9*time.Hour)} {
+		if ok, err := s.RevokeMember(ctx(t), r); ok || err != nil {
+			t.Errorf("RevokeMember(%s) of a non-member = %v, %v, want false, nil", r.Identifier, ok, err)
+		}
+	}
+	if d := sameRevocations(mustRevocations(t, s, t0.Add(time.Minute)), []authority.Revocation{r1, r3}); d != "" {
+		t.Errorf("Revocations after revoking non-members: %s", d)
+	}
+	// A member put back and revoked again: the new revocation replaces the old.
+	mustPut(t, s, member(3, nil))
+	r3b := revocation(3, t0.Add(time.Minute), 3*time.Hour)
+	if ok, err := s.RevokeMember(ctx(t), r3b); !ok || err != nil {
+		t.Fatalf("RevokeMember(%s) again = %v, %v", ID(3), ok, err)
+	}
+	if d := sameRevocations(mustRevocations(t, s, t0.Add(time.Minute)), []authority.Revocation{r1, r3b}); d != "" {
+		t.Errorf("Revocations after revoking again: %s", d)
+	}
+}
+
+// testRevocationExpires: a revocation is in force until its Until, and forgotten once a
+// later revocation is recorded.
+func testRevocationExpires(t *testing.T, s authority.Store) {
+	mustPut(t, s, member(1, nil))
+	mustPut(t, s, member(2, nil))
+	r1 := revocation(1, t0, time.Hour)
+	if ok, err := s.RevokeMember(ctx(t), r1); !ok || err != nil {
+		t.Fatalf("RevokeMember = %v, %v", ok, err)
+	}
+	until := r1.Until.Truncate(time.Microsecond)
+	for _, tc := range []struct {
+		now  time.Time
+		want []authority.Revocation
+	}{
+		{t0.Add(-time.Hour), []authority.Revocation{r1}},
+		{until.Add(-time.Microsecond), []authority.Revocation{r1}},
+		{until, nil},
+		{until.Add(time.Hour), nil},
+	} {
+		if d := sameRevocations(mustRevocations(t, s, tc.now), tc.want); d != "" {
+			t.Errorf("Revocations at until%+v: %s", tc.now.Sub(until), d)
+		}
+	}
+	// Revoking another member after r1 ended forgets r1, even for an earlier clock.
+	if ok, err := s.RevokeMember(ctx(t), revocation(2, until, time.Hour)); !ok || err != nil {
+		t.Fatalf("RevokeMember = %v, %v", ok, err)
+	}
+	if d := sameRevocations(mustRevocations(t, s, t0), []authority.Revocation{revocation(2, until, time.Hour)}); d != "" {
+		t.Errorf("Revocations after a later revocation: %s", d)
+	}
+}
+
+// testPutMemberLiftsRevocation: a member added again is no longer revoked.
+func testPutMemberLiftsRevocation(t *testing.T, s authority.Store) {
+	mustPut(t, s, member(1, nil))
+	mustPut(t, s, member(2, nil))
+	for _, n := range []int{1, 2} {
+		if ok, err := s.RevokeMember(ctx(t), revocation(n, t0, time.Hour)); !ok || err != nil {
+			t.Fatalf("RevokeMember = %v, %v", ok, err)
+		}
+	}
+	mustPut(t, s, member(1, map[string]string{"back": "yes"}))
+	if d := sameRevocations(mustRevocations(t, s, t0), []authority.Revocation{revocation(2, t0, time.Hour)}); d != "" {
+		t.Errorf("Revocations after putting %s back: %s", ID(1), d)
 	}
 }
 
