@@ -132,16 +132,13 @@ func (r *Relay) HandleMessage(m *Message) {
 	fromOwner := r.fromOwnerLocked(m)
 	r.mu.RUnlock()
 	// admit may answer m (a refused handshake), so it runs without the lock.
-	if !fromOwner && r.admit != nil && !r.admit(m) {
+	if !fromOwner && (r.admit != nil && !r.admit(m) || !r.openClient(m)) {
 		m.Release()
 		return
 	}
 	r.mu.RLock()
 	ok := fromOwner == r.fromOwnerLocked(m) && r.forward(m, fromOwner)
 	r.mu.RUnlock()
-	if ok && !fromOwner {
-		ok = r.openClient(m)
-	}
 	if !ok {
 		m.Release()
 		return
@@ -167,14 +164,12 @@ func (r *Relay) forward(m *Message, fromOwner bool) bool {
 	return r.ownerAt != "" && m.Onward.Prepend(&r.to) == nil && m.Return.Push(r.self) == nil
 }
 
-// openClient opens the client's channel, the hop after the relay's own on m's return route,
-// to the relay's flow, so that the owner's answers can go back that way. A remote client's
-// channel is the hop its message came out of (the Link pushed it); a local sender's return
+// openClient opens the client's channel, the first hop of m's return route, to the relay's
+// flow, so that the owner's answers can go back that way. A remote client's channel is the
+// link its message came over, which pushed its own address there; a local sender's return
 // route is its own business.
 func (r *Relay) openClient(m *Message) bool {
-	back := m.Return
-	back.Pop() // the relay itself
-	t, v, ok := back.Next()
+	t, v, ok := m.Return.Next()
 	if !ok || t != TypeLocal {
 		return false
 	}

@@ -390,3 +390,48 @@ func checkNoRemoteMessageBecomesLocal(t *testing.T, rnd *rand.Rand, iterations i
 		t.Fatalf("relays hold %d clients and carried %d answers: the test exercised nothing", clients, answers)
 	}
 }
+
+// BenchmarkRelay measures one message through a relay each way, against the same message
+// delivered straight to the channel (direct), to compare the relay's share as a ratio.
+func BenchmarkRelay(b *testing.B) {
+	r := New(Config{Logger: quiet})
+	listener := r.NewFlow()
+	release := WorkerFunc(func(m *Message) { m.Release() })
+	chans := map[string]Local{}
+	for _, name := range []string{"sc.owner", "sc.client"} {
+		if err := r.Register(name, release); err != nil {
+			b.Fatal(err)
+		}
+		chans[name] = Local{Flow: r.NewFlow(), Spawner: listener, Peer: testPeer(name), Link: testLink{LocalAddress(name)}}
+	}
+	if err := r.Register("direct", release, listener); err != nil {
+		b.Fatal(err)
+	}
+	relay := NewRelay(r, "forward_to_db", MustRoute(LocalAddress("sc.owner")), chans["sc.owner"].Flow, nil)
+	if err := r.Register("forward_to_db", relay, listener); err != nil {
+		b.Fatal(err)
+	}
+	payload := make([]byte, 1024)
+	for _, bc := range []struct {
+		name        string
+		from        string
+		onward, ret []Address
+	}{
+		{"direct", "sc.client", []Address{LocalAddress("direct")}, nil},
+		{"client-to-owner", "sc.client", []Address{LocalAddress("forward_to_db"), LocalAddress("api")}, []Address{LocalAddress("sc.i.in")}},
+		{"owner-to-client", "sc.owner", []Address{LocalAddress("forward_to_db"), LocalAddress("sc.client"), LocalAddress("sc.i.in")}, []Address{LocalAddress("sc.r.in")}},
+	} {
+		onward := MustRoute(bc.onward...)
+		ret := MustRoute(append([]Address{LocalAddress(bc.from)}, bc.ret...)...)
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(payload)))
+			for b.Loop() {
+				m := NewMessage()
+				m.Onward, m.Return, m.Local = onward, ret, chans[bc.from]
+				m.SetPayload(payload)
+				r.Send(m)
+			}
+		})
+	}
+}
