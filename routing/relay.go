@@ -40,9 +40,9 @@ type Relay struct {
 	mu      sync.RWMutex
 	to      Route
 	owner   FlowID
-	ownerAt string              // the worker of to's first hop, opened to flow
-	clients map[string]struct{} // client channels opened to flow, by worker name
-	pruned  uint64              // the router's unregistration count when clients was last pruned
+	ownerAt string                   // the worker of to's first hop, opened to flow
+	clients map[string]*registration // client channels opened to flow, by worker name
+	pruned  uint64                   // the router's unregistration count when clients was last pruned
 }
 
 // NewRelay returns a relay at the local address name that forwards to the route to, whose
@@ -58,7 +58,7 @@ func NewRelay(r *Router, name string, to Route, owner FlowID, admit func(m *Mess
 		maxClients: DefaultRelayClients,
 		refusals: ratelog.New(r.log.With("relay", name), slog.LevelWarn,
 			"relay refused a client: it holds the most client channels it may", 10*time.Second),
-		clients: make(map[string]struct{}),
+		clients: make(map[string]*registration),
 	}
 	rl.Update(to, owner)
 	return rl
@@ -101,8 +101,8 @@ func (r *Relay) shutLocked() {
 		r.router.Shut(r.ownerAt, r.flow)
 		r.ownerAt = ""
 	}
-	for name := range r.clients {
-		r.router.Shut(name, r.flow)
+	for _, reg := range r.clients {
+		reg.shut(r.flow)
 	}
 	clear(r.clients)
 }
@@ -129,10 +129,10 @@ func (r *Relay) Refused() uint64 { return r.refused.Load() }
 func (r *Relay) HandleMessage(m *Message) {
 	m.Onward.Pop()
 	r.mu.RLock()
-	fromOwner := r.fromOwnerLocked(m)
+	fromOwner, live := r.fromOwnerLocked(m), r.ownerAt != ""
 	r.mu.RUnlock()
 	// admit may answer m (a refused handshake), so it runs without the lock.
-	if !fromOwner && (r.admit != nil && !r.admit(m) || !r.openClient(m)) {
+	if !live || !fromOwner && (r.admit != nil && !r.admit(m) || !r.openClient(m)) {
 		m.Release()
 		return
 	}
@@ -176,38 +176,39 @@ func (r *Relay) openClient(m *Message) bool {
 	if m.Local.Flow != FlowLocal && !m.Local.cameBy(t, v) {
 		return false
 	}
+	reg := r.router.lookupBytes(v)
+	if reg == nil {
+		return false
+	}
 	r.mu.RLock()
-	_, known := r.clients[string(v)]
+	known := r.clients[string(v)] == reg
 	r.mu.RUnlock()
 	if known {
 		return true
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, known := r.clients[string(v)]; known {
+	if r.clients[string(v)] == reg {
 		return true
 	}
-	if len(r.clients) >= r.maxClients && !r.pruneLocked() {
+	if _, stale := r.clients[string(v)]; !stale && len(r.clients) >= r.maxClients && !r.pruneLocked() {
 		r.refused.Add(1)
 		r.refusals.Note(slog.Int("clients", len(r.clients)), slog.String("client", string(v)))
 		return false
 	}
-	name := string(v)
-	if err := r.router.Open(name, r.flow); err != nil {
-		return false // the client's channel closed meanwhile
-	}
-	r.clients[name] = struct{}{}
+	reg.open(r.flow)
+	r.clients[string(v)] = reg
 	return true
 }
 
-// pruneLocked forgets the client channels that are gone (their registrations, with the flows
-// opened at them, vanished with them) and reports whether there is room for one more. It
+// pruneLocked forgets the client channels that are gone (their registrations, with the
+// relay's flow opened at them, vanished with them) and reports whether there is room for one more. It
 // looks only when a worker was unregistered since it last looked.
 func (r *Relay) pruneLocked() bool {
 	if gen := r.router.unregistered.Load(); gen != r.pruned {
 		r.pruned = gen
-		for name := range r.clients {
-			if !r.router.Registered(name) {
+		for name, reg := range r.clients {
+			if r.router.lookup(name) != reg {
 				delete(r.clients, name)
 			}
 		}

@@ -152,10 +152,17 @@ func TestRelayClientCap(t *testing.T) {
 	if got := len(owner.take()); got != 1 || relay.Clients() != 2 || relay.Refused() != 1 {
 		t.Fatalf("after a client closed: owner got %d, clients %d, refused %d; want 1, 2, 1", got, relay.Clients(), relay.Refused())
 	}
-	must(t, r.Register(a.enc, &sink{})) // the same name again is a new worker, not opened
+	again := &sink{}
+	must(t, r.Register(a.enc, again)) // the same name again is a new worker, not opened
 	owner.send(r, []Address{LocalAddress("forward_to_db"), LocalAddress(a.enc)})
 	if r.Stats().Denied != 1 {
 		t.Fatalf("Denied = %d, want 1: a new worker under a client's old name must not inherit its opening", r.Stats().Denied)
+	}
+	r.Unregister(b.enc)
+	a.send(r, []Address{LocalAddress("forward_to_db")}) // until it sends through the relay
+	owner.send(r, []Address{LocalAddress("forward_to_db"), LocalAddress(a.enc)})
+	if len(again.got) != 1 || relay.Clients() != 2 || relay.Refused() != 1 {
+		t.Fatalf("the new channel got %d answers, clients %d, refused %d; want 1, 2, 1", len(again.got), relay.Clients(), relay.Refused())
 	}
 }
 
@@ -433,5 +440,30 @@ func BenchmarkRelay(b *testing.B) {
 				r.Send(m)
 			}
 		})
+	}
+}
+
+// TestRelayLocalClient: this node's own workers may use a relay too; the owner's answers
+// reach the worker the local sender named as its return route.
+func TestRelayLocalClient(t *testing.T) {
+	r := New(Config{Logger: quiet})
+	listener := r.NewFlow()
+	owner := newTestChannel(t, r, "sc.owner", listener)
+	relay := NewRelay(r, "forward_to_db", MustRoute(LocalAddress(owner.enc)), owner.local.Flow, nil)
+	must(t, r.Register("forward_to_db", relay, listener))
+	in := &sink{}
+	must(t, r.Register("sc.local.in", in))
+	m := NewMessage()
+	m.Onward = MustRoute(LocalAddress("forward_to_db"), LocalAddress("api"))
+	m.Return = MustRoute(LocalAddress("sc.local.in"))
+	r.Send(m)
+	got := owner.take()
+	if len(got) != 1 {
+		t.Fatalf("owner got %d messages, want 1", len(got))
+	}
+	owner.send(r, got[0].Return.Addresses())
+	got[0].Release()
+	if len(in.got) != 1 || in.got[0].Local.Flow != relay.Flow() {
+		t.Fatalf("the local sender got %d answers, want 1 of the relay's flow", len(in.got))
 	}
 }

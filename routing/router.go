@@ -114,14 +114,19 @@ func (r *Router) Open(name string, flow FlowID) error {
 	if reg == nil {
 		return fmt.Errorf("routing: open %q to flow %d: %w", name, flow, ErrNoRoute)
 	}
+	reg.open(flow)
+	return nil
+}
+
+func (reg *registration) open(flow FlowID) {
 	for {
 		old := reg.flows.Load()
 		if slices.Contains(*old, flow) {
-			return nil
+			return
 		}
 		nw := append(slices.Clone(*old), flow)
 		if reg.flows.CompareAndSwap(old, &nw) {
-			return nil
+			return
 		}
 	}
 }
@@ -129,10 +134,12 @@ func (r *Router) Open(name string, flow FlowID) error {
 // Shut undoes Open: messages of flow no longer reach the worker at name (unless it was
 // registered with flow). It does nothing if there is no such worker.
 func (r *Router) Shut(name string, flow FlowID) {
-	reg := r.lookup(name)
-	if reg == nil {
-		return
+	if reg := r.lookup(name); reg != nil {
+		reg.shut(flow)
 	}
+}
+
+func (reg *registration) shut(flow FlowID) {
 	for {
 		old := reg.flows.Load()
 		i := slices.Index(*old, flow)
