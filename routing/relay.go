@@ -35,7 +35,8 @@ type Relay struct {
 
 	maxClients int
 	refusals   *ratelog.Logger
-	refused    atomic.Uint64
+	refused    atomic.Uint64 // over the client cap
+	dropped    atomic.Uint64 // malformed for its direction, or the relay closed
 
 	mu      sync.RWMutex
 	to      Route
@@ -124,6 +125,11 @@ func (r *Relay) Clients() int {
 // Refused counts client messages dropped because the relay held too many client channels.
 func (r *Relay) Refused() uint64 { return r.refused.Load() }
 
+// Dropped counts the other messages the relay did not forward (admit's refusals aside): from
+// the owner's flow but not its end of the stored route, from a client whose return route does
+// not start at its channel, too long once rewritten, or after Close. Refusals are in it too.
+func (r *Relay) Dropped() uint64 { return r.dropped.Load() }
+
 // HandleMessage forwards m, which stays remote: it keeps its Peer and Link, and carries the
 // relay's flow.
 func (r *Relay) HandleMessage(m *Message) {
@@ -132,14 +138,18 @@ func (r *Relay) HandleMessage(m *Message) {
 	fromOwner, live := r.fromOwnerLocked(m), r.ownerAt != ""
 	r.mu.RUnlock()
 	// admit may answer m (a refused handshake), so it runs without the lock.
-	if !live || !fromOwner && (r.admit != nil && !r.admit(m) || !r.openClient(m)) {
-		m.Release()
+	if !fromOwner && r.admit != nil && !r.admit(m) {
+		m.Release() // admit counts and logs its refusals
 		return
 	}
-	r.mu.RLock()
-	ok := fromOwner == r.fromOwnerLocked(m) && r.forward(m, fromOwner)
-	r.mu.RUnlock()
+	ok := live && (fromOwner || r.openClient(m))
+	if ok {
+		r.mu.RLock()
+		ok = fromOwner == r.fromOwnerLocked(m) && r.forward(m, fromOwner)
+		r.mu.RUnlock()
+	}
 	if !ok {
+		r.dropped.Add(1)
 		m.Release()
 		return
 	}

@@ -195,8 +195,8 @@ func TestRelayUpdateForgetsClients(t *testing.T) {
 	}
 	relay.Close()
 	client.send(r, []Address{LocalAddress("forward_to_db")})
-	if len(taker.take()) != 0 {
-		t.Fatal("a closed relay still forwards")
+	if len(taker.take()) != 0 || relay.Dropped() != 1 {
+		t.Fatalf("a closed relay still forwards (dropped %d)", relay.Dropped())
 	}
 }
 
