@@ -82,6 +82,10 @@ func (o *Outlet) HandleMessage(m *routing.Message) {
 		m.Release()
 		return
 	}
+	if _, err := m.ReplyRoute(); err != nil {
+		m.Release() // the session could not talk back the way the connect came
+		return
+	}
 	if o.cfg.Admit != nil {
 		if ok, why := o.cfg.Admit(m); !ok {
 			peer := "(none)"
@@ -96,6 +100,7 @@ func (o *Outlet) HandleMessage(m *routing.Message) {
 	go o.connect(m, c.n)
 }
 
+// refuse answers a connect (whose ReplyRoute was checked) with a refusal.
 func (o *Outlet) refuse(m *routing.Message, reason string) {
 	m.Onward = m.Return
 	m.Return.Reset()

@@ -492,8 +492,8 @@ func (s *session) isDone() bool {
 
 // lateAnswer takes the outlet's answer to a session that stopped waiting for it.
 func (s *session) lateAnswer(m *routing.Message) {
-	if m.Payload()[0] == msgConnected {
-		s.resetLate(m.Return)
+	if back, err := m.ReplyRoute(); err == nil && m.Payload()[0] == msgConnected {
+		s.resetLate(back)
 	}
 	m.Release()
 }

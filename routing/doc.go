@@ -12,6 +12,18 @@
 // secure channel reaches only the workers explicitly opened to that flow (flow control), and
 // everything else is dropped and counted.
 //
+// The rule that keeps remote input remote: a message that did not start on this node never
+// becomes local, whatever forwards it, and never leaves through a transport. A Relay forwards
+// under a flow of its own, which is open only at its owner's channel and at the channels its
+// clients' messages came out of, so it carries messages between the two and reaches nothing
+// else; it keeps the sender's Peer and pushes its own address onto the return route, so what
+// it carried can always be told from what the node itself sent. The one way a remote message
+// turns into a local one is an answer (Message.Reply, Router.Reply, Message.ReplyRoute, used
+// by every worker that answers or keeps talking to a remote sender, a secure-channel
+// responder included): the worker sends as itself, but only back the way the message came,
+// since the first hop of the return route must be the link the message arrived over, which
+// pushed its own address there.
+//
 // Messages are built for the zero-copy data plane: payloads live in pooled Buffers with
 // headroom, so route headers, counters and frame lengths are written in front of the payload
 // in place, and tags behind it in the tailroom.

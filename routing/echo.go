@@ -9,12 +9,5 @@ type Echo struct {
 // NewEcho returns an echo worker that will answer from the local address name.
 func NewEcho(r *Router, name string) *Echo { return &Echo{router: r, self: LocalAddress(name)} }
 
-// HandleMessage replies with m's payload.
-func (e *Echo) HandleMessage(m *Message) {
-	if err := m.Reply(e.self); err != nil {
-		m.Release()
-		return
-	}
-	m.Local = Local{}
-	e.router.Send(m)
-}
+// HandleMessage replies with m's payload, back the way m came.
+func (e *Echo) HandleMessage(m *Message) { e.router.Reply(m, e.self) }

@@ -10,4 +10,5 @@ var (
 	ErrNoRoute      = errors.New("no route")
 	ErrExists       = errors.New("address already registered")
 	ErrClosed       = errors.New("router closed")
+	ErrNotBack      = errors.New("return route does not start at the link the message came over")
 )

@@ -43,6 +43,9 @@ type Peer interface {
 
 // Link is the transport connection a message arrived over.
 type Link interface {
+	// Address is the local address of the worker that sends over the link, which the link
+	// pushes onto the return route of every message that arrives over it.
+	Address() Address
 	// Authenticated tells the link that a secure channel completed a handshake over it, so it
 	// may accept the larger frames of an authenticated peer.
 	Authenticated()
@@ -104,14 +107,6 @@ func (m *Message) TakeBody() *Buffer {
 	b := m.Body()
 	m.body = nil
 	return b
-}
-
-// Reply turns m around: its return route becomes the onward route and the return route is
-// from alone.
-func (m *Message) Reply(from Address) error {
-	m.Onward = m.Return
-	m.Return.Reset()
-	return m.Return.Push(from)
 }
 
 // HeaderLen returns the encoded size of the version and both routes.

@@ -45,8 +45,9 @@ type Router struct {
 	workers    map[string]*registration
 	transports map[Type]Transport
 
-	nextFlow atomic.Uint64
-	stats    struct{ delivered, denied, unroutable atomic.Uint64 }
+	nextFlow     atomic.Uint64
+	unregistered atomic.Uint64 // workers removed so far: tables of worker names prune on change
+	stats        struct{ delivered, denied, unroutable atomic.Uint64 }
 }
 
 type registration struct {
@@ -100,7 +101,10 @@ func (r *Router) Register(name string, w Worker, flows ...FlowID) error {
 // Unregister removes the worker at name, if any.
 func (r *Router) Unregister(name string) {
 	r.mu.Lock()
-	delete(r.workers, name)
+	if _, ok := r.workers[name]; ok {
+		delete(r.workers, name)
+		r.unregistered.Add(1)
+	}
 	r.mu.Unlock()
 }
 
@@ -110,14 +114,41 @@ func (r *Router) Open(name string, flow FlowID) error {
 	if reg == nil {
 		return fmt.Errorf("routing: open %q to flow %d: %w", name, flow, ErrNoRoute)
 	}
+	reg.open(flow)
+	return nil
+}
+
+func (reg *registration) open(flow FlowID) {
 	for {
 		old := reg.flows.Load()
 		if slices.Contains(*old, flow) {
-			return nil
+			return
 		}
 		nw := append(slices.Clone(*old), flow)
 		if reg.flows.CompareAndSwap(old, &nw) {
-			return nil
+			return
+		}
+	}
+}
+
+// Shut undoes Open: messages of flow no longer reach the worker at name (unless it was
+// registered with flow). It does nothing if there is no such worker.
+func (r *Router) Shut(name string, flow FlowID) {
+	if reg := r.lookup(name); reg != nil {
+		reg.shut(flow)
+	}
+}
+
+func (reg *registration) shut(flow FlowID) {
+	for {
+		old := reg.flows.Load()
+		i := slices.Index(*old, flow)
+		if i < 0 {
+			return
+		}
+		nw := slices.Delete(slices.Clone(*old), i, i+1)
+		if reg.flows.CompareAndSwap(old, &nw) {
+			return
 		}
 	}
 }
@@ -191,6 +222,17 @@ func (r *Router) Send(m *Message) {
 		r.stats.delivered.Add(1)
 		tr.Send(m)
 	}
+}
+
+// Reply sends m back to its sender as an answer from the worker at from, a local message
+// (see Message.Reply). An answer that would not go back the way m came is dropped and counted
+// as denied.
+func (r *Router) Reply(m *Message, from Address) {
+	if err := m.Reply(from); err != nil {
+		r.drop(m, &r.stats.denied, err.Error())
+		return
+	}
+	r.Send(m)
 }
 
 func (r *Router) drop(m *Message, counter *atomic.Uint64, why string) {

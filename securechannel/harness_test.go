@@ -77,6 +77,7 @@ func (n *testNode) config(authorized string) Config {
 
 // testLink is a fake connection between two test nodes.
 type testLink struct {
+	addr routing.Address
 	done chan struct{}
 	once sync.Once
 	auth bool
@@ -85,6 +86,9 @@ type testLink struct {
 func (l *testLink) Authenticated()        { l.auth = true }
 func (l *testLink) Done() <-chan struct{} { return l.done }
 func (l *testLink) close()                { l.once.Do(func() { close(l.done) }) }
+
+// Address is the wire's worker that sends back, which the wire pushes on return routes.
+func (l *testLink) Address() routing.Address { return l.addr }
 
 // wire joins two test nodes like a transport connection: on each side a worker ("to-"+peer)
 // that takes messages for the other node, and a goroutine that delivers them there as if
@@ -105,6 +109,7 @@ func connect(t testing.TB, a, b *testNode) *wire {
 		w.flows[n.name] = n.r.NewFlow()
 		w.links[n.name] = &testLink{done: make(chan struct{})}
 	}
+	w.links[a.name].addr, w.links[b.name].addr = routing.LocalAddress("to-"+b.name), routing.LocalAddress("to-"+a.name)
 	for _, pair := range [][2]*testNode{{a, b}, {b, a}} {
 		from, to := pair[0], pair[1]
 		q := make(chan []byte, 4096)

@@ -109,6 +109,10 @@ func (l *Listener) HandleMessage(m *routing.Message) {
 	if len(p) != 1+xxMessage1Len || p[0] != typeHandshake {
 		return
 	}
+	back, err := m.ReplyRoute() // the channel's messages go back the way this one came
+	if err != nil {
+		return
+	}
 	link := m.Local.Link
 	s := slotOf(link)
 	if why, limit := l.admit(s); why != "" {
@@ -143,7 +147,7 @@ func (l *Listener) HandleMessage(m *routing.Message) {
 	if err != nil {
 		return
 	}
-	c.remote = m.Return
+	c.remote = back
 	c.hs = hs
 	var flows []routing.FlowID
 	if m.Local.Flow != routing.FlowLocal {

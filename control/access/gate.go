@@ -127,8 +127,12 @@ func (l *logLimiter) allow() bool {
 
 // refuse answers a denied first handshake message along its return route.
 func (g *Gate) refuse(m *routing.Message, why string) {
+	back, err := m.ReplyRoute()
+	if err != nil {
+		return
+	}
 	r := routing.NewMessage()
-	r.Onward = m.Return
+	r.Onward = back
 	r.SetPayload(securechannel.Refusal("access to " + g.Resource + " denied: " + why))
 	g.Router.Send(r)
 }

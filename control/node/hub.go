@@ -412,6 +412,8 @@ func (n *Node) serveRelays(ctx context.Context, q *rpc.Request) (any, error) {
 func validRelayName(s string) bool { return authority.ValidRelayName(s) }
 
 // putRelay creates the relay worker, or points an existing one at its owner's new channel.
+// What a relay forwards stays remote (routing.Relay): it reaches the owner's channel and the
+// channels of the clients that used the relay, never a worker or a transport of the hub.
 func (n *Node) putRelay(name string, to routing.Route, owner routing.FlowID, ownerID string) {
 	n.relays.mu.Lock()
 	defer n.relays.mu.Unlock()
@@ -434,9 +436,13 @@ func (n *Node) putRelay(name string, to routing.Route, owner routing.FlowID, own
 
 func (n *Node) dropRelay(name string) {
 	n.relays.mu.Lock()
+	r := n.relays.m[name]
 	delete(n.relays.m, name)
 	n.relays.mu.Unlock()
 	n.router.Unregister(relayPrefix + name)
+	if r != nil {
+		r.relay.Close() // its flow no longer reaches the owner's and clients' channels
+	}
 }
 
 func (n *Node) relayList() []api.Relay {

@@ -127,8 +127,8 @@ func NewServer(ctx context.Context, r *routing.Router, name string, concurrency 
 
 // HandleMessage starts the handler on its own goroutine.
 func (s *Server) HandleMessage(m *routing.Message) {
-	if len(m.Payload()) > s.maxBody {
-		m.Release()
+	if _, err := m.ReplyRoute(); err != nil || len(m.Payload()) > s.maxBody {
+		m.Release() // no answer could go back the way m came, or too large
 		return
 	}
 	select {
@@ -154,13 +154,8 @@ func (s *Server) HandleMessage(m *routing.Message) {
 		if len(b) > MaxMessage {
 			b, _ = json.Marshal(envelope{Error: "rpc: answer too large"})
 		}
-		if err := m.Reply(s.self); err != nil {
-			m.Release()
-			return
-		}
-		m.Local = routing.Local{}
 		m.SetPayload(b)
-		s.router.Send(m)
+		s.router.Reply(m, s.self)
 	}()
 }
 
