@@ -271,7 +271,7 @@ func (s *session) readLoop() {
 				}
 			}
 		}
-		s.want = min(int(s.credit.Load()), chunk)
+		s.want = int(min(s.credit.Load(), chunk)) // min first: credit may exceed a 32-bit int
 		var n int
 		var err error
 		if s.sockR != nil {
