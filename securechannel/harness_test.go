@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -78,10 +79,10 @@ func (n *testNode) config(authorized string) Config {
 type testLink struct {
 	done chan struct{}
 	once sync.Once
-	auth bool
+	auth atomic.Bool
 }
 
-func (l *testLink) Authenticated()        { l.auth = true }
+func (l *testLink) Authenticated()        { l.auth.Store(true) }
 func (l *testLink) Done() <-chan struct{} { return l.done }
 func (l *testLink) close()                { l.once.Do(func() { close(l.done) }) }
 
