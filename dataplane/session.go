@@ -42,6 +42,8 @@ const lateAnswerWait = 15 * time.Second
 type Counters struct {
 	Active, Total     atomic.Int64
 	BytesIn, BytesOut atomic.Int64 // in: from the local socket into the portal; out: the reverse
+	Denied            atomic.Int64 // outlets: connects the policy refused
+	Refused           atomic.Int64 // outlets: connects over the cap of sessions per peer
 }
 
 // session joins one local TCP connection to its peer session across the portal. Its worker
@@ -76,6 +78,8 @@ type session struct {
 	answered atomic.Bool           // the outlet's answer arrived
 	// onAnswer, if set, takes the answer instead, on the transport's goroutine.
 	onAnswer func(*routing.Message)
+	// onEnd, if set, is called once when the session ends (an outlet's count per peer).
+	onEnd func()
 	// The writer's reusable state, so that writing allocates nothing.
 	writeFn func()
 	iov     net.Buffers       // backing array of the vectors
@@ -559,6 +563,9 @@ func (s *session) end(abortive bool, tell error) bool {
 		}
 		if started {
 			s.stats.Active.Add(-1)
+		}
+		if s.onEnd != nil {
+			s.onEnd()
 		}
 	})
 	// Told after the Once, not inside it: a peer on this node's own router handles the reset
