@@ -554,3 +554,35 @@ func TestFrameLengthOver2GiB(t *testing.T) {
 		t.Fatalf("Refused = %d, want 1", got)
 	}
 }
+
+// TestPendingDialsCapped: at most MaxPendingDials dials are in progress at once; one more
+// fails at once and is counted, and a dial that ends gives its place back.
+func TestPendingDialsCapped(t *testing.T) {
+	n := newNode(t, Config{MaxPendingDials: 2})
+	addrs := []string{"127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"}
+	n.t.mu.Lock()
+	for _, a := range addrs { // each waits out a long backoff before dialing
+		n.t.failures[a] = failure{count: 1, next: time.Now().Add(time.Minute)}
+	}
+	n.t.mu.Unlock()
+	for _, a := range addrs[:2] {
+		if _, err := n.t.outgoingConn(a); err != nil {
+			t.Fatalf("dial %d of 2: %v", 1, err)
+		}
+	}
+	if _, err := n.t.outgoingConn(addrs[2]); err == nil {
+		t.Fatal("a third dial started with MaxPendingDials 2")
+	}
+	if got := n.t.Stats().DialsRefused; got != 1 {
+		t.Fatalf("DialsRefused = %d, want 1", got)
+	}
+	// One dial ends (its connection closed: it dials at once and fails): a new one may start.
+	n.t.mu.Lock()
+	c := n.t.outgoing[addrs[0]]
+	n.t.mu.Unlock()
+	c.Close()
+	<-c.ready
+	if _, err := n.t.outgoingConn(addrs[2]); err != nil {
+		t.Fatalf("dial after one ended: %v", err)
+	}
+}
