@@ -127,7 +127,9 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func hubAPI(hub *testNode) string { return "/ip4/127.0.0.1/tcp/" + hub.listen[strings.LastIndex(hub.listen, ":")+1:] + "/service/api" }
+func hubAPI(hub *testNode) string {
+	return "/ip4/127.0.0.1/tcp/" + hub.listen[strings.LastIndex(hub.listen, ":")+1:] + "/service/api"
+}
 
 // TestStrangerChannelsCappedAtHub: one identity without a credential of the project opens
 // many channels to a hub over one connection: only StrangerChannelsPerIdentity succeed, the
