@@ -6,5 +6,5 @@
 // It is the performance-critical path: pooled buffers with headroom, headers precomputed per
 // session and written in place, no allocation, goroutine or channel hop per frame. It knows
 // nothing of identities or policies beyond asking a small interface whether a peer may open
-// a session.
+// a session; an outlet caps the sessions each peer identity holds (MaxSessionsPerPeer).
 package dataplane

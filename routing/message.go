@@ -43,8 +43,9 @@ type Peer interface {
 
 // Link is the transport connection a message arrived over.
 type Link interface {
-	// Authenticated tells the link that a secure channel completed a handshake over it, so it
-	// may accept the larger frames of an authenticated peer.
+	// Authenticated tells the link that a secure channel over it authenticated a peer the
+	// control plane vouches for (a member, not a stranger come to enroll), so it may accept
+	// the larger frames of an authenticated peer and leave the pre-authentication caps.
 	Authenticated()
 	// Done is closed when the connection is gone; channels over it end with it.
 	Done() <-chan struct{}

@@ -87,7 +87,8 @@ type Config struct {
 	// Nil: every authenticated peer is a member, and nothing is capped per peer.
 	Admitter Admitter
 	// StrangerTimeout is how long a stranger's channel lives if its peer does not become a
-	// member (see Admitter). Default 45s.
+	// member (see Admitter). Default 30s, the TCP transport's PreAuthTimeout,
+	// which closes the connection under it as early if no member's channel runs over it.
 	StrangerTimeout time.Duration
 
 	rekey rekeyConfig // tests move the counters close to their limits
@@ -103,7 +104,7 @@ func (c *Config) setDefaults() {
 	def(&c.KeepaliveInterval, 5*time.Second)
 	def(&c.DeadAfter, 20*time.Second)
 	def(&c.RehandshakeAfter, time.Hour)
-	def(&c.StrangerTimeout, 45*time.Second)
+	def(&c.StrangerTimeout, 30*time.Second)
 	if c.MaxPending <= 0 {
 		c.MaxPending = 256
 	}

@@ -26,7 +26,7 @@ type Caps struct {
 	// the authority worker. Defaults 4 and 64.
 	StrangerChannelsPerIdentity, StrangerChannels int
 	// StrangerTimeout closes a stranger's channel whose identity has not presented a valid
-	// credential over it by then. Default 45s.
+	// credential over it by then. Default 30s.
 	StrangerTimeout time.Duration
 	// OutletSessionsPerPeer caps the sessions of each outlet per peer identity. Default 1024.
 	OutletSessionsPerPeer int
@@ -46,7 +46,7 @@ func (c *Caps) setDefaults() {
 	def(&c.OutletSessionsPerPeer, 1024)
 	def(&c.RelaysPerIdentity, 16)
 	if c.StrangerTimeout <= 0 {
-		c.StrangerTimeout = 45 * time.Second
+		c.StrangerTimeout = 30 * time.Second
 	}
 }
 

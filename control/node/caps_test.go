@@ -102,11 +102,11 @@ func (n *testNode) openChannel(to string) (api.Channel, error) {
 	return ch, err
 }
 
-// enrolled starts a node that enrolls in the hub's project.
-func enrolled(t *testing.T, hub *testNode, name string) *testNode {
+// enrolled starts a node that enrolls in the hub's project with a ticket made from req.
+func enrolled(t *testing.T, hub *testNode, name string, req ...api.CreateTicket) *testNode {
 	t.Helper()
 	var tk api.Ticket
-	hub.do(t, "POST", "/v1/project/tickets", api.CreateTicket{}, &tk)
+	hub.do(t, "POST", "/v1/project/tickets", append(req, api.CreateTicket{})[0], &tk)
 	m := startNode(t, name, Caps{}, false)
 	m.do(t, "POST", "/v1/enroll", api.Enroll{Ticket: tk.Ticket}, nil)
 	eventually(t, name+" connected to the hub", func() bool {
@@ -226,4 +226,21 @@ func TestStrangerKeepsPreAuthFrameCap(t *testing.T) {
 	}
 	stranger.api.Do(context.Background(), "POST", "/v1/messages", api.SendMessage{To: ch.Address + "/service/echo", Payload: big, Timeout: 500 * time.Millisecond}, nil)
 	eventually(t, "stranger's connection closed after a 20 KiB frame", func() bool { return len(stranger.channels(t)) == 0 })
+}
+
+// TestRelaysPerIdentityCapped: a member allowed any relay name holds at most
+// RelaysPerIdentity relays at the hub; registering one it holds again is still allowed.
+func TestRelaysPerIdentityCapped(t *testing.T) {
+	hub := startHub(t, Caps{RelaysPerIdentity: 2})
+	member := enrolled(t, hub, "member", api.CreateTicket{Relay: "*"})
+	for _, name := range []string{"one", "two", "one"} {
+		member.do(t, "POST", "/v1/relays", api.CreateRelay{Name: name}, nil)
+	}
+	err := member.api.Do(context.Background(), "POST", "/v1/relays", api.CreateRelay{Name: "three"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "capacity") {
+		t.Fatalf("third relay: %v, want a refusal for capacity", err)
+	}
+	if st := hub.status(t); st.Caps.Refused != 1 {
+		t.Fatalf("hub counts %d refusals, want 1", st.Caps.Refused)
+	}
 }
