@@ -40,7 +40,7 @@ type Channel struct {
 	send atomic.Pointer[sendKeys]
 	recv atomic.Pointer[recvKeys]
 
-	mu         sync.Mutex // guards hs, rehs, rehandshook, refused, the timer, closing
+	mu         sync.Mutex // guards hs, rehs, rehandshook, refused, the timers, closing, admitted
 	closing    bool       // set before close unregisters, so no worker is registered after it
 	hs         *noise.HandshakeState
 	rehs       *noise.HandshakeState // a re-handshake in progress

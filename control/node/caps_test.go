@@ -170,6 +170,7 @@ func TestStrangerChannelsCappedAtHub(t *testing.T) {
 		now = runtime.NumGoroutine()
 		return now <= goroutines+10
 	})
+	t.Logf("%d channels opened, %d refused; goroutines in the process: %d after the first %d, %d after all", opened, refused, goroutines, perIdentity, now)
 }
 
 // TestStrangerChannelClosedIfNotEnrolled: a stranger's channel to the hub is closed after
