@@ -79,7 +79,7 @@ func NewOutlet(cfg OutletConfig) *Outlet {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Outlet{
 		cfg: cfg, ctx: ctx, cancel: cancel,
-		denials:     ratelog.New(cfg.Logger, slog.LevelWarn, "portal connections denied", refusalLogInterval),
+		denials:     ratelog.New(cfg.Logger, slog.LevelWarn, "portal connection denied", refusalLogInterval),
 		refusals:    ratelog.New(cfg.Logger, slog.LevelWarn, "portal connections refused: the peer holds too many sessions", refusalLogInterval),
 		unreachable: ratelog.New(cfg.Logger, slog.LevelInfo, "portal target unreachable", refusalLogInterval),
 		perPeer:     make(map[string]int),

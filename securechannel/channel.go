@@ -305,6 +305,10 @@ func (c *Channel) receive(m *routing.Message) {
 		}
 		m.Local = routing.Local{Flow: c.flow, Spawner: routing.FlowID(c.spawner.Load()), Peer: c.peer, Link: c}
 		c.markReady()
+		if m.Local.Spawner == c.strangers && c.strangers != routing.FlowLocal && IsFirstHandshake(m.Payload()) && !c.router.Admits(m) {
+			c.refuseStranger(m) // a handshake it may not make: say so at once
+			return
+		}
 		c.router.Send(m)
 		return
 	case kindPing:

@@ -434,3 +434,17 @@ func (c *Channel) strangerExpired() {
 		c.close(fmt.Errorf("securechannel: %w (%v)", ErrStranger, c.cfg.StrangerTimeout), true)
 	}
 }
+
+// strangerRefusal is why a stranger's handshake through its channel is refused.
+const strangerRefusal = "refused: this node does not count the peer as a member (no valid credential), and opens only enrollment to it"
+
+// refuseStranger answers a first handshake message that came out of a stranger's channel
+// to a worker not open to strangers: the initiator learns at once instead of timing out.
+func (c *Channel) refuseStranger(m *routing.Message) {
+	c.stats.dropped.Add(1)
+	r := routing.NewMessage()
+	r.Onward = m.Return
+	r.SetPayload(Refusal(strangerRefusal))
+	m.Release()
+	c.router.Send(r)
+}

@@ -1,6 +1,7 @@
 package securechannel
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"sync"
@@ -162,4 +163,24 @@ func TestAdmitterRefusalReachesInitiator(t *testing.T) {
 	}
 	p.ch.Close()
 	eventually(t, "admission released", func() bool { return a.holding("alice") == 0 })
+}
+
+// TestStrangerHandshakeRefusedAtOnce: a stranger's handshake through its channel to a
+// listener not open to strangers is refused with a reason, not left to time out.
+func TestStrangerHandshakeRefusedAtOnce(t *testing.T) {
+	p := strangerPair(t, newTestAdmitter(0), time.Minute)
+	inner, err := Listen(p.bob.r, "members-only", p.bob.config(""), p.listener.Flow())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inner.Close()
+	route := routing.MustRoute(p.ch.Address(), routing.LocalAddress("members-only"))
+	cfg := p.alice.config("")
+	cfg.HandshakeTimeout = time.Minute
+	start := time.Now()
+	_, err = Initiate(context.Background(), p.alice.r, route, p.ch.Flow(), p.ch, cfg)
+	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "member") {
+		t.Fatalf("nested handshake of a stranger: %v, want a refusal", err)
+	}
+	t.Logf("refused after %v", time.Since(start))
 }
