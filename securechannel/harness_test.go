@@ -90,11 +90,12 @@ func (l *testLink) close()                { l.once.Do(func() { close(l.done) }) 
 // that takes messages for the other node, and a goroutine that delivers them there as if
 // they had arrived over a connection, with the wire's return address pushed.
 type wire struct {
-	mu     sync.Mutex
-	tamper func(from string, payload []byte) []byte // may rewrite a payload; nil drops it
-	seen   [][]byte                                 // payloads that crossed, for replay tests
-	flows  map[string]routing.FlowID                // flow of messages arriving at each node
-	links  map[string]*testLink
+	mu        sync.Mutex
+	tampering sync.Mutex                               // held while tamper runs
+	tamper    func(from string, payload []byte) []byte // may rewrite a payload; nil drops it
+	seen      [][]byte                                 // payloads that crossed, for replay tests
+	flows     map[string]routing.FlowID                // flow of messages arriving at each node
+	links     map[string]*testLink
 }
 
 func connect(t testing.TB, a, b *testNode) *wire {
@@ -133,7 +134,9 @@ func (w *wire) deliver(from string, to *testNode, q chan []byte, flow routing.Fl
 			w.seen = append(w.seen, bytes.Clone(m.Payload()))
 			w.mu.Unlock()
 			if tamper != nil {
+				w.tampering.Lock() // the two directions share the tamper function's state
 				p := tamper(from, bytes.Clone(m.Payload()))
+				w.tampering.Unlock()
 				if p == nil {
 					m.Release()
 					continue
