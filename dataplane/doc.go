@@ -9,4 +9,5 @@
 // a session, and whether the peer of a live session may still hold it: each session knows
 // its peer node, and Recheck, which the control plane runs when a policy or a peer's
 // credential changes (never per frame), resets at both ends the sessions that no longer pass.
+// An outlet caps the sessions each peer identity holds (MaxSessionsPerPeer).
 package dataplane

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
+	"github.com/adjacentnet/adjacent/internal/ratelog"
 	"github.com/adjacentnet/adjacent/routing"
 )
 
@@ -28,7 +30,14 @@ type OutletConfig struct {
 	// Allow decides whether the peer node of a live session may still hold it; Recheck
 	// resets the sessions it refuses. Nil: sessions are never re-checked.
 	Allow Allow
+	// MaxSessionsPerPeer caps the sessions one peer identity holds at once, dials in
+	// progress included (each is a dial, a connection to the target and goroutines); a
+	// connect over it is refused with "refused: capacity". Default 1024.
+	MaxSessionsPerPeer int
 }
+
+// refusalLogInterval spaces an outlet's log lines about refused connects.
+const refusalLogInterval = 10 * time.Second
 
 // Outlet is the worker that receives connects from inlets, checks them, dials the target and
 // runs the outlet side of each portal session.
@@ -39,6 +48,13 @@ type Outlet struct {
 	policy rechecker
 	ctx    context.Context
 	cancel context.CancelFunc
+
+	denials     *ratelog.Logger // connects the policy refused
+	refusals    *ratelog.Logger // connects over MaxSessionsPerPeer
+	unreachable *ratelog.Logger // dials to the target that failed
+
+	mu      sync.Mutex
+	perPeer map[string]int // sessions (and dials) by peer identifier, "" for this node's own
 }
 
 // NewOutlet returns an outlet; register it on the router under its name.
@@ -61,8 +77,17 @@ func NewOutlet(cfg OutletConfig) *Outlet {
 		d := net.Dialer{KeepAlive: -1}
 		cfg.Dial = d.DialContext
 	}
+	if cfg.MaxSessionsPerPeer <= 0 {
+		cfg.MaxSessionsPerPeer = 1024
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	o := &Outlet{cfg: cfg, ctx: ctx, cancel: cancel}
+	o := &Outlet{
+		cfg: cfg, ctx: ctx, cancel: cancel,
+		denials:     ratelog.New(cfg.Logger, slog.LevelWarn, "portal connection denied", refusalLogInterval),
+		refusals:    ratelog.New(cfg.Logger, slog.LevelWarn, "portal connections refused: the peer holds too many sessions", refusalLogInterval),
+		unreachable: ratelog.New(cfg.Logger, slog.LevelInfo, "portal target unreachable", refusalLogInterval),
+		perPeer:     make(map[string]int),
+	}
 	o.policy = newRechecker(cfg.Allow, "the outlet's policy", cfg.Logger)
 	return o
 }
@@ -86,18 +111,45 @@ func (o *Outlet) HandleMessage(m *routing.Message) {
 		m.Release() // the session could not talk back the way the connect came
 		return
 	}
+	peer := ""
+	if m.Local.Peer != nil {
+		peer = m.Local.Peer.Identifier()
+	}
 	if o.cfg.Admit != nil {
 		if ok, why := o.cfg.Admit(m); !ok {
-			peer := "(none)"
-			if m.Local.Peer != nil {
-				peer = m.Local.Peer.Identifier()
-			}
-			o.cfg.Logger.Warn("portal connection denied", "target", o.cfg.Target, "peer", peer, "reason", why)
+			o.stats.Denied.Add(1)
+			o.denials.Note(slog.String("target", o.cfg.Target), slog.String("last_peer", peer), slog.String("reason", why))
 			o.refuse(m, "denied by the outlet's policy")
 			return
 		}
 	}
-	go o.connect(m, c.n)
+	if !o.take(peer) {
+		o.stats.Refused.Add(1)
+		o.refusals.Note(slog.String("target", o.cfg.Target), slog.String("last_peer", peer), slog.Int("limit", o.cfg.MaxSessionsPerPeer))
+		o.refuse(m, "refused: capacity: this peer holds too many sessions to the outlet")
+		return
+	}
+	go o.connect(m, c.n, func() { o.give(peer) })
+}
+
+// take counts a session of peer, or reports that peer holds MaxSessionsPerPeer already.
+func (o *Outlet) take(peer string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.perPeer[peer] >= o.cfg.MaxSessionsPerPeer {
+		return false
+	}
+	o.perPeer[peer]++
+	return true
+}
+
+// give gives back a session of peer.
+func (o *Outlet) give(peer string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.perPeer[peer]--; o.perPeer[peer] <= 0 {
+		delete(o.perPeer, peer)
+	}
 }
 
 // refuse answers a connect (whose ReplyRoute was checked) with a refusal.
@@ -109,13 +161,15 @@ func (o *Outlet) refuse(m *routing.Message, reason string) {
 	o.cfg.Router.Send(m)
 }
 
-// connect dials the target and answers the inlet.
-func (o *Outlet) connect(m *routing.Message, window uint32) {
+// connect dials the target and answers the inlet; ended is called once when the session
+// is over, or at once if there is none.
+func (o *Outlet) connect(m *routing.Message, window uint32, ended func()) {
 	ctx, cancel := context.WithTimeout(o.ctx, o.cfg.DialTimeout)
 	defer cancel()
 	conn, err := o.cfg.Dial(ctx, "tcp", o.cfg.Target)
 	if err != nil {
-		o.cfg.Logger.Info("portal target unreachable", "target", o.cfg.Target, "err", err)
+		ended()
+		o.unreachable.Note(slog.String("target", o.cfg.Target), slog.String("err", err.Error()))
 		o.refuse(m, "the outlet cannot reach its target: "+err.Error())
 		return
 	}
@@ -127,9 +181,11 @@ func (o *Outlet) connect(m *routing.Message, window uint32) {
 	}
 	if err := o.cfg.Router.Register(name, s, flows...); err != nil {
 		conn.Close()
+		ended()
 		o.refuse(m, "internal error")
 		return
 	}
+	s.onEnd = ended
 	s.peer = m.Return
 	s.subject = m.Local.Peer
 	// A session from this node's own inlet has no link under it; it joins the outlet's own
@@ -152,6 +208,9 @@ func (o *Outlet) Close() error {
 	o.cancel()
 	o.groups.resetAll(errors.New("outlet deleted"))
 	o.policy.log.Stop()
+	o.denials.Stop()
+	o.refusals.Stop()
+	o.unreachable.Stop()
 	return nil
 }
 

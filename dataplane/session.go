@@ -43,6 +43,8 @@ type Counters struct {
 	Active, Total     atomic.Int64
 	BytesIn, BytesOut atomic.Int64 // in: from the local socket into the portal; out: the reverse
 	PolicyResets      atomic.Int64 // live sessions reset because their peer no longer passed the policy
+	Denied            atomic.Int64 // outlets: connects the policy refused
+	Refused           atomic.Int64 // outlets: connects over the cap of sessions per peer
 }
 
 // session joins one local TCP connection to its peer session across the portal. Its worker
@@ -81,6 +83,8 @@ type session struct {
 	answered atomic.Bool           // the outlet's answer arrived
 	// onAnswer, if set, takes the answer instead, on the transport's goroutine.
 	onAnswer func(*routing.Message)
+	// onEnd, if set, is called once when the session ends (an outlet's count per peer).
+	onEnd func()
 	// The writer's reusable state, so that writing allocates nothing.
 	writeFn func()
 	iov     net.Buffers       // backing array of the vectors
@@ -276,7 +280,7 @@ func (s *session) readLoop() {
 				}
 			}
 		}
-		s.want = min(int(s.credit.Load()), chunk)
+		s.want = int(min(s.credit.Load(), chunk)) // min first: credit may exceed a 32-bit int
 		var n int
 		var err error
 		if s.sockR != nil {
@@ -564,6 +568,9 @@ func (s *session) end(abortive bool, tell error) bool {
 		}
 		if started {
 			s.stats.Active.Add(-1)
+		}
+		if s.onEnd != nil {
+			s.onEnd()
 		}
 	})
 	// Told after the Once, not inside it: a peer on this node's own router handles the reset

@@ -46,8 +46,9 @@ type Link interface {
 	// Address is the local address of the worker that sends over the link, which the link
 	// pushes onto the return route of every message that arrives over it.
 	Address() Address
-	// Authenticated tells the link that a secure channel completed a handshake over it, so it
-	// may accept the larger frames of an authenticated peer.
+	// Authenticated tells the link that a secure channel over it authenticated a peer the
+	// control plane vouches for (a member, not a stranger come to enroll), so it may accept
+	// the larger frames of an authenticated peer and leave the pre-authentication caps.
 	Authenticated()
 	// Done is closed when the connection is gone; channels over it end with it.
 	Done() <-chan struct{}

@@ -251,3 +251,15 @@ func (r *Router) Stats() Stats {
 		Unroutable: r.stats.unroutable.Load(),
 	}
 }
+
+// Admits reports whether Send would hand m to a local worker now: its first onward hop is a
+// worker registered here and opened to m's flow or its spawner. A layer that can answer the
+// sender (a secure channel refusing a handshake it carries) asks before sending.
+func (r *Router) Admits(m *Message) bool {
+	t, v, ok := m.Onward.Next()
+	if !ok || t != TypeLocal {
+		return false
+	}
+	reg := r.lookupBytes(v)
+	return reg != nil && admits(*reg.flows.Load(), &m.Local)
+}

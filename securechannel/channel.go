@@ -26,8 +26,10 @@ type Channel struct {
 	initiator bool
 	enc, dec  string // local addresses: the encryptor (local senders) and decryptor (the peer)
 	flow      routing.FlowID
-	spawner   routing.FlowID
-	link      routing.Link // what the channel's bytes travel over
+	spawner   atomic.Uint64  // a routing.FlowID: the listener's Flow, or StrangerFlow
+	members   routing.FlowID // the spawner given at creation: a listener's Flow
+	strangers routing.FlowID // a responder's listener's StrangerFlow
+	link      routing.Link   // what the channel's bytes travel over
 	born      time.Time
 
 	// Set once when the handshake completes, read freely after ready is closed (or, on the
@@ -38,7 +40,7 @@ type Channel struct {
 	send atomic.Pointer[sendKeys]
 	recv atomic.Pointer[recvKeys]
 
-	mu         sync.Mutex // guards hs, rehs, rehandshook, refused, the timer, closing
+	mu         sync.Mutex // guards hs, rehs, rehandshook, refused, the timers, closing, admitted
 	closing    bool       // set before close unregisters, so no worker is registered after it
 	hs         *noise.HandshakeState
 	rehs       *noise.HandshakeState // a re-handshake in progress
@@ -49,6 +51,8 @@ type Channel struct {
 	silent     int // keepalive ticks without a message from the peer
 	lastAskRHS time.Time
 	pongs      []chan struct{} // Ping calls waiting for the next pong
+	admitted   func()          // the Admitter's release, called when the channel closes
+	stranger   *time.Timer     // closes a stranger's channel at StrangerTimeout; nil for a member's
 
 	ready     chan struct{} // closed when the channel carries data both ways
 	readyOnce sync.Once
@@ -92,7 +96,6 @@ func newChannel(r *routing.Router, cfg Config, initiator bool, link routing.Link
 		enc:       "sc." + id,
 		dec:       "sc." + id + ".in",
 		flow:      r.NewFlow(),
-		spawner:   spawner,
 		link:      link,
 		born:      cfg.Now(),
 		ready:     make(chan struct{}),
@@ -102,6 +105,8 @@ func newChannel(r *routing.Router, cfg Config, initiator bool, link routing.Link
 	if initiator {
 		role = "initiator"
 	}
+	c.spawner.Store(uint64(spawner))
+	c.members = spawner
 	c.log = cfg.Logger.With("component", "securechannel", "channel", c.enc, "role", role)
 	return c
 }
@@ -298,8 +303,12 @@ func (c *Channel) receive(m *routing.Message) {
 			c.drop(m)
 			return
 		}
-		m.Local = routing.Local{Flow: c.flow, Spawner: c.spawner, Peer: c.peer, Link: c}
+		m.Local = routing.Local{Flow: c.flow, Spawner: routing.FlowID(c.spawner.Load()), Peer: c.peer, Link: c}
 		c.markReady()
+		if m.Local.Spawner == c.strangers && c.strangers != routing.FlowLocal && IsFirstHandshake(m.Payload()) && !c.router.Admits(m) {
+			c.refuseStranger(m) // a handshake it may not make: say so at once
+			return
+		}
 		c.router.Send(m)
 		return
 	case kindPing:
@@ -342,6 +351,13 @@ func (c *Channel) refresh(data []byte) {
 	if err := rf.Refresh(c.peer, data); err != nil {
 		c.log.Warn("peer's refreshed credentials refused: closing the channel", "peer", c.peer.Identifier(), "err", err)
 		go c.close(fmt.Errorf("securechannel: refresh: %w", err), true)
+		return
+	}
+	c.mu.Lock()
+	stranger := c.stranger != nil
+	c.mu.Unlock()
+	if stranger {
+		c.admitAgain()
 	}
 }
 
@@ -399,7 +415,15 @@ func (c *Channel) close(why error, tell bool) {
 		if c.timer != nil {
 			c.timer.Stop()
 		}
+		if c.stranger != nil {
+			c.stranger.Stop()
+		}
+		release := c.admitted
+		c.admitted = nil
 		c.mu.Unlock()
+		if release != nil {
+			release()
+		}
 		c.router.Unregister(c.enc)
 		c.router.Unregister(c.dec)
 		close(c.done)

@@ -28,7 +28,7 @@ func TestChannelEcho(t *testing.T) {
 	if len(chs) != 1 || chs[0].Peer().Identifier() != "alice" {
 		t.Fatalf("bob's channels = %v, want one with alice", chs)
 	}
-	if !p.wire.links["alice"].auth || !p.wire.links["bob"].auth {
+	if !p.wire.links["alice"].auth.Load() || !p.wire.links["bob"].auth.Load() {
 		t.Fatal("links not told the handshake authenticated")
 	}
 }

@@ -31,6 +31,25 @@ type Refresher interface {
 	Refresh(peer routing.Peer, data []byte) error
 }
 
+// Admitter decides, at a listener, whether an authenticated peer may hold one more channel,
+// and whether it holds it as a member or as a stranger. The control plane implements it
+// with its tables per identity; to this package a peer is only a routing.Peer.
+//
+// A member's channel spawns into the listener's Flow and tells its link that its peer is
+// authenticated, which lifts the caps the link keeps for unauthenticated peers. A
+// stranger's channel (a peer the Admitter does not vouch for, such as a node come to enroll)
+// spawns into the listener's StrangerFlow, leaves its link's caps in place, and is closed
+// after StrangerTimeout unless fresh authentication data over it (Refresher) makes its peer
+// a member.
+type Admitter interface {
+	// Admit is asked at the responder once the initiator is authenticated, before the
+	// channel is established, and again when a stranger's peer presents refreshed
+	// authentication data. An error refuses: the channel is not established and the
+	// error's text is the reason given to the initiator. Otherwise release is called once,
+	// when the channel closes or a later admission replaces this one.
+	Admit(peer routing.Peer) (member bool, release func(), err error)
+}
+
 // Config configures channels and listeners. Zero durations take the documented defaults.
 type Config struct {
 	Static noise.DHKey      // this node's Noise static key pair
@@ -64,6 +83,13 @@ type Config struct {
 	MaxPendingPerSource int
 	// Accepted, for a listener, is called with each channel it has established.
 	Accepted func(*Channel)
+	// Admitter, for a listener, caps channels per peer and tells members from strangers.
+	// Nil: every authenticated peer is a member, and nothing is capped per peer.
+	Admitter Admitter
+	// StrangerTimeout is how long a stranger's channel lives if its peer does not become a
+	// member (see Admitter). Default 30s, the TCP transport's PreAuthTimeout,
+	// which closes the connection under it as early if no member's channel runs over it.
+	StrangerTimeout time.Duration
 
 	rekey rekeyConfig // tests move the counters close to their limits
 }
@@ -78,6 +104,7 @@ func (c *Config) setDefaults() {
 	def(&c.KeepaliveInterval, 5*time.Second)
 	def(&c.DeadAfter, 20*time.Second)
 	def(&c.RehandshakeAfter, time.Hour)
+	def(&c.StrangerTimeout, 30*time.Second)
 	if c.MaxPending <= 0 {
 		c.MaxPending = 256
 	}

@@ -16,6 +16,10 @@ var (
 	errClosed      = errors.New("securechannel: the channel is closed")
 )
 
+// ErrStranger is why a stranger's channel closed (see Admitter): its peer did not become a
+// member within StrangerTimeout.
+var ErrStranger = errors.New("the peer did not become a member in time")
+
 // The per-message failures are wrapped once here, so that dropping forged or replayed
 // messages allocates nothing.
 var (

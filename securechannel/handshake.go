@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/flynn/noise"
 
@@ -152,6 +153,18 @@ func (c *Channel) responderMessage3(hs *noise.HandshakeState, msg []byte) {
 		return
 	}
 	c.peer = peer
+	member, err := c.admit(peer)
+	if err != nil {
+		c.refuse(err)
+		c.fail(fmt.Errorf("securechannel: initiator not admitted: %w", err))
+		return
+	}
+	if !member { // before install: messages out of the channel carry the stranger's flow
+		c.spawner.Store(uint64(c.strangers))
+		c.mu.Lock()
+		c.stranger = time.AfterFunc(c.cfg.StrangerTimeout, c.strangerExpired)
+		c.mu.Unlock()
+	}
 	if err := c.registerEncryptor(); err != nil {
 		c.fail(err)
 		return
@@ -159,7 +172,7 @@ func (c *Channel) responderMessage3(hs *noise.HandshakeState, msg []byte) {
 	c.mu.Lock()
 	c.install(cs1, cs2, 0)
 	c.mu.Unlock()
-	if c.link != nil {
+	if c.link != nil && member { // a stranger's link keeps the caps of unauthenticated peers
 		c.link.Authenticated()
 	}
 	c.markReady()
@@ -351,4 +364,87 @@ func Refusal(reason string) []byte {
 		reason = reason[:maxRefusalLen]
 	}
 	return append([]byte{typeRefused}, reason...)
+}
+
+// admit asks the Admitter, if any, whether peer may hold this responder channel and as what;
+// the channel keeps the admission until it closes.
+func (c *Channel) admit(peer routing.Peer) (member bool, err error) {
+	if c.cfg.Admitter == nil {
+		return true, nil
+	}
+	member, release, err := c.cfg.Admitter.Admit(peer)
+	if err != nil {
+		return false, err
+	}
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		release()
+		return false, errClosed
+	}
+	c.admitted = release
+	c.mu.Unlock()
+	return member, nil
+}
+
+// admitAgain asks the Admitter again about a stranger's peer that presented fresh
+// authentication data: if it is now a member, the channel becomes a member's (the listener's
+// Flow, its link's caps lifted) and is no longer closed at StrangerTimeout.
+func (c *Channel) admitAgain() {
+	if c.cfg.Admitter == nil {
+		return
+	}
+	member, release, err := c.cfg.Admitter.Admit(c.peer)
+	if err != nil {
+		return // a stranger still, until StrangerTimeout
+	}
+	if !member {
+		release()
+		return
+	}
+	c.mu.Lock()
+	if c.closing || c.stranger == nil {
+		c.mu.Unlock()
+		release()
+		return
+	}
+	c.stranger.Stop()
+	c.stranger = nil
+	old := c.admitted
+	c.admitted = release
+	c.spawner.Store(uint64(c.members))
+	c.mu.Unlock()
+	if old != nil {
+		old()
+	}
+	if c.link != nil {
+		c.link.Authenticated()
+	}
+	c.log.Debug("the stranger's channel now carries a member", "peer", c.peer.Identifier())
+}
+
+// strangerExpired closes a stranger's channel whose peer did not become a member within
+// StrangerTimeout.
+func (c *Channel) strangerExpired() {
+	c.mu.Lock()
+	still := c.stranger != nil
+	c.mu.Unlock()
+	if still {
+		c.log.Debug("closing a stranger's channel", "peer", c.peer.Identifier(), "after", c.cfg.StrangerTimeout)
+		c.close(fmt.Errorf("securechannel: %w (%v)", ErrStranger, c.cfg.StrangerTimeout), true)
+	}
+}
+
+// strangerRefusal is why a stranger's handshake through its channel is refused.
+const strangerRefusal = "refused: this node does not count the peer as a member (no valid credential), and opens only enrollment to it"
+
+// refuseStranger answers a first handshake message that came out of a stranger's channel
+// to a worker not open to strangers: the initiator learns at once instead of timing out.
+func (c *Channel) refuseStranger(m *routing.Message) {
+	c.stats.dropped.Add(1)
+	r := routing.NewMessage()
+	r.Onward = m.Return
+	r.SetPayload(Refusal(strangerRefusal))
+	m.Release()
+	c.router.Send(r)
 }

@@ -80,10 +80,10 @@ type testLink struct {
 	addr routing.Address
 	done chan struct{}
 	once sync.Once
-	auth bool
+	auth atomic.Bool
 }
 
-func (l *testLink) Authenticated()        { l.auth = true }
+func (l *testLink) Authenticated()        { l.auth.Store(true) }
 func (l *testLink) Done() <-chan struct{} { return l.done }
 func (l *testLink) close()                { l.once.Do(func() { close(l.done) }) }
 

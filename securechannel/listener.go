@@ -21,6 +21,9 @@ type Listener struct {
 	name   string
 	cfg    Config
 	flow   routing.FlowID
+	// strangers is the spawner flow of channels whose peer the Admitter does not vouch
+	// for: only workers opened to it are reachable from them.
+	strangers routing.FlowID
 
 	mu        sync.Mutex
 	closed    bool
@@ -68,6 +71,7 @@ func Listen(r *routing.Router, name string, cfg Config, flows ...routing.FlowID)
 		name:      name,
 		cfg:       cfg,
 		flow:      r.NewFlow(),
+		strangers: r.NewFlow(),
 		perLink:   make(map[routing.Link]int),
 		perSource: make(map[netip.Addr]int),
 		channels:  make(map[*Channel]struct{}),
@@ -81,6 +85,10 @@ func Listen(r *routing.Router, name string, cfg Config, flows ...routing.FlowID)
 
 // Flow is the spawner flow of the listener's channels.
 func (l *Listener) Flow() routing.FlowID { return l.flow }
+
+// StrangerFlow is the spawner flow of the channels of strangers (see Admitter): open to it
+// only the workers a peer without membership may reach.
+func (l *Listener) StrangerFlow() routing.FlowID { return l.strangers }
 
 // Address is the listener's local address.
 func (l *Listener) Address() routing.Address { return routing.LocalAddress(l.name) }
@@ -125,6 +133,7 @@ func (l *Listener) HandleMessage(m *routing.Message) {
 		return
 	}
 	c := newChannel(l.router, l.cfg, false, link, l.flow)
+	c.strangers = l.strangers
 	ok := false
 	defer func() {
 		if !ok {

@@ -217,4 +217,15 @@ type Status struct {
 	Outlets  []Outlet  `json:"outlets"`
 	Relays   []string  `json:"relays"`
 	Channels []Channel `json:"channels"`
+	// Caps is what peers hold against the node's caps, and how often they were refused.
+	Caps *CapsStatus `json:"caps,omitempty"`
+}
+
+// CapsStatus counts the secure channels peers hold to a node's listener, by members and by
+// strangers (at a hub, identities without a valid credential), and the channels and relays
+// refused over the caps per identity.
+type CapsStatus struct {
+	MemberChannels   int    `json:"member_channels"`
+	StrangerChannels int    `json:"stranger_channels"`
+	Refused          uint64 `json:"refused"`
 }

@@ -74,6 +74,7 @@ func (n *Node) startListenerLocked() error {
 	p := n.project.Load()
 	cfg := n.channelConfig(nil, p != nil && !p.hub)
 	cfg.Accepted = n.channels.add
+	cfg.Admitter, cfg.StrangerTimeout = n.admit, n.cfg.Caps.StrangerTimeout
 	l, err := securechannel.Listen(n.router, listenerName, cfg, routing.FlowTransports)
 	if err != nil {
 		return err
@@ -85,7 +86,12 @@ func (n *Node) startListenerLocked() error {
 	}
 	n.reopenOutlets(l.Flow())
 	if p != nil && p.hub {
-		return n.registerHubWorkers(l.Flow())
+		if err := n.registerHubWorkers(l.Flow()); err != nil {
+			return err
+		}
+		// Strangers (no valid credential) come to enroll or renew: the authority is all
+		// they reach.
+		return n.router.Open(authorityWorker, l.StrangerFlow())
 	}
 	if hub := n.hubChannel(); hub != nil {
 		n.router.Open(listenerName, hub.Flow())

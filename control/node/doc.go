@@ -5,4 +5,9 @@
 //
 // Data flows in from the CLI over the Unix socket (api package types), and out as routed
 // messages through the router; state the node must remember goes to the state database.
+//
+// What remote peers can make the node hold is capped per identity (Caps, admission.go): its
+// listener's channels, and at a hub the channels of strangers (identities without a valid
+// credential of the project, which reach only the authority and are closed if they do not
+// become members) and the relays each member holds.
 package node

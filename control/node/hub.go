@@ -395,6 +395,9 @@ func (n *Node) serveRelays(ctx context.Context, q *rpc.Request) (any, error) {
 		if a := attrs[authority.AttrRelay]; a != req.Name && a != "*" && !admin {
 			return nil, fmt.Errorf("%s may not create relay %q: its credential allows relay %q; ask for a ticket made with --relay %s", peer.Identifier(), req.Name, a, req.Name)
 		}
+		if err := n.relayCapacity(peer.Identifier(), req.Name); err != nil {
+			return nil, err
+		}
 		if err := n.state.SetRelayOwner(ctx, req.Name, peer.Identifier()); err != nil {
 			return nil, err
 		}

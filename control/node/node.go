@@ -32,6 +32,7 @@ type Config struct {
 	Identity string
 	Logger   *slog.Logger     // default slog.Default()
 	TCP      tcp.Config       // transport tuning; its Logger defaults to Logger
+	Caps     Caps             // what remote peers can make the node hold
 	Now      func() time.Time // default time.Now
 }
 
@@ -45,6 +46,7 @@ type Node struct {
 	router   *routing.Router
 	tcp      *tcp.Transport
 	listener *securechannel.Listener
+	admit    *admission // the listener's caps per identity
 	channels channels
 	policies policies
 	project  atomic.Pointer[project]
@@ -78,6 +80,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.TCP.Logger == nil {
 		cfg.TCP.Logger = cfg.Logger
 	}
+	cfg.Caps.setDefaults()
 	h := cfg.Home
 	if err := h.Ensure(); err != nil {
 		return err
@@ -106,6 +109,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if n.self, err = n.loadSelf(ctx, cfg.Identity); err != nil {
 		return err
 	}
+	n.admit = newAdmission(n)
+	defer n.admit.refusals.Stop()
 	n.router = routing.New(routing.Config{Logger: cfg.Logger})
 	n.tcp = tcp.New(n.router, cfg.TCP)
 	defer n.tcp.Close()

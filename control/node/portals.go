@@ -95,6 +95,8 @@ func (n *Node) startOutlet(rec state.Outlet) error {
 		Router: n.router,
 		Target: rec.Target,
 		Logger: n.log.With("outlet", name),
+		// Each session is a dial and a connection to the target: capped per peer.
+		MaxSessionsPerPeer: n.cfg.Caps.OutletSessionsPerPeer,
 		Admit: func(m *routing.Message) (bool, string) {
 			if n.revokedSender(m, "outlet "+name) {
 				return false, "the sender's membership was revoked"
@@ -498,5 +500,8 @@ func (n *Node) status(ctx context.Context) api.Status {
 	for _, c := range n.channels.list() {
 		st.Channels = append(st.Channels, channelInfo(c))
 	}
+	var caps api.CapsStatus
+	caps.MemberChannels, caps.StrangerChannels, caps.Refused = n.admit.counts()
+	st.Caps = &caps
 	return st
 }

@@ -19,8 +19,6 @@ import (
 	"github.com/adjacentnet/adjacent/routing"
 )
 
-// refusalLogInterval spaces the log lines of dropped events and refused revoked members.
-const refusalLogInterval = 10 * time.Second
 
 // eventRefusals counts, and logs at most once per interval, control events a member dropped
 // and messages of revoked members a node refused; it also holds the member's budget of event

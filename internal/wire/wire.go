@@ -51,7 +51,7 @@ func (r *Reader) take(field string, n int) []byte {
 	if r.err != nil {
 		return nil
 	}
-	if n > len(r.b) {
+	if n < 0 || n > len(r.b) {
 		r.fail(field, ErrTruncated)
 		return nil
 	}

@@ -406,12 +406,12 @@ func (c *Conn) readLoop(nc net.Conn) {
 			nc.SetReadDeadline(now.Add(cfg.DeadAfter))
 			deadlined = now
 		}
-		n, err := fr.header()
+		hdr, err := fr.header()
 		if err != nil {
 			c.readFailed(err)
 			return
 		}
-		if n == 0 {
+		if hdr == 0 {
 			continue // heartbeat
 		}
 		authed := c.authenticated.Load()
@@ -419,8 +419,9 @@ func (c *Conn) readLoop(nc net.Conn) {
 		if !authed {
 			limit = cfg.MaxFramePreAuth
 		}
-		if n > limit {
-			c.refuse(nc, fmt.Errorf("frame of %d bytes over the limit of %d (authenticated: %v)", n, limit, authed))
+		n, err := checkLength(hdr, limit)
+		if err != nil {
+			c.refuse(nc, fmt.Errorf("%w (authenticated: %v)", err, authed))
 			return
 		}
 		if !authed { // an unauthenticated peer must not hold a frame open

@@ -4,8 +4,10 @@
 // Each side first sends a 4-byte preamble ("adj" and a protocol version); a foreign or
 // unsupported preamble closes the connection and is logged. Then every frame is a 4-byte
 // big-endian length and one encoded routing.Message; a zero length is a heartbeat. Lengths are
-// checked before anything is allocated: a small cap until a secure channel has completed a
-// handshake over the connection (Link.Authenticated), a larger one after.
+// checked before anything is allocated, as unsigned numbers on every word size: a small cap
+// until a secure channel over the connection has authenticated a peer the layers above vouch
+// for (Link.Authenticated; at a hub, a member, not a stranger come to enroll), a larger one
+// after.
 //
 // Accepted connections that have not authenticated yet are admitted under two caps, one per
 // listener and one per source address (so one host cannot take them all), and closed if no
@@ -17,6 +19,8 @@
 // connection's flow in its metadata, so replies find their way back and flow control knows
 // where it came from. Writes are batched: senders queue frames and never block; one writer per
 // connection drains the queue with writev.
+//
+// Dials in progress are capped (MaxPendingDials); one more fails at once.
 //
 // The transport does not reconnect by itself: a dead connection ends its flows, and the layer
 // that owns a long-lived route (the node's hub session) reconnects through Connect, which

@@ -34,12 +34,23 @@ type frameReader struct {
 	hdr [frameHeaderLen]byte
 }
 
-// header reads a frame's length; 0 is a heartbeat.
-func (f *frameReader) header() (int, error) {
+// header reads a frame's length; 0 is a heartbeat. The length stays a uint32 until the
+// caller has checked it against its limit: as an int it would be negative on 32-bit
+// platforms from 0x80000000 on, and pass a check against any limit.
+func (f *frameReader) header() (uint32, error) {
 	if _, err := io.ReadFull(f.r, f.hdr[:]); err != nil {
 		return 0, err
 	}
-	return int(binary.BigEndian.Uint32(f.hdr[:])), nil
+	return binary.BigEndian.Uint32(f.hdr[:]), nil
+}
+
+// checkLength returns a frame's length n as an int if it is at most limit (which is
+// positive), or an error.
+func checkLength(n uint32, limit int) (int, error) {
+	if uint64(n) > uint64(limit) {
+		return 0, fmt.Errorf("frame of %d bytes over the limit of %d", n, limit)
+	}
+	return int(n), nil
 }
 
 // body reads the n bytes of a frame's body into a new buffer that the caller owns.

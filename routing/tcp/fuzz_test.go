@@ -12,17 +12,19 @@ func FuzzFrames(f *testing.F) {
 	f.Add(appendFrame(appendFrame(nil, []byte("hello")), nil))
 	f.Add([]byte{0x40, 0, 0, 0, 1})
 	f.Add([]byte{0, 0, 0, 9, 1, 2})
+	f.Add([]byte{0x80, 0, 0, 0, 1, 2, 3, 4}) // negative as a 32-bit int
 	const limit = 1024
 	f.Fuzz(func(t *testing.T, stream []byte) {
 		r := bytes.NewReader(stream)
 		fr := frameReader{r: r}
 		var again []byte
 		for {
-			n, err := fr.header()
+			hdr, err := fr.header()
 			if err != nil {
 				break
 			}
-			if n > limit {
+			n, err := checkLength(hdr, limit)
+			if err != nil {
 				return // refused before reading or allocating the body
 			}
 			if n == 0 {

@@ -524,3 +524,67 @@ func TestSlowSteadyReaderOutlivesWriteDeadline(t *testing.T) {
 		}
 	}
 }
+
+// TestFrameLengthOver2GiB: a length of 0x80000000 or more, negative as a 32-bit int, is
+// refused like any length over the limit, on every word size: before lengths were compared
+// as uint32, a 32-bit build took it for a small frame and panicked slicing the buffer
+// (issue 12, item 6). The test suite runs this package with GOARCH=386 too.
+func TestFrameLengthOver2GiB(t *testing.T) {
+	for _, hdr := range []uint32{0x80000000, 0xfffffff0, 0xffffffff} {
+		n, err := checkLength(hdr, 16<<10)
+		if err == nil {
+			t.Errorf("checkLength(%#x, 16 KiB) = %d, nil; want an error", hdr, n)
+		}
+	}
+	server := newNode(t, Config{PreambleTimeout: time.Second, FrameTimeout: time.Second})
+	addr := server.listen(t)
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	// The preamble, then one 8-byte frame: its length and 4 bytes of body.
+	nc.Write(append(preamble[:], 0x80, 0, 0, 0, 1, 2, 3, 4))
+	if !closedWithin(nc, 10*time.Second) {
+		t.Fatal("connection not closed after a frame length of 0x80000000")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for server.t.Stats().Refused == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := server.t.Stats().Refused; got != 1 {
+		t.Fatalf("Refused = %d, want 1", got)
+	}
+}
+
+// TestPendingDialsCapped: at most MaxPendingDials dials are in progress at once; one more
+// fails at once and is counted, and a dial that ends gives its place back.
+func TestPendingDialsCapped(t *testing.T) {
+	n := newNode(t, Config{MaxPendingDials: 2})
+	addrs := []string{"127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"}
+	n.t.mu.Lock()
+	for _, a := range addrs { // each waits out a long backoff before dialing
+		n.t.failures[a] = failure{count: 1, next: time.Now().Add(time.Minute)}
+	}
+	n.t.mu.Unlock()
+	for _, a := range addrs[:2] {
+		if _, err := n.t.outgoingConn(a); err != nil {
+			t.Fatalf("dial %d of 2: %v", 1, err)
+		}
+	}
+	if _, err := n.t.outgoingConn(addrs[2]); err == nil {
+		t.Fatal("a third dial started with MaxPendingDials 2")
+	}
+	if got := n.t.Stats().DialsRefused; got != 1 {
+		t.Fatalf("DialsRefused = %d, want 1", got)
+	}
+	// One dial ends (its connection closed: it dials at once and fails): a new one may start.
+	n.t.mu.Lock()
+	c := n.t.outgoing[addrs[0]]
+	n.t.mu.Unlock()
+	c.Close()
+	<-c.ready
+	if _, err := n.t.outgoingConn(addrs[2]); err != nil {
+		t.Fatalf("dial after one ended: %v", err)
+	}
+}

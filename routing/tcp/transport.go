@@ -63,6 +63,9 @@ type Config struct {
 	BackoffMin, BackoffMax time.Duration
 	// DialTimeout bounds one dial. Default 10s.
 	DialTimeout time.Duration
+	// MaxPendingDials caps the dials in progress (backoff waits included); a Connect or
+	// Send that would start one more fails at once. Default 256.
+	MaxPendingDials int
 }
 
 func (c *Config) setDefaults() {
@@ -94,6 +97,9 @@ func (c *Config) setDefaults() {
 	if c.MaxPreAuthPerSource <= 0 {
 		c.MaxPreAuthPerSource = 32
 	}
+	if c.MaxPendingDials <= 0 {
+		c.MaxPendingDials = 256
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -112,8 +118,10 @@ type Transport struct {
 	outgoing  map[string]*Conn // by the host:port they were dialed at
 	failures  map[string]failure
 	listeners map[*Listener]struct{}
+	dialing   int // dials in progress
 
-	stats counters
+	dialRefusals *ratelog.Logger
+	stats        counters
 }
 
 type failure struct {
@@ -122,7 +130,7 @@ type failure struct {
 }
 
 type counters struct {
-	framesIn, framesOut, bytesIn, bytesOut, refused, dropped atomic.Uint64
+	framesIn, framesOut, bytesIn, bytesOut, refused, dropped, dialsRefused atomic.Uint64
 }
 
 // Stats are a transport's counters.
@@ -132,6 +140,7 @@ type Stats struct {
 	BytesIn, BytesOut   uint64
 	Refused             uint64 // connections closed for a protocol violation
 	Dropped             uint64 // messages that could not be sent
+	DialsRefused        uint64 // dials not started: MaxPendingDials were in progress
 }
 
 // New returns a transport that serves r's TCP addresses. It installs itself in r and starts
@@ -147,6 +156,7 @@ func New(r *routing.Router, cfg Config) *Transport {
 		failures:  make(map[string]failure),
 		listeners: make(map[*Listener]struct{}),
 	}
+	t.dialRefusals = ratelog.New(t.log, slog.LevelWarn, "refused dials: too many in progress", refusalLogInterval)
 	r.SetTransport(routing.TypeTCP, t)
 	return t
 }
@@ -262,11 +272,17 @@ func (t *Transport) outgoingConn(hostport string) (*Conn, error) {
 	if c := t.outgoing[hostport]; c != nil {
 		return c, nil
 	}
+	if t.dialing >= t.cfg.MaxPendingDials {
+		t.stats.dialsRefused.Add(1)
+		t.dialRefusals.Note(slog.String("last_address", hostport), slog.Int("limit", t.cfg.MaxPendingDials))
+		return nil, fmt.Errorf("tcp: connect to %s: %d dials already in progress, the most this node makes at once; try again shortly", hostport, t.cfg.MaxPendingDials)
+	}
 	c, err := t.newConnLocked(nil, hostport, nil)
 	if err != nil {
 		return nil, err
 	}
 	t.outgoing[hostport] = c
+	t.dialing++
 	wait := time.Until(t.failures[hostport].next)
 	go c.dial(hostport, wait)
 	return c, nil
@@ -330,6 +346,7 @@ func (t *Transport) newConnLocked(nc net.Conn, hostport string, l *Listener) (*C
 func (t *Transport) dialed(hostport string, err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.dialing--
 	if err == nil {
 		delete(t.failures, hostport)
 		return
@@ -360,6 +377,7 @@ func (t *Transport) Stats() Stats {
 		FramesIn:    t.stats.framesIn.Load(), FramesOut: t.stats.framesOut.Load(),
 		BytesIn: t.stats.bytesIn.Load(), BytesOut: t.stats.bytesOut.Load(),
 		Refused: t.stats.refused.Load(), Dropped: t.stats.dropped.Load(),
+		DialsRefused: t.stats.dialsRefused.Load(),
 	}
 }
 
@@ -386,5 +404,6 @@ func (t *Transport) Close() error {
 	for _, c := range cs {
 		c.Close()
 	}
+	t.dialRefusals.Stop()
 	return nil
 }
