@@ -132,7 +132,7 @@ func (n *Node) ensureStaticKey(ctx context.Context, s *self) error {
 		if kerr == nil && herr == nil {
 			att, err := identity.DecodeAttestation(raw)
 			pub := key.Public()
-			if err == nil && att.Verify(s.history, now) == nil && string(att.PublicKey()) == string(pub[:]) &&
+			if err == nil && att.VerifyCurrent(s.history, now) == nil && string(att.PublicKey()) == string(pub[:]) &&
 				att.Expires().Sub(now) > staticKeyLifetime/4 {
 				s.static, s.attestation = key, att
 				return nil

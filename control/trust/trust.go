@@ -89,7 +89,7 @@ func (a *Authenticator) Authenticate(data, remoteStatic []byte) (routing.Peer, e
 		return nil, fmt.Errorf("trust: peer %s attested a %s key for the channel, want secure-channel", id, att.Purpose())
 	}
 	now := a.cfg.Now()
-	if err := att.Verify(h, now); err != nil {
+	if err := att.VerifyCurrent(h, now); err != nil {
 		return nil, fmt.Errorf("trust: peer %s: static key attestation: %w", id, err)
 	}
 	if !bytes.Equal(att.PublicKey(), remoteStatic) {
