@@ -12,14 +12,23 @@ import (
 // of the longest names and values) is about 35 KB.
 const maxPartLen = 0xffff
 
+// versionWithIssuer is the bundle version that also carries the issuer's history.
+const versionWithIssuer = 2
+
 // Bundle is a credential with the attestation of the key that signed it: what a node
-// presents to its peers, and what an authority hands out. Both fields must be set.
+// presents to its peers, and what an authority hands out. Credential and Attestation must be
+// set.
 //
 // Wire form: version (1 byte), then the credential and the attestation encodings, each with
-// a 2-byte length prefix.
+// a 2-byte length prefix; with Issuer, the version is 2 and the issuer's history follows,
+// also with a 2-byte length prefix.
 type Bundle struct {
 	Credential  *Credential
 	Attestation *identity.Attestation
+	// Issuer, if set, is the issuer's identity history. An authority that has rotated its
+	// key sends it with what it signs, so that a peer knowing an older history of it learns
+	// the rotation from any bundle (Verify uses it when it extends the trusted one).
+	Issuer *identity.History
 }
 
 // Encode returns the wire form of b.
@@ -27,20 +36,33 @@ func (b *Bundle) Encode() []byte { return b.AppendTo(nil) }
 
 // AppendTo appends the wire form of b to dst.
 func (b *Bundle) AppendTo(dst []byte) []byte {
-	dst = append(dst, Version)
+	if b.Issuer == nil {
+		dst = append(dst, Version)
+	} else {
+		dst = append(dst, versionWithIssuer)
+	}
 	dst = wire.AppendBytes16(dst, b.Credential.Encode())
-	return wire.AppendBytes16(dst, b.Attestation.Encode())
+	dst = wire.AppendBytes16(dst, b.Attestation.Encode())
+	if b.Issuer != nil {
+		dst = wire.AppendBytes16(dst, b.Issuer.Encode())
+	}
+	return dst
 }
 
 // DecodeBundle decodes a bundle. Like Decode it checks structure only; Verify checks the
 // rest. Errors wrap ErrMalformed (and the wire or identity package's error) or ErrVersion.
 func DecodeBundle(data []byte) (*Bundle, error) {
 	r := wire.NewReader(data)
-	if v := r.U8("version"); r.Err() == nil && v != Version {
+	v := r.U8("version")
+	if r.Err() == nil && v != Version && v != versionWithIssuer {
 		return nil, fmt.Errorf("credential: decode bundle: version %d: %w", v, ErrVersion)
 	}
 	rawCred := r.Bytes16("credential", maxPartLen)
 	rawAtt := r.Bytes16("attestation", maxPartLen)
+	var rawIssuer []byte
+	if v == versionWithIssuer {
+		rawIssuer = r.Bytes16("issuer history", maxPartLen)
+	}
 	if err := r.Finish(); err != nil {
 		return nil, fmt.Errorf("credential: decode bundle: %w: %w", ErrMalformed, err)
 	}
@@ -52,15 +74,26 @@ func DecodeBundle(data []byte) (*Bundle, error) {
 	if err != nil {
 		return nil, fmt.Errorf("credential: decode bundle: %w: %w", ErrMalformed, err)
 	}
-	return &Bundle{Credential: c, Attestation: a}, nil
+	b := &Bundle{Credential: c, Attestation: a}
+	if v == versionWithIssuer {
+		if b.Issuer, err = identity.DecodeHistory(rawIssuer); err != nil {
+			return nil, fmt.Errorf("credential: decode bundle: issuer: %w: %w", ErrMalformed, err)
+		}
+		if b.Issuer.Identifier() != c.Issuer() {
+			return nil, fmt.Errorf("credential: decode bundle: carries the history of %s, the issuer is %s: %w", b.Issuer.Identifier(), c.Issuer(), ErrMalformed)
+		}
+	}
+	return b, nil
 }
 
 // Verify checks that b's credential is a valid credential for subject at now:
 //
 //   - its issuer is trusted: trusted returns the issuer's identity history, or nil
-//     (ErrUntrustedIssuer);
+//     (ErrUntrustedIssuer); the bundle's own Issuer history takes its place when it extends
+//     it, and one that forks from it fails (ErrSigningKey wrapping identity.ErrNotExtension);
 //   - the attestation is the issuer's, for a credential-signing key, and valid at now under
-//     the issuer's current primary key (ErrSigningKey, also wrapping the identity error);
+//     the primary key of the issuer's that was current when it was made
+//     (identity.Attestation.Verify; ErrSigningKey, also wrapping the identity error);
 //   - the credential is signed by that key (ErrBadSignature);
 //   - it is about subject (ErrWrongSubject);
 //   - it has not expired (ErrExpired) and was not issued more than MaxClockSkew after now
@@ -76,6 +109,13 @@ func (b *Bundle) Verify(trusted func(identity.Identifier) *identity.History, sub
 	h := trusted(issuer)
 	if h == nil {
 		return verifyErr(fmt.Sprintf("credential issuer %s is not a trusted authority", issuer), ErrUntrustedIssuer)
+	}
+	if b.Issuer != nil && b.Issuer.Len() > h.Len() {
+		if err := b.Issuer.Extends(h); err != nil {
+			return verifyErr(fmt.Sprintf("credential issuer %s: the history in the bundle does not extend the trusted one: %v", issuer, err),
+				ErrSigningKey, identity.ErrNotExtension)
+		}
+		h = b.Issuer
 	}
 	if got := a.Subject(); got != issuer {
 		return verifyErr(fmt.Sprintf("credential signing key is attested by %s, not by the issuer %s", got, issuer),
