@@ -41,7 +41,16 @@ type Config struct {
 	Revoked func(identity.Identifier) bool
 	// Authorized, if not empty, lists the only identifiers accepted as peers.
 	Authorized []identity.Identifier
-	Now        func() time.Time // default time.Now
+	// Known returns the longest history of an identity this node has seen, or nil. A peer
+	// whose history does not extend it (shorter, so bringing back a retired key, or forked)
+	// is refused.
+	Known func(identity.Identifier) *identity.History
+	// Learn, if set, is told of a history longer than the one Known (or Authority, for an
+	// authority's history carried in a credential bundle) returned: a peer's, once the peer
+	// is authenticated with a valid credential (so what it keeps is bounded by the project's
+	// members), or an authority's that a credential verified with.
+	Learn func(*identity.History)
+	Now   func() time.Time // default time.Now
 }
 
 // Authenticator implements securechannel.Authenticator (and Refresher) for one channel or
@@ -101,6 +110,15 @@ func (a *Authenticator) Authenticate(data, remoteStatic []byte) (routing.Peer, e
 	if a.cfg.Revoked != nil && a.cfg.Revoked(id) {
 		return nil, fmt.Errorf("trust: peer %s: %w", id, ErrRevoked)
 	}
+	known := 1
+	if a.cfg.Known != nil {
+		if k := a.cfg.Known(id); k != nil {
+			if err := h.Extends(k); err != nil {
+				return nil, fmt.Errorf("trust: peer %s presents an older or forked identity history; refused: %w", id, err)
+			}
+			known = k.Len()
+		}
+	}
 	peer := &Peer{id: id, history: h}
 	var firstErr error
 	for _, raw := range p.credentials {
@@ -117,6 +135,9 @@ func (a *Authenticator) Authenticate(data, remoteStatic []byte) (routing.Peer, e
 	if peer.attrs.Load() == nil {
 		attrs := withIdentifier(nil, id)
 		peer.attrs.Store(&attrs)
+	}
+	if a.cfg.Learn != nil && h.Len() > known && !peer.Expires().IsZero() {
+		a.cfg.Learn(h)
 	}
 	return peer, nil
 }
@@ -142,6 +163,11 @@ func (a *Authenticator) apply(peer *Peer, raw []byte, now time.Time) error {
 	}
 	if err := b.Verify(a.cfg.Authority, peer.id, now); err != nil {
 		return fmt.Errorf("trust: peer %s: %w", peer.id, err)
+	}
+	if a.cfg.Learn != nil && b.Issuer != nil {
+		if h := a.cfg.Authority(b.Issuer.Identifier()); h != nil && b.Issuer.Len() > h.Len() {
+			a.cfg.Learn(b.Issuer) // Verify checked that it extends h
+		}
 	}
 	attrs := withIdentifier(b.Credential.Attributes(), peer.id)
 	peer.attrs.Store(&attrs)
