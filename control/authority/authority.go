@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"regexp"
+	"sync/atomic"
 	"time"
 
 	"github.com/adjacentnet/adjacent/control/credential"
@@ -48,7 +49,8 @@ type Config struct {
 // Authority is a project's membership authority: it keeps members and tickets and issues
 // short-lived credentials to members.
 type Authority struct {
-	cfg Config
+	cfg     Config
+	rotated atomic.Pointer[issuerKeys] // set by Reattest
 }
 
 // New returns an authority.
@@ -94,7 +96,7 @@ func (a *Authority) Issue(ctx context.Context, id identity.Identifier) (*credent
 	if err != nil {
 		return nil, err
 	}
-	return &credential.Bundle{Credential: c, Attestation: a.cfg.Attested}, nil
+	return a.bundle(c), nil
 }
 
 // RenewOwn re-issues the authority's own credential, last, with its attributes and without
@@ -112,7 +114,7 @@ func (a *Authority) RenewOwn(last *credential.Credential) (*credential.Bundle, e
 	if err != nil {
 		return nil, err
 	}
-	return &credential.Bundle{Credential: c, Attestation: a.cfg.Attested}, nil
+	return a.bundle(c), nil
 }
 
 // TicketOptions are what a ticket grants.

@@ -52,6 +52,8 @@ type Node struct {
 	relays   relays // hubs: the relays they serve
 	portals  portals
 	session  session // members: the channel to the hub
+	known    known   // peers' rotated identities
+	rotateMu sync.Mutex
 
 	listenerMu sync.Mutex // serialises listener restarts
 	started    time.Time

@@ -44,7 +44,9 @@ type project struct {
 	hub       bool
 	hubRoute  routing.Path // members: the hub's listener, e.g. /ip4/10.0.0.1/tcp/4000
 	public    string       // hubs: the address members dial
-	authority *identity.History
+	authority *identity.History // as loaded or enrolled with: for its identifier
+	newest    atomic.Pointer[identity.History] // a longer history of the authority, once learned
+	newestMu  sync.Mutex                       // serialises learning it
 	cred      atomic.Pointer[credential.Bundle]
 	auth      *authority.Authority // hubs only
 	revoked   sync.Map             // identity.Identifier -> time.Time: refuse until then
@@ -84,6 +86,12 @@ func (n *Node) loadProject(ctx context.Context) (*project, error) {
 		p.public, _, _ = n.state.Setting(ctx, settingPublicAddress)
 		if p.auth, err = n.openAuthority(ctx, name); err != nil {
 			return nil, err
+		}
+		if k := n.self.keys(); k.history.Len() > p.authority.Len() { // stopped mid-rotation
+			if err := n.reattestSigningKey(ctx, p, k); err != nil {
+				p.auth.Store().Close()
+				return nil, fmt.Errorf("node: project %s: %w", name, err)
+			}
 		}
 	} else {
 		hub, _, _ := n.state.Setting(ctx, settingProjectHub)
@@ -127,7 +135,7 @@ func (n *Node) openAuthority(ctx context.Context, name string) (*authority.Autho
 		}
 	}
 	return authority.New(authority.Config{
-		Project: name, Identity: n.self.history, Signer: key, Attested: att,
+		Project: name, Identity: n.self.keys().history, Signer: key, Attested: att,
 		Store: store, Lifetime: lifetime, Now: n.cfg.Now,
 	})
 }
@@ -135,7 +143,7 @@ func (n *Node) openAuthority(ctx context.Context, name string) (*authority.Autho
 // trustedAuthority is the trust.Config Authority: the project's authority, if any.
 func (n *Node) trustedAuthority(id identity.Identifier) *identity.History {
 	if p := n.project.Load(); p != nil && p.authority.Identifier() == id {
-		return p.authority
+		return p.authorityHistory()
 	}
 	return nil
 }
@@ -167,6 +175,9 @@ func (n *Node) trustConfig(authorized []identity.Identifier, require bool) trust
 		RequireCredential: require,
 		Revoked:           n.isRevoked,
 		Authorized:        authorized,
+		Known:             n.knownHistory,
+		Learn:             n.learnHistory,
+		Present:           n.present,
 		Now:               n.cfg.Now,
 	}
 }

@@ -50,6 +50,11 @@ type Config struct {
 	// is authenticated with a valid credential (so what it keeps is bounded by the project's
 	// members), or an authority's that a credential verified with.
 	Learn func(*identity.History)
+	// Present, if set, maps Self to what this side presents in each handshake, re-handshakes
+	// of open channels included: after the node's identity rotated, its new history with the
+	// same static key attested again by the new primary key, so that channels opened before
+	// the rotation re-handshake under the identity peers now know.
+	Present func(Self) Self
 	Now   func() time.Time // default time.Now
 }
 
@@ -69,7 +74,11 @@ func New(cfg Config) *Authenticator {
 
 // Payload returns this side's handshake payload.
 func (a *Authenticator) Payload() ([]byte, error) {
-	p := payload{history: a.cfg.Self.History.Encode(), attestation: a.cfg.Self.Attestation.Encode()}
+	self := a.cfg.Self
+	if a.cfg.Present != nil {
+		self = a.cfg.Present(self)
+	}
+	p := payload{history: self.History.Encode(), attestation: self.Attestation.Encode()}
 	if a.cfg.Credentials != nil {
 		for _, b := range a.cfg.Credentials() {
 			p.credentials = append(p.credentials, b.Encode())
