@@ -50,7 +50,9 @@ func (s *self) keys() *selfKeys { return s.cur.Load() }
 
 func (s *self) trust() trust.Self { return s.keys().trust() }
 
-func (k *selfKeys) trust() trust.Self { return trust.Self{History: k.history, Attestation: k.attestation} }
+func (k *selfKeys) trust() trust.Self {
+	return trust.Self{History: k.history, Attestation: k.attestation}
+}
 
 // loadSelf loads the node's identity, creating the default one on first start, and makes
 // sure its Noise static key is attested and not close to expiry.

@@ -44,12 +44,15 @@ type project struct {
 	hub       bool
 	hubRoute  routing.Path // members: the hub's listener, e.g. /ip4/10.0.0.1/tcp/4000
 	public    string       // hubs: the address members dial
-	authority *identity.History // as loaded or enrolled with: for its identifier
-	newest    atomic.Pointer[identity.History] // a longer history of the authority, once learned
-	newestMu  sync.Mutex                       // serialises learning it
+	authority *identity.History
 	cred      atomic.Pointer[credential.Bundle]
 	auth      *authority.Authority // hubs only
 	revoked   sync.Map             // identity.Identifier -> time.Time: refuse until then
+
+	// newest is a longer history of the authority, once learned (authority stays the one
+	// loaded or enrolled with, for its identifier); newestMu serialises learning it.
+	newest   atomic.Pointer[identity.History]
+	newestMu sync.Mutex
 }
 
 func (p *project) credentials() []*credential.Bundle {

@@ -41,6 +41,8 @@ type Config struct {
 	Revoked func(identity.Identifier) bool
 	// Authorized, if not empty, lists the only identifiers accepted as peers.
 	Authorized []identity.Identifier
+	Now        func() time.Time // default time.Now
+
 	// Known returns the longest history of an identity this node has seen, or nil. A peer
 	// whose history does not extend it (shorter, so bringing back a retired key, or forked)
 	// is refused.
@@ -55,7 +57,6 @@ type Config struct {
 	// same static key attested again by the new primary key, so that channels opened before
 	// the rotation re-handshake under the identity peers now know.
 	Present func(Self) Self
-	Now   func() time.Time // default time.Now
 }
 
 // Authenticator implements securechannel.Authenticator (and Refresher) for one channel or
