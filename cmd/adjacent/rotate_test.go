@@ -2,12 +2,15 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/adjacentnet/adjacent/internal/netns"
 )
 
 // rotated is what `identity rotate -o json` and `identity show -o json` print.
@@ -141,4 +144,126 @@ func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
 	}
 }
 
-var _ = strconv.Itoa
+// exchange moves n bytes each way between analysis and the blast server behind the portal at
+// 127.0.0.1:17000, checking every byte, and reports how it ended: nil if it completed.
+func (w *world) exchange(n int) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		out, err := w.blast(w.analysis, 2*time.Minute, "exchange", "-to", "127.0.0.1:17000", "-bytes", strconv.Itoa(n))
+		if err != nil {
+			err = fmt.Errorf("%v: %s", err, out)
+		}
+		done <- err
+	}()
+	return done
+}
+
+// running fails the test if the transfer has already ended.
+func running(t *testing.T, transfer <-chan error, when string) {
+	t.Helper()
+	select {
+	case err := <-transfer:
+		t.Fatalf("the transfer ended before %s (%v); make it longer", when, err)
+	default:
+	}
+}
+
+// TestIdentityRotateMidTransfer: the bank (outlet and relay owner) and then analysis (inlet)
+// run `identity rotate` while a transfer runs through their portal: it completes byte for
+// byte, a new connection works, the hub sees both members' longer histories under their
+// unchanged identifiers. Then the hub rotates its own identity during another transfer that
+// outlasts the members' credentials: they refresh them under the hub's new key, the transfer
+// completes, and a member restarted afterwards reconnects.
+func TestIdentityRotateMidTransfer(t *testing.T) {
+	w := newWorld(t)
+	w.join("--credential-lifetime", lifetime.String())
+	go w.blast(w.bank, time.Hour, "serve", "-listen", "127.0.0.1:7000")
+	w.adj(w.bank, w.bankHome, "tcp-outlet", "create", "--to", "7000", "--from", "blast")
+	w.adj(w.analysis, w.analysisHome, "tcp-inlet", "create", "--from", "17000", "--via", "postgres", "--to", "blast")
+	w.throttle("200mbit") // 256 MiB each way take about 11 s
+	const size = 256 << 20
+	ids := map[string]string{}
+	for name, m := range map[string]struct {
+		ns   *netns.NS
+		home string
+	}{"bank": {w.bank, w.bankHome}, "analysis": {w.analysis, w.analysisHome}} {
+		ids[name] = decodeInto[rotated](t, w.adj(m.ns, m.home, "-o", "json", "identity", "show")).Identifier
+	}
+
+	transfer := w.exchange(size)
+	time.Sleep(time.Second)
+	r := decodeInto[rotated](t, w.adj(w.bank, w.bankHome, "-o", "json", "identity", "rotate"))
+	if r.Identifier != ids["bank"] || r.Changes != 2 {
+		t.Fatalf("bank: identity rotate = %+v, want %s with 2 changes", r, ids["bank"])
+	}
+	time.Sleep(time.Second)
+	r = decodeInto[rotated](t, w.adj(w.analysis, w.analysisHome, "-o", "json", "identity", "rotate"))
+	if r.Identifier != ids["analysis"] || r.Changes != 2 {
+		t.Fatalf("analysis: identity rotate = %+v, want %s with 2 changes", r, ids["analysis"])
+	}
+	running(t, transfer, "both members rotated")
+	if err := <-transfer; err != nil {
+		t.Fatalf("the transfer through the rotating members: %v\n%s", err, w.logs())
+	}
+	if err := <-w.exchange(1 << 20); err != nil {
+		t.Fatalf("a new connection after the rotations: %v\n%s", err, w.logs())
+	}
+	for name, home := range map[string]string{"bank": w.bankHome, "analysis": w.analysisHome} {
+		ns := map[string]*netns.NS{"bank": w.bank, "analysis": w.analysis}[name]
+		if r := decodeInto[rotated](t, w.adj(ns, home, "-o", "json", "identity", "show")); r.Identifier != ids[name] || r.Changes != 2 {
+			t.Fatalf("%s: identity show = %+v, want %s with 2 changes", name, r, ids[name])
+		}
+	}
+	waitFor(t, 10*time.Second, "the hub to see both members' rotated histories", func() bool {
+		seen := memberChanges(t, w.adj(w.hub, w.hubHome, "-o", "json", "project", "member", "list"))
+		return seen[ids["bank"]] == 2 && seen[ids["analysis"]] == 2
+	})
+
+	// The hub rotates during a transfer longer than a credential's lifetime.
+	transfer = w.exchange(size)
+	time.Sleep(time.Second)
+	hubID := identifier(t, w.hubHome)
+	r = decodeInto[rotated](t, w.adj(w.hub, w.hubHome, "-o", "json", "identity", "rotate"))
+	hubRotated := time.Now()
+	if r.Changes != 2 || r.Identifier != hubID {
+		t.Fatalf("hub: identity rotate = %+v", r)
+	}
+	running(t, transfer, "the hub rotated")
+	if err := <-transfer; err != nil {
+		t.Fatalf("the transfer while the hub rotated: %v\n%s", err, w.logs())
+	}
+	for name, m := range map[string]struct {
+		ns   *netns.NS
+		home string
+	}{"bank": {w.bank, w.bankHome}, "analysis": {w.analysis, w.analysisHome}} {
+		expires, err := time.Parse(time.RFC3339Nano, jsonField(t, w.adj(m.ns, m.home, "-o", "json", "credential", "show"), "expires"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !expires.After(hubRotated.Add(lifetime)) {
+			t.Fatalf("%s: credential expires %v, want one issued after the hub rotated at %v\n%s", name, expires, hubRotated, w.logs())
+		}
+	}
+	if err := <-w.exchange(1 << 20); err != nil {
+		t.Fatalf("a new connection after the hub rotated: %v\n%s", err, w.logs())
+	}
+	// The members learned the hub's new history from what it signs (not from a reconnect:
+	// their channels to the hub stayed up).
+	for _, home := range []string{w.bankHome, w.analysisHome} {
+		if log := readFile(filepath.Join(home, "node.log")); !strings.Contains(log, "the authority rotated its identity key") ||
+			strings.Contains(log, "lost the hub") {
+			t.Fatalf("%s did not learn the hub's rotation on its open channel\n%s", home, w.logs())
+		}
+	}
+	// The channels opened before the rotations re-handshook under the new histories.
+	for _, home := range []string{w.hubHome, w.bankHome, w.analysisHome} {
+		if log := readFile(filepath.Join(home, "node.log")); strings.Contains(log, "re-handshake refused") {
+			t.Fatalf("%s refused a re-handshake\n%s", home, w.logs())
+		}
+	}
+	w.adj(w.analysis, w.analysisHome, "node", "stop")
+	w.adj(w.analysis, w.analysisHome, "node", "create")
+	waitFor(t, 20*time.Second, "the portal to serve after analysis restarted", func() bool {
+		return <-w.exchange(1<<20) == nil
+	})
+}
