@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -69,6 +70,17 @@ func TestIdentityRotate(t *testing.T) {
 	analysis := member(t, h)
 	before := identifier(t, bank)
 	keyBefore := decodeInto[rotated](t, mustCLI(t, "--home", bank, "-o", "json", "identity", "show")).PrimaryKey
+	// A thief copies the bank's home, retired key and all, before the rotation.
+	mustCLI(t, "--home", bank, "node", "stop")
+	thief := newHome(t)
+	if out, err := exec.Command("cp", "-a", bank, thief).CombinedOutput(); err != nil {
+		t.Fatalf("copy the bank's home: %v: %s", err, out)
+	}
+	mustCLI(t, "--home", bank, "node", "create")
+	waitFor(t, 10*time.Second, "the bank's relay after its restart", func() bool {
+		out, _, code := cli(t, "--home", analysis, "message", "send", "back", "--to", viaRelay, "--timeout", "2s")
+		return code == 0 && out == "back\n"
+	})
 	// A channel opened before the rotation.
 	sc := strings.TrimSpace(mustCLI(t, "--home", analysis, "secure-channel", "create", "--to", "/project/acme/service/forward_to_postgres/service/api"))
 
@@ -92,6 +104,32 @@ func TestIdentityRotate(t *testing.T) {
 	waitFor(t, 10*time.Second, "the hub to see the bank's rotated history", func() bool {
 		return memberChanges(t, mustCLI(t, "--home", h, "-o", "json", "project", "member", "list"))[before] == 2
 	})
+
+	// The thief's node presents the bank's history from before the rotation, with a credential
+	// still valid: the hub refuses it, also after a restart.
+	thiefRefused := func(when string) {
+		t.Helper()
+		_, errOut, code := cli(t, "--home", thief, "message", "send", "x", "--to", viaRelay, "--timeout", "5s")
+		if code == 0 || !strings.Contains(errOut, "older or forked identity history") {
+			t.Fatalf("the thief's node %s: exit %d, %q; want a refusal of its older history", when, code, errOut)
+		}
+	}
+	thiefRefused("after the rotation")
+	// The hub restarts while the bank is away: what it knows of the bank is what it stored.
+	mustCLI(t, "--home", bank, "node", "stop")
+	mustCLI(t, "--home", h, "node", "stop")
+	mustCLI(t, "--home", h, "node", "create")
+	thiefRefused("after the hub restarted")
+	if got := memberChanges(t, mustCLI(t, "--home", h, "-o", "json", "project", "member", "list"))[before]; got != 2 {
+		t.Fatalf("after the hub restarted, the member list shows %d changes for the bank, want 2", got)
+	}
+	mustCLI(t, "--home", thief, "node", "stop")
+	mustCLI(t, "--home", bank, "node", "create")
+	waitFor(t, 20*time.Second, "analysis to reach the bank through the restarted hub", func() bool {
+		out, _, code := cli(t, "--home", analysis, "message", "send", "back", "--to", viaRelay, "--timeout", "2s")
+		return code == 0 && out == "back\n"
+	})
+	sc = strings.TrimSpace(mustCLI(t, "--home", analysis, "secure-channel", "create", "--to", "/project/acme/service/forward_to_postgres/service/api"))
 
 	// The hub rotates: open channels keep working, the members learn its history from its
 	// credential and their fresh credentials verify at their peers.

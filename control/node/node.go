@@ -106,6 +106,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if n.self, err = n.loadSelf(ctx, cfg.Identity); err != nil {
 		return err
 	}
+	if err := n.loadKnown(ctx); err != nil {
+		return err
+	}
 	n.router = routing.New(routing.Config{Logger: cfg.Logger})
 	n.tcp = tcp.New(n.router, cfg.TCP)
 	defer n.tcp.Close()

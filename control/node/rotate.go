@@ -83,13 +83,41 @@ func (n *Node) knownHistory(id identity.Identifier) *identity.History {
 // credentials the authority signs under its new key after a restart; the others are kept in
 // memory.
 func (n *Node) learnHistory(h *identity.History) {
+	if h.Identifier() == n.self.history.Identifier() {
+		return // the node's own history changes only by its own rotation
+	}
 	if p := n.project.Load(); p != nil && p.authority.Identifier() == h.Identifier() {
 		n.learnAuthority(p, h)
 		return
 	}
-	if n.known.learn(h, n.log) {
-		n.log.Info("a peer rotated its identity key", "peer", h.Identifier(), "changes", h.Len())
+	if !n.known.learn(h, n.log) {
+		return
 	}
+	n.log.Info("a peer rotated its identity key", "peer", h.Identifier(), "changes", h.Len())
+	// Stored, so that a restart does not make the node accept the peer's retired key again.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rec := state.PeerHistory{Identifier: string(h.Identifier()), Changes: h.Len(), History: h.Encode()}
+	if err := n.state.PutPeerHistory(ctx, rec); err != nil {
+		n.log.Warn("a peer's rotated identity is not stored", "peer", h.Identifier(), "err", err)
+	}
+}
+
+// loadKnown reads the peers' rotated histories the node stored.
+func (n *Node) loadKnown(ctx context.Context) error {
+	recs, err := n.state.PeerHistories(ctx, maxKnownHistories)
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		h, err := identity.DecodeHistory(r.History)
+		if err != nil || string(h.Identifier()) != r.Identifier {
+			n.log.Warn("a stored peer history does not decode; ignored", "peer", r.Identifier, "err", err)
+			continue
+		}
+		n.known.learn(h, n.log)
+	}
+	return nil
 }
 
 // learnAuthority makes h the authority's history if it extends the one the node has.
@@ -147,6 +175,10 @@ func (n *Node) present(s trust.Self) trust.Self {
 func (n *Node) rotateIdentity(ctx context.Context, name string) (api.Identity, error) {
 	n.rotateMu.Lock()
 	defer n.rotateMu.Unlock()
+	// Once begun, a rotation runs to its end whatever the client does: a node that stored its
+	// new key must also start using it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
 	own := name == "" || name == n.self.name
 	if own {
 		name = n.self.name
