@@ -20,14 +20,21 @@ func (a *Authority) Reattest(h *identity.History, att *identity.Attestation) {
 	a.rotated.Store(&issuerKeys{history: h, attested: att})
 }
 
-// bundle wraps c with what a verifier needs to check it.
-func (a *Authority) bundle(c *credential.Credential) *credential.Bundle {
-	b := &credential.Bundle{Credential: c, Attestation: a.cfg.Attested}
-	if a.cfg.Identity.Len() > 1 {
-		b.Issuer = a.cfg.Identity
-	}
+// keys returns the authority's current history and signing-key attestation.
+func (a *Authority) keys() (*identity.History, *identity.Attestation) {
 	if k := a.rotated.Load(); k != nil {
-		b.Attestation, b.Issuer = k.attested, k.history
+		return k.history, k.attested
+	}
+	return a.cfg.Identity, a.cfg.Attested
+}
+
+// bundle wraps c with what a verifier needs to check it: the signing key's current
+// attestation, and the authority's history once it has rotated.
+func (a *Authority) bundle(c *credential.Credential) *credential.Bundle {
+	h, att := a.keys()
+	b := &credential.Bundle{Credential: c, Attestation: att}
+	if h.Len() > 1 {
+		b.Issuer = h
 	}
 	return b
 }
