@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -36,6 +37,12 @@ type self struct {
 	name    string
 	history *identity.History
 	cur     atomic.Pointer[selfKeys]
+
+	// reattested are the static keys of channels opened before a rotation, attested again
+	// by the current primary key: what those channels present when they re-handshake. At
+	// most maxReattested; mu guards it.
+	mu         sync.Mutex
+	reattested []trust.Self
 }
 
 // selfKeys are the node's current identity keys, replaced together by a rotation.

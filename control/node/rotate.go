@@ -33,12 +33,10 @@ type known struct {
 	mu   sync.Mutex
 	m    map[identity.Identifier]*identity.History
 	full *ratelog.Logger
-	// reattested are this node's older Noise static keys attested again by its current
-	// primary key, by public key: what channels opened before a rotation present when they
-	// re-handshake. At most maxReattested, the oldest dropped first.
-	reattested []trust.Self
 }
 
+// maxReattested bounds the older static keys a node attests again when it rotates: those of
+// channels opened before the last few rotations.
 const maxReattested = 8
 
 func (k *known) get(id identity.Identifier) *identity.History {
@@ -155,9 +153,9 @@ func (n *Node) present(s trust.Self) trust.Self {
 		return s
 	}
 	pub := s.Attestation.PublicKey()
-	n.known.mu.Lock()
-	defer n.known.mu.Unlock()
-	for _, r := range n.known.reattested {
+	n.self.mu.Lock()
+	defer n.self.mu.Unlock()
+	for _, r := range n.self.reattested {
 		if r.History == k.history && string(r.Attestation.PublicKey()) == string(pub) {
 			return r
 		}
@@ -266,8 +264,8 @@ func (n *Node) adoptKeys(ctx context.Context, old, k *selfKeys) error {
 	}
 	// The static keys of the open channels (the one before this rotation, and those before
 	// earlier ones), attested by the new primary key until they would have expired.
-	n.known.mu.Lock()
-	prev := append(n.known.reattested, old.trust())
+	n.self.mu.Lock()
+	prev := append(n.self.reattested, old.trust())
 	var again []trust.Self
 	for _, r := range prev[max(0, len(prev)-maxReattested):] {
 		expires := r.Attestation.Expires()
@@ -276,13 +274,13 @@ func (n *Node) adoptKeys(ctx context.Context, old, k *selfKeys) error {
 		}
 		a, err := identity.Attest(k.signer, k.history.Identifier(), identity.PurposeSecureChannel, r.Attestation.PublicKey(), now, expires)
 		if err != nil {
-			n.known.mu.Unlock()
+			n.self.mu.Unlock()
 			return fmt.Errorf("attest the open channels' static key again: %w", err)
 		}
 		again = append(again, trust.Self{History: k.history, Attestation: a})
 	}
-	n.known.reattested = again
-	n.known.mu.Unlock()
+	n.self.reattested = again
+	n.self.mu.Unlock()
 	n.self.cur.Store(k)
 	// The open channels hold the old static key in memory; the vault need not.
 	n.vault.Delete(old.static.Name())
