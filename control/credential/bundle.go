@@ -1,6 +1,7 @@
 package credential
 
 import (
+	"bytes"
 	"fmt"
 	"time"
 
@@ -28,7 +29,13 @@ type Bundle struct {
 	// Issuer, if set, is the issuer's identity history. An authority that has rotated its
 	// key sends it with what it signs, so that a peer knowing an older history of it learns
 	// the rotation from any bundle (Verify uses it when it extends the trusted one).
+	//
+	// DecodeBundle leaves it nil and keeps its encoding; Verify decodes it, and sets it, only
+	// for a trusted issuer and only when it is longer than the trusted history, so that a
+	// stranger's bundles cost no signature checks of histories nobody asked for.
 	Issuer *identity.History
+
+	issuerRaw []byte // the encoded Issuer as received, until Verify decodes it
 }
 
 // Encode returns the wire form of b.
@@ -36,15 +43,19 @@ func (b *Bundle) Encode() []byte { return b.AppendTo(nil) }
 
 // AppendTo appends the wire form of b to dst.
 func (b *Bundle) AppendTo(dst []byte) []byte {
-	if b.Issuer == nil {
+	issuer := b.issuerRaw
+	if b.Issuer != nil {
+		issuer = b.Issuer.Encode()
+	}
+	if issuer == nil {
 		dst = append(dst, Version)
 	} else {
 		dst = append(dst, versionWithIssuer)
 	}
 	dst = wire.AppendBytes16(dst, b.Credential.Encode())
 	dst = wire.AppendBytes16(dst, b.Attestation.Encode())
-	if b.Issuer != nil {
-		dst = wire.AppendBytes16(dst, b.Issuer.Encode())
+	if issuer != nil {
+		dst = wire.AppendBytes16(dst, issuer)
 	}
 	return dst
 }
@@ -76,12 +87,10 @@ func DecodeBundle(data []byte) (*Bundle, error) {
 	}
 	b := &Bundle{Credential: c, Attestation: a}
 	if v == versionWithIssuer {
-		if b.Issuer, err = identity.DecodeHistory(rawIssuer); err != nil {
-			return nil, fmt.Errorf("credential: decode bundle: issuer: %w: %w", ErrMalformed, err)
+		if len(rawIssuer) == 0 {
+			return nil, fmt.Errorf("credential: decode bundle: empty issuer history: %w", ErrMalformed)
 		}
-		if b.Issuer.Identifier() != c.Issuer() {
-			return nil, fmt.Errorf("credential: decode bundle: carries the history of %s, the issuer is %s: %w", b.Issuer.Identifier(), c.Issuer(), ErrMalformed)
-		}
+		b.issuerRaw = bytes.Clone(rawIssuer)
 	}
 	return b, nil
 }
@@ -109,6 +118,16 @@ func (b *Bundle) Verify(trusted func(identity.Identifier) *identity.History, sub
 	h := trusted(issuer)
 	if h == nil {
 		return verifyErr(fmt.Sprintf("credential issuer %s is not a trusted authority", issuer), ErrUntrustedIssuer)
+	}
+	if b.Issuer == nil && len(b.issuerRaw) > 0 && int(b.issuerRaw[0]) > h.Len() { // its change count
+		ih, err := identity.DecodeHistory(b.issuerRaw)
+		if err != nil {
+			return verifyErr(fmt.Sprintf("credential issuer %s: the history in the bundle: %v", issuer, err), ErrMalformed, err)
+		}
+		if ih.Identifier() != issuer {
+			return verifyErr(fmt.Sprintf("the bundle carries the history of %s, the issuer is %s", ih.Identifier(), issuer), ErrMalformed)
+		}
+		b.Issuer = ih
 	}
 	if b.Issuer != nil && b.Issuer.Len() > h.Len() {
 		if err := b.Issuer.Extends(h); err != nil {
