@@ -134,11 +134,17 @@ func TestIdentityRotate(t *testing.T) {
 	// The hub rotates: open channels keep working, the members learn its history from its
 	// credential and their fresh credentials verify at their peers.
 	hubID := identifier(t, h)
+	signingBefore := signingKeys(t, h)
 	// Times are kept to the second: a signature by the retired key made in the second of the
 	// rotation counts as made after it. Let the project's first second pass.
 	time.Sleep(time.Second)
 	if r := decodeInto[rotated](t, mustCLI(t, "--home", h, "-o", "json", "identity", "rotate")); r.Identifier != hubID || r.Changes != 2 {
 		t.Fatalf("hub identity rotate = %+v", r)
+	}
+	// A new credential-signing key replaced the old one, which a thief of the hub's
+	// retired identity key might hold too.
+	if after := signingKeys(t, h); len(after) != 1 || len(signingBefore) != 1 || after[0] == signingBefore[0] {
+		t.Fatalf("credential-signing keys in the hub's vault: %v before the rotation, %v after; want one, replaced", signingBefore, after)
 	}
 	if out := mustCLI(t, "--home", analysis, "message", "send", "old", "--to", sc+"/service/echo"); out != "old\n" {
 		t.Fatalf("through the old channel after the hub's rotation = %q", out)
@@ -169,6 +175,18 @@ func TestIdentityRotate(t *testing.T) {
 	if code == 0 || !strings.Contains(errOut, "nosuch") || strings.Count(errOut, "\n") != 1 {
 		t.Fatalf("identity rotate nosuch: exit %d, %q; want one line naming it", code, errOut)
 	}
+}
+
+// signingKeys lists the credential-signing keys in a hub's vault.
+func signingKeys(t *testing.T, home string) []string {
+	t.Helper()
+	var out []string
+	for _, k := range vaultKeys(t, home) {
+		if strings.HasPrefix(k, "credential-signing-") {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {

@@ -92,11 +92,7 @@ func (a *Authority) Issue(ctx context.Context, id identity.Identifier) (*credent
 	attrs[AttrMember] = "true"
 	attrs[AttrProject] = a.cfg.Project
 	now := a.cfg.Now()
-	c, err := credential.Issue(a.cfg.Signer, a.Identifier(), id, attrs, now, now.Add(a.cfg.Lifetime))
-	if err != nil {
-		return nil, err
-	}
-	return a.bundle(c), nil
+	return a.issue(id, attrs, now)
 }
 
 // RenewOwn re-issues the authority's own credential, last, with its attributes and without
@@ -110,11 +106,7 @@ func (a *Authority) RenewOwn(last *credential.Credential) (*credential.Bundle, e
 		return nil, errors.New("authority: only its own credential is renewed without the store")
 	}
 	now := a.cfg.Now()
-	c, err := credential.Issue(a.cfg.Signer, self, self, last.Attributes(), now, now.Add(a.cfg.Lifetime))
-	if err != nil {
-		return nil, err
-	}
-	return a.bundle(c), nil
+	return a.issue(self, last.Attributes(), now)
 }
 
 // TicketOptions are what a ticket grants.

@@ -309,29 +309,39 @@ func (n *Node) adoptKeys(ctx context.Context, old, k *selfKeys) error {
 	return nil
 }
 
-// reattestSigningKey attests the hub's credential-signing key with its identity's current
-// key, stores it and the authority's history, and has the authority use them.
+// reattestSigningKey gives the hub a new credential-signing key attested by its identity's
+// current key (a thief of the retired identity key may hold the old signing key too), stores
+// them and the authority's history, has the authority use them, and deletes the old signing
+// key: credentials it signed stay valid for identity.RetiredKeyGrace at most.
 func (n *Node) reattestSigningKey(ctx context.Context, p *project, k *selfKeys) error {
-	keyName, _, err := n.state.Setting(ctx, settingSigningKey)
+	oldName, _, err := n.state.Setting(ctx, settingSigningKey)
 	if err != nil {
 		return err
-	}
-	key, err := n.vault.Ed25519(keyName)
-	if err != nil {
-		return fmt.Errorf("credential-signing key: %w", err)
 	}
 	now := n.cfg.Now()
+	keyName := "credential-signing-" + strconv.FormatInt(now.UnixNano(), 36)
+	key, err := n.vault.GenerateEd25519(keyName)
+	if err != nil {
+		return fmt.Errorf("new credential-signing key: %w", err)
+	}
 	att, err := identity.Attest(k.signer, k.history.Identifier(), identity.PurposeCredentialSigning, key.Public(), now, now.Add(signingKeyLifetime))
 	if err != nil {
-		return fmt.Errorf("attest the credential-signing key again: %w", err)
+		n.vault.Delete(keyName)
+		return fmt.Errorf("attest the new credential-signing key: %w", err)
 	}
-	if err := n.state.SetSetting(ctx, settingSigningAttestation, hex.EncodeToString(att.Encode())); err != nil {
-		return err
+	for _, kv := range [][2]string{
+		{settingSigningAttestation, hex.EncodeToString(att.Encode())},
+		{settingSigningKey, keyName},
+		{settingAuthority, hex.EncodeToString(k.history.Encode())},
+	} {
+		if err := n.state.SetSetting(ctx, kv[0], kv[1]); err != nil {
+			return err
+		}
 	}
-	if err := n.state.SetSetting(ctx, settingAuthority, hex.EncodeToString(k.history.Encode())); err != nil {
-		return err
-	}
-	p.auth.Reattest(k.history, att)
+	p.auth.Reattest(k.history, key, att)
 	p.newest.Store(k.history)
+	if oldName != "" && oldName != keyName {
+		n.vault.Delete(oldName)
+	}
 	return nil
 }
