@@ -92,13 +92,17 @@ func (n *Node) learnHistory(h *identity.History) {
 		return
 	}
 	n.log.Info("a peer rotated its identity key", "peer", h.Identifier(), "changes", h.Len())
-	// Stored, so that a restart does not make the node accept the peer's retired key again.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	rec := state.PeerHistory{Identifier: string(h.Identifier()), Changes: h.Len(), History: h.Encode()}
-	if err := n.state.PutPeerHistory(ctx, rec); err != nil {
-		n.log.Warn("a peer's rotated identity is not stored", "peer", h.Identifier(), "err", err)
-	}
+	// Stored, so that a restart does not make the node accept the peer's retired key again;
+	// in the background, as the caller may hold a channel's lock. The store keeps the
+	// longest history whatever the order of the writes.
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		rec := state.PeerHistory{Identifier: string(h.Identifier()), Changes: h.Len(), History: h.Encode()}
+		if err := n.state.PutPeerHistory(ctx, rec); err != nil {
+			n.log.Warn("a peer's rotated identity is not stored", "peer", h.Identifier(), "err", err)
+		}
+	}()
 }
 
 // loadKnown reads the peers' rotated histories the node stored.
@@ -126,15 +130,19 @@ func (n *Node) learnAuthority(p *project, h *identity.History) {
 	if h.Len() <= cur.Len() || h.Extends(cur) != nil {
 		return
 	}
-	// The state write is quick and local; the caller is a handshake or a refresh, which must
-	// not wait on the node's context.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := n.state.SetSetting(ctx, settingAuthority, hex.EncodeToString(h.Encode())); err != nil {
-		n.log.Warn("the authority's rotated identity is not stored", "err", err)
-	}
 	p.newest.Store(h)
 	n.log.Info("the authority rotated its identity key", "authority", h.Identifier(), "changes", h.Len())
+	// Stored in the background, as the caller may hold a channel's lock; each write stores
+	// the newest history at its time, so the last one stores the newest of all.
+	go func() {
+		p.newestMu.Lock()
+		defer p.newestMu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := n.state.SetSetting(ctx, settingAuthority, hex.EncodeToString(p.authorityHistory().Encode())); err != nil {
+			n.log.Warn("the authority's rotated identity is not stored", "err", err)
+		}
+	}()
 }
 
 // authorityHistory is the newest history of the project's authority the node knows.
