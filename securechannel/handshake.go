@@ -237,6 +237,11 @@ func (c *Channel) fail(err error) {
 	go c.close(err, false)
 }
 
+// Rehandshake replaces the channel's keys with a fresh handshake now instead of at
+// RehandshakeAfter, presenting this side's payload again: a node whose identity rotated
+// shows its peers the new history on the channels it already has.
+func (c *Channel) Rehandshake() { c.wantRehandshake() }
+
 // wantRehandshake starts a re-handshake at the initiator, or asks the initiator for one.
 func (c *Channel) wantRehandshake() {
 	if c.initiator {

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/flynn/noise"
+
 	"github.com/adjacentnet/adjacent/internal/ratelog"
 	"github.com/adjacentnet/adjacent/routing"
 )
@@ -132,7 +134,10 @@ func (l *Listener) HandleMessage(m *routing.Message) {
 		l.refusals.Note(attrs...)
 		return
 	}
-	c := newChannel(l.router, l.cfg, false, link, l.flow)
+	l.mu.Lock()
+	cfg := l.cfg // SetKeys may change it
+	l.mu.Unlock()
+	c := newChannel(l.router, cfg, false, link, l.flow)
 	c.strangers = l.strangers
 	ok := false
 	defer func() {
@@ -140,14 +145,14 @@ func (l *Listener) HandleMessage(m *routing.Message) {
 			l.release(c, s)
 		}
 	}()
-	hs, err := newHandshakeState(false, l.cfg.Static, l.cfg.Rand, prologue, nil)
+	hs, err := newHandshakeState(false, cfg.Static, cfg.Rand, prologue, nil)
 	if err != nil {
 		return
 	}
 	if _, _, _, err := hs.ReadMessage(nil, p[1:]); err != nil {
 		return
 	}
-	own, err := l.cfg.Auth.Payload()
+	own, err := cfg.Auth.Payload()
 	if err != nil {
 		c.log.Error("own handshake payload", "err", err)
 		return
@@ -238,6 +243,14 @@ func (l *Listener) release(c *Channel, s slot) {
 	l.unpend(s)
 	l.mu.Unlock()
 	c.close(errors.New("securechannel: handshake failed"), false)
+}
+
+// SetKeys makes the channels the listener spawns from now on use static and auth, as a node
+// does after rotating its identity; the channels already spawned keep theirs.
+func (l *Listener) SetKeys(static noise.DHKey, auth Authenticator) {
+	l.mu.Lock()
+	l.cfg.Static, l.cfg.Auth = static, auth
+	l.mu.Unlock()
 }
 
 // Close stops accepting handshakes and closes every channel the listener spawned.

@@ -86,6 +86,35 @@ func identityCommand(g *globals) *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(create, show, list)
+	rotate := &cobra.Command{
+		Use:   "rotate [NAME]",
+		Short: "Replace an identity's primary key (the node's own without NAME); the identifier stays",
+		Long: `Replace an identity's primary key, as after a suspected compromise: a change signed by the
+old and the new key is added to its history and the old private key is deleted from the vault.
+The identifier does not change. For the node's own identity, new secure channels use a new
+Noise static key attested by the new key; open channels and portals keep running and show
+peers the new history. On a hub, the credential-signing key is attested again and members
+learn the new history from the credentials the hub signs.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := "-"
+			if len(args) == 1 {
+				name = args[0]
+			}
+			c, err := g.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			var id api.Identity
+			if err := c.Do(cmd.Context(), "POST", "/v1/identities/"+url.PathEscape(name)+"/rotate", nil, &id); err != nil {
+				return err
+			}
+			return g.print(id, func(w io.Writer) {
+				fmt.Fprintf(w, "rotated %s: identifier %s (unchanged), %d changes, primary key %s\n", id.Name, id.Identifier, id.Changes, id.PrimaryKey)
+			})
+		},
+	}
+	cmd.AddCommand(create, show, list, rotate)
 	return cmd
 }

@@ -53,6 +53,7 @@ type Identity struct {
 	Identifier string `json:"identifier"`
 	Default    bool   `json:"default"`           // the node's own identity
 	Changes    int    `json:"changes"`           // key rotations plus one
+	PrimaryKey string `json:"primary_key"`       // hex of the current primary public key
 	History    string `json:"history,omitempty"` // hex of the change history, with --full
 }
 
@@ -130,6 +131,9 @@ type Member struct {
 	Attributes map[string]string `json:"attributes"`
 	AddedBy    string            `json:"added_by,omitempty"`
 	Added      time.Time         `json:"added"`
+	// Changes is the length of the member's identity history as the hub has seen it on
+	// its channels since it started: key rotations plus one; absent if not seen rotated.
+	Changes int `json:"changes,omitempty"`
 }
 
 // Relay is a relay at the hub.

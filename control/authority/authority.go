@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"regexp"
+	"sync/atomic"
 	"time"
 
 	"github.com/adjacentnet/adjacent/control/credential"
@@ -53,7 +54,8 @@ type Config struct {
 // Authority is a project's membership authority: it keeps members and tickets and issues
 // short-lived credentials to members.
 type Authority struct {
-	cfg Config
+	cfg     Config
+	rotated atomic.Pointer[issuerKeys] // set by Reattest
 }
 
 // New returns an authority.
@@ -95,11 +97,7 @@ func (a *Authority) Issue(ctx context.Context, id identity.Identifier) (*credent
 	attrs[AttrMember] = "true"
 	attrs[AttrProject] = a.cfg.Project
 	now := a.cfg.Now()
-	c, err := credential.Issue(a.cfg.Signer, a.Identifier(), id, attrs, now, now.Add(a.cfg.Lifetime))
-	if err != nil {
-		return nil, err
-	}
-	return &credential.Bundle{Credential: c, Attestation: a.cfg.Attested}, nil
+	return a.issue(id, attrs, now)
 }
 
 // RenewOwn re-issues the authority's own credential, last, with its attributes and without
@@ -113,11 +111,7 @@ func (a *Authority) RenewOwn(last *credential.Credential) (*credential.Bundle, e
 		return nil, errors.New("authority: only its own credential is renewed without the store")
 	}
 	now := a.cfg.Now()
-	c, err := credential.Issue(a.cfg.Signer, self, self, last.Attributes(), now, now.Add(a.cfg.Lifetime))
-	if err != nil {
-		return nil, err
-	}
-	return &credential.Bundle{Credential: c, Attestation: a.cfg.Attested}, nil
+	return a.issue(self, last.Attributes(), now)
 }
 
 // TicketOptions are what a ticket grants. Uses and ExpiresIn are nil for the defaults; a
@@ -315,9 +309,7 @@ func (a *Authority) Revoke(ctx context.Context, id identity.Identifier) (Revocat
 // a fresh credential now: its attributes changed.
 func (a *Authority) AttributesChanged(id identity.Identifier) (*event.Signed, error) {
 	now := a.cfg.Now()
-	return event.Sign(a.cfg.Signer, a.cfg.Attested, a.Identifier(), event.Event{
-		Project: a.cfg.Project, Kind: event.KindAttributes, Subject: id, Issued: now, Until: now.Add(event.MaxAge),
-	})
+	return a.sign(event.Event{Kind: event.KindAttributes, Subject: id, Issued: now, Until: now.Add(event.MaxAge)})
 }
 
 // Revocations returns the revocations in force now, which the hub enforces from its start.
@@ -328,7 +320,13 @@ func (a *Authority) Revocations(ctx context.Context) ([]Revocation, error) {
 // Announce returns r as an event signed by the authority's credential-signing key, issued
 // now: what members verify before they refuse r's subject.
 func (a *Authority) Announce(r Revocation) (*event.Signed, error) {
-	return event.Sign(a.cfg.Signer, a.cfg.Attested, a.Identifier(), event.Event{
-		Project: a.cfg.Project, Kind: event.KindRevoked, Subject: r.Identifier, Issued: a.cfg.Now(), Until: r.Until,
-	})
+	return a.sign(event.Event{Kind: event.KindRevoked, Subject: r.Identifier, Issued: a.cfg.Now(), Until: r.Until})
+}
+
+// sign signs e for the project with the current credential-signing key (the one a
+// rotation put in place, if any).
+func (a *Authority) sign(e event.Event) (*event.Signed, error) {
+	k := a.keys()
+	e.Project = a.cfg.Project
+	return event.Sign(k.signer, k.attested, a.Identifier(), e)
 }

@@ -361,7 +361,9 @@ func TestDecodeBundleRejects(t *testing.T) {
 		want error
 	}{
 		{"empty", nil, ErrMalformed},
-		{"version 2", build(2, cred, att), ErrVersion},
+		{"version 3", build(3, cred, att), ErrVersion},
+		{"version 2 without the issuer", build(2, cred, att), ErrMalformed},
+		{"version 2 with an empty history", wire.AppendBytes16(build(2, cred, att), nil), ErrMalformed},
 		{"no attestation", append([]byte{Version}, wire.AppendBytes16(nil, cred)...), ErrMalformed},
 		{"trailing byte", append(build(Version, cred, att), 0), wire.ErrTrailing},
 		{"bad credential", build(Version, cred[:len(cred)-1], att), ErrMalformed},
@@ -507,16 +509,79 @@ func TestVerify(t *testing.T) {
 	}
 }
 
-// TestVerifyAfterRotation: once the authority rotates its primary key, a signing key
-// attested by the old one no longer verifies.
+// TestVerifyAfterRotation: once the authority rotates its primary key, a signing key the old
+// key attested before the rotation verifies for identity.RetiredKeyGrace, so that the
+// credentials issued under it keep working until they are replaced; one the old key attested
+// after the rotation never does.
 func TestVerifyAfterRotation(t *testing.T) {
 	f := newFixture(t)
 	b := f.bundle(t)
-	if err := f.authority.Rotate(key(keyAuthority), key(keyStray), t0); err != nil {
+	rotation := t0.Add(-time.Minute)
+	if err := f.authority.Rotate(key(keyAuthority), key(keyStray), rotation); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Verify(f.trusted, f.member.Identifier(), t0); !errors.Is(err, ErrSigningKey) || !errors.Is(err, identity.ErrBadSignature) {
-		t.Errorf("Verify after rotation = %v, want %v and %v", err, ErrSigningKey, identity.ErrBadSignature)
+	if err := b.Verify(f.trusted, f.member.Identifier(), t0); err != nil {
+		t.Errorf("Verify after rotation, attested before it = %v, want nil", err)
+	}
+	late := &Bundle{Credential: b.Credential, Attestation: f.attest(t, key(keyAuthority), f.authority.Identifier(),
+		identity.PurposeCredentialSigning, key(keySigning).Public(), rotation, t0.Add(24*time.Hour))}
+	if err := late.Verify(f.trusted, f.member.Identifier(), t0); !errors.Is(err, ErrSigningKey) || !errors.Is(err, identity.ErrBadSignature) {
+		t.Errorf("Verify after rotation, attested by the retired key at it = %v, want %v and %v", err, ErrSigningKey, identity.ErrBadSignature)
+	}
+}
+
+// TestBundleTeachesIssuerRotation: a bundle that carries its issuer's rotated history verifies
+// for a peer that trusts only the history before the rotation, and survives encoding; one that
+// carries a fork of the trusted history is refused.
+func TestBundleTeachesIssuerRotation(t *testing.T) {
+	f := newFixture(t)
+	rotated := f.authority.Clone()
+	if err := rotated.Rotate(key(keyAuthority), key(keyStray), t0.Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	att := f.attest(t, key(keyStray), f.authority.Identifier(), identity.PurposeCredentialSigning, key(keySigning).Public(), t0, t0.Add(24*time.Hour))
+	b := &Bundle{Credential: f.issue(t, testAttrs, t0, t0.Add(time.Hour)), Attestation: att}
+	if err := b.Verify(f.trusted, f.member.Identifier(), t0); !errors.Is(err, identity.ErrBadSignature) {
+		t.Fatalf("Verify without the issuer's history = %v, want %v", err, identity.ErrBadSignature)
+	}
+	b.Issuer = rotated
+	d, err := DecodeBundle(b.Encode())
+	if err != nil {
+		t.Fatalf("DecodeBundle: %v", err)
+	}
+	if !bytes.Equal(d.Encode(), b.Encode()) {
+		t.Fatalf("DecodeBundle(Encode()) lost the issuer's history")
+	}
+	if err := d.Verify(f.trusted, f.member.Identifier(), t0); err != nil {
+		t.Errorf("Verify with the issuer's rotated history = %v, want nil", err)
+	}
+	if d.Issuer == nil || d.Issuer.Len() != 2 {
+		t.Fatalf("after Verify, Issuer = %v, want the rotated history", d.Issuer)
+	}
+	// A history in the bundle that is not the issuer's, or does not decode, fails Verify.
+	another := f.member.Clone()
+	if err := another.Rotate(key(keyMember), key(keyOther), t0); err != nil {
+		t.Fatal(err)
+	}
+	for name, raw := range map[string][]byte{"another's": another.Encode(), "truncated": rotated.Encode()[:20]} {
+		bad := &Bundle{Credential: b.Credential, Attestation: att, issuerRaw: raw}
+		if d, err := DecodeBundle(bad.Encode()); err != nil {
+			t.Fatalf("DecodeBundle(%s history): %v", name, err)
+		} else if err := d.Verify(f.trusted, f.member.Identifier(), t0); !errors.Is(err, ErrMalformed) {
+			t.Errorf("Verify with %s history = %v, want %v", name, err, ErrMalformed)
+		}
+	}
+	fork := f.authority.Clone()
+	if err := fork.Rotate(key(keyAuthority), key(keyOther), t0.Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := fork.Rotate(key(keyOther), key(keyStray), t0.Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	trustRotated := func(identity.Identifier) *identity.History { return rotated }
+	d.Issuer = fork
+	if err := d.Verify(trustRotated, f.member.Identifier(), t0); !errors.Is(err, identity.ErrNotExtension) {
+		t.Errorf("Verify with a forked issuer history = %v, want %v", err, identity.ErrNotExtension)
 	}
 }
 

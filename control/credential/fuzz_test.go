@@ -53,6 +53,7 @@ func FuzzDecodeBundle(f *testing.F) {
 			f.Fatal(err)
 		}
 		f.Add((&Bundle{Credential: c, Attestation: fx.att}).Encode())
+		f.Add((&Bundle{Credential: c, Attestation: fx.att, Issuer: fx.authority}).Encode())
 	}
 	f.Add([]byte{})
 	f.Add([]byte{Version, 0, 0, 0, 0})

@@ -110,19 +110,57 @@ func (a *Attestation) Created() time.Time { return time.Unix(a.created, 0) }
 // Expires returns when the attestation stops holding.
 func (a *Attestation) Expires() time.Time { return time.Unix(a.expires, 0) }
 
-// Verify checks that a was made by h's current primary key about h, and holds at now: it was
-// created no more than MaxClockSkew after now, and has not expired. The error wraps
-// ErrWrongSubject, ErrBadSignature, ErrNotYetValid or ErrExpired.
+// RetiredKeyGrace is how long after a rotation the attestations that the retired primary
+// key made before it still verify. It covers what was signed under them while the key was
+// current, such as credentials (which live at most a week), until they are replaced; after
+// it, only attestations by keys still current verify. The time an attestation claims is the
+// signer's word: a thief of the retired key can backdate one, and the grace bounds how long
+// that works.
+const RetiredKeyGrace = 7 * 24 * time.Hour
+
+// Verify checks that a was made about h by the primary key that was current when a says it
+// was created, and holds at now: it was created no more than MaxClockSkew after now, and has
+// not expired. The error wraps ErrWrongSubject, ErrBadSignature, ErrRetiredKey,
+// ErrNotYetValid or ErrExpired.
 //
-// An attestation made by an earlier primary key does not verify once h has rotated: rotation
-// calls for attesting the purpose keys again.
+// The key is chosen by a's creation time: the key of the last change made at or before it.
+// So a signature by a retired key made at or after the rotation that retired it never
+// verifies against the rotated history (ErrBadSignature), and one made before it verifies
+// until RetiredKeyGrace after the rotation (then ErrRetiredKey). VerifyCurrent is the strict
+// form, for what a holder presents of itself.
 func (a *Attestation) Verify(h *History, now time.Time) error {
+	i := h.changeAt(a.created)
+	if err := a.verify(h, i, now); err != nil {
+		return err
+	}
+	if i+1 < len(h.changes) {
+		if retired := time.Unix(h.changes[i+1].created, 0); !now.Before(retired.Add(RetiredKeyGrace)) {
+			return fmt.Errorf("identity: verify attestation of %v key: made by a primary key retired at %v, more than %v before now (%v); attest the key again with the current one: %w",
+				a.purpose, retired.UTC(), RetiredKeyGrace, now.UTC(), ErrRetiredKey)
+		}
+	}
+	return nil
+}
+
+// VerifyCurrent is Verify with h's current primary key only: an attestation by a retired
+// key fails (ErrBadSignature) whenever it was made. A node presenting its own channel key
+// presents one attested by its current key, so that is what a handshake asks for.
+func (a *Attestation) VerifyCurrent(h *History, now time.Time) error {
+	return a.verify(h, len(h.changes)-1, now)
+}
+
+// verify checks a under the key of h's change i.
+func (a *Attestation) verify(h *History, i int, now time.Time) error {
 	if id := identifierOf(a.subject); id != h.Identifier() {
 		return fmt.Errorf("identity: verify attestation: subject %s, want %s: %w", id, h.Identifier(), ErrWrongSubject)
 	}
-	key := h.changes[len(h.changes)-1].key
+	key := h.changes[i].key
 	var buf [1 + sha256.Size + 1 + 32 + 16]byte
 	if !verify(&key, contextAttestation, a.appendData(buf[:0]), &a.sig) {
+		if i < len(h.changes)-1 {
+			return fmt.Errorf("identity: verify attestation of %v key: not signed by primary key %d of %d, the one current at its creation (%v): %w",
+				a.purpose, i+1, len(h.changes), a.Created().UTC(), ErrBadSignature)
+		}
 		return fmt.Errorf("identity: verify attestation of %v key: %w", a.purpose, ErrBadSignature)
 	}
 	if created := a.Created(); created.After(now.Add(MaxClockSkew)) {

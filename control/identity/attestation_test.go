@@ -55,8 +55,8 @@ func TestAttestation(t *testing.T) {
 		{"after expiry", d, h, t0.Add(48 * time.Hour), ErrExpired},
 		{"wrong subject", d, other, t0, ErrWrongSubject},
 		{"signed by another key", attest(t, h, key(3), t0, t0.Add(time.Hour)), h, t0, ErrBadSignature},
-		{"primary key rotated", d, rotated, t0, ErrBadSignature},
-		{"re-attested after rotation", attest(t, rotated, key(2), t0, t0.Add(time.Hour)), rotated, t0, nil},
+		{"made before the key was rotated away", d, rotated, t0, nil},
+		{"re-attested after rotation", attest(t, rotated, key(2), t0.Add(time.Hour), t0.Add(2*time.Hour)), rotated, t0.Add(time.Hour), nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -164,5 +164,53 @@ func TestDomainSeparation(t *testing.T) {
 	copy(a.sig[:], wrong)
 	if err := a.Verify(h, t0); !errors.Is(err, ErrBadSignature) {
 		t.Errorf("Verify() of a change-context signature = %v, want %v", err, ErrBadSignature)
+	}
+}
+
+// TestRotatedHistoryRefusesRetiredKeySignatures: once a history has rotated, an attestation
+// by the retired primary key verifies only if it was made before the rotation, and only for
+// RetiredKeyGrace after it; one made at or after the rotation is refused, and VerifyCurrent
+// refuses the retired key whenever it signed. (Before, Verify refused every attestation of a
+// retired key, so a rotating authority broke every credential it had issued; and nothing said
+// how a retired key's signatures stop.)
+func TestRotatedHistoryRefusesRetiredKeySignatures(t *testing.T) {
+	h := newHistory(t, 1, 2) // key 1 from t0, key 2 from t0+1h
+	rotation := t0.Add(time.Hour)
+	long := 30 * 24 * time.Hour
+	before := attest(t, h, key(1), rotation.Add(-time.Second), rotation.Add(long))
+	atRotation := attest(t, h, key(1), rotation, rotation.Add(long))
+	after := attest(t, h, key(1), rotation.Add(time.Minute), rotation.Add(long))
+	byNew := attest(t, h, key(2), rotation.Add(time.Minute), rotation.Add(long))
+	newBackdated := attest(t, h, key(2), rotation.Add(-time.Minute), rotation.Add(long))
+	tests := []struct {
+		name    string
+		a       *Attestation
+		now     time.Time
+		want    error
+		current error // VerifyCurrent's answer
+	}{
+		{"retired key before the rotation", before, rotation.Add(time.Hour), nil, ErrBadSignature},
+		{"retired key before the rotation, last second of grace", before, rotation.Add(RetiredKeyGrace - time.Second), nil, ErrBadSignature},
+		{"retired key before the rotation, grace over", before, rotation.Add(RetiredKeyGrace), ErrRetiredKey, ErrBadSignature},
+		{"retired key at the rotation", atRotation, rotation.Add(time.Hour), ErrBadSignature, ErrBadSignature},
+		{"retired key after the rotation", after, rotation.Add(time.Hour), ErrBadSignature, ErrBadSignature},
+		{"current key after the rotation", byNew, rotation.Add(time.Hour), nil, nil},
+		{"current key after the grace", byNew, rotation.Add(RetiredKeyGrace + time.Hour), nil, nil},
+		{"current key claiming a time before the rotation", newBackdated, rotation.Add(time.Hour), ErrBadSignature, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.a.Verify(h, tt.now); tt.want == nil && err != nil || !errors.Is(err, tt.want) {
+				t.Errorf("Verify(created %v, now %v) = %v, want %v", tt.a.Created(), tt.now, err, tt.want)
+			}
+			if err := tt.a.VerifyCurrent(h, tt.now); tt.current == nil && err != nil || !errors.Is(err, tt.current) {
+				t.Errorf("VerifyCurrent(created %v, now %v) = %v, want %v", tt.a.Created(), tt.now, err, tt.current)
+			}
+		})
+	}
+	// Against the history before the rotation, the retired key's late signature still holds:
+	// only a verifier that learned the rotation can refuse it (TestHistoryMustExtendKnown).
+	if err := after.Verify(newHistory(t, 1), rotation.Add(time.Hour)); err != nil {
+		t.Errorf("Verify(unrotated history) = %v, want nil", err)
 	}
 }

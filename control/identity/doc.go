@@ -5,7 +5,11 @@
 // The identifier is "I" followed by the hex SHA-256 of the first change, so anyone holding a
 // History can check that it belongs to an Identifier without trusting the sender. Rotating
 // the primary key appends a change signed by both the old and the new key; the identifier
-// stays the same. Every signature is domain-separated by a fixed context string.
+// stays the same. A verifier that knows a history accepts only histories that extend it
+// (History.Extends), never a shorter or forked one. An attestation verifies under the key that
+// was primary when it was made, so a retired key's signatures made after its rotation fail,
+// and its earlier ones hold for RetiredKeyGrace. Every signature is domain-separated by a
+// fixed context string.
 //
 // Private keys never enter this package: signing goes through the Signer interface, which
 // the vault implements. Identity is not about authorization: credentials, attributes and

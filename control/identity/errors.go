@@ -30,4 +30,10 @@ var (
 	ErrNotYetValid = errors.New("not yet valid")
 	// ErrExpired: an attestation's expiry has passed.
 	ErrExpired = errors.New("expired")
+	// ErrRetiredKey: an attestation was made by a primary key that was rotated away more
+	// than RetiredKeyGrace ago.
+	ErrRetiredKey = errors.New("retired key")
+	// ErrNotExtension: a history does not extend the one known for its identifier: it is
+	// shorter or it forks.
+	ErrNotExtension = errors.New("does not extend the known history")
 )

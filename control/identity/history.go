@@ -133,6 +133,46 @@ func (h *History) usesKey(k *[ed25519.PublicKeySize]byte) bool {
 	return false
 }
 
+// changeAt returns the index of the change whose key was the primary key at unix time t:
+// the last change made at or before t, or the first change for a time before the identity
+// was created.
+func (h *History) changeAt(t int64) int {
+	i := len(h.changes) - 1
+	for i > 0 && h.changes[i].created > t {
+		i--
+	}
+	return i
+}
+
+// Extends checks that h is known or a continuation of it: the same identity, every change of
+// known in the same place, possibly followed by more. A verifier that knows a history refuses
+// one that does not extend it: a shorter one would bring back a retired key, and a fork names
+// another key than the one the identity rotated to. The error wraps ErrWrongSubject or
+// ErrNotExtension.
+func (h *History) Extends(known *History) error {
+	if h.id != known.id {
+		return fmt.Errorf("identity: history of %s is not of %s: %w", h.id, known.id, ErrWrongSubject)
+	}
+	if len(h.changes) < len(known.changes) {
+		return fmt.Errorf("identity: history of %s has %d changes, %d are known: %w", h.id, len(h.changes), len(known.changes), ErrNotExtension)
+	}
+	for i := range known.changes {
+		a, b := &h.changes[i], &known.changes[i]
+		if a.prev != b.prev || a.key != b.key || a.created != b.created {
+			return fmt.Errorf("identity: history of %s differs from the known one at change %d: %w", h.id, i, ErrNotExtension)
+		}
+	}
+	return nil
+}
+
+// Clone returns a copy of h, for Rotate to extend while h stays in use.
+func (h *History) Clone() *History {
+	return &History{changes: append([]change(nil), h.changes...), id: h.id}
+}
+
+// Changed returns when the current primary key became current: the time of the last change.
+func (h *History) Changed() time.Time { return time.Unix(h.changes[len(h.changes)-1].created, 0) }
+
 // Identifier returns the identity's identifier.
 func (h *History) Identifier() Identifier { return h.id }
 

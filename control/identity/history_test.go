@@ -215,3 +215,68 @@ func TestVerifyInMemory(t *testing.T) {
 		})
 	}
 }
+
+// TestHistoryMustExtendKnown: a verifier that knows a history accepts the same history or one
+// that extends it with valid changes, and refuses a shorter one (which would bring back a
+// retired key), a fork (another key rotated to from the same point) and another identity.
+func TestHistoryMustExtendKnown(t *testing.T) {
+	one, two, three := newHistory(t, 1), newHistory(t, 1, 2), newHistory(t, 1, 2, 3)
+	fork := newHistory(t, 1, 4)
+	forkLater := newHistory(t, 1, 4, 5)
+	sameKeyOtherTime := newHistory(t, 1)
+	if err := sameKeyOtherTime.Rotate(key(1), key(2), t0.Add(2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		h, known *History
+		want     error
+	}{
+		{"same", two, two, nil},
+		{"same, decoded again", mustDecode(t, two.Encode()), two, nil},
+		{"one rotation more", two, one, nil},
+		{"two rotations more", three, one, nil},
+		{"shorter", one, two, ErrNotExtension},
+		{"much shorter", one, three, ErrNotExtension},
+		{"fork", fork, two, ErrNotExtension},
+		{"longer fork", forkLater, two, ErrNotExtension},
+		{"fork of a longer history", forkLater, three, ErrNotExtension},
+		{"same key rotated at another time", sameKeyOtherTime, two, ErrNotExtension},
+		{"another identity", newHistory(t, 6), one, ErrWrongSubject},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.h.Extends(tt.known); tt.want == nil && err != nil || !errors.Is(err, tt.want) {
+				t.Errorf("(%d changes).Extends(%d changes) = %v, want %v", tt.h.Len(), tt.known.Len(), err, tt.want)
+			}
+		})
+	}
+}
+
+func mustDecode(t *testing.T, b []byte) *History {
+	t.Helper()
+	h, err := DecodeHistory(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// TestCloneRotates: rotating a clone leaves the original as it was, so a node can keep using
+// its history while it prepares the next one.
+func TestCloneRotates(t *testing.T) {
+	h := newHistory(t, 1)
+	c := h.Clone()
+	if err := c.Rotate(key(1), key(2), t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if h.Len() != 1 || c.Len() != 2 || c.Identifier() != h.Identifier() || !h.PrimaryKey().Equal(key(1).Public()) {
+		t.Errorf("after rotating a clone: original %d changes, clone %d", h.Len(), c.Len())
+	}
+	if err := c.Verify(); err != nil {
+		t.Errorf("clone.Verify() = %v", err)
+	}
+	if !c.Changed().Equal(t0.Add(time.Hour)) || !h.Changed().Equal(t0) {
+		t.Errorf("Changed() = %v, %v", c.Changed(), h.Changed())
+	}
+}

@@ -58,9 +58,12 @@ func (cs *channels) list() []*securechannel.Channel {
 // channelConfig is the secure-channel configuration of this node, accepting only the given
 // identifiers as peers if any are given, and only project members if require is set.
 func (n *Node) channelConfig(authorized []identity.Identifier, require bool) securechannel.Config {
+	k := n.self.keys() // one set of keys: the static key and the attestation must match
+	tc := n.trustConfig(authorized, require)
+	tc.Self = k.trust()
 	return securechannel.Config{
-		Static: n.self.static.DH(),
-		Auth:   trust.New(n.trustConfig(authorized, require)),
+		Static: k.static.DH(),
+		Auth:   trust.New(tc),
 		Logger: n.log,
 		Now:    n.cfg.Now,
 	}

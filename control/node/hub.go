@@ -79,7 +79,8 @@ func (n *Node) createProject(ctx context.Context, req api.CreateProject) (api.Pr
 	if err != nil {
 		return api.Project{}, err
 	}
-	att, err := identity.Attest(n.self.signer, n.self.history.Identifier(), identity.PurposeCredentialSigning, key.Public(), now, now.Add(10*365*24*time.Hour))
+	k := n.self.keys()
+	att, err := identity.Attest(k.signer, k.history.Identifier(), identity.PurposeCredentialSigning, key.Public(), now, now.Add(signingKeyLifetime))
 	if err != nil {
 		return api.Project{}, err
 	}
@@ -87,7 +88,7 @@ func (n *Node) createProject(ctx context.Context, req api.CreateProject) (api.Pr
 		{settingSigningKey, keyName},
 		{settingSigningAttestation, hex.EncodeToString(att.Encode())},
 		{settingStore, req.Store},
-		{settingAuthority, hex.EncodeToString(n.self.history.Encode())},
+		{settingAuthority, hex.EncodeToString(k.history.Encode())},
 		{settingPublicAddress, hubRoute.String()},
 		{settingProjectRole, roleHub},
 	}
@@ -108,7 +109,7 @@ func (n *Node) createProject(ctx context.Context, req api.CreateProject) (api.Pr
 		auth.Store().Close()
 		return api.Project{}, err
 	}
-	p := &project{name: req.Name, hub: true, public: hubRoute.String(), authority: n.self.history, auth: auth}
+	p := &project{name: req.Name, hub: true, public: hubRoute.String(), authority: k.history, auth: auth}
 	b, err := auth.Issue(ctx, self)
 	if err != nil {
 		auth.Store().Close()
@@ -281,7 +282,7 @@ func (n *Node) makeTicket(ctx context.Context, p *project, by identity.Identifie
 	if err != nil {
 		return api.Ticket{}, err
 	}
-	t := ticket.Ticket{Project: p.name, Hub: p.public, Authority: p.authority.Encode(), Secret: secret}
+	t := ticket.Ticket{Project: p.name, Hub: p.public, Authority: p.authorityHistory().Encode(), Secret: secret}
 	return api.Ticket{Ticket: t.String(), Expires: expires}, nil
 }
 
@@ -293,6 +294,9 @@ func (n *Node) listMembers(ctx context.Context, p *project) ([]api.Member, error
 	out := make([]api.Member, 0, len(ms))
 	for _, m := range ms {
 		out = append(out, api.Member{Identifier: string(m.Identifier), Attributes: m.Attributes, AddedBy: string(m.AddedBy), Added: m.Added})
+		if h := n.knownHistory(m.Identifier); h != nil && h.Len() > 1 {
+			out[len(out)-1].Changes = h.Len()
+		}
 	}
 	return out, nil
 }

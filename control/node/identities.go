@@ -38,6 +38,7 @@ func (n *Node) identityInfo(r state.Identity, full bool) api.Identity {
 	info := api.Identity{Name: r.Name, Identifier: r.Identifier, Default: r.Name == n.self.name}
 	if h, err := identity.DecodeHistory(r.History); err == nil {
 		info.Changes = h.Len()
+		info.PrimaryKey = hex.EncodeToString(h.PrimaryKey())
 	}
 	if full {
 		info.History = hex.EncodeToString(r.History)

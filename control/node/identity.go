@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/adjacentnet/adjacent/control/identity"
@@ -27,15 +29,37 @@ const (
 const staticKeyLifetime = 30 * 24 * time.Hour
 
 // self is the node's own identity and the Noise static key it uses in handshakes.
+//
+// history is the identity's history when the node started, for its identifier, which a
+// rotation keeps. The keys (the current history, its primary key and the attested Noise
+// static key) change when the identity rotates; keys() has them.
 type self struct {
-	name        string
+	name    string
+	history *identity.History
+	cur     atomic.Pointer[selfKeys]
+
+	// reattested are the static keys of channels opened before a rotation, attested again
+	// by the current primary key: what those channels present when they re-handshake. At
+	// most maxReattested; mu guards it.
+	mu         sync.Mutex
+	reattested []trust.Self
+}
+
+// selfKeys are the node's current identity keys, replaced together by a rotation.
+type selfKeys struct {
 	history     *identity.History
 	signer      *vault.Ed25519Key
 	static      *vault.X25519Key
 	attestation *identity.Attestation
 }
 
-func (s *self) trust() trust.Self { return trust.Self{History: s.history, Attestation: s.attestation} }
+func (s *self) keys() *selfKeys { return s.cur.Load() }
+
+func (s *self) trust() trust.Self { return s.keys().trust() }
+
+func (k *selfKeys) trust() trust.Self {
+	return trust.Self{History: k.history, Attestation: k.attestation}
+}
 
 // loadSelf loads the node's identity, creating the default one on first start, and makes
 // sure its Noise static key is attested and not close to expiry.
@@ -86,7 +110,9 @@ func (n *Node) openIdentity(rec state.Identity) (*self, error) {
 	if !key.Public().Equal(h.PrimaryKey()) {
 		return nil, fmt.Errorf("node: identity %s: the vault key %s is not the identity's primary key", rec.Name, rec.VaultKey)
 	}
-	return &self{name: rec.Name, history: h, signer: key}, nil
+	s := &self{name: rec.Name, history: h}
+	s.cur.Store(&selfKeys{history: h, signer: key})
+	return s, nil
 }
 
 // createIdentity makes a new identity called name, its key in the vault.
@@ -118,6 +144,7 @@ func (n *Node) createIdentity(ctx context.Context, name string) (state.Identity,
 // there is none, it belongs to another identity, or its attestation is near expiry.
 func (n *Node) ensureStaticKey(ctx context.Context, s *self) error {
 	now := n.cfg.Now()
+	k := s.keys()
 	keyName, _, err := n.state.Setting(ctx, settingStaticKey)
 	if err != nil {
 		return err
@@ -132,9 +159,9 @@ func (n *Node) ensureStaticKey(ctx context.Context, s *self) error {
 		if kerr == nil && herr == nil {
 			att, err := identity.DecodeAttestation(raw)
 			pub := key.Public()
-			if err == nil && att.Verify(s.history, now) == nil && string(att.PublicKey()) == string(pub[:]) &&
+			if err == nil && att.VerifyCurrent(k.history, now) == nil && string(att.PublicKey()) == string(pub[:]) &&
 				att.Expires().Sub(now) > staticKeyLifetime/4 {
-				s.static, s.attestation = key, att
+				k.static, k.attestation = key, att
 				return nil
 			}
 		}
@@ -145,7 +172,7 @@ func (n *Node) ensureStaticKey(ctx context.Context, s *self) error {
 		return fmt.Errorf("node: new Noise static key: %w", err)
 	}
 	pub := key.Public()
-	att, err := identity.Attest(s.signer, s.history.Identifier(), identity.PurposeSecureChannel, pub[:], now, now.Add(staticKeyLifetime))
+	att, err := identity.Attest(k.signer, k.history.Identifier(), identity.PurposeSecureChannel, pub[:], now, now.Add(staticKeyLifetime))
 	if err != nil {
 		return fmt.Errorf("node: attest Noise static key: %w", err)
 	}
@@ -158,7 +185,7 @@ func (n *Node) ensureStaticKey(ctx context.Context, s *self) error {
 	if keyName != "" && keyName != newName {
 		n.vault.Delete(keyName) // the old key stays only as long as channels that use it live in memory
 	}
-	s.static, s.attestation = key, att
-	n.log.Info("new Noise static key attested", "identifier", s.history.Identifier(), "expires", att.Expires())
+	k.static, k.attestation = key, att
+	n.log.Info("new Noise static key attested", "identifier", k.history.Identifier(), "expires", att.Expires())
 	return nil
 }

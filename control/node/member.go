@@ -224,7 +224,7 @@ func (n *Node) checkCredential(p *project, raw []byte) (*credential.Bundle, erro
 	}
 	trusted := func(id identity.Identifier) *identity.History {
 		if id == p.authority.Identifier() {
-			return p.authority
+			return p.authorityHistory()
 		}
 		return nil
 	}

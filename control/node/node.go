@@ -56,6 +56,8 @@ type Node struct {
 	recheck  recheck // asks policyLoop to re-check live portal sessions
 
 	eventRefusals eventRefusals // dropped control events, refused revoked members
+	known         known         // peers' rotated identities
+	rotateMu      sync.Mutex
 
 	listenerMu sync.Mutex // serialises listener restarts
 	started    time.Time
@@ -111,6 +113,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	n.admit = newAdmission(n)
 	defer n.admit.refusals.Stop()
+	if err := n.loadKnown(ctx); err != nil {
+		return err
+	}
 	n.router = routing.New(routing.Config{Logger: cfg.Logger})
 	n.tcp = tcp.New(n.router, cfg.TCP)
 	defer n.tcp.Close()

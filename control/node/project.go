@@ -52,6 +52,11 @@ type project struct {
 	// so that a reload never undoes a change it did not read.
 	membership sync.Mutex
 	signed     sync.Map // hubs: identity.Identifier -> the last revocation event signed for it
+
+	// newest is a longer history of the authority, once learned (authority stays the one
+	// loaded or enrolled with, for its identifier); newestMu serialises learning it.
+	newest   atomic.Pointer[identity.History]
+	newestMu sync.Mutex
 }
 
 func (p *project) credentials() []*credential.Bundle {
@@ -88,6 +93,12 @@ func (n *Node) loadProject(ctx context.Context) (*project, error) {
 		p.public, _, _ = n.state.Setting(ctx, settingPublicAddress)
 		if p.auth, err = n.openAuthority(ctx, name); err != nil {
 			return nil, err
+		}
+		if k := n.self.keys(); k.history.Len() > p.authority.Len() { // stopped mid-rotation
+			if err := n.reattestSigningKey(ctx, p, k); err != nil {
+				p.auth.Store().Close()
+				return nil, fmt.Errorf("node: project %s: %w", name, err)
+			}
 		}
 		if err := n.loadRevocations(ctx, p); err != nil {
 			p.auth.Store().Close()
@@ -135,7 +146,7 @@ func (n *Node) openAuthority(ctx context.Context, name string) (*authority.Autho
 		}
 	}
 	return authority.New(authority.Config{
-		Project: name, Identity: n.self.history, Signer: key, Attested: att,
+		Project: name, Identity: n.self.keys().history, Signer: key, Attested: att,
 		Store: store, Lifetime: lifetime, Now: n.cfg.Now,
 	})
 }
@@ -143,7 +154,7 @@ func (n *Node) openAuthority(ctx context.Context, name string) (*authority.Autho
 // trustedAuthority is the trust.Config Authority: the project's authority, if any.
 func (n *Node) trustedAuthority(id identity.Identifier) *identity.History {
 	if p := n.project.Load(); p != nil && p.authority.Identifier() == id {
-		return p.authority
+		return p.authorityHistory()
 	}
 	return nil
 }
@@ -175,6 +186,9 @@ func (n *Node) trustConfig(authorized []identity.Identifier, require bool) trust
 		RequireCredential: require,
 		Revoked:           n.isRevoked,
 		Authorized:        authorized,
+		Known:             n.knownHistory,
+		Learn:             n.learnHistory,
+		Present:           n.present,
 		Now:               n.cfg.Now,
 		Refreshed:         func(routing.Peer) { n.recheckPolicies() },
 	}

@@ -119,7 +119,7 @@ func (n *Node) handleEvent(m *routing.Message) {
 		n.dropEvent(m, errEventRate)
 		return
 	}
-	ev, err := s.Verify(p.authority, p.name, n.cfg.Now())
+	ev, err := s.Verify(p.authorityHistory(), p.name, n.cfg.Now())
 	if err != nil {
 		n.dropEvent(m, err)
 		return
@@ -298,7 +298,7 @@ func (n *Node) fetchRevocations(ctx context.Context, p *project) {
 		s, err := event.Decode(raw)
 		if err == nil {
 			var ev event.Event
-			if ev, err = s.Verify(p.authority, p.name, now); err == nil && ev.Kind == event.KindRevoked && ev.Subject != n.self.history.Identifier() {
+			if ev, err = s.Verify(p.authorityHistory(), p.name, now); err == nil && ev.Kind == event.KindRevoked && ev.Subject != n.self.history.Identifier() {
 				n.revoke(p, ev.Subject, ev.Until)
 				continue
 			}

@@ -91,6 +91,14 @@ func (n *Node) handler() http.Handler {
 		}
 		reply(w, n.identityInfo(rec, false), nil)
 	})
+	mux.HandleFunc("POST /v1/identities/{name}/rotate", func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("name")
+		if name == "-" {
+			name = "" // the node's own
+		}
+		id, err := n.rotateIdentity(r.Context(), name)
+		reply(w, id, err)
+	})
 	mux.HandleFunc("POST /v1/secure-channels", func(w http.ResponseWriter, r *http.Request) {
 		var req api.CreateChannel
 		if !decode(w, r, &req) {

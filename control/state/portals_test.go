@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -17,7 +19,7 @@ func TestInletsMigrate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := len(migrations) - 1 // the schema before the tun columns
+	old := slices.IndexFunc(migrations, func(m string) bool { return strings.Contains(m, "ADD COLUMN tun") }) // the schema before the tun columns
 	for _, m := range migrations[:old] {
 		if _, err := db.Exec(m); err != nil {
 			t.Fatal(err)

@@ -39,6 +39,8 @@ var migrations = []string{
 	`ALTER TABLE inlets ADD COLUMN tun INTEGER NOT NULL DEFAULT 0;
 	ALTER TABLE inlets ADD COLUMN host TEXT NOT NULL DEFAULT '';
 	ALTER TABLE inlets ADD COLUMN hosts_file TEXT NOT NULL DEFAULT ''`,
+	// The longest identity history seen of each peer that rotated its key.
+	`CREATE TABLE peer_histories (identifier TEXT PRIMARY KEY, changes INTEGER NOT NULL, history BLOB NOT NULL)`,
 }
 
 // Open opens (creating, mode 0600) and migrates the database at path.

@@ -15,7 +15,7 @@ const (
 	maxHistory     = 8 << 10
 	maxAttestation = 512
 	maxCredentials = 8
-	maxCredential  = 2 << 10
+	maxCredential  = 12 << 10 // with an authority's rotated history: up to about 6 KiB more
 )
 
 // payload is what each side of a handshake says about itself.

@@ -45,6 +45,21 @@ type Config struct {
 	// Refreshed, if set, is told of a peer whose refreshed credential was applied, so what
 	// its changed attributes admit can be checked again. It must not block.
 	Refreshed func(routing.Peer)
+
+	// Known returns the longest history of an identity this node has seen, or nil. A peer
+	// whose history does not extend it (shorter, so bringing back a retired key, or forked)
+	// is refused.
+	Known func(identity.Identifier) *identity.History
+	// Learn, if set, is told of a history longer than the one Known (or Authority, for an
+	// authority's history carried in a credential bundle) returned: a peer's, once the peer
+	// is authenticated with a valid credential (so what it keeps is bounded by the project's
+	// members), or an authority's that a credential verified with.
+	Learn func(*identity.History)
+	// Present, if set, maps Self to what this side presents in each handshake, re-handshakes
+	// of open channels included: after the node's identity rotated, its new history with the
+	// same static key attested again by the new primary key, so that channels opened before
+	// the rotation re-handshake under the identity peers now know.
+	Present func(Self) Self
 }
 
 // Authenticator implements securechannel.Authenticator (and Refresher) for one channel or
@@ -63,7 +78,11 @@ func New(cfg Config) *Authenticator {
 
 // Payload returns this side's handshake payload.
 func (a *Authenticator) Payload() ([]byte, error) {
-	p := payload{history: a.cfg.Self.History.Encode(), attestation: a.cfg.Self.Attestation.Encode()}
+	self := a.cfg.Self
+	if a.cfg.Present != nil {
+		self = a.cfg.Present(self)
+	}
+	p := payload{history: self.History.Encode(), attestation: self.Attestation.Encode()}
 	if a.cfg.Credentials != nil {
 		for _, b := range a.cfg.Credentials() {
 			p.credentials = append(p.credentials, b.Encode())
@@ -92,7 +111,7 @@ func (a *Authenticator) Authenticate(data, remoteStatic []byte) (routing.Peer, e
 		return nil, fmt.Errorf("trust: peer %s attested a %s key for the channel, want secure-channel", id, att.Purpose())
 	}
 	now := a.cfg.Now()
-	if err := att.Verify(h, now); err != nil {
+	if err := att.VerifyCurrent(h, now); err != nil {
 		return nil, fmt.Errorf("trust: peer %s: static key attestation: %w", id, err)
 	}
 	if !bytes.Equal(att.PublicKey(), remoteStatic) {
@@ -103,6 +122,15 @@ func (a *Authenticator) Authenticate(data, remoteStatic []byte) (routing.Peer, e
 	}
 	if a.cfg.Revoked != nil && a.cfg.Revoked(id) {
 		return nil, fmt.Errorf("trust: peer %s: %w", id, ErrRevoked)
+	}
+	known := 1
+	if a.cfg.Known != nil {
+		if k := a.cfg.Known(id); k != nil {
+			if err := h.Extends(k); err != nil {
+				return nil, fmt.Errorf("trust: peer %s presents an older or forked identity history; refused: %w", id, err)
+			}
+			known = k.Len()
+		}
 	}
 	peer := &Peer{id: id, history: h}
 	var firstErr error
@@ -120,6 +148,9 @@ func (a *Authenticator) Authenticate(data, remoteStatic []byte) (routing.Peer, e
 	if peer.attrs.Load() == nil {
 		attrs := withIdentifier(nil, id)
 		peer.attrs.Store(&attrs)
+	}
+	if a.cfg.Learn != nil && h.Len() > known && !peer.Expires().IsZero() {
+		a.cfg.Learn(h)
 	}
 	return peer, nil
 }
@@ -151,6 +182,11 @@ func (a *Authenticator) apply(peer *Peer, raw []byte, now time.Time) error {
 	}
 	if err := b.Verify(a.cfg.Authority, peer.id, now); err != nil {
 		return fmt.Errorf("trust: peer %s: %w", peer.id, err)
+	}
+	if a.cfg.Learn != nil && b.Issuer != nil {
+		if h := a.cfg.Authority(b.Issuer.Identifier()); h != nil && b.Issuer.Len() > h.Len() {
+			a.cfg.Learn(b.Issuer) // Verify checked that it extends h
+		}
 	}
 	attrs := withIdentifier(b.Credential.Attributes(), peer.id)
 	peer.attrs.Store(&attrs)
