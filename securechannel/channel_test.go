@@ -106,12 +106,16 @@ func TestHandshakeTampering(t *testing.T) {
 	// Every try starts on a quiet wire: a message of the last try still on its way (a late
 	// answer to a handshake that timed out) would be counted as this try's first.
 	quiet := func() bool { return p.wire.idle() && p.alice.r.Workers() == baseA && p.bob.r.Workers() == baseB }
-	// clean runs an untampered handshake, recording its messages' sizes. A clean handshake
-	// may miss the short timeouts on a loaded machine; that is not what this test is about,
-	// so it tries again.
+	// clean runs an untampered handshake, recording its messages' sizes. It may miss the
+	// responder's short timeout on a loaded machine; that is not what this test is about, so
+	// it tries again.
 	var sizes [3]int
 	var mu sync.Mutex // the wire's two directions call the tamper functions
 	var n int
+	// Its initiator waits long: one that gave up after the responder had accepted it would
+	// leave the responder holding a channel until it noticed the silence.
+	patient := ac
+	patient.HandshakeTimeout = 10 * time.Second
 	clean := func(desc string) {
 		t.Helper()
 		for try := 1; ; try++ {
@@ -127,7 +131,7 @@ func TestHandshakeTampering(t *testing.T) {
 				}
 				return b
 			})
-			c, err := p.initiate(ac)
+			c, err := p.initiate(patient)
 			if err == nil {
 				c.Close()
 				eventually(t, desc+": channel removed", quiet)
@@ -383,7 +387,9 @@ func TestLinkClosedClosesChannel(t *testing.T) {
 func TestPendingHandshakesCapped(t *testing.T) {
 	p := newEchoPair(t, nil, func(c *Config) {
 		c.MaxPending, c.MaxPendingPerLink = 8, 4
-		c.HandshakeTimeout = 200 * time.Millisecond
+		// Long enough that none of the flood times out before all of it arrived, even on a
+		// loaded machine: the count of refusals is exact.
+		c.HandshakeTimeout = 2 * time.Second
 	})
 	for i := 0; i < 20; i++ {
 		hs, _ := newHandshakeState(true, p.alice.static, nil, prologue, nil)
@@ -391,7 +397,7 @@ func TestPendingHandshakesCapped(t *testing.T) {
 		p.inject(routing.LocalAddress("api"), msg1)
 	}
 	eventually(t, "over the per-link cap refused", func() bool { return p.listener.Refused() == 16 })
-	time.Sleep(400 * time.Millisecond) // the slowloris handshakes time out
+	time.Sleep(2500 * time.Millisecond) // the slowloris handshakes time out
 	ac := p.alice.config("")
 	c, err := p.initiate(ac)
 	if err != nil {
