@@ -358,28 +358,6 @@ func TestLinkClosedClosesChannel(t *testing.T) {
 	}
 }
 
-// TestPendingHandshakesCapped: first messages that are never followed up take a pending slot
-// each, up to the caps, and free it at the handshake timeout; honest peers get through after.
-func TestPendingHandshakesCapped(t *testing.T) {
-	p := newEchoPair(t, nil, func(c *Config) {
-		c.MaxPending, c.MaxPendingPerLink = 8, 4
-		c.HandshakeTimeout = 200 * time.Millisecond
-	})
-	for i := 0; i < 20; i++ {
-		hs, _ := newHandshakeState(true, p.alice.static, nil, prologue, nil)
-		msg1, _, _, _ := hs.WriteMessage([]byte{typeHandshake}, nil)
-		p.inject(routing.LocalAddress("api"), msg1)
-	}
-	eventually(t, "over the per-link cap refused", func() bool { return p.listener.Refused() == 16 })
-	time.Sleep(400 * time.Millisecond) // the slowloris handshakes time out
-	ac := p.alice.config("")
-	c, err := p.initiate(ac)
-	if err != nil {
-		t.Fatalf("honest handshake after the flood: %v", err)
-	}
-	c.Close()
-}
-
 func TestPing(t *testing.T) {
 	p := newEchoPair(t, nil, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
