@@ -74,6 +74,7 @@ func (n *Node) startListenerLocked() error {
 	p := n.project.Load()
 	cfg := n.channelConfig(nil, p != nil && !p.hub)
 	cfg.Accepted = n.channels.add
+	cfg.Origin = n.handshakeOrigin
 	l, err := securechannel.Listen(n.router, listenerName, cfg, routing.FlowTransports)
 	if err != nil {
 		return err
