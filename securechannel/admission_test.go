@@ -49,6 +49,7 @@ func (h *countingHandler) count(msg string) int {
 type junkFlood struct {
 	name  string
 	echo  bool
+	fresh bool // each message from a new origin: name-1, name-2, ... (replies are lost)
 	send  func(payload []byte, ret routing.Route)
 	mu    sync.Mutex
 	sent  [1024][]byte // ephemeral keys by index, a ring
@@ -57,8 +58,12 @@ type junkFlood struct {
 	cooks atomic.Int64 // answered with a cookie
 }
 
-func (f *junkFlood) ret(i int) routing.Route {
-	return routing.MustRoute(routing.LocalAddress(f.name), routing.LocalAddress(strconv.Itoa(i)))
+func (f *junkFlood) ret(i, n int) routing.Route {
+	name := f.name
+	if f.fresh {
+		name += "-" + strconv.Itoa(n)
+	}
+	return routing.MustRoute(routing.LocalAddress(name), routing.LocalAddress(strconv.Itoa(i)))
 }
 
 // first sends a first message with a new ephemeral key.
@@ -69,8 +74,9 @@ func (f *junkFlood) first() {
 	i := f.n % len(f.sent)
 	f.sent[i] = e
 	f.n++
+	n := f.n
 	f.mu.Unlock()
-	f.send(appendFirst(nil, e, nil), f.ret(i))
+	f.send(appendFirst(nil, e, nil), f.ret(i, n))
 }
 
 // HandleMessage takes a reply to the flood: onward [name, index].
@@ -98,7 +104,7 @@ func (f *junkFlood) HandleMessage(m *routing.Message) {
 	f.mu.Lock()
 	e := f.sent[i]
 	f.mu.Unlock()
-	f.send(appendFirst(nil, e, cookie), f.ret(i))
+	f.send(appendFirst(nil, e, cookie), f.ret(i, 0))
 }
 
 // floodOrigin is the harness's stand-in for a node's origin rule: a message whose return
