@@ -70,6 +70,9 @@ func (l *Listener) originOf(m *routing.Message) string {
 	return "l:" + m.Return.NextAddress().String()
 }
 
+// loadMark is the number of pending handshakes from which the listener is under load.
+func (l *Listener) loadMark() int { return max(1, l.cfg.MaxPending/loadDivisor) }
+
 // maxOrigins caps the table of origins.
 func (l *Listener) maxOrigins() int { return 4 * l.cfg.MaxPending }
 
@@ -100,7 +103,7 @@ func (l *Listener) admit(key string, msg1, cookie []byte, link routing.Link) (d 
 		need = float64(l.cfg.OriginBurst/2) + 1 // the lower half is for proven senders
 	}
 	switch {
-	case !proven && (l.pending >= l.cfg.MaxPending/loadDivisor || tokens < need):
+	case !proven && (l.pending >= l.loadMark() || tokens < need):
 		d.cookie = l.cookies.make(now, key, msg1)
 		return d
 	case tokens < need:

@@ -97,7 +97,10 @@ func TestAuthorized(t *testing.T) {
 // each at every length: the handshake fails, nothing of it stays registered on either node,
 // and a correct handshake afterwards succeeds.
 func TestHandshakeTampering(t *testing.T) {
-	p := newEchoPair(t, nil, func(c *Config) { c.HandshakeTimeout = 100 * time.Millisecond })
+	p := newEchoPair(t, nil, func(c *Config) {
+		c.HandshakeTimeout = 100 * time.Millisecond
+		c.OriginRate, c.OriginBurst = 1e6, 1e6 // no cookies: the messages are those tampered with
+	})
 	ac := p.alice.config("")
 	ac.HandshakeTimeout = 100 * time.Millisecond
 	baseA, baseB := p.alice.r.Workers(), p.bob.r.Workers()
