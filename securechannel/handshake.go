@@ -65,7 +65,9 @@ func Initiate(ctx context.Context, r *routing.Router, route routing.Route, reply
 	case <-c.done:
 		return nil, c.closeErr
 	case <-ctx.Done():
-		c.close(nil, false)
+		// Told, a responder that took message 3 closes its end now rather than at
+		// DeadAfter; before message 3 there are no keys and nothing is sent.
+		c.close(nil, true)
 		c.mu.Lock()
 		refused := c.refused
 		c.mu.Unlock()
@@ -164,7 +166,14 @@ func (c *Channel) initiatorMessage2(hs *noise.HandshakeState, msg []byte) {
 	c.sendHandshake(msg3)
 	c.mu.Lock()
 	c.install(cs1, cs2, 0)
+	gaveUp := c.closing
 	c.mu.Unlock()
+	if gaveUp {
+		// Initiate gave up between message 3 and the keys, too early to tell the
+		// responder, which would keep its end until DeadAfter: tell it now.
+		c.sendControl(kindClose, nil)
+		return
+	}
 	if c.link != nil {
 		c.link.Authenticated()
 	}

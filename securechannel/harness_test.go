@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -94,6 +95,22 @@ type wire struct {
 	seen   [][]byte                                 // payloads that crossed, for replay tests
 	flows  map[string]routing.FlowID                // flow of messages arriving at each node
 	links  map[string]*testLink
+
+	inflight  atomic.Int64  // messages taken by a to- worker and not yet delivered
+	delivered atomic.Uint64 // messages delivered (or dropped by tamper)
+}
+
+// quiet reports whether cond holds while nothing is on the wire: no message was on it before
+// cond was checked, none crossed it meanwhile, and none is on it after. Tests that count the
+// messages crossing the wire wait for it, so that a late message of one step is not counted
+// in the next.
+func (w *wire) quiet(cond func() bool) bool {
+	d := w.delivered.Load()
+	if w.inflight.Load() != 0 {
+		return false
+	}
+	ok := cond()
+	return ok && w.inflight.Load() == 0 && w.delivered.Load() == d
 }
 
 func connect(t testing.TB, a, b *testNode) *wire {
@@ -110,6 +127,7 @@ func connect(t testing.TB, a, b *testNode) *wire {
 			m.Onward.Pop()
 			enc := m.AppendTo(nil)
 			m.Release()
+			w.inflight.Add(1)
 			q <- enc
 		})); err != nil {
 			t.Fatal(err)
@@ -135,6 +153,8 @@ func (w *wire) deliver(from string, to *testNode, q chan []byte, flow routing.Fl
 				p := tamper(from, bytes.Clone(m.Payload()))
 				if p == nil {
 					m.Release()
+					w.delivered.Add(1)
+					w.inflight.Add(-1)
 					continue
 				}
 				m.SetPayload(p)
@@ -142,6 +162,8 @@ func (w *wire) deliver(from string, to *testNode, q chan []byte, flow routing.Fl
 			m.Return.Push(routing.LocalAddress("to-" + from))
 			m.Local = routing.Local{Flow: flow, Spawner: routing.FlowTransports, Link: link}
 			to.r.Send(m)
+			w.delivered.Add(1)
+			w.inflight.Add(-1)
 		case <-link.done:
 			return
 		}
