@@ -132,6 +132,7 @@ func (l *Listener) HandleMessage(m *routing.Message) {
 	d := l.admit(key, msg1, cookie, m.Local.Link)
 	if v := d.evict; v != nil {
 		l.stats.evicted.Add(1)
+		l.refusals.Note(slog.String("reason", "pending handshake of the origin holding the most ended for another origin"), slog.String("last_origin", key))
 		if d.evictAnswered {
 			v.refuse(errEvicted) // an honest initiator learns at once, and may try again
 		}
