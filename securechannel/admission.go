@@ -21,7 +21,8 @@ import (
 //
 // So a flooding origin competes with itself, an origin that has not been asking always gets
 // a place, and under load blind flooders cost one HMAC each. The table of origins is capped
-// too: entries without pending handshakes leave it once their bucket is full again.
+// too, at 4*MaxPending: when it is full, entries without pending handshakes whose bucket is
+// full again are swept from it, and a new origin finds no room until then.
 
 // loadDivisor sets the load above which unproven senders get cookies: MaxPending/loadDivisor.
 const loadDivisor = 8

@@ -54,7 +54,7 @@ type Config struct {
 	// MaxPending caps a listener's handshakes in progress. Default 256. When they are all
 	// taken, a new handshake takes the place of the oldest pending one of the origin holding
 	// the most, so that flooders compete with themselves and a new origin always gets a
-	// place. Above MaxPending/8 the listener is under load: it answers unproven first
+	// place. From MaxPending/8 pending the listener is under load: it answers unproven first
 	// messages with a cookie instead of doing any Diffie–Hellman (cookie.go).
 	MaxPending int
 	// MaxPendingPerOrigin caps the handshakes in progress of one origin; its next one takes
