@@ -40,9 +40,10 @@ type Channel struct {
 	send atomic.Pointer[sendKeys]
 	recv atomic.Pointer[recvKeys]
 
-	mu         sync.Mutex // guards hs, rehs, rehandshook, refused, the timers, closing, admitted
+	mu         sync.Mutex // guards hs, first, rehs, rehandshook, refused, the timers, closing, admitted
 	closing    bool       // set before close unregisters, so no worker is registered after it
 	hs         *noise.HandshakeState
+	first      *firstMessage         // the initiator's first message, until message 2
 	rehs       *noise.HandshakeState // a re-handshake in progress
 	rehsSince  time.Time
 	rekeyed    time.Time // when the current keys were made
@@ -204,6 +205,8 @@ func (d decryptor) HandleMessage(m *routing.Message) {
 		c.handshakeMessage(m)
 	case typeRefused:
 		c.refusedMessage(m)
+	case typeCookie:
+		c.cookieMessage(m)
 	default:
 		c.drop(m)
 	}

@@ -14,6 +14,8 @@ func FuzzChannelInput(f *testing.F) {
 	f.Add(append([]byte{typeHandshake}, make([]byte, xxMessage1Len)...), true)
 	f.Add(append([]byte{typeTransport, 0}, make([]byte, 40)...), false)
 	f.Add([]byte{typeRefused, 'x'}, false)
+	f.Add(append([]byte{typeCookie}, make([]byte, cookieLen)...), false)
+	f.Add(append([]byte{typeHandshakeCookie}, make([]byte, xxMessage1Len+cookieLen)...), true)
 	f.Add([]byte{}, false)
 	p := newEchoPair(f, nil, nil)
 	bobCh := p.listener.Channels()[0]

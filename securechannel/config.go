@@ -70,17 +70,35 @@ type Config struct {
 	// with a fresh handshake (new ephemeral keys, so a later key compromise does not expose
 	// earlier traffic). Default 1h.
 	RehandshakeAfter time.Duration
-	// MaxPending caps a listener's handshakes in progress; MaxPendingPerLink caps those
-	// arriving over one connection or channel. Defaults 256 and 16.
-	MaxPending, MaxPendingPerLink int
-	// MaxPendingPerSource caps those arriving over connections from one source address
-	// (links that know theirs, as TCP connections do), so that one host opening many
-	// connections cannot take the whole MaxPending. Default 32.
+	// MaxPending caps a listener's handshakes in progress. Default 256. When they are all
+	// taken, a new handshake takes the place of the oldest pending one of the origin holding
+	// the most, so that flooders compete with themselves and a new origin always gets a
+	// place. From MaxPending/8 pending the listener is under load: it answers unproven first
+	// messages with a cookie instead of doing any Diffie–Hellman (cookie.go).
+	MaxPending int
+	// MaxPendingPerOrigin caps the handshakes in progress of one origin; its next one takes
+	// the place of its oldest. Default 32.
+	MaxPendingPerOrigin int
+	// OriginRate and OriginBurst are the token bucket of each origin: first messages
+	// answered with message 2, that is with Diffie–Hellman, per second and at once.
+	// Unproven senders (without a cookie) may use only the upper half of the bucket and get
+	// a cookie below it, so a sender that proves its origin still gets through a flood of
+	// unproven first messages from the same origin. Defaults 16 and 32.
 	//
-	// The trade-off is NAT: honest nodes behind one public address share its 32. Each holds
-	// a slot for one round trip of its handshake, so 32 at once is plenty for them, and far
-	// fewer than the 256 a flood from that address could otherwise hold.
-	MaxPendingPerSource int
+	// The trade-off is NAT: honest nodes behind one public address share its bucket. Each
+	// needs one answer per channel, so 16 a second is plenty for them, and a flood from
+	// that address costs the listener no more.
+	OriginRate  float64
+	OriginBurst int
+	// Origin, for a listener, names who a first handshake message comes from: messages of
+	// one origin share one token bucket and compete for one fair share of the pending
+	// handshakes, and a cookie is good only for its origin. It returns "" for the default:
+	// the source address of links that know theirs (TCP connections: the IPv4 address or
+	// the IPv6 /64), else the first hop of the return route, which the link pushed (the
+	// connection, or the channel the message came out of). A node sets it where one link
+	// carries many senders, as its channel to a hub carries everyone's relayed handshakes;
+	// the name must be made of parts of the message that the sender cannot choose.
+	Origin func(m *routing.Message) string
 	// Accepted, for a listener, is called with each channel it has established.
 	Accepted func(*Channel)
 	// Admitter, for a listener, caps channels per peer and tells members from strangers.
@@ -108,11 +126,14 @@ func (c *Config) setDefaults() {
 	if c.MaxPending <= 0 {
 		c.MaxPending = 256
 	}
-	if c.MaxPendingPerLink <= 0 {
-		c.MaxPendingPerLink = 16
+	if c.MaxPendingPerOrigin <= 0 {
+		c.MaxPendingPerOrigin = 32
 	}
-	if c.MaxPendingPerSource <= 0 {
-		c.MaxPendingPerSource = 32
+	if c.OriginRate <= 0 {
+		c.OriginRate = 16
+	}
+	if c.OriginBurst <= 0 {
+		c.OriginBurst = 32
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

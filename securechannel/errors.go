@@ -14,6 +14,7 @@ var (
 	errEpochAhead  = errors.New("counter too many key epochs ahead")
 	errBuffer      = errors.New("buffer lacks room for the counter or the tag")
 	errClosed      = errors.New("securechannel: the channel is closed")
+	errEvicted     = errors.New("securechannel: the listener has too many handshakes in progress from this origin; try again")
 )
 
 // ErrStranger is why a stranger's channel closed (see Admitter): its peer did not become a

@@ -37,6 +37,7 @@ func Initiate(ctx context.Context, r *routing.Router, route routing.Route, reply
 	}
 	c.mu.Lock()
 	c.hs = hs
+	c.first = &firstMessage{msg1: msg1[1:], route: route}
 	c.mu.Unlock()
 
 	m := routing.NewMessage()
@@ -65,7 +66,9 @@ func Initiate(ctx context.Context, r *routing.Router, route routing.Route, reply
 	case <-c.done:
 		return nil, c.closeErr
 	case <-ctx.Done():
-		c.close(nil, false)
+		// Told, a responder that took message 3 closes its end now rather than at
+		// DeadAfter; before message 3 there are no keys and nothing is sent.
+		c.close(nil, true)
 		c.mu.Lock()
 		refused := c.refused
 		c.mu.Unlock()
@@ -76,6 +79,38 @@ func Initiate(ctx context.Context, r *routing.Router, route routing.Route, reply
 	}
 }
 
+// firstMessage is what an initiator keeps to send its first message again with a cookie.
+type firstMessage struct {
+	msg1  []byte // the Noise message, without the type byte
+	route routing.Route
+	tries int // cookie replies answered
+}
+
+// cookieMessage answers a listener under load: the initiator sends its first message again,
+// with the cookie, while it waits for message 2, and at most maxCookieTries times a
+// handshake, so that forged cookie replies cannot keep it sending. Anything else is dropped.
+func (c *Channel) cookieMessage(m *routing.Message) {
+	defer m.Release()
+	cookie, ok := parseCookieReply(m.Payload())
+	c.mu.Lock()
+	f := c.first
+	ok = ok && c.initiator && c.hs != nil && f != nil && f.tries < maxCookieTries
+	var out *routing.Message
+	if ok {
+		f.tries++
+		out = routing.NewMessage()
+		out.Onward = f.route
+		out.SetPayload(appendFirst(make([]byte, 0, 1+xxMessage1Len+cookieLen), f.msg1, cookie))
+	}
+	c.mu.Unlock()
+	if !ok {
+		c.stats.dropped.Add(1)
+		return
+	}
+	out.Return.Push(routing.LocalAddress(c.dec))
+	c.router.Send(out)
+}
+
 // handshakeMessage handles a first-handshake message addressed to the channel: message 2
 // at the initiator, message 3 at the responder. A message that fails ends the handshake:
 // nothing of it is kept, and the initiator may simply try again.
@@ -84,6 +119,7 @@ func (c *Channel) handshakeMessage(m *routing.Message) {
 	c.mu.Lock()
 	hs := c.hs
 	c.hs = nil // one shot: success or failure, this handshake is over
+	c.first = nil
 	c.mu.Unlock()
 	if hs == nil {
 		c.stats.dropped.Add(1)
@@ -131,7 +167,14 @@ func (c *Channel) initiatorMessage2(hs *noise.HandshakeState, msg []byte) {
 	c.sendHandshake(msg3)
 	c.mu.Lock()
 	c.install(cs1, cs2, 0)
+	gaveUp := c.closing
 	c.mu.Unlock()
+	if gaveUp {
+		// Initiate gave up between message 3 and the keys, too early to tell the
+		// responder, which would keep its end until DeadAfter: tell it now.
+		c.sendControl(kindClose, nil)
+		return
+	}
 	if c.link != nil {
 		c.link.Authenticated()
 	}
@@ -356,9 +399,10 @@ func (c *Channel) handshakeTimeout() {
 }
 
 // IsFirstHandshake reports whether a message payload is the first message of a handshake,
-// the one a listener (or a relay in front of one) receives.
+// the one a listener (or a relay in front of one) receives, with or without a cookie.
 func IsFirstHandshake(payload []byte) bool {
-	return len(payload) == 1+xxMessage1Len && payload[0] == typeHandshake
+	_, _, ok := parseFirst(payload)
+	return ok
 }
 
 // Refusal is the payload that tells an initiator why its handshake was refused, for a worker

@@ -98,8 +98,23 @@ type wire struct {
 	tamper func(from string, payload []byte) []byte // may rewrite a payload; nil drops it
 	seen   [][]byte                                 // payloads that crossed, for replay tests
 	flows  map[string]routing.FlowID                // flow of messages arriving at each node
-	queued atomic.Int64                             // messages taken but not yet delivered
 	links  map[string]*testLink
+
+	inflight  atomic.Int64  // messages taken by a to- worker and not yet delivered
+	delivered atomic.Uint64 // messages delivered (or dropped by tamper)
+}
+
+// quiet reports whether cond holds while nothing is on the wire: no message was on it before
+// cond was checked, none crossed it meanwhile, and none is on it after. Tests that count the
+// messages crossing the wire wait for it, so that a late message of one step is not counted
+// in the next.
+func (w *wire) quiet(cond func() bool) bool {
+	d := w.delivered.Load()
+	if w.inflight.Load() != 0 {
+		return false
+	}
+	ok := cond()
+	return ok && w.inflight.Load() == 0 && w.delivered.Load() == d
 }
 
 func connect(t testing.TB, a, b *testNode) *wire {
@@ -117,7 +132,7 @@ func connect(t testing.TB, a, b *testNode) *wire {
 			m.Onward.Pop()
 			enc := m.AppendTo(nil)
 			m.Release()
-			w.queued.Add(1)
+			w.inflight.Add(1)
 			q <- enc
 		})); err != nil {
 			t.Fatal(err)
@@ -131,40 +146,34 @@ func (w *wire) deliver(from string, to *testNode, q chan []byte, flow routing.Fl
 	for {
 		select {
 		case enc := <-q:
-			w.deliverOne(from, to, enc, flow, link)
+			m := routing.NewMessage()
+			if err := m.Decode(enc); err != nil {
+				panic(err)
+			}
+			w.mu.Lock()
+			tamper := w.tamper
+			w.seen = append(w.seen, bytes.Clone(m.Payload()))
+			w.mu.Unlock()
+			if tamper != nil {
+				p := tamper(from, bytes.Clone(m.Payload()))
+				if p == nil {
+					m.Release()
+					w.delivered.Add(1)
+					w.inflight.Add(-1)
+					continue
+				}
+				m.SetPayload(p)
+			}
+			m.Return.Push(routing.LocalAddress("to-" + from))
+			m.Local = routing.Local{Flow: flow, Spawner: routing.FlowTransports, Link: link}
+			to.r.Send(m)
+			w.delivered.Add(1)
+			w.inflight.Add(-1)
 		case <-link.done:
 			return
 		}
 	}
 }
-
-// deliverOne hands one message to its node; the wire counts it delivered only afterwards, so
-// a test that waits for idle knows no message of an earlier exchange is still on its way.
-func (w *wire) deliverOne(from string, to *testNode, enc []byte, flow routing.FlowID, link *testLink) {
-	defer w.queued.Add(-1)
-	m := routing.NewMessage()
-	if err := m.Decode(enc); err != nil {
-		panic(err)
-	}
-	w.mu.Lock()
-	tamper := w.tamper
-	w.seen = append(w.seen, bytes.Clone(m.Payload()))
-	w.mu.Unlock()
-	if tamper != nil {
-		p := tamper(from, bytes.Clone(m.Payload()))
-		if p == nil {
-			m.Release()
-			return
-		}
-		m.SetPayload(p)
-	}
-	m.Return.Push(routing.LocalAddress("to-" + from))
-	m.Local = routing.Local{Flow: flow, Spawner: routing.FlowTransports, Link: link}
-	to.r.Send(m)
-}
-
-// idle reports whether every message put on the wire has been delivered.
-func (w *wire) idle() bool { return w.queued.Load() == 0 }
 
 func (w *wire) setTamper(f func(from string, payload []byte) []byte) {
 	w.mu.Lock()

@@ -2,6 +2,7 @@ package securechannel
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -18,6 +19,10 @@ import (
 // channel for each. It is reachable from the flows it was opened to (the transports, or an
 // outer channel); the channels it spawns carry its flow as their spawner, so workers opened
 // to Flow() are reachable from all of them.
+//
+// Admission (admission.go) is fair per origin (Config.Origin): each origin has a token
+// bucket for the Diffie–Hellman its first messages cost, and a share of the pending
+// handshakes; under load, unproven senders get a cookie instead of message 2.
 type Listener struct {
 	router *routing.Router
 	name   string
@@ -27,20 +32,21 @@ type Listener struct {
 	// for: only workers opened to it are reachable from them.
 	strangers routing.FlowID
 
-	mu        sync.Mutex
-	closed    bool
-	pending   int
-	perLink   map[routing.Link]int
-	perSource map[netip.Addr]int
-	channels  map[*Channel]struct{}
+	mu       sync.Mutex
+	closed   bool
+	pending  int                // admitted handshakes not yet established or gone
+	origins  map[string]*origin // origins with pending handshakes or a bucket not yet full
+	swept    time.Time          // when origins was last swept of idle entries
+	cookies  *cookieJar
+	channels map[*Channel]struct{}
 
-	refused  atomic.Uint64 // handshakes dropped by the pending caps
+	stats    struct{ answered, cookies, refused, evicted atomic.Uint64 }
 	refusals *ratelog.Logger
 }
 
 // sourced is a link that knows the address its peer connects from (a TCP connection).
-// Handshakes over other links, such as a channel nested in one to a hub, are not counted per
-// source: there the hub is the source of them all, and each is capped per link instead.
+// Handshakes over it are admitted per source address; over other links, such as a channel
+// nested in one to a hub, per link unless Config.Origin says better.
 type sourced interface {
 	Source() netip.Addr
 }
@@ -48,25 +54,15 @@ type sourced interface {
 // refusalLogInterval spaces a listener's log lines about refused handshakes.
 const refusalLogInterval = 10 * time.Second
 
-// slot is what a pending handshake holds against the caps.
-type slot struct {
-	link   routing.Link
-	source netip.Addr // the zero Addr when the link does not know it
-}
-
-func slotOf(link routing.Link) slot {
-	s := slot{link: link}
-	if sl, ok := link.(sourced); ok {
-		s.source = sl.Source()
-	}
-	return s
-}
-
 // Listen registers a listener at the local address name, reachable from flows.
 func Listen(r *routing.Router, name string, cfg Config, flows ...routing.FlowID) (*Listener, error) {
 	cfg.setDefaults()
 	if cfg.Auth == nil {
 		return nil, errors.New("securechannel: listen: no Authenticator")
+	}
+	jar, err := newCookieJar(cfg.Rand, cfg.Now())
+	if err != nil {
+		return nil, fmt.Errorf("securechannel: listen: %w", err)
 	}
 	l := &Listener{
 		router:    r,
@@ -74,8 +70,8 @@ func Listen(r *routing.Router, name string, cfg Config, flows ...routing.FlowID)
 		cfg:       cfg,
 		flow:      r.NewFlow(),
 		strangers: r.NewFlow(),
-		perLink:   make(map[routing.Link]int),
-		perSource: make(map[netip.Addr]int),
+		origins:   make(map[string]*origin),
+		cookies:   jar,
 		channels:  make(map[*Channel]struct{}),
 		refusals:  ratelog.New(cfg.Logger.With("component", "securechannel", "listener", name), slog.LevelWarn, "refused first handshake messages", refusalLogInterval),
 	}
@@ -108,51 +104,83 @@ func (l *Listener) Channels() []*Channel {
 	return out
 }
 
-// Refused counts first handshake messages dropped because too many handshakes were pending.
-func (l *Listener) Refused() uint64 { return l.refused.Load() }
+// ListenerStats are a listener's counters of first handshake messages.
+type ListenerStats struct {
+	Answered uint64 // answered with message 2: the Diffie–Hellman was done
+	Cookies  uint64 // answered with a cookie instead
+	Refused  uint64 // dropped: rate, invalid cookie, table full or closed
+	Evicted  uint64 // pending handshakes ended to make room for another origin's
+	Pending  int    // handshakes in progress now
+	Origins  int    // origins the listener keeps state for now
+}
 
-// HandleMessage answers a first handshake message with message 2 and keeps the responder
-// pending until message 3 or the handshake timeout.
+// Stats returns the listener's counters.
+func (l *Listener) Stats() ListenerStats {
+	l.mu.Lock()
+	pending, origins := l.pending, len(l.origins)
+	l.mu.Unlock()
+	return ListenerStats{
+		Answered: l.stats.answered.Load(), Cookies: l.stats.cookies.Load(),
+		Refused: l.stats.refused.Load(), Evicted: l.stats.evicted.Load(),
+		Pending: pending, Origins: origins,
+	}
+}
+
+// Refused counts first handshake messages dropped by admission.
+func (l *Listener) Refused() uint64 { return l.stats.refused.Load() }
+
+// HandleMessage answers a first handshake message with message 2, keeping the responder
+// pending until message 3 or the handshake timeout, or with a cookie when the listener is
+// under load and the sender has not proven its origin; or drops it (admit says when).
 func (l *Listener) HandleMessage(m *routing.Message) {
 	defer m.Release()
-	p := m.Payload()
-	if len(p) != 1+xxMessage1Len || p[0] != typeHandshake {
+	msg1, cookie, ok := parseFirst(m.Payload())
+	if !ok {
 		return
 	}
 	back, err := m.ReplyRoute() // the channel's messages go back the way this one came
 	if err != nil {
 		return
 	}
-	link := m.Local.Link
-	s := slotOf(link)
-	if why, limit := l.admit(s); why != "" {
-		l.refused.Add(1)
-		attrs := []slog.Attr{slog.String("reason", why), slog.Int("limit", limit)}
-		if s.source.IsValid() {
-			attrs = append(attrs, slog.String("last_source", s.source.String()))
+	key := l.originOf(m)
+	d := l.admit(key, msg1, cookie, m.Local.Link)
+	if v := d.evict; v != nil {
+		l.stats.evicted.Add(1)
+		l.refusals.Note(slog.String("reason", "pending handshake of the origin holding the most ended for another origin"), slog.String("last_origin", key))
+		if d.evictAnswered {
+			v.refuse(errEvicted) // an honest initiator learns at once, and may try again
 		}
-		l.refusals.Note(attrs...)
+		v.close(errEvicted, false)
+	}
+	switch {
+	case d.why != "":
+		l.stats.refused.Add(1)
+		l.refusals.Note(slog.String("reason", d.why), slog.String("last_origin", key))
+		return
+	case d.p == nil: // a cookie
+		l.stats.cookies.Add(1)
+		r := routing.NewMessage()
+		r.Onward = back
+		r.Return.Push(l.Address())
+		r.SetPayload(appendCookieReply(make([]byte, 0, 1+cookieLen), d.cookie[:]))
+		l.router.Send(r)
 		return
 	}
-	l.mu.Lock()
-	cfg := l.cfg // SetKeys may change it
-	l.mu.Unlock()
-	c := newChannel(l.router, cfg, false, link, l.flow)
-	c.strangers = l.strangers
-	ok := false
+	c := d.p.c
+	ok = false
 	defer func() {
 		if !ok {
-			l.release(c, s)
+			l.release(d.p)
 		}
 	}()
-	hs, err := newHandshakeState(false, cfg.Static, cfg.Rand, prologue, nil)
+	hs, err := newHandshakeState(false, c.cfg.Static, c.cfg.Rand, prologue, nil)
 	if err != nil {
 		return
 	}
-	if _, _, _, err := hs.ReadMessage(nil, p[1:]); err != nil {
+	if _, _, _, err := hs.ReadMessage(nil, msg1); err != nil {
 		return
 	}
-	own, err := cfg.Auth.Payload()
+	own, err := c.cfg.Auth.Payload()
 	if err != nil {
 		c.log.Error("own handshake payload", "err", err)
 		return
@@ -161,6 +189,7 @@ func (l *Listener) HandleMessage(m *routing.Message) {
 	if err != nil {
 		return
 	}
+	l.stats.answered.Add(1)
 	c.remote = back
 	c.hs = hs
 	var flows []routing.FlowID
@@ -171,21 +200,23 @@ func (l *Listener) HandleMessage(m *routing.Message) {
 		return
 	}
 	l.mu.Lock()
-	if l.closed {
+	if l.closed || d.p.gone { // closed, or evicted meanwhile
 		l.mu.Unlock()
 		l.router.Unregister(c.dec)
 		return
 	}
 	l.channels[c] = struct{}{}
+	d.p.answered = true
 	l.mu.Unlock()
 	ok = true
-	go l.track(c, s)
+	go l.track(d.p)
 	c.sendHandshake(msg2)
 }
 
 // track keeps a channel's pending slot until it is established or gone, then its place in
 // the listener's set until it closes.
-func (l *Listener) track(c *Channel, s slot) {
+func (l *Listener) track(p *pendingHS) {
+	c := p.c
 	timeout := time.NewTimer(l.cfg.HandshakeTimeout)
 	defer timeout.Stop()
 	select {
@@ -195,7 +226,7 @@ func (l *Listener) track(c *Channel, s slot) {
 		c.handshakeTimeout()
 	}
 	l.mu.Lock()
-	l.unpend(s)
+	l.unpend(p)
 	l.mu.Unlock()
 	<-c.done
 	l.mu.Lock()
@@ -203,46 +234,13 @@ func (l *Listener) track(c *Channel, s slot) {
 	l.mu.Unlock()
 }
 
-// admit takes a pending slot for a handshake, or says which cap refuses it.
-func (l *Listener) admit(s slot) (why string, limit int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	switch {
-	case l.closed:
-		return "listener closed", 0
-	case l.pending >= l.cfg.MaxPending:
-		return "too many pending handshakes", l.cfg.MaxPending
-	case l.perLink[s.link] >= l.cfg.MaxPendingPerLink:
-		return "too many pending handshakes over one connection", l.cfg.MaxPendingPerLink
-	case s.source.IsValid() && l.perSource[s.source] >= l.cfg.MaxPendingPerSource:
-		return "too many pending handshakes from one source", l.cfg.MaxPendingPerSource
-	}
-	l.pending++
-	l.perLink[s.link]++
-	if s.source.IsValid() {
-		l.perSource[s.source]++
-	}
-	return "", 0
-}
-
-func (l *Listener) unpend(s slot) {
-	l.pending--
-	if l.perLink[s.link]--; l.perLink[s.link] <= 0 {
-		delete(l.perLink, s.link)
-	}
-	if s.source.IsValid() {
-		if l.perSource[s.source]--; l.perSource[s.source] <= 0 {
-			delete(l.perSource, s.source)
-		}
-	}
-}
-
 // release gives back the pending slot of a handshake that never got going.
-func (l *Listener) release(c *Channel, s slot) {
+func (l *Listener) release(p *pendingHS) {
 	l.mu.Lock()
-	l.unpend(s)
+	l.unpend(p)
+	delete(l.channels, p.c)
 	l.mu.Unlock()
-	c.close(errors.New("securechannel: handshake failed"), false)
+	p.c.close(errors.New("securechannel: handshake failed"), false)
 }
 
 // SetKeys makes the channels the listener spawns from now on use static and auth, as a node

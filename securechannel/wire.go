@@ -11,6 +11,12 @@ const (
 	// the initiator's message 3, so the initiator fails fast with a reason instead of
 	// timing out. An attacker able to inject it could equally drop traffic.
 	typeRefused byte = 3
+	// typeCookie: [type][cookie 16] — a listener under load answers a first message with it
+	// instead of message 2 (cookie.go); the initiator sends its first message again, with it.
+	typeCookie byte = 4
+	// typeHandshakeCookie: [type][Noise message 1][cookie 16] — a first message sent again
+	// with the cookie the listener gave for it.
+	typeHandshakeCookie byte = 5
 )
 
 // The first plaintext byte of a transport message.

@@ -78,6 +78,7 @@ func (n *Node) startListenerLocked() error {
 	cfg := n.channelConfig(nil, p != nil && !p.hub)
 	cfg.Accepted = n.channels.add
 	cfg.Admitter, cfg.StrangerTimeout = n.admit, n.cfg.Caps.StrangerTimeout
+	cfg.Origin = n.handshakeOrigin
 	l, err := securechannel.Listen(n.router, listenerName, cfg, routing.FlowTransports)
 	if err != nil {
 		return err

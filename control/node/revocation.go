@@ -19,7 +19,6 @@ import (
 	"github.com/adjacentnet/adjacent/routing"
 )
 
-
 // eventRefusals counts, and logs at most once per interval, control events a member dropped
 // and messages of revoked members a node refused; it also holds the member's budget of event
 // signature checks.

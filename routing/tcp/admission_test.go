@@ -145,3 +145,57 @@ func TestPreAuthPerSource(t *testing.T) {
 		t.Fatalf("%d log lines for 8 refusals, want at most 2 (one per interval)", n)
 	}
 }
+
+// TestPreAuthFairAmongSources is hole 4 of issue 12 at the transport: when sources hold every
+// unauthenticated place, a source holding fewer than another still gets in, and the oldest
+// connection of the source holding the most gives up its place; a source holding as many as
+// any other is refused. Before, a few sources at their per-source cap locked every other
+// source out.
+func TestPreAuthFairAmongSources(t *testing.T) {
+	server := newNode(t, Config{Logger: slog.New(slog.DiscardHandler), MaxPreAuthConns: 4, MaxPreAuthPerSource: 3})
+	ln := lowport.Listen(t, server.t.Listen)
+	addr := ln.Addr().String()
+	// dial connects from the address and waits for the server's preamble: once it is read,
+	// the server has admitted the connection and listed it.
+	dial := func(from string) net.Conn {
+		t.Helper()
+		nc := dialFrom(t, from, addr)
+		nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		var pre [len(preamble)]byte
+		if _, err := io.ReadFull(nc, pre[:]); err != nil {
+			t.Fatalf("connection from %s refused: %v", from, err)
+		}
+		return nc
+	}
+	var one []net.Conn
+	for range 3 {
+		one = append(one, dial("127.0.0.1"))
+	}
+	two := dial("127.0.0.2") // every place taken: 3 + 1
+	three := dial("127.0.0.3")
+	if !closedWithin(one[0], 2*time.Second) {
+		t.Fatal("the oldest connection of the source holding the most kept its place for a newcomer")
+	}
+	four := dial("127.0.0.4")
+	if !closedWithin(one[1], 2*time.Second) {
+		t.Fatal("the next oldest of the source holding the most kept its place")
+	}
+	// Now every source holds one: a fifth source still gets in, for one of them; a second
+	// connection of the fifth, holding as many as any, is refused.
+	five := dial("127.0.0.5")
+	closed := 0
+	for _, nc := range []net.Conn{one[2], two, three, four} {
+		if closedWithin(nc, 200*time.Millisecond) {
+			closed++
+		}
+	}
+	if closed != 1 {
+		t.Fatalf("%d connections of sources holding one place closed for a fifth source, want 1", closed)
+	}
+	if nc := dialFrom(t, "127.0.0.5", addr); !closedWithin(nc, 2*time.Second) {
+		t.Fatal("a source took another's place while holding as many")
+	}
+	if closedWithin(five, 200*time.Millisecond) {
+		t.Fatal("the fifth source's first connection was closed")
+	}
+}

@@ -73,7 +73,7 @@ func (c *Conn) uncountPreAuth() {
 		}
 		src := c.source
 		c.mu.Unlock()
-		c.listener.unadmit(src)
+		c.listener.unadmit(src, c)
 	}
 }
 

@@ -11,7 +11,9 @@
 //
 // Accepted connections that have not authenticated yet are admitted under two caps, one per
 // listener and one per source address (so one host cannot take them all), and closed if no
-// handshake completes over them within PreAuthTimeout. Refusals are logged as one line per
+// handshake completes over them within PreAuthTimeout. When the listener's cap is reached, a
+// source holding fewer than another still gets in, in place of the oldest connection of the
+// source holding the most, so a few flooding sources cannot lock the others out. Refusals are logged as one line per
 // interval with their count, never one line per connection.
 //
 // Every connection is a worker at a local address (tcp-N) that only local workers may use; a

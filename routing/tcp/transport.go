@@ -41,7 +41,9 @@ type Config struct {
 	// does not read them is cut off. Default 64 MiB.
 	MaxQueue int
 	// MaxPreAuthConns caps accepted connections that have not yet authenticated, per
-	// listener; more are closed at once. Default 1024.
+	// listener. Beyond it, a connection from a source holding fewer than another takes the
+	// place of the oldest of the source holding the most; any other is closed at once.
+	// Default 1024.
 	MaxPreAuthConns int
 	// MaxPreAuthPerSource caps those from one source address (Conn.Source), so that one
 	// host cannot take the whole MaxPreAuthConns. Default 32.
@@ -169,8 +171,9 @@ type Listener struct {
 	refusals *ratelog.Logger
 
 	mu       sync.Mutex
-	preAuth  int                // accepted connections not yet authenticated
-	bySource map[netip.Addr]int // ... by Conn.Source
+	preAuth  int                    // accepted connections not yet authenticated
+	bySource map[netip.Addr]int     // ... by Conn.Source
+	waiting  map[netip.Addr][]*Conn // ... oldest first, those started (admission.go)
 }
 
 // Addr returns the address the listener is bound to.
@@ -229,17 +232,23 @@ func (l *Listener) accept() {
 		}
 		delay = 0
 		src := sourceOf(nc.RemoteAddr())
-		if why, limit := l.admit(src); why != "" {
+		victim, why, limit := l.admit(src)
+		if why != "" {
 			l.refuse(nc.RemoteAddr(), why, limit)
 			nc.Close()
 			continue
 		}
+		if victim != nil {
+			l.refuse(victim.RemoteAddr(), "unauthenticated connection closed for another source's", l.t.cfg.MaxPreAuthConns)
+			victim.Close()
+		}
 		c, err := l.t.newConn(nc, "", l)
 		if err != nil {
-			l.unadmit(src)
+			l.unadmit(src, nil)
 			nc.Close()
 			continue
 		}
+		l.track(c)
 		c.start()
 	}
 }
