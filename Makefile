@@ -2,10 +2,14 @@
 GO ?= go
 export PATH := /usr/local/go/bin:$(PATH)
 
-.PHONY: build test demo bench fuzz setup
+.PHONY: build test demo bench fuzz setup man
 
 build:
 	$(GO) build -o bin/adjacent ./cmd/adjacent
+
+# Man pages of every command, generated from the commands' help into man/man1.
+man:
+	$(GO) run ./cmd/adjacent man man/man1
 
 setup:
 	scripts/setup.sh

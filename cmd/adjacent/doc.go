@@ -1,4 +1,12 @@
 // Command adjacent is the CLI and the node daemon entry point. It is thin: it parses flags,
-// calls the node's local API (starting the node in the background when needed) or the
-// control packages, and prints the answer as text or, with --output json, as JSON.
+// calls the node's local API or the control packages, and prints the answer as text or,
+// with --output json, as JSON. Commands that change something start the node in the
+// background when it is not running; commands that only read (lists, show, status) do not.
+//
+// One output style, in output.go: sizes for people ("79 B", "20 MB"), counts with their
+// noun in the right number, lists as tables with a header or one sentence when empty. JSON
+// is the API's types as they are: durations as Go duration text ("1h0m0s"), times as
+// RFC 3339. Exit codes: 0, 1 when the command failed, 2 when the command line is wrong; an
+// error is one line on stderr, or with --output json the object
+// {"error": "...", "exit_code": N} on stderr.
 package main

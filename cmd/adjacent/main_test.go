@@ -150,7 +150,7 @@ func TestCLIMistakes(t *testing.T) {
 		{[]string{"nodex"}, `unknown command "nodex"`},
 		{[]string{"node", "create", "--bogus"}, "unknown flag: --bogus; see: adjacent node create --help"},
 		{[]string{"message", "send", "hi"}, "needs --to ROUTE"},
-		{[]string{"message", "send", "--to", "/service/echo"}, "takes 1 argument(s), got 0"},
+		{[]string{"message", "send", "--to", "/service/echo"}, "adjacent message send takes 1 argument, got 0; usage: adjacent message send TEXT --to ROUTE"},
 		{[]string{"message", "send", "hi", "--to", "ip4/x"}, "must start with /"},
 		{[]string{"-o", "yaml", "node", "list"}, `--output "yaml": want text or json`},
 		{[]string{"node", "create", "--log-level", "loud"}, "want debug, info, warn or error"},

@@ -11,7 +11,8 @@ import (
 )
 
 func messageCommand(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "message", Short: "Send messages along routes"}
+	cmd := &cobra.Command{Use: "message", Short: "Send messages along routes",
+		Example: "  adjacent message send hello --to /ip4/127.0.0.1/tcp/4000/secure/api/service/echo"}
 	var (
 		to      string
 		timeout time.Duration
@@ -26,14 +27,9 @@ func messageCommand(g *globals) *cobra.Command {
 			if to == "" {
 				return fmt.Errorf("message send needs --to ROUTE, e.g. --to /ip4/127.0.0.1/tcp/4000/service/echo")
 			}
-			c, err := g.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
 			var reply api.MessageReply
 			req := api.SendMessage{To: to, Payload: []byte(args[0]), Timeout: timeout}
-			if err := c.Do(cmd.Context(), "POST", "/v1/messages", req, &reply); err != nil {
+			if err := g.call(cmd, "POST", "/v1/messages", req, &reply); err != nil {
 				return err
 			}
 			return g.print(map[string]string{"reply": string(reply.Payload)}, func(w io.Writer) {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,7 +18,15 @@ import (
 )
 
 func nodeCommand(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "node", Short: "Create, inspect, stop and delete this home's node"}
+	cmd := &cobra.Command{
+		Use:   "node",
+		Short: "Create, inspect, stop and delete this home's node",
+		Long: `A node is the daemon of one home directory (--home, $ADJACENT_HOME, else ~/.adjacent): it
+holds the identities, the project credential, the inlets, outlets and relays. Commands that
+change something start it in the background when it is not running; commands that only
+read do not.`,
+		Example: "  adjacent node create --listen 0.0.0.0:4000\n  adjacent node list",
+	}
 	cmd.AddCommand(nodeCreate(g), nodeRun(g), nodeList(g), nodeShow(g), nodeStop(g), nodeDelete(g))
 	return cmd
 }
@@ -30,9 +39,10 @@ func nodeCreate(g *globals) *cobra.Command {
 		logLevel   string
 	)
 	cmd := &cobra.Command{
-		Use:   "create",
-		Short: "Start this home's node (in the background unless --foreground)",
-		Args:  exactArgs(0, "adjacent node create [--listen HOST:PORT] [--foreground]"),
+		Use:     "create",
+		Short:   "Start this home's node (in the background unless --foreground)",
+		Example: "  adjacent node create\n  adjacent --home ~/.adjacent-hub node create --listen 0.0.0.0:4000",
+		Args:    exactArgs(0, "adjacent node create [--listen HOST:PORT] [--foreground]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			h, err := g.home_()
 			if err != nil {
@@ -41,6 +51,9 @@ func nodeCreate(g *globals) *cobra.Command {
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return fmt.Errorf("--log-level %q: want debug, info, warn or error", logLevel)
+			}
+			if homeOf(h) == homeForeign {
+				return notAHome(h)
 			}
 			if foreground {
 				return runForeground(cmd, h, listen, identity, logLevel)
@@ -101,34 +114,38 @@ type nodeStatus struct {
 
 func nodeList(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "list",
-		Short: "List the node of this home and whether it runs",
-		Args:  exactArgs(0, "adjacent node list"),
+		Use:     "list",
+		Short:   "List the node of this home and whether it runs",
+		Example: "  adjacent node list\n  adjacent --home ~/.adjacent-hub node list -o json",
+		Args:    exactArgs(0, "adjacent node list"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			h, err := g.home_()
 			if err != nil {
 				return err
 			}
-			var nodes []nodeStatus
-			if h.Exists() {
+			nodes := []nodeStatus{}
+			kind := homeOf(h)
+			if kind == homeNode {
 				s := nodeStatus{Home: h.Dir}
 				if info, err := nodeInfo(cmd, h); err == nil {
 					s.Running, s.Pid, s.Listen = true, info.Pid, info.Listen
 				}
 				nodes = append(nodes, s)
 			}
+			empty := fmt.Sprintf("No node in %s; create one with: adjacent --home %s node create", h.Dir, h.Dir)
+			if kind == homeForeign {
+				empty = "No node: " + notAHome(h).Error()
+			}
+			var rows [][]string
+			for _, n := range nodes {
+				status, pid := "stopped", "-"
+				if n.Running {
+					status, pid = "running", strconv.Itoa(n.Pid)
+				}
+				rows = append(rows, []string{n.Home, status, pid, orNone(strings.Join(n.Listen, ", "))})
+			}
 			return g.print(nodes, func(w io.Writer) {
-				if len(nodes) == 0 {
-					fmt.Fprintf(w, "No node in %s; create one with: adjacent --home %s node create\n", h.Dir, h.Dir)
-					return
-				}
-				for _, n := range nodes {
-					status := "stopped"
-					if n.Running {
-						status = fmt.Sprintf("running (pid %d)", n.Pid)
-					}
-					fmt.Fprintf(w, "%s\t%s\t%s\n", n.Home, status, strings.Join(n.Listen, ","))
-				}
+				table(w, empty, []string{"HOME", "STATUS", "PID", "LISTENING"}, rows)
 			})
 		},
 	}
@@ -136,9 +153,10 @@ func nodeList(g *globals) *cobra.Command {
 
 func nodeShow(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "show",
-		Short: "Show the running node: addresses, identity and counters",
-		Args:  exactArgs(0, "adjacent node show"),
+		Use:     "show",
+		Short:   "Show the running node: addresses, identity and counters",
+		Example: "  adjacent node show\n  adjacent node show -o json",
+		Args:    exactArgs(0, "adjacent node show"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			h, err := g.home_()
 			if err != nil {
@@ -158,25 +176,19 @@ func nodeShow(g *globals) *cobra.Command {
 				fmt.Fprintf(w, "Listening:   %s\n", orNone(strings.Join(info.Listen, ", ")))
 				fmt.Fprintf(w, "Connections: %d\n", info.Transport.Connections)
 				fmt.Fprintf(w, "Messages:    %d delivered, %d denied, %d unroutable\n", info.Router.Delivered, info.Router.Denied, info.Router.Unroutable)
-				fmt.Fprintf(w, "Frames:      %d in (%d bytes), %d out (%d bytes), %d connections refused\n",
-					info.Transport.FramesIn, info.Transport.BytesIn, info.Transport.FramesOut, info.Transport.BytesOut, info.Transport.Refused)
+				fmt.Fprintf(w, "Frames:      %d in (%s), %d out (%s), %s refused\n",
+					info.Transport.FramesIn, size(info.Transport.BytesIn), info.Transport.FramesOut, size(info.Transport.BytesOut), count(info.Transport.Refused, "connection"))
 			})
 		},
 	}
 }
 
-func orNone(s string) string {
-	if s == "" {
-		return "(none)"
-	}
-	return s
-}
-
 func nodeStop(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "stop",
-		Short: "Stop this home's node",
-		Args:  exactArgs(0, "adjacent node stop"),
+		Use:     "stop",
+		Short:   "Stop this home's node",
+		Example: "  adjacent node stop\n  adjacent --home ~/.adjacent-hub node stop",
+		Args:    exactArgs(0, "adjacent node stop"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			h, err := g.home_()
 			if err != nil {
@@ -195,16 +207,20 @@ func nodeStop(g *globals) *cobra.Command {
 func nodeDelete(g *globals) *cobra.Command {
 	var yes bool
 	cmd := &cobra.Command{
-		Use:   "delete",
-		Short: "Stop this home's node and delete its identity keys and state",
-		Args:  exactArgs(0, "adjacent node delete --yes"),
+		Use:     "delete",
+		Short:   "Stop this home's node and delete its identity keys and state",
+		Example: "  adjacent --home ~/.adjacent-test node delete --yes",
+		Args:    exactArgs(0, "adjacent node delete --yes"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			h, err := g.home_()
 			if err != nil {
 				return err
 			}
-			if !h.Exists() {
+			switch homeOf(h) {
+			case homeNone:
 				return fmt.Errorf("no node in %s", h.Dir)
+			case homeForeign:
+				return notAHome(h)
 			}
 			if !yes {
 				return fmt.Errorf("node delete removes the identity keys and all state in %s; to confirm, run: adjacent --home %s node delete --yes", h.Dir, h.Dir)

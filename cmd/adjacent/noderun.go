@@ -19,9 +19,10 @@ import (
 func nodeRun(g *globals) *cobra.Command {
 	var listen, identity, logLevel string
 	cmd := &cobra.Command{
-		Use:   "run",
-		Short: "Run this home's node in the foreground (for systemd and other service managers)",
-		Args:  exactArgs(0, "adjacent node run [--listen HOST:PORT] [--identity NAME] [--log-level LEVEL]"),
+		Use:     "run",
+		Short:   "Run this home's node in the foreground (for systemd and other service managers)",
+		Example: "  adjacent --home /var/lib/adjacent node run --listen 0.0.0.0:4000",
+		Args:    exactArgs(0, "adjacent node run [--listen HOST:PORT] [--identity NAME] [--log-level LEVEL]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			h, err := g.home_()
 			if err != nil {

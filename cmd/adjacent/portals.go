@@ -5,7 +5,9 @@ import (
 	"io"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -13,7 +15,11 @@ import (
 )
 
 func outletCommand(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "tcp-outlet", Short: "TCP outlets: where portals come out and connect to a TCP server"}
+	cmd := &cobra.Command{
+		Use:     "tcp-outlet",
+		Short:   "TCP outlets: where portals come out and connect to a TCP server",
+		Example: "  adjacent tcp-outlet create --to 5432 --from db\n  adjacent tcp-outlet list",
+	}
 	var req api.CreateOutlet
 	create := &cobra.Command{
 		Use:     "create --to [HOST:]PORT",
@@ -24,13 +30,8 @@ func outletCommand(g *globals) *cobra.Command {
 			if req.To == "" {
 				return fmt.Errorf("tcp-outlet create needs --to [HOST:]PORT, e.g. --to 5432")
 			}
-			c, err := g.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
 			var o api.Outlet
-			if err := c.Do(cmd.Context(), "POST", "/v1/outlets", req, &o); err != nil {
+			if err := g.call(cmd, "POST", "/v1/outlets", req, &o); err != nil {
 				return err
 			}
 			return g.print(o, func(w io.Writer) {
@@ -42,26 +43,53 @@ func outletCommand(g *globals) *cobra.Command {
 	create.Flags().StringVar(&req.Name, "from", "outlet", "name of the outlet, which inlets give as --to")
 	create.Flags().StringVar(&req.Allow, "allow", "", "policy for who may connect (default: project members)")
 	list := &cobra.Command{
-		Use:  "list",
-		Args: exactArgs(0, "adjacent tcp-outlet list"),
+		Use:     "list",
+		Short:   "List this node's outlets and their traffic",
+		Example: "  adjacent tcp-outlet list\n  adjacent tcp-outlet list -o json",
+		Args:    exactArgs(0, "adjacent tcp-outlet list"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var os []api.Outlet
 			if err := g.get(cmd, "/v1/outlets", &os); err != nil {
 				return err
 			}
-			return g.print(os, func(w io.Writer) {
-				for _, o := range os {
-					fmt.Fprintf(w, "%s\t-> %s\t%d active, %d total, %d bytes in, %d out\n", o.Name, o.Target, o.Active, o.Total, o.BytesIn, o.BytesOut)
-				}
-			})
+			return g.print(os, func(w io.Writer) { outletTable(w, os) })
 		},
 	}
-	cmd.AddCommand(create, list, deleteCommand(g, "adjacent tcp-outlet delete NAME", "/v1/outlets/", "Outlet"))
+	cmd.AddCommand(create, list, deleteCommand(g, "tcp-outlet", "NAME", "/v1/outlets/", "Outlet", "Delete an outlet (by its name, as in tcp-outlet list)", "  adjacent tcp-outlet delete db"))
 	return cmd
 }
 
+// The columns of portals in lists and status.
+var (
+	outletHeader = []string{"OUTLET", "TARGET", "ACTIVE", "TOTAL", "IN", "OUT"}
+	inletHeader  = []string{"INLET", "LISTEN", "ROUTE", "PATH", "ACTIVE", "TOTAL", "IN", "OUT"}
+)
+
+func outletTable(w io.Writer, os []api.Outlet) {
+	var rows [][]string
+	for _, o := range os {
+		rows = append(rows, []string{o.Name, o.Target, strconv.FormatInt(o.Active, 10), strconv.FormatInt(o.Total, 10), size(o.BytesIn), size(o.BytesOut)})
+	}
+	table(w, "No outlets; create one with: adjacent tcp-outlet create --to [HOST:]PORT", outletHeader, rows)
+}
+
+// inletTable lists inlets by the name tcp-inlet delete takes; a transparent inlet's listen
+// column names its device.
+func inletTable(w io.Writer, ins []api.Inlet) {
+	var rows [][]string
+	for _, in := range ins {
+		rows = append(rows, []string{in.Name, in.Listen + transparentNote(in), in.Route, upDown(in.Up),
+			strconv.FormatInt(in.Active, 10), strconv.FormatInt(in.Total, 10), size(in.BytesIn), size(in.BytesOut)})
+	}
+	table(w, "No inlets; create one with: adjacent tcp-inlet create --from [HOST:]PORT --via RELAY", inletHeader, rows)
+}
+
 func inletCommand(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "tcp-inlet", Short: "TCP inlets: local listeners whose connections go through portals"}
+	cmd := &cobra.Command{
+		Use:     "tcp-inlet",
+		Short:   "TCP inlets: local listeners whose connections go through portals",
+		Example: "  adjacent tcp-inlet create --from 15432 --via postgres\n  adjacent tcp-inlet list",
+	}
 	var req api.CreateInlet
 	create := &cobra.Command{
 		Use:   "create --from [HOST:]PORT (--via RELAY [--to OUTLET] | --to ROUTE) [--tun [--hosts-file PATH]]",
@@ -93,13 +121,8 @@ CAP_NET_ADMIN: run the node as root or as the system service.`,
 			if req.Via == "" && req.To == "" {
 				return fmt.Errorf("tcp-inlet create needs --via RELAY (an outlet behind a relay) or --to ROUTE (a route to an outlet)")
 			}
-			c, err := g.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
 			var in api.Inlet
-			if err := c.Do(cmd.Context(), "POST", "/v1/inlets", req, &in); err != nil {
+			if err := g.call(cmd, "POST", "/v1/inlets", req, &in); err != nil {
 				return err
 			}
 			return g.print(in, func(w io.Writer) {
@@ -122,21 +145,21 @@ CAP_NET_ADMIN: run the node as root or as the system service.`,
 	create.Flags().StringVar(&req.HostsFile, "hosts-file", "", "with --tun and a host name: the hosts file to map it in (default /etc/hosts)")
 	create.Flags().StringVar(&req.AddressRange, "address-range", "", "with --tun and a host name: where its address comes from (default 100.127.0.0/16)")
 	list := &cobra.Command{
-		Use:  "list",
-		Args: exactArgs(0, "adjacent tcp-inlet list"),
+		Use:     "list",
+		Short:   "List this node's inlets, whether their path is up, and their traffic",
+		Example: "  adjacent tcp-inlet list\n  adjacent tcp-inlet list -o json",
+		Args:    exactArgs(0, "adjacent tcp-inlet list"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var ins []api.Inlet
 			if err := g.get(cmd, "/v1/inlets", &ins); err != nil {
 				return err
 			}
-			return g.print(ins, func(w io.Writer) {
-				for _, in := range ins {
-					fmt.Fprintf(w, "%s\t%s\tpath %s, %d active, %d total, %d bytes in, %d out%s\n", in.Listen, in.Route, upDown(in.Up), in.Active, in.Total, in.BytesIn, in.BytesOut, transparentNote(in))
-				}
-			})
+			return g.print(ins, func(w io.Writer) { inletTable(w, ins) })
 		},
 	}
-	cmd.AddCommand(create, list, deleteCommand(g, "adjacent tcp-inlet delete [HOST:]PORT", "/v1/inlets/", "Inlet"))
+	cmd.AddCommand(create, list, deleteCommand(g, "tcp-inlet", "NAME", "/v1/inlets/", "Inlet",
+		"Delete an inlet (by its name as in tcp-inlet list; a transparent one also by its address)",
+		"  adjacent tcp-inlet delete 127.0.0.1:15432\n  adjacent tcp-inlet delete db.bank.internal:5432"))
 	return cmd
 }
 
@@ -159,17 +182,14 @@ func upDown(up bool) string {
 }
 
 // deleteCommand is the delete subcommand of a resource at path/NAME.
-func deleteCommand(g *globals, usage, path, what string) *cobra.Command {
+func deleteCommand(g *globals, resource, arg, path, what, short, example string) *cobra.Command {
 	return &cobra.Command{
-		Use:  "delete NAME",
-		Args: exactArgs(1, usage),
+		Use:     "delete " + arg,
+		Short:   short,
+		Example: example,
+		Args:    exactArgs(1, "adjacent "+resource+" delete "+arg),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			if err := c.Do(cmd.Context(), "DELETE", path+url.PathEscape(args[0]), nil, nil); err != nil {
+			if err := g.call(cmd, "DELETE", path+url.PathEscape(args[0]), nil, nil); err != nil {
 				return err
 			}
 			return g.print(map[string]string{"deleted": args[0]}, func(w io.Writer) { fmt.Fprintf(w, "%s %s deleted\n", what, args[0]) })
@@ -178,11 +198,27 @@ func deleteCommand(g *globals, usage, path, what string) *cobra.Command {
 }
 
 func statusCommand(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var (
+		watch    bool
+		interval time.Duration
+		frames   int
+	)
+	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "The node at a glance: identity, project, inlets, outlets, relays, channels",
-		Args:  exactArgs(0, "adjacent status"),
+		Long: `The node at a glance: its identity and addresses, its project, its inlets and outlets with
+their traffic, the relays (on the hub: every relay registered there, its owner and clients;
+on a member: those it holds) and the number of secure channels.
+
+With --watch it prints, every --interval, the rates of each inlet and outlet (bytes per
+second in and out) and of each relay (what its clients send through it), until interrupted
+or --count frames; with --output json one object a line.`,
+		Example: "  adjacent status\n  adjacent status -o json\n  adjacent status --watch --interval 2s",
+		Args:    exactArgs(0, "adjacent status [--watch [--interval DUR] [--count N]]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if watch {
+				return g.watchStatus(cmd, interval, frames)
+			}
 			var st api.Status
 			if err := g.get(cmd, "/v1/status", &st); err != nil {
 				return err
@@ -199,17 +235,24 @@ func statusCommand(g *globals) *cobra.Command {
 					}
 					fmt.Fprintf(w, "Project %s (%s%s)\n", p.Name, p.Role, conn)
 				}
-				for _, in := range st.Inlets {
-					fmt.Fprintf(w, "Inlet  %s -> %s: path %s, %d active, %d total, %d B in, %d B out%s\n", in.Listen, in.Route, upDown(in.Up), in.Active, in.Total, in.BytesIn, in.BytesOut, transparentNote(in))
+				fmt.Fprintf(w, "\n%s\n", count(len(st.Inlets), "inlet"))
+				if len(st.Inlets) > 0 {
+					inletTable(w, st.Inlets)
 				}
-				for _, o := range st.Outlets {
-					fmt.Fprintf(w, "Outlet %s -> %s: %d active, %d total, %d B in, %d B out\n", o.Name, o.Target, o.Active, o.Total, o.BytesIn, o.BytesOut)
+				fmt.Fprintf(w, "\n%s\n", count(len(st.Outlets), "outlet"))
+				if len(st.Outlets) > 0 {
+					outletTable(w, st.Outlets)
 				}
-				for _, r := range st.Relays {
-					fmt.Fprintf(w, "Relay  %s\n", r)
+				fmt.Fprintf(w, "\n%s\n", count(len(st.Relays), "relay"))
+				if len(st.Relays) > 0 {
+					relayTable(w, st.Relays)
 				}
-				fmt.Fprintf(w, "%d secure channels\n", len(st.Channels))
+				fmt.Fprintf(w, "\n%s\n", count(len(st.Channels), "secure channel"))
 			})
 		},
 	}
+	cmd.Flags().BoolVar(&watch, "watch", false, "print live rates per inlet, outlet and relay every --interval")
+	cmd.Flags().DurationVar(&interval, "interval", time.Second, "with --watch: how often")
+	cmd.Flags().IntVar(&frames, "count", 0, "with --watch: stop after this many frames (default: until interrupted)")
+	return cmd
 }

@@ -16,7 +16,14 @@ import (
 )
 
 func projectCommand(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "project", Short: "Run a project's hub (authority and relays), make tickets, manage members"}
+	cmd := &cobra.Command{
+		Use:   "project",
+		Short: "Run a project's hub (authority and relays), make tickets, manage members",
+		Long: `A project is a set of nodes that trust one authority. Its hub is the node that ran project
+create: it issues credentials to members, makes enrollment tickets and serves the relays
+through which members reach each other. Other nodes join with adjacent enroll TICKET.`,
+		Example: "  adjacent project create acme --listen 0.0.0.0:4000 --public-address hub.example.com:4000\n  adjacent project ticket --relay postgres > bank.ticket",
+	}
 	cmd.AddCommand(projectCreate(g), projectShow(g), projectTicket(g), projectMember(g))
 	return cmd
 }
@@ -24,19 +31,19 @@ func projectCommand(g *globals) *cobra.Command {
 func projectCreate(g *globals) *cobra.Command {
 	var req api.CreateProject
 	cmd := &cobra.Command{
-		Use:     "create NAME --listen HOST:PORT",
-		Short:   "Make this node the hub of a new project: its membership authority and relay service",
+		Use:   "create NAME --listen HOST:PORT",
+		Short: "Make this node the hub of a new project: its membership authority and relay service",
+		Long: `Make this node the hub of a new project: its membership authority and relay service.
+
+The hub listens on --listen; members dial --public-address (default: the listen address,
+which must then be one they can dial, not 0.0.0.0). Everything is checked before the node
+starts to listen, and a project create that fails leaves no listener behind.`,
 		Example: "  adjacent project create acme --listen 0.0.0.0:4000 --public-address hub.example.com:4000",
 		Args:    exactArgs(1, "adjacent project create NAME --listen HOST:PORT [--public-address HOST:PORT]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req.Name = args[0]
-			c, err := g.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
 			var p api.Project
-			if err := c.Do(cmd.Context(), "POST", "/v1/project", req, &p); err != nil {
+			if err := g.call(cmd, "POST", "/v1/project", req, &p); err != nil {
 				return err
 			}
 			return g.print(p, func(w io.Writer) {
@@ -53,23 +60,22 @@ func projectCreate(g *globals) *cobra.Command {
 
 func projectShow(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "show",
-		Short: "Show the project this node belongs to",
-		Args:  exactArgs(0, "adjacent project show"),
+		Use:     "show",
+		Short:   "Show the project this node belongs to",
+		Example: "  adjacent project show\n  adjacent project show -o json",
+		Args:    exactArgs(0, "adjacent project show"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
 			var p api.Project
-			if err := c.Do(cmd.Context(), "GET", "/v1/project", nil, &p); err != nil {
+			if err := g.get(cmd, "/v1/project", &p); err != nil {
 				return err
 			}
 			return g.print(p, func(w io.Writer) {
 				fmt.Fprintf(w, "Project:    %s (this node: %s)\nAuthority:  %s\nHub:        %s\n", p.Name, p.Role, p.Authority, p.Hub)
 				if p.Role == "member" {
 					fmt.Fprintf(w, "Connected:  %v\n", p.Connected)
+				}
+				if p.Lifetime != 0 {
+					fmt.Fprintf(w, "Issues:     credentials valid for %s\n", p.Lifetime)
 				}
 				if !p.CredentialExpires.IsZero() {
 					fmt.Fprintf(w, "Credential: expires %s (in %s)\n", p.CredentialExpires.Format(time.RFC3339), time.Until(p.CredentialExpires).Round(time.Second))
@@ -111,13 +117,8 @@ func projectTicket(g *globals) *cobra.Command {
 			if req.Attributes, err = attributes(attrs); err != nil {
 				return err
 			}
-			c, err := g.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
 			var t api.Ticket
-			if err := c.Do(cmd.Context(), "POST", "/v1/project/tickets", req, &t); err != nil {
+			if err := g.call(cmd, "POST", "/v1/project/tickets", req, &t); err != nil {
 				return err
 			}
 			return g.print(t, func(w io.Writer) { fmt.Fprintln(w, t.Ticket) })
@@ -134,47 +135,43 @@ func projectTicket(g *globals) *cobra.Command {
 }
 
 func projectMember(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "member", Short: "List, add and delete project members"}
+	cmd := &cobra.Command{Use: "member", Short: "List, add and delete project members", Example: "  adjacent project member list\n  adjacent project member delete I0123..."}
 	list := &cobra.Command{
-		Use:  "list",
-		Args: exactArgs(0, "adjacent project member list"),
+		Use:     "list",
+		Short:   "List the project's members and their attributes (on the hub, or on an enroller)",
+		Example: "  adjacent project member list\n  adjacent project member list -o json",
+		Args:    exactArgs(0, "adjacent project member list"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client(cmd.Context())
-			if err != nil {
+			var ms []api.Member
+			if err := g.get(cmd, "/v1/project/members", &ms); err != nil {
 				return err
 			}
-			defer c.Close()
-			var ms []api.Member
-			if err := c.Do(cmd.Context(), "GET", "/v1/project/members", nil, &ms); err != nil {
-				return err
+			var rows [][]string
+			for _, m := range ms {
+				keys := make([]string, 0, len(m.Attributes))
+				for k, v := range m.Attributes {
+					keys = append(keys, k+"="+v)
+				}
+				sort.Strings(keys)
+				rows = append(rows, []string{m.Identifier, orNone(strings.Join(keys, " "))})
 			}
 			return g.print(ms, func(w io.Writer) {
-				for _, m := range ms {
-					keys := make([]string, 0, len(m.Attributes))
-					for k, v := range m.Attributes {
-						keys = append(keys, k+"="+v)
-					}
-					sort.Strings(keys)
-					fmt.Fprintf(w, "%s\t%s\n", m.Identifier, strings.Join(keys, " "))
-				}
+				table(w, "No members; make a ticket with: adjacent project ticket", []string{"MEMBER", "ATTRIBUTES"}, rows)
 			})
 		},
 	}
 	var attrs []string
 	add := &cobra.Command{
-		Use:  "add IDENTIFIER",
-		Args: exactArgs(1, "adjacent project member add IDENTIFIER [--attribute K=V]..."),
+		Use:     "add IDENTIFIER",
+		Short:   "Add a node as a member by its identifier, with attributes",
+		Example: "  adjacent project member add I0123... --attribute role=analyst",
+		Args:    exactArgs(1, "adjacent project member add IDENTIFIER [--attribute K=V]..."),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			a, err := attributes(attrs)
 			if err != nil {
 				return err
 			}
-			c, err := g.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			if err := c.Do(cmd.Context(), "POST", "/v1/project/members", api.Member{Identifier: args[0], Attributes: a}, nil); err != nil {
+			if err := g.call(cmd, "POST", "/v1/project/members", api.Member{Identifier: args[0], Attributes: a}, nil); err != nil {
 				return err
 			}
 			return g.print(map[string]string{"added": args[0]}, func(w io.Writer) { fmt.Fprintf(w, "Added %s\n", args[0]) })
@@ -182,16 +179,12 @@ func projectMember(g *globals) *cobra.Command {
 	}
 	add.Flags().StringArrayVar(&attrs, "attribute", nil, "attribute of the member, KEY=VALUE (repeatable)")
 	del := &cobra.Command{
-		Use:   "delete IDENTIFIER",
-		Short: "Remove a member: its credential is not renewed and its live channels are closed",
-		Args:  exactArgs(1, "adjacent project member delete IDENTIFIER"),
+		Use:     "delete IDENTIFIER",
+		Short:   "Remove a member: its credential is not renewed and its live channels are closed",
+		Example: "  adjacent project member delete I0123...",
+		Args:    exactArgs(1, "adjacent project member delete IDENTIFIER"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			if err := c.Do(cmd.Context(), "DELETE", "/v1/project/members/"+url.PathEscape(args[0]), nil, nil); err != nil {
+			if err := g.call(cmd, "DELETE", "/v1/project/members/"+url.PathEscape(args[0]), nil, nil); err != nil {
 				return err
 			}
 			return g.print(map[string]string{"deleted": args[0]}, func(w io.Writer) { fmt.Fprintf(w, "Deleted %s\n", args[0]) })
@@ -214,13 +207,8 @@ func enrollCommand(g *globals) *cobra.Command {
 			} else if !strings.HasPrefix(strings.TrimSpace(text), "adj1:") {
 				return fmt.Errorf("enroll: %q is neither a ticket nor a readable file: %v", text, err)
 			}
-			c, err := g.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
 			var p api.Project
-			if err := c.Do(cmd.Context(), "POST", "/v1/enroll", api.Enroll{Ticket: text}, &p); err != nil {
+			if err := g.call(cmd, "POST", "/v1/enroll", api.Enroll{Ticket: text}, &p); err != nil {
 				return err
 			}
 			return g.print(p, func(w io.Writer) {
@@ -231,18 +219,15 @@ func enrollCommand(g *globals) *cobra.Command {
 }
 
 func credentialCommand(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "credential", Short: "Show the node's project credential"}
+	cmd := &cobra.Command{Use: "credential", Short: "Show the node's project credential", Example: "  adjacent credential show"}
 	cmd.AddCommand(&cobra.Command{
-		Use:  "show",
-		Args: exactArgs(0, "adjacent credential show"),
+		Use:     "show",
+		Short:   "Show the node's credential: subject, issuer, validity and attributes",
+		Example: "  adjacent credential show\n  adjacent credential show -o json",
+		Args:    exactArgs(0, "adjacent credential show"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
 			var cr api.Credential
-			if err := c.Do(cmd.Context(), "GET", "/v1/credential", nil, &cr); err != nil {
+			if err := g.get(cmd, "/v1/credential", &cr); err != nil {
 				return err
 			}
 			return g.print(cr, func(w io.Writer) {

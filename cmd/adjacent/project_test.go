@@ -160,6 +160,7 @@ func TestPostgresMemberStore(t *testing.T) {
 	}
 	// The hub restarts and still knows its members.
 	mustCLI(t, "--home", h, "node", "stop")
+	mustCLI(t, "--home", h, "node", "create")
 	if list := mustCLI(t, "--home", h, "project", "member", "list"); !strings.Contains(list, identifier(t, m)) {
 		t.Fatalf("after restart = %q", list)
 	}

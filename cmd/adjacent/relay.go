@@ -3,7 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
-	"net/url"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -11,69 +11,71 @@ import (
 )
 
 func relayCommand(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "relay", Short: "Relays at the project's hub, through which other members reach this node"}
+	cmd := &cobra.Command{
+		Use:   "relay",
+		Short: "Relays at the project's hub, through which other members reach this node",
+		Long: `A relay is a name at the project's hub that forwards to the member that registered it, so
+that other members reach that member's outlets without a route to it: the member behind a
+firewall dials out to the hub, and inlets elsewhere give --via NAME. On the hub, relay list
+shows every relay registered there, its owner and the members that used it.`,
+		Example: "  adjacent relay create postgres\n  adjacent relay list",
+	}
 	create := &cobra.Command{
-		Use:   "create [NAME]",
-		Short: "Register the relay NAME (default \"default\") at the hub, forwarding to this node",
-		Args:  cobra.MaximumNArgs(1),
+		Use:     "create [NAME]",
+		Short:   "Register the relay NAME (default \"default\") at the hub, forwarding to this node",
+		Example: "  adjacent relay create postgres\n  adjacent tcp-inlet create --from 15432 --via postgres   # on another member",
+		Args:    maxArgs(1, "adjacent relay create [NAME]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := "default"
 			if len(args) == 1 {
 				name = args[0]
 			}
-			c, err := g.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
 			var r api.Relay
-			if err := c.Do(cmd.Context(), "POST", "/v1/relays", api.CreateRelay{Name: name}, &r); err != nil {
+			if err := g.call(cmd, "POST", "/v1/relays", api.CreateRelay{Name: name}, &r); err != nil {
 				return err
 			}
 			return g.print(r, func(w io.Writer) { fmt.Fprintf(w, "Relay %s registered at the hub: %s\n", r.Name, r.Address) })
 		},
 	}
 	list := &cobra.Command{
-		Use:  "list",
-		Args: exactArgs(0, "adjacent relay list"),
+		Use:     "list",
+		Short:   "List the relays at the hub, their owners and (on the hub) their clients",
+		Example: "  adjacent relay list\n  adjacent relay list -o json",
+		Args:    exactArgs(0, "adjacent relay list"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
 			var rs []api.Relay
-			if err := c.Do(cmd.Context(), "GET", "/v1/relays", nil, &rs); err != nil {
+			if err := g.get(cmd, "/v1/relays", &rs); err != nil {
 				return err
 			}
-			return g.print(rs, func(w io.Writer) {
-				for _, r := range rs {
-					fmt.Fprintf(w, "%s\t%s\t%s\n", r.Name, r.Address, r.Owner)
-				}
-			})
+			return g.print(rs, func(w io.Writer) { relayTable(w, rs) })
 		},
 	}
-	del := &cobra.Command{
-		Use:  "delete NAME",
-		Args: exactArgs(1, "adjacent relay delete NAME"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			if err := c.Do(cmd.Context(), "DELETE", "/v1/relays/"+url.PathEscape(args[0]), nil, nil); err != nil {
-				return err
-			}
-			return g.print(map[string]string{"deleted": args[0]}, func(w io.Writer) { fmt.Fprintf(w, "Relay %s deleted\n", args[0]) })
-		},
-	}
-	cmd.AddCommand(create, list, del)
+	cmd.AddCommand(create, list, deleteCommand(g, "relay", "NAME", "/v1/relays/", "Relay", "Unregister a relay at the hub", "  adjacent relay delete postgres"))
 	return cmd
 }
 
+// relayTable lists relays in relay list and status.
+func relayTable(w io.Writer, rs []api.Relay) {
+	var rows [][]string
+	for _, r := range rs {
+		var clients []string
+		for _, c := range r.Clients {
+			clients = append(clients, c.Identifier)
+		}
+		rows = append(rows, []string{r.Name, orNone(r.Owner), count(len(r.Clients), "client"), orNone(strings.Join(clients, ", "))})
+	}
+	table(w, "No relays; register one with: adjacent relay create NAME", []string{"RELAY", "OWNER", "CLIENTS", "IDENTIFIERS"}, rows)
+}
+
 func policyCommand(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "policy", Short: "Attribute-based policies of resources (echo, relays, inlets, outlets)"}
+	cmd := &cobra.Command{
+		Use:   "policy",
+		Short: "Attribute-based policies of resources (echo, relays, inlets, outlets)",
+		Long: `A policy is an expression over the attributes of the peer's credential (subject.*). It
+applies to a resource type (every relay, every outlet, ...) or to one resource by name; without
+one, a resource admits project members with a valid credential.`,
+		Example: "  adjacent policy create --resource-type tcp-outlet --allow '(= subject.role \"analyst\")'\n  adjacent policy list",
+	}
 	var (
 		resourceType, resource, allow string
 	)
@@ -95,13 +97,8 @@ func policyCommand(g *globals) *cobra.Command {
 			default:
 				req.Kind, req.Resource = "name", resource
 			}
-			c, err := g.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
 			var p api.Policy
-			if err := c.Do(cmd.Context(), "POST", "/v1/policies", req, &p); err != nil {
+			if err := g.call(cmd, "POST", "/v1/policies", req, &p); err != nil {
 				return err
 			}
 			return g.print(p, func(w io.Writer) { fmt.Fprintf(w, "Policy of %s %s: %s\n", p.Kind, p.Resource, p.Expression) })
@@ -111,25 +108,22 @@ func policyCommand(g *globals) *cobra.Command {
 	create.Flags().StringVar(&resource, "resource", "", "name of one resource (a relay, outlet or inlet)")
 	create.Flags().StringVar(&allow, "allow", "", "policy expression over subject.* attributes")
 	list := &cobra.Command{
-		Use:  "list",
-		Args: exactArgs(0, "adjacent policy list"),
+		Use:     "list",
+		Short:   "List the policies set on this node",
+		Example: "  adjacent policy list\n  adjacent policy list -o json",
+		Args:    exactArgs(0, "adjacent policy list"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client(cmd.Context())
-			if err != nil {
+			var ps []api.Policy
+			if err := g.get(cmd, "/v1/policies", &ps); err != nil {
 				return err
 			}
-			defer c.Close()
-			var ps []api.Policy
-			if err := c.Do(cmd.Context(), "GET", "/v1/policies", nil, &ps); err != nil {
-				return err
+			var rows [][]string
+			for _, p := range ps {
+				rows = append(rows, []string{p.Kind, p.Resource, p.Expression})
 			}
 			return g.print(ps, func(w io.Writer) {
-				if len(ps) == 0 {
-					fmt.Fprintln(w, "No policies set: every resource admits project members with a valid credential.")
-				}
-				for _, p := range ps {
-					fmt.Fprintf(w, "%s %s\t%s\n", p.Kind, p.Resource, p.Expression)
-				}
+				table(w, "No policies; every resource admits project members with a valid credential. Set one with: adjacent policy create",
+					[]string{"KIND", "RESOURCE", "POLICY"}, rows)
 			})
 		},
 	}

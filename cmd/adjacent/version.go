@@ -11,10 +11,11 @@ import (
 
 func versionCommand(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the version, commit and Go version of this binary",
-		Args:  exactArgs(0, "adjacent version"),
-		RunE:  func(cmd *cobra.Command, args []string) error { return g.printVersion() },
+		Use:     "version",
+		Short:   "Print the version, commit and Go version of this binary",
+		Example: "  adjacent version\n  adjacent --version -o json",
+		Args:    exactArgs(0, "adjacent version"),
+		RunE:    func(cmd *cobra.Command, args []string) error { return g.printVersion() },
 	}
 }
 

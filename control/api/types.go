@@ -92,13 +92,13 @@ type CreateProject struct {
 
 // Project describes the project the node belongs to.
 type Project struct {
-	Name              string        `json:"name"`
-	Role              string        `json:"role"` // hub or member
-	Authority         string        `json:"authority"`
-	Hub               string        `json:"hub"` // route text of the hub's listener
-	Connected         bool          `json:"connected,omitempty"`
-	Lifetime          time.Duration `json:"credential_lifetime,omitempty"`
-	CredentialExpires time.Time     `json:"credential_expires"`
+	Name              string    `json:"name"`
+	Role              string    `json:"role"` // hub or member
+	Authority         string    `json:"authority"`
+	Hub               string    `json:"hub"` // route text of the hub's listener
+	Connected         bool      `json:"connected,omitempty"`
+	Lifetime          Duration  `json:"credential_lifetime,omitempty"`
+	CredentialExpires time.Time `json:"credential_expires"`
 	// Refusals: control events dropped because the authority did not sign them (forged,
 	// tampered, stale or for another project), and messages of revoked members refused.
 	EventsDropped  uint64 `json:"events_dropped"`
@@ -141,6 +141,16 @@ type Relay struct {
 	Name    string `json:"name"`
 	Address string `json:"address"` // route text at the hub
 	Owner   string `json:"owner,omitempty"`
+	// Clients are the members whose messages the relay forwarded (listed on the hub).
+	Clients []RelayClient `json:"clients,omitempty"`
+}
+
+// RelayClient is a member that used a relay.
+type RelayClient struct {
+	Identifier string    `json:"identifier"`
+	LastSeen   time.Time `json:"last_seen"`
+	Messages   uint64    `json:"messages"`
+	Bytes      uint64    `json:"bytes"` // payload bytes it sent through the relay
 }
 
 // CreateRelay asks the hub for a relay.
@@ -219,7 +229,7 @@ type Status struct {
 	Project  *Project  `json:"project,omitempty"`
 	Inlets   []Inlet   `json:"inlets"`
 	Outlets  []Outlet  `json:"outlets"`
-	Relays   []string  `json:"relays"`
+	Relays   []Relay   `json:"relays"` // on the hub every relay there, else those this node holds
 	Channels []Channel `json:"channels"`
 	// Caps is what peers hold against the node's caps, and how often they were refused.
 	Caps *CapsStatus `json:"caps,omitempty"`

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/adjacentnet/adjacent/control/access"
@@ -31,7 +32,7 @@ const (
 
 // createProject turns this node into the hub of a new project: its identity becomes the
 // authority and first administrator.
-func (n *Node) createProject(ctx context.Context, req api.CreateProject) (api.Project, error) {
+func (n *Node) createProject(ctx context.Context, req api.CreateProject) (_ api.Project, err error) {
 	if n.project.Load() != nil {
 		p := n.project.Load()
 		return api.Project{}, fmt.Errorf("project create: this node is already in project %s; use another home for another project", p.name)
@@ -42,34 +43,43 @@ func (n *Node) createProject(ctx context.Context, req api.CreateProject) (api.Pr
 	if req.Lifetime != 0 && (req.Lifetime < 10*time.Second || req.Lifetime > authority.MaxCredentialLifetime) {
 		return api.Project{}, fmt.Errorf("project create: --credential-lifetime %v: want between 10s and %v", req.Lifetime, authority.MaxCredentialLifetime)
 	}
-	if req.Listen != "" && !contains(n.listenAddrs(), req.Listen) {
-		l, err := n.tcp.Listen(req.Listen)
-		if err != nil {
-			return api.Project{}, fmt.Errorf("project create: %w", err)
-		}
-		n.addListen(l.Addr().String())
-		if err := n.state.SetSetting(ctx, settingListen, req.Listen); err != nil {
+	// Everything that can be checked is checked before the node listens; a later failure
+	// closes the new listener, and the listen address is stored only once the project is.
+	public := req.PublicAddress
+	if public == "" {
+		public = req.Listen
+	}
+	if public != "" {
+		if _, err := publicRoute(public); err != nil {
 			return api.Project{}, err
 		}
 	}
-	public := req.PublicAddress
-	if public == "" {
+	newListen := ""
+	if req.Listen != "" && !contains(n.listenAddrs(), req.Listen) {
+		l, lerr := n.tcp.Listen(req.Listen)
+		if lerr != nil {
+			return api.Project{}, fmt.Errorf("project create: %w", lerr)
+		}
+		addr := l.Addr().String()
+		n.addListen(addr)
+		newListen = req.Listen
+		defer func() {
+			if err != nil {
+				l.Close()
+				n.removeListen(addr)
+			}
+		}()
+	}
+	if req.PublicAddress == "" {
 		listen := n.listenAddrs()
 		if len(listen) == 0 {
 			return api.Project{}, errors.New("project create: the hub must listen: give --listen HOST:PORT")
 		}
 		public = listen[len(listen)-1]
 	}
-	host, port, err := net.SplitHostPort(public)
+	hubRoute, err := publicRoute(public)
 	if err != nil {
-		return api.Project{}, fmt.Errorf("project create: public address %q: want HOST:PORT", public)
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-		return api.Project{}, fmt.Errorf("project create: members cannot dial %s; give --public-address HOST:PORT", public)
-	}
-	hubRoute, err := hubPath(host, port)
-	if err != nil {
-		return api.Project{}, fmt.Errorf("project create: public address %q: %w", public, err)
+		return api.Project{}, err
 	}
 
 	// The credential-signing key, attested by the hub's identity.
@@ -123,11 +133,32 @@ func (n *Node) createProject(ctx context.Context, req api.CreateProject) (api.Pr
 	if err := n.saveCredential(ctx, p, b); err != nil {
 		return api.Project{}, err
 	}
+	if newListen != "" {
+		if err := n.state.SetSetting(ctx, settingListen, newListen); err != nil {
+			return api.Project{}, err
+		}
+	}
 	if err := n.restartListener(); err != nil {
 		return api.Project{}, err
 	}
 	n.log.Info("project created", "project", req.Name, "authority", self, "hub", hubRoute.String())
 	return n.projectInfo(), nil
+}
+
+// publicRoute checks the address members dial and returns the route text to the hub there.
+func publicRoute(public string) (routing.Path, error) {
+	host, port, err := net.SplitHostPort(public)
+	if err != nil {
+		return nil, fmt.Errorf("project create: public address %q: want HOST:PORT", public)
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return nil, fmt.Errorf("project create: members cannot dial %s; give --public-address HOST:PORT", public)
+	}
+	r, err := hubPath(host, port)
+	if err != nil {
+		return nil, fmt.Errorf("project create: public address %q: %w", public, err)
+	}
+	return r, nil
 }
 
 // hubPath is the route text members use to reach a hub at host:port.
@@ -150,7 +181,7 @@ func (n *Node) projectInfo() api.Project {
 	info := api.Project{Name: p.name, Authority: string(p.authority.Identifier()), Hub: p.public, Role: roleMember}
 	if p.hub {
 		info.Role = roleHub
-		info.Lifetime = p.auth.Lifetime()
+		info.Lifetime = api.Duration(p.auth.Lifetime())
 	} else {
 		info.Hub = p.hubRoute.String()
 		info.Connected = n.hubChannel() != nil
@@ -349,8 +380,60 @@ type relays struct {
 }
 
 type hubRelay struct {
-	relay *routing.Relay
-	owner string
+	relay   *routing.Relay
+	owner   string
+	clients relayClients
+}
+
+// maxRelayClients caps the clients a relay remembers; later ones are only counted.
+const maxRelayClients = 256
+
+// relayClients are the identities whose messages a relay admitted, for relay list and
+// status on the hub. A hit costs a sync.Map load and two atomic operations.
+type relayClients struct {
+	m     sync.Map // identifier -> *relayClient
+	n     atomic.Int32
+	other atomic.Uint64 // messages of clients beyond the cap
+}
+
+type relayClient struct {
+	lastSeen atomic.Int64 // unix nanoseconds
+	messages atomic.Uint64
+	bytes    atomic.Uint64 // of the payloads it sent through the relay
+}
+
+func (c *relayClients) note(m *routing.Message, now time.Time) {
+	if m.Local.Peer == nil {
+		return
+	}
+	id := m.Local.Peer.Identifier()
+	v, ok := c.m.Load(id)
+	if !ok {
+		if c.n.Add(1) > maxRelayClients {
+			c.n.Add(-1)
+			c.other.Add(1)
+			return
+		}
+		var loaded bool
+		if v, loaded = c.m.LoadOrStore(id, &relayClient{}); loaded {
+			c.n.Add(-1) // another message of the same new client won
+		}
+	}
+	rc := v.(*relayClient)
+	rc.lastSeen.Store(now.UnixNano())
+	rc.messages.Add(1)
+	rc.bytes.Add(uint64(len(m.Payload())))
+}
+
+func (c *relayClients) list() []api.RelayClient {
+	out := []api.RelayClient{}
+	c.m.Range(func(k, v any) bool {
+		rc := v.(*relayClient)
+		out = append(out, api.RelayClient{Identifier: k.(string), LastSeen: time.Unix(0, rc.lastSeen.Load()).UTC(), Messages: rc.messages.Load(), Bytes: rc.bytes.Load()})
+		return true
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Identifier < out[j].Identifier })
+	return out
 }
 
 // relayRequest is what members send to the relay service.
@@ -434,7 +517,13 @@ func (n *Node) putRelay(name string, to routing.Route, owner routing.FlowID, own
 	}
 	gate := &access.Gate{Resource: "relay " + name, Policy: n.policyFunc("relay", name), Log: n.log, Router: n.router}
 	r := &hubRelay{owner: ownerID}
-	admit := func(m *routing.Message) bool { return !n.revokedSender(m, gate.Resource) && gate.Admit(m) }
+	admit := func(m *routing.Message) bool {
+		if n.revokedSender(m, gate.Resource) || !gate.Admit(m) {
+			return false
+		}
+		r.clients.note(m, n.cfg.Now())
+		return true
+	}
 	r.relay = routing.NewRelay(n.router, relayPrefix+name, to, owner, admit)
 	n.relays.m[name] = r
 	n.router.Register(relayPrefix+name, r.relay, n.relays.flow)
@@ -457,8 +546,21 @@ func (n *Node) relayList() []api.Relay {
 	defer n.relays.mu.Unlock()
 	out := make([]api.Relay, 0, len(n.relays.m))
 	for name, r := range n.relays.m {
-		out = append(out, api.Relay{Name: name, Address: "/service/" + relayPrefix + name, Owner: r.owner})
+		out = append(out, api.Relay{Name: name, Address: "/service/" + relayPrefix + name, Owner: r.owner, Clients: r.clients.list()})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// listRelays lists the relays at the hub: its own table on the hub itself (whose local
+// API is not a secure channel the relay service could authenticate), else the hub's answer.
+func (n *Node) listRelays(ctx context.Context) ([]api.Relay, error) {
+	if p := n.project.Load(); p != nil && p.hub {
+		return n.relayList(), nil
+	}
+	var rs []api.Relay
+	if err := n.callHub(ctx, relaysWorker, relayRequest{Op: "list"}, &rs); err != nil {
+		return nil, fmt.Errorf("relay list: %w", err)
+	}
+	return rs, nil
 }

@@ -184,7 +184,7 @@ func (n *Node) enroll(ctx context.Context, text string) (api.Project, error) {
 		if errors.Is(err, trust.ErrNotAuthorized) {
 			return fail(fmt.Errorf("enroll: the hub at %s is not the authority of project %s: %w", t.Hub, t.Project, err))
 		}
-		return fail(fmt.Errorf("enroll: %w", err))
+		return fail(fmt.Errorf("enroll: connect to the hub at %s: %w; check that the hub's node runs and that this machine reaches that address, then enroll again with the same ticket (it is not used up)", t.Hub, err))
 	}
 	defer ch.Close()
 	var ans credentialAnswer

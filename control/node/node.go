@@ -236,3 +236,9 @@ func (n *Node) addListen(addr string) {
 	defer n.listenMu.Unlock()
 	n.listen = append(n.listen, addr)
 }
+
+func (n *Node) removeListen(addr string) {
+	n.listenMu.Lock()
+	defer n.listenMu.Unlock()
+	n.listen = slices.DeleteFunc(n.listen, func(a string) bool { return a == addr })
+}

@@ -489,13 +489,18 @@ func (n *Node) inletList() []api.Inlet {
 
 // status is the node at a glance.
 func (n *Node) status(ctx context.Context) api.Status {
-	st := api.Status{Node: n.info(), Inlets: n.inletList(), Outlets: n.outletList(), Relays: []string{}, Channels: []api.Channel{}}
-	if n.project.Load() != nil {
+	st := api.Status{Node: n.info(), Inlets: n.inletList(), Outlets: n.outletList(), Relays: []api.Relay{}, Channels: []api.Channel{}}
+	if pr := n.project.Load(); pr != nil {
 		p := n.projectInfo()
 		st.Project = &p
+		if pr.hub {
+			st.Relays = n.relayList()
+		}
 	}
-	if names, err := n.state.Relays(ctx); err == nil && names != nil {
-		st.Relays = names
+	if names, err := n.state.Relays(ctx); err == nil && len(st.Relays) == 0 {
+		for _, name := range names { // held by this member
+			st.Relays = append(st.Relays, api.Relay{Name: name, Address: "/service/" + relayPrefix + name, Owner: st.Node.Identifier})
+		}
 	}
 	for _, c := range n.channels.list() {
 		st.Channels = append(st.Channels, channelInfo(c))

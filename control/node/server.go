@@ -185,8 +185,7 @@ func (n *Node) handler() http.Handler {
 		reply(w, rl, badRequest(err))
 	})
 	mux.HandleFunc("GET /v1/relays", func(w http.ResponseWriter, r *http.Request) {
-		var rs []api.Relay
-		err := n.callHub(r.Context(), relaysWorker, relayRequest{Op: "list"}, &rs)
+		rs, err := n.listRelays(r.Context())
 		reply(w, rs, badRequest(err))
 	})
 	mux.HandleFunc("DELETE /v1/relays/{name}", func(w http.ResponseWriter, r *http.Request) {

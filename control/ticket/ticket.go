@@ -57,7 +57,7 @@ func Parse(s string) (*Ticket, error) {
 	}
 	r := wire.NewReader(raw)
 	if v := r.U8("version"); r.Err() == nil && v != version {
-		return nil, fmt.Errorf("ticket: version %d, this program reads %d", v, version)
+		return nil, fmt.Errorf("ticket: not readable (it starts with version %d, this program reads %d): it was changed or cut when copied, or made by a newer adjacent; copy the whole line again, or ask the hub for a new ticket", v, version)
 	}
 	t := &Ticket{
 		Project:   r.String8("project", 63),
@@ -66,7 +66,7 @@ func Parse(s string) (*Ticket, error) {
 	}
 	copy(t.Secret[:], r.Fixed("secret", len(t.Secret)))
 	if err := r.Finish(); err != nil {
-		return nil, fmt.Errorf("ticket: %w", err)
+		return nil, fmt.Errorf("ticket: %w; it was changed or cut when copied: copy the whole line again", err)
 	}
 	if !ValidProject(t.Project) {
 		return nil, fmt.Errorf("ticket: project name %q is not valid", t.Project)
