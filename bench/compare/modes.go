@@ -39,6 +39,7 @@ var modes = []mode{
 	{key: "ssh", name: "ssh -L, aes256-gcm", topo: "direct", needs: []string{"sshd", "ssh", "ssh-keygen"}, setup: setupSSH},
 	{key: "stunnel", name: "stunnel, TLS 1.3, both sides", topo: "direct", needs: []string{"stunnel"}, setup: setupStunnel},
 	{key: "wireguard", name: "wireguard-go", topo: "direct", needs: []string{"wireguard-go", "wg"}, setup: setupWireguard},
+	{key: "nebula", name: "Nebula, AES-256-GCM", topo: "direct", needs: []string{"nebula", "nebula-cert"}, setup: setupNebula},
 	{key: "socat", name: "socat, two plain hops", topo: "direct", needs: []string{"socat"}, setup: setupSocat},
 	{key: "adjacent", name: "adjacent, direct portal", topo: "direct", needs: []string{"adjacent"}, setup: setupAdjacentDirect},
 	{key: "adjacent-tun", name: "adjacent, direct, transparent (--tun)", topo: "direct", needs: []string{"adjacent"}, setup: setupAdjacentTun},

@@ -66,7 +66,9 @@ func sample() []result {
 		row("raw", 18.2, 18.9, 7, 78),
 		row("ssh", 8.0, 5.1, 152, 327),
 		row("stunnel", 8.2, 8.3, 164, 3600),
-		skipped, failed,
+		skipped,
+		row("nebula", 3, 2.5, 180, 400),
+		failed,
 		scaled(row("adjacent", 12, 10, 100, 300), 6200, 9.5, 40),
 		row("adjacent-tun", 9, 8, 110, 320),
 		row("adjacent-hub", 6, 4.5, 250, 1500),
@@ -94,6 +96,8 @@ func TestGoals(t *testing.T) {
 		"transparent Gbit/s B->A / wireguard-go":                 "- not measured",
 		"transparent RTT p50 / direct portal":                    "1.10x met",
 		"transparent connect+first RTT p50 / direct portal":      "1.07x ",
+		"transparent Gbit/s A->B / Nebula":                       "3.00x ",
+		"transparent Gbit/s B->A / Nebula":                       "3.20x ",
 	}
 	gs := goals(sample())
 	if len(gs) != len(want) {
@@ -123,8 +127,8 @@ func TestReportFiles(t *testing.T) {
 			t.Fatalf("chart is not well-formed XML: %v", err)
 		}
 	}
-	if n := strings.Count(svg, "<title>"); n != 7*4 {
-		t.Errorf("chart has %d bars, want %d", n, 7*4)
+	if n := strings.Count(svg, "<title>"); n != 8*4 {
+		t.Errorf("chart has %d bars, want %d", n, 8*4)
 	}
 	for _, s := range []string{"skipped: wireguard-go not found", "43.0 ms", "Gbit/s"} {
 		if !strings.Contains(svg, s) {
@@ -134,7 +138,8 @@ func TestReportFiles(t *testing.T) {
 
 	var md strings.Builder
 	writeMarkdown(&md, h, rs, goals(rs))
-	for _, s := range []string{"| stunnel, TLS 1.3, both sides | direct | 8.20 | 8.30 | 164 us | 3.60 ms |  |", `nothing listens \| on port`, "2 CPUs", "kernel 6.1.0"} {
+	for _, s := range []string{"| stunnel, TLS 1.3, both sides | direct | 8.20 | 8.30 | 164 us | 3.60 ms |  |",
+		"| Nebula, AES-256-GCM | direct | 3.00 | 2.50 | 180 us | 400 us |  |", `nothing listens \| on port`, "2 CPUs", "kernel 6.1.0"} {
 		if !strings.Contains(md.String(), s) {
 			t.Errorf("markdown lacks %q:\n%s", s, md.String())
 		}
@@ -153,7 +158,8 @@ func TestReportFiles(t *testing.T) {
 	if err := json.Unmarshal(js, &doc); err != nil {
 		t.Fatal(err)
 	}
-	if doc.Modes[3].Key != "wireguard" || doc.Modes[3].Gbps != nil || *doc.Modes[0].Gbps != 18.2 {
+	if doc.Modes[3].Key != "wireguard" || doc.Modes[3].Gbps != nil || *doc.Modes[0].Gbps != 18.2 ||
+		doc.Modes[4].Key != "nebula" || *doc.Modes[4].Gbps != 3 {
 		t.Errorf("results.json modes = %s", js)
 	}
 }

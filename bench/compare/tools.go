@@ -31,6 +31,8 @@ var peerTools = []struct{ name, candidates, install string }{
 	{"socat", "socat", "Debian package socat"},
 	{"wg", "wg", "Debian package wireguard-tools"},
 	{"wireguard-go", "", "GOBIN=bin/peers go install golang.zx2c4.com/wireguard@latest"},
+	{"nebula", "nebula", "Debian package nebula"},
+	{"nebula-cert", "nebula-cert", "Debian package nebula"},
 	{"perf", "perf", "Debian package linux-perf"}, // counts the portal's system calls
 }
 
@@ -119,6 +121,15 @@ func (t *tools) versions(ctx context.Context) []string {
 		v := firstLine(output(t.path["wireguard-go"], "--version"))
 		if mod := buildInfo(ctx, t.path["wireguard-go"]); mod != "" {
 			v += " (" + mod + ")"
+		}
+		return v
+	})
+	add("Nebula", func() string {
+		v := strings.TrimPrefix(firstLine(output(t.path["nebula"], "-version")), "Version: ")
+		if v != "" && t.path["nebula"] == "/usr/bin/nebula" {
+			if deb, err := runCmd(ctx, "dpkg-query", "-W", "-f", "${Version}", "nebula"); err == nil && deb != "" {
+				v += " (Debian package " + deb + ")"
+			}
 		}
 		return v
 	})

@@ -28,10 +28,14 @@ const (
 	// wireguard's tunnel addresses, on wg interfaces in direct A and B.
 	wgA = "10.203.0.1"
 	wgB = "10.203.0.2"
+
+	// Nebula's overlay addresses, on its tun devices in direct A and B.
+	nebulaA = "10.204.0.1"
+	nebulaB = "10.204.0.2"
 )
 
 // Servers in B: on its loopback for every tunnel, and on all addresses for the modes that
-// reach B's own addresses (raw TCP and wireguard), which start those themselves.
+// reach B's own addresses (raw TCP, wireguard and Nebula), which start those themselves.
 const (
 	iperfPort     = 5201
 	blastPort     = 7000
