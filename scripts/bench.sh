@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The side-by-side comparison of issue 6, as root: installs what the portal is compared
-# with when it is missing (Debian's openssh, stunnel4, iperf3, socat, wireguard-tools, and
-# linux-perf to count the portal's system calls; wireguard-go's current module version with
-# go install into bin/peers), then runs
+# with when it is missing (Debian's openssh, stunnel4, iperf3, socat, wireguard-tools, nebula
+# for nebula and nebula-cert, and linux-perf to count the portal's system calls;
+# wireguard-go's current module version with go install into bin/peers), then runs
 # bench/compare, which builds bin/adjacent, bin/blast and the namespaces, runs every mode,
 # prints the table and writes bench/out/results.{md,svg,json} and bench/out/logs/. A peer
 # that cannot be installed is skipped with a note in the table rather than failing the run.
@@ -29,6 +29,8 @@ have iperf3 || need+=(iperf3)
 have perf || need+=(linux-perf)
 have socat || need+=(socat)
 have wg || need+=(wireguard-tools)
+have nebula || need+=(nebula) # its systemd unit is a template: installing it starts nothing
+have nebula-cert || need+=(nebula)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing ${need[*]}"
   apt-get update -qq || echo "bench: apt-get update failed; trying the installs anyway" >&2

@@ -1,8 +1,9 @@
 // Command compare is the side-by-side comparison that `make bench` runs (issue 6): the
 // adjacent portal, direct and through a hub, beside raw TCP and the tunnels a user would
-// pick instead (ssh -L, stunnel, wireguard-go, socat, and ssh -R plus ssh -L through a hub),
-// each measured the same way in network namespaces it builds and removes: one iperf3 stream
-// each way, 64-byte request/response round trips and connect plus first round trip (blast).
+// pick instead (ssh -L, stunnel, wireguard-go, Nebula, socat, and ssh -R plus ssh -L through
+// a hub), each measured the same way in network namespaces it builds and removes: one iperf3
+// stream each way, 64-byte request/response round trips and connect plus first round trip
+// (blast).
 //
 // It prints a table with the ratios that issue 6's goals use and writes it as Markdown
 // (results.md), JSON (results.json) and an SVG chart (results.svg) into -out, with every
