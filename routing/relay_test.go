@@ -17,6 +17,7 @@ type testLink struct{ addr Address }
 func (l testLink) Address() Address      { return l.addr }
 func (l testLink) Authenticated()        {}
 func (l testLink) Done() <-chan struct{} { return nil }
+func (l testLink) Guarantees() Guarantees { return Stream }
 
 var quiet = slog.New(slog.DiscardHandler)
 

@@ -153,6 +153,21 @@ func (c *Channel) Err() error {
 // changes nothing for this channel.
 func (c *Channel) Authenticated() {}
 
+// Guarantees is part of routing.Link: a channel keeps the guarantees of the link it runs over
+// (what the link reorders, the replay window takes), for messages smaller by its overhead.
+func (c *Channel) Guarantees() routing.Guarantees {
+	g := routing.InNode()
+	if c.link != nil {
+		g = c.link.Guarantees()
+	}
+	g.MaxMessage = max(0, g.MaxMessage-channelOverhead)
+	return g
+}
+
+// channelOverhead bounds what a channel adds to a message: its framing and tag, and the
+// routes of the message that carries the ciphertext.
+const channelOverhead = transportOverhead + 1 + 2*(1+routing.MaxRouteBytes)
+
 // Stats are a channel's counters.
 type Stats struct {
 	MessagesIn, MessagesOut uint64

@@ -89,6 +89,7 @@ func (l *testLink) close()                { l.once.Do(func() { close(l.done) }) 
 
 // Address is the wire's worker that sends back, which the wire pushes on return routes.
 func (l *testLink) Address() routing.Address { return l.addr }
+func (l *testLink) Guarantees() routing.Guarantees { return routing.Stream }
 
 // wire joins two test nodes like a transport connection: on each side a worker ("to-"+peer)
 // that takes messages for the other node, and a goroutine that delivers them there as if

@@ -127,11 +127,19 @@ func (n *Node) resolve(ctx context.Context, path routing.Path, authorized []iden
 	}
 	for i, h := range path {
 		switch {
-		case h.IsTCP():
+		case h.IsTransport():
 			if i != 0 {
-				return fail(fmt.Errorf("route %s: a TCP hop must come first; later hops are reached through a secure channel", path))
+				return fail(fmt.Errorf("route %s: a transport hop must come first; later hops are reached through a secure channel", path))
 			}
-			c, err := n.tcp.Connect(ctx, h.HostPort())
+			a, err := h.Address()
+			if err != nil {
+				return fail(err)
+			}
+			tr := n.router.Transport(a.Type)
+			if tr == nil {
+				return fail(fmt.Errorf("route %s: this node has no transport for %s", path, a))
+			}
+			c, err := tr.Dial(ctx, a.Value)
 			if err != nil {
 				return fail(err)
 			}

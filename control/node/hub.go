@@ -43,7 +43,7 @@ func (n *Node) createProject(ctx context.Context, req api.CreateProject) (api.Pr
 		return api.Project{}, fmt.Errorf("project create: --credential-lifetime %v: want between 10s and %v", req.Lifetime, authority.MaxCredentialLifetime)
 	}
 	if req.Listen != "" && !contains(n.listenAddrs(), req.Listen) {
-		l, err := n.tcp.Listen(req.Listen)
+		l, err := n.listenTCP(req.Listen)
 		if err != nil {
 			return api.Project{}, fmt.Errorf("project create: %w", err)
 		}

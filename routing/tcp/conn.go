@@ -59,6 +59,9 @@ func (c *Conn) Flow() routing.FlowID { return c.flow }
 // Done is closed when the connection is closed.
 func (c *Conn) Done() <-chan struct{} { return c.done }
 
+// Guarantees implements routing.Link: those of the transport.
+func (c *Conn) Guarantees() routing.Guarantees { return c.t.Guarantees() }
+
 // Authenticated raises the frame cap: a secure channel completed a handshake over c.
 func (c *Conn) Authenticated() {
 	c.authenticated.Store(true)

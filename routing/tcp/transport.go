@@ -126,13 +126,9 @@ type counters struct {
 }
 
 // Stats are a transport's counters.
-type Stats struct {
-	Connections         int
-	FramesIn, FramesOut uint64
-	BytesIn, BytesOut   uint64
-	Refused             uint64 // connections closed for a protocol violation
-	Dropped             uint64 // messages that could not be sent
-}
+type Stats = routing.TransportStats
+
+var _ routing.Transport = (*Transport)(nil)
 
 // New returns a transport that serves r's TCP addresses. It installs itself in r and starts
 // nothing: Listen and Connect do.
@@ -177,8 +173,18 @@ func (l *Listener) Close() error {
 	return err
 }
 
-// Listen accepts connections on addr (host:port) until the listener or transport is closed.
-func (t *Transport) Listen(addr string) (*Listener, error) {
+// Type implements routing.Transport: the transport serves TCP addresses.
+func (t *Transport) Type() routing.Type { return routing.TypeTCP }
+
+// Guarantees implements routing.Transport: TCP delivers every frame, in order, up to
+// MaxFrame, or the connection fails.
+func (t *Transport) Guarantees() routing.Guarantees {
+	return routing.Guarantees{Reliable: true, Ordered: true, MaxMessage: t.cfg.MaxFrame}
+}
+
+// Listen implements routing.Transport: it accepts connections on addr (host:port) until the
+// listener or transport is closed.
+func (t *Transport) Listen(addr string) (routing.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("tcp: listen on %s: %w", addr, err)
@@ -232,6 +238,15 @@ func (l *Listener) accept() {
 		}
 		c.start()
 	}
+}
+
+// Dial implements routing.Transport with Connect.
+func (t *Transport) Dial(ctx context.Context, hostport string) (routing.Connection, error) {
+	c, err := t.Connect(ctx, hostport)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // Connect returns the connection to hostport, dialing it if there is none. Dials to an
