@@ -88,7 +88,7 @@ func (l *testLink) Done() <-chan struct{} { return l.done }
 func (l *testLink) close()                { l.once.Do(func() { close(l.done) }) }
 
 // Address is the wire's worker that sends back, which the wire pushes on return routes.
-func (l *testLink) Address() routing.Address { return l.addr }
+func (l *testLink) Address() routing.Address       { return l.addr }
 func (l *testLink) Guarantees() routing.Guarantees { return routing.Stream }
 
 // wire joins two test nodes like a transport connection: on each side a worker ("to-"+peer)
