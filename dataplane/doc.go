@@ -9,4 +9,7 @@
 // a session, and whether the peer of a live session may still hold it: each session knows
 // its peer node, and Recheck, which the control plane runs when a policy or a peer's
 // credential changes (never per frame), resets at both ends the sessions that no longer pass.
+//
+// A session needs a path that delivers every message, once and in order (pathNeeds in
+// protocol.go, checked against routing.Link.Guarantees): both ends refuse any other.
 package dataplane

@@ -24,6 +24,9 @@ type PathRoute struct {
 	Flow routing.FlowID  // the channel's flow, on which the outlet's answers arrive
 	Done <-chan struct{} // closed when the channel goes
 	Peer routing.Peer    // the outlet node's identity
+	// Link is what the path's messages travel over (the end-to-end channel), whose
+	// Guarantees must cover pathNeeds; nil for a path inside the node.
+	Link routing.Link
 	// Alive checks that the far end still answers (nil: no check). Broken gives up the
 	// route, closing Done, so that the next Open builds a new one.
 	Alive  func(ctx context.Context) error
@@ -244,6 +247,9 @@ func (in *Inlet) dialOnce(ctx context.Context) (*Pending, error) {
 	pr, err := in.cfg.Path.Open(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if err := checkPath(pr.Link); err != nil {
+		return nil, err // and the path is not kept for openNow
 	}
 	in.mu.Lock()
 	in.path = pr

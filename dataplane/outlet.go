@@ -86,6 +86,11 @@ func (o *Outlet) HandleMessage(m *routing.Message) {
 		m.Release() // the session could not talk back the way the connect came
 		return
 	}
+	if err := checkPath(m.Local.Link); err != nil {
+		o.cfg.Logger.Debug("portal connection refused", "target", o.cfg.Target, "err", err) // the inlet hears why
+		o.refuse(m, err.Error())
+		return
+	}
 	if o.cfg.Admit != nil {
 		if ok, why := o.cfg.Admit(m); !ok {
 			peer := "(none)"

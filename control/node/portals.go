@@ -420,7 +420,7 @@ func (p *portalPath) build(ctx context.Context) error {
 	}
 	p.channels = res.channels
 	p.cur = dataplane.PathRoute{
-		To: to, Flow: res.flow, Done: ch.Done(), Peer: ch.Peer(),
+		To: to, Flow: res.flow, Done: ch.Done(), Peer: ch.Peer(), Link: ch,
 		Alive:  ch.Ping,
 		Broken: func() { ch.Close() },
 	}
