@@ -1,26 +1,9 @@
 package securechannel
 
 import (
-	"fmt"
 	"math/rand/v2"
-	"sync"
 	"testing"
-
-	"golang.zx2c4.com/wireguard/replay"
 )
-
-// wgWindow is wireguard-go's replay.Filter behind a mutex, used as securechannel uses a
-// window: one check-and-set after the message authenticated.
-type wgWindow struct {
-	mu sync.Mutex
-	f  replay.Filter
-}
-
-func (w *wgWindow) accept(ctr uint64) bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.f.ValidateCounter(ctr, rejectAfterMessages)
-}
 
 // replayCounters returns n counters of one kind of traffic.
 func replayCounters(kind string, n int) []uint64 {
@@ -46,30 +29,16 @@ func replayCounters(kind string, n int) []uint64 {
 	return c
 }
 
-// BenchmarkReplayWindow compares this package's window (check before decrypting, accept
-// after) with wireguard-go's Filter (one check-and-set after decrypting) on the same
-// counters: in order, reordered and replayed.
+// BenchmarkReplayWindow measures the window on in-order, reordered and replayed counters.
+// It replaced a window of our own (RFC 6479 too, with a separate check before decrypting)
+// after this benchmark, run on both at commit 2b17c9c, found wireguard-go's filter 2-3x
+// faster in order and on replays and level on reordered counters.
 func BenchmarkReplayWindow(b *testing.B) {
 	for _, kind := range []string{"inorder", "reordered", "replayed"} {
 		ctrs := replayCounters(kind, 1<<16)
-		b.Run(fmt.Sprintf("impl=ours/traffic=%s", kind), func(b *testing.B) {
+		b.Run("traffic="+kind, func(b *testing.B) {
 			b.ReportAllocs()
 			var w replayWindow
-			var base uint64
-			i := 0
-			for b.Loop() {
-				c := base + ctrs[i]
-				if w.check(c) {
-					w.accept(c)
-				}
-				if i++; i == len(ctrs) {
-					i, base = 0, base+1<<20
-				}
-			}
-		})
-		b.Run(fmt.Sprintf("impl=wireguard/traffic=%s", kind), func(b *testing.B) {
-			b.ReportAllocs()
-			var w wgWindow
 			var base uint64
 			i := 0
 			for b.Loop() {
