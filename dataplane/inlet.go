@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/adjacentnet/adjacent/internal/backoff"
 	"github.com/adjacentnet/adjacent/routing"
 )
 
@@ -115,18 +116,18 @@ func (in *Inlet) Serve(ln net.Listener) error {
 	}
 	in.ln = ln
 	in.mu.Unlock()
-	var delay time.Duration
+	failures := 0
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			time.Sleep(delay)
+			failures++
+			time.Sleep(backoff.Accept.Delay(failures))
 			continue
 		}
-		delay = 0 // Go turns Nagle off on accepted connections by itself
+		failures = 0 // Go turns Nagle off on accepted connections by itself
 		if !in.openNow(c) {
 			go in.Handle(c)
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/adjacentnet/adjacent/control/rpc"
 	"github.com/adjacentnet/adjacent/control/ticket"
 	"github.com/adjacentnet/adjacent/control/trust"
+	"github.com/adjacentnet/adjacent/internal/backoff"
 	"github.com/adjacentnet/adjacent/routing"
 	"github.com/adjacentnet/adjacent/securechannel"
 )
@@ -124,7 +125,7 @@ func (n *Node) runSession(ctx context.Context, p *project) {
 				n.log.Warn(msg, "hub", p.hubRoute.String(), "err", err, "attempts", failures)
 			}
 			select {
-			case <-time.After(backoff(failures)):
+			case <-time.After(hubBackoff.Delay(failures)):
 			case <-ctx.Done():
 			}
 			continue
@@ -145,12 +146,9 @@ func (n *Node) runSession(ctx context.Context, p *project) {
 	}
 }
 
-// backoff is the wait before the next attempt to reach the hub, on top of the transport's
-// own spacing of dials to an address that refuses them.
-func backoff(failures int) time.Duration {
-	d := 100 * time.Millisecond << min(failures, 4) // up to 1.6s
-	return d/2 + time.Duration(time.Now().UnixNano()%int64(d/2))
-}
+// hubBackoff spaces attempts to reach the hub, on top of the transport's own spacing of
+// dials to an address that refuses them.
+var hubBackoff = backoff.Exponential{Min: 200 * time.Millisecond, Max: 1600 * time.Millisecond}
 
 // enroll redeems a ticket at its hub and makes this node a member of the project.
 func (n *Node) enroll(ctx context.Context, text string) (api.Project, error) {

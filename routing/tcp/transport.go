@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/adjacentnet/adjacent/internal/backoff"
 	"github.com/adjacentnet/adjacent/internal/ratelog"
 	"github.com/adjacentnet/adjacent/routing"
 )
@@ -210,7 +211,7 @@ func (t *Transport) Listen(addr string) (routing.Listener, error) {
 
 func (l *Listener) accept() {
 	defer close(l.done)
-	var delay time.Duration
+	failures := 0
 	for {
 		nc, err := l.ln.Accept()
 		if err != nil {
@@ -218,12 +219,13 @@ func (l *Listener) accept() {
 				return
 			}
 			// Out of file descriptors and the like: wait, as net/http does.
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			failures++
+			delay := backoff.Accept.Delay(failures)
 			l.t.log.Warn("accept failed", "err", err, "retry_in", delay)
 			time.Sleep(delay)
 			continue
 		}
-		delay = 0
+		failures = 0
 		src := sourceOf(nc.RemoteAddr())
 		if why, limit := l.admit(src); why != "" {
 			l.refuse(nc.RemoteAddr(), why, limit)
@@ -351,7 +353,7 @@ func (t *Transport) dialed(hostport string, err error) {
 	}
 	f := t.failures[hostport]
 	f.count++
-	f.next = time.Now().Add(backoff{t.cfg.BackoffMin, t.cfg.BackoffMax}.delay(f.count))
+	f.next = time.Now().Add(backoff.Exponential{Min: t.cfg.BackoffMin, Max: t.cfg.BackoffMax}.Delay(f.count))
 	t.failures[hostport] = f
 }
 
