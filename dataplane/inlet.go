@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/adjacentnet/adjacent/internal/backoff"
+	"github.com/adjacentnet/adjacent/internal/signals"
 	"github.com/adjacentnet/adjacent/routing"
 )
 
@@ -202,14 +203,7 @@ func (in *Inlet) sendConnect(pr PathRoute, s *session) {
 	in.cfg.Router.Send(m)
 }
 
-func isClosed(c <-chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
-	}
-}
+func isClosed(c <-chan struct{}) bool { return signals.Closed(c) }
 
 // Handle carries one accepted connection through a new portal session; a connection whose
 // session cannot be opened is closed.

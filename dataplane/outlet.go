@@ -2,13 +2,12 @@ package dataplane
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"log/slog"
 	"net"
 	"time"
 
+	"github.com/adjacentnet/adjacent/internal/randid"
 	"github.com/adjacentnet/adjacent/routing"
 )
 
@@ -160,11 +159,7 @@ func (o *Outlet) Close() error {
 	return nil
 }
 
-func randomID() string {
-	var b [8]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
+func randomID() string { return randid.New() }
 
 // bufferOf copies p into a pooled buffer.
 func bufferOf(p []byte) *routing.Buffer {

@@ -2,8 +2,6 @@ package securechannel
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/flynn/noise"
 
+	"github.com/adjacentnet/adjacent/internal/randid"
 	"github.com/adjacentnet/adjacent/routing"
 )
 
@@ -84,7 +83,7 @@ func (k *recvKeys) pick(gen byte) *receiver {
 }
 
 func newChannel(r *routing.Router, cfg Config, initiator bool, link routing.Link, spawner routing.FlowID) *Channel {
-	id := randomID()
+	id := randid.New()
 	c := &Channel{
 		cfg:       cfg,
 		router:    r,
@@ -104,12 +103,6 @@ func newChannel(r *routing.Router, cfg Config, initiator bool, link routing.Link
 	}
 	c.log = cfg.Logger.With("component", "securechannel", "channel", c.enc, "role", role)
 	return c
-}
-
-func randomID() string {
-	var b [8]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // Address is the local address that workers send through: a message routed to

@@ -7,6 +7,7 @@ import (
 
 	"github.com/flynn/noise"
 
+	"github.com/adjacentnet/adjacent/internal/signals"
 	"github.com/adjacentnet/adjacent/routing"
 )
 
@@ -209,14 +210,7 @@ func (c *Channel) refusedMessage(m *routing.Message) {
 	c.fail(err)
 }
 
-func (c *Channel) isReady() bool {
-	select {
-	case <-c.ready:
-		return true
-	default:
-		return false
-	}
-}
+func (c *Channel) isReady() bool { return signals.Closed(c.ready) }
 
 // fail ends a channel whose handshake failed.
 func (c *Channel) fail(err error) {

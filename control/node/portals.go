@@ -15,6 +15,7 @@ import (
 	"github.com/adjacentnet/adjacent/control/api"
 	"github.com/adjacentnet/adjacent/control/state"
 	"github.com/adjacentnet/adjacent/dataplane"
+	"github.com/adjacentnet/adjacent/internal/signals"
 	"github.com/adjacentnet/adjacent/routing"
 	"github.com/adjacentnet/adjacent/securechannel"
 )
@@ -358,7 +359,7 @@ func (p *portalPath) Open(ctx context.Context) (dataplane.PathRoute, error) {
 		if p.closed {
 			return dataplane.PathRoute{}, errors.New("inlet deleted")
 		}
-		if p.cur.Done != nil && !isClosed(p.cur.Done) {
+		if p.cur.Done != nil && !signals.Closed(p.cur.Done) {
 			if ok, _ := p.allowed(p.cur.Peer); ok {
 				return p.cur, nil
 			}
@@ -435,7 +436,7 @@ func (p *portalPath) allowed(peer routing.Peer) (bool, string) {
 func (p *portalPath) up() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.cur.Done != nil && !isClosed(p.cur.Done)
+	return p.cur.Done != nil && !signals.Closed(p.cur.Done)
 }
 
 // release closes the channels of the last route; p.mu is held.
@@ -452,15 +453,6 @@ func (p *portalPath) close() {
 	defer p.mu.Unlock()
 	p.closed = true
 	p.release()
-}
-
-func isClosed(c <-chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
-	}
 }
 
 func (n *Node) outletList() []api.Outlet {

@@ -3,13 +3,12 @@ package rpc
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 
+	"github.com/adjacentnet/adjacent/internal/randid"
 	"github.com/adjacentnet/adjacent/routing"
 )
 
@@ -20,7 +19,7 @@ const MaxMessage = 64 << 10
 // back. Replies are accepted from flow (the flow of route's first hop) and from local senders.
 func Exchange(ctx context.Context, r *routing.Router, route routing.Route, flow routing.FlowID, payload []byte) ([]byte, error) {
 	replies := make(chan *routing.Message, 1)
-	name := "reply." + randomName()
+	name := "reply." + randid.New()
 	inbox := routing.WorkerFunc(func(m *routing.Message) {
 		select {
 		case replies <- m:
@@ -157,10 +156,4 @@ func (s *Server) HandleMessage(m *routing.Message) {
 		m.SetPayload(b)
 		s.router.Reply(m, s.self)
 	}()
-}
-
-func randomName() string {
-	var b [8]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }

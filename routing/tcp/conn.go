@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/adjacentnet/adjacent/internal/signals"
 	"github.com/adjacentnet/adjacent/internal/sockio"
 	"github.com/adjacentnet/adjacent/routing"
 )
@@ -482,14 +483,7 @@ func (c *Conn) readFailed(err error) {
 	c.t.log.Debug("read failed", "conn", c.name, "err", err)
 }
 
-func (c *Conn) isClosed() bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return false
-	}
-}
+func (c *Conn) isClosed() bool { return signals.Closed(c.done) }
 
 // Close closes the connection and drops what is still queued. It is idempotent.
 func (c *Conn) Close() error {
