@@ -189,7 +189,7 @@ func TestHandshakeFloodOverTCP(t *testing.T) {
 		t.Fatalf("honest connect during the flood: %v", err)
 	}
 	start := time.Now()
-	ch, err := Initiate(ctx, alice.r, routing.MustRoute(conn.Address(), routing.LocalAddress("api")), conn.Flow(), conn, alice.config(""))
+	ch, err := Initiate(ctx, alice.r, routing.Through(conn).Worker("api"), alice.config(""))
 	if err != nil {
 		t.Fatalf("honest handshake during the flood: %v", err)
 	}

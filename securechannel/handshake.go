@@ -14,15 +14,16 @@ import (
 // ErrRefused wraps the reason a responder gave for refusing this side.
 var ErrRefused = errors.New("refused by the peer")
 
-// Initiate opens a secure channel to the listener at the end of route (for example
-// [tcp-3, api] or [sc.x, forward_to_db, api] for a channel nested in another). Replies arrive on
-// replyFlow, the flow of route's first hop; link is what carries them (the connection or
-// outer channel), and the channel closes with it. Initiate returns once the responder has
+// Initiate opens a secure channel to the listener at the end of to.Route (for example
+// [tcp-3, api] or [sc.x, forward_to_db, api] for a channel nested in another). Replies arrive
+// on to.Flow, the flow of the route's first hop; to.Link is what carries them (the
+// connection or outer channel), and the channel closes with it. Initiate returns once the responder has
 // authenticated this side and answered, or fails with the reason.
-func Initiate(ctx context.Context, r *routing.Router, route routing.Route, replyFlow routing.FlowID, link routing.Link, cfg Config) (*Channel, error) {
+func Initiate(ctx context.Context, r *routing.Router, to routing.Destination, cfg Config) (*Channel, error) {
 	cfg.setDefaults()
-	c := newChannel(r, cfg, true, link, routing.FlowLocal)
-	if err := r.Register(c.dec, decryptor{c}, replyFlow); err != nil {
+	route := to.Route
+	c := newChannel(r, cfg, true, to.Link, routing.FlowLocal)
+	if err := r.Register(c.dec, decryptor{c}, to.Flow); err != nil {
 		return nil, err
 	}
 	hs, err := newHandshakeState(true, cfg.Static, cfg.Rand, prologue, nil)
@@ -52,8 +53,8 @@ func Initiate(ctx context.Context, r *routing.Router, route routing.Route, reply
 	ctx, cancel := context.WithTimeout(ctx, cfg.HandshakeTimeout)
 	defer cancel()
 	var linkDone <-chan struct{}
-	if link != nil {
-		linkDone = link.Done()
+	if to.Link != nil {
+		linkDone = to.Link.Done()
 	}
 	select {
 	case <-linkDone:

@@ -241,7 +241,7 @@ func newEchoPair(t testing.TB, aliceCfg, bobCfg func(*Config)) *echoPair {
 
 func (p *echoPair) initiate(cfg Config) (*Channel, error) {
 	route := routing.MustRoute(routing.LocalAddress("to-bob"), routing.LocalAddress("api"))
-	return Initiate(context.Background(), p.alice.r, route, p.wire.flows["alice"], p.wire.links["alice"], cfg)
+	return Initiate(context.Background(), p.alice.r, routing.Destination{Route: route, Flow: p.wire.flows["alice"], Link: p.wire.links["alice"]}, cfg)
 }
 
 // echo sends payload through the channel to bob's echo and returns the reply's payload.

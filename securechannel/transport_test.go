@@ -44,7 +44,7 @@ func TestChannelOverMemoryTransport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ch, err := Initiate(context.Background(), alice.r, routing.MustRoute(conn.Address(), routing.LocalAddress("api")), conn.Flow(), conn, alice.config(""))
+	ch, err := Initiate(context.Background(), alice.r, routing.Through(conn).Worker("api"), alice.config(""))
 	if err != nil {
 		t.Fatalf("Initiate over the memory transport: %v", err)
 	}

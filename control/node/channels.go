@@ -96,9 +96,7 @@ func (n *Node) startListenerLocked() error {
 // resolved is a route made usable: the route itself, the flow its replies come back on and the
 // link under it, and the channels created on the way, which the caller owns.
 type resolved struct {
-	route    routing.Route
-	flow     routing.FlowID
-	link     routing.Link
+	routing.Destination
 	channels []*securechannel.Channel
 }
 
@@ -114,7 +112,7 @@ func (r *resolved) close() {
 // authorized restricts the peer of the last channel.
 // require asks every channel's peer for a valid project credential.
 func (n *Node) resolve(ctx context.Context, path routing.Path, authorized []identity.Identifier, require bool) (*resolved, error) {
-	res := &resolved{flow: routing.FlowLocal}
+	res := &resolved{}
 	lastSecure := -1
 	for i, h := range path {
 		if h.Proto == routing.ProtoSecure {
@@ -143,15 +141,14 @@ func (n *Node) resolve(ctx context.Context, path routing.Path, authorized []iden
 			if err != nil {
 				return fail(err)
 			}
-			res.route.Append(c.Address())
-			res.flow, res.link = c.Flow(), c
+			res.Destination = routing.Through(c)
 		case h.Proto == routing.ProtoService:
 			if i == 0 {
 				if ch := n.channels.get(h.Value); ch != nil { // through an existing channel
-					res.flow, res.link = ch.Flow(), ch
+					res.Flow, res.Link = ch.Flow(), ch
 				}
 			}
-			if err := res.route.Append(routing.LocalAddress(h.Value)); err != nil {
+			if err := res.Route.Append(routing.LocalAddress(h.Value)); err != nil {
 				return fail(err)
 			}
 		case h.Proto == routing.ProtoProject:
@@ -163,26 +160,24 @@ func (n *Node) resolve(ctx context.Context, path routing.Path, authorized []iden
 				return fail(err)
 			}
 			if hub != nil { // on the hub itself the project is local
-				res.route.Append(hub.Address())
-				res.flow, res.link = hub.Flow(), hub
+				res.Destination = routing.Through(hub)
 			}
 		case h.Proto == routing.ProtoSecure:
-			to := res.route
-			if err := to.Append(routing.LocalAddress(h.Value)); err != nil {
+			to := res.Destination
+			if err := to.Route.Append(routing.LocalAddress(h.Value)); err != nil {
 				return fail(err)
 			}
 			var auth []identity.Identifier
 			if i == lastSecure {
 				auth = authorized
 			}
-			ch, err := securechannel.Initiate(ctx, n.router, to, res.flow, res.link, n.channelConfig(auth, require))
+			ch, err := securechannel.Initiate(ctx, n.router, to, n.channelConfig(auth, require))
 			if err != nil {
 				return fail(fmt.Errorf("secure channel to %s: %w", routing.Path(path[:i+1]), err))
 			}
 			n.channels.add(ch)
 			res.channels = append(res.channels, ch)
-			res.route = routing.MustRoute(ch.Address())
-			res.flow, res.link = ch.Flow(), ch
+			res.Destination = routing.Through(ch)
 		default:
 			return fail(fmt.Errorf("route %s: /%s is not supported by this node", path, h.Proto))
 		}

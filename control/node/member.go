@@ -187,7 +187,7 @@ func (n *Node) enroll(ctx context.Context, text string) (api.Project, error) {
 	defer ch.Close()
 	var ans credentialAnswer
 	req := authorityRequest{Op: "enroll", Secret: t.Secret[:]}
-	if err := rpc.Call(ctx, n.router, routing.MustRoute(ch.Address(), routing.LocalAddress(authorityWorker)), ch.Flow(), req, &ans); err != nil {
+	if err := rpc.Call(ctx, n.router, routing.Through(ch).Worker(authorityWorker), req, &ans); err != nil {
 		return fail(err)
 	}
 	b, err := n.checkCredential(p, ans.Credential)
@@ -241,7 +241,7 @@ func (n *Node) requestCredential(ctx context.Context, p *project) (*credential.B
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	var ans credentialAnswer
-	if err := rpc.Call(ctx, n.router, routing.MustRoute(ch.Address(), routing.LocalAddress(authorityWorker)), ch.Flow(), authorityRequest{Op: "credential"}, &ans); err != nil {
+	if err := rpc.Call(ctx, n.router, routing.Through(ch).Worker(authorityWorker), authorityRequest{Op: "credential"}, &ans); err != nil {
 		return nil, err
 	}
 	return n.checkCredential(p, ans.Credential)
@@ -254,7 +254,7 @@ func (n *Node) callHub(ctx context.Context, worker string, req, resp any) error 
 		return errNoProject
 	}
 	if p.hub {
-		return rpc.Call(ctx, n.router, routing.MustRoute(routing.LocalAddress(worker)), routing.FlowLocal, req, resp)
+		return rpc.Call(ctx, n.router, routing.Destination{}.Worker(worker), req, resp)
 	}
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -262,7 +262,7 @@ func (n *Node) callHub(ctx context.Context, worker string, req, resp any) error 
 	if err != nil {
 		return err
 	}
-	return rpc.Call(wctx, n.router, routing.MustRoute(ch.Address(), routing.LocalAddress(worker)), ch.Flow(), req, resp)
+	return rpc.Call(wctx, n.router, routing.Through(ch).Worker(worker), req, resp)
 }
 
 // createRelay registers a relay at the hub and remembers it, so it comes back after a

@@ -414,14 +414,14 @@ func (p *portalPath) build(ctx context.Context) error {
 		res.close()
 		return fmt.Errorf("%w: %s: %s", errPolicy, ch.Peer().Identifier(), why)
 	}
-	to := res.route
+	to := res.Route
 	if err := to.Append(routing.LocalAddress(last.Value)); err != nil {
 		res.close()
 		return err
 	}
 	p.channels = res.channels
 	p.cur = dataplane.PathRoute{
-		To: to, Flow: res.flow, Done: ch.Done(), Peer: ch.Peer(), Link: ch,
+		To: to, Flow: res.Flow, Done: ch.Done(), Peer: ch.Peer(), Link: res.Link,
 		Alive:  ch.Ping,
 		Broken: func() { ch.Close() },
 	}
