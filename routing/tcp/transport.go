@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -383,20 +385,13 @@ func (t *Transport) Stats() Stats {
 // Close closes every listener and connection. It is idempotent.
 func (t *Transport) Close() error {
 	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
+	already := t.closed
+	t.closed = true
+	ls, cs := slices.Collect(maps.Keys(t.listeners)), slices.Collect(maps.Keys(t.conns))
+	t.mu.Unlock()
+	if already {
 		return nil
 	}
-	t.closed = true
-	ls := make([]*Listener, 0, len(t.listeners))
-	for l := range t.listeners {
-		ls = append(ls, l)
-	}
-	cs := make([]*Conn, 0, len(t.conns))
-	for c := range t.conns {
-		cs = append(cs, c)
-	}
-	t.mu.Unlock()
 	for _, l := range ls {
 		l.Close()
 	}

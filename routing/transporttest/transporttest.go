@@ -3,7 +3,9 @@ package transporttest
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -208,15 +210,8 @@ func (t *Transport) Stats() routing.TransportStats {
 // Close implements routing.Transport.
 func (t *Transport) Close() error {
 	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
-		return nil
-	}
 	t.closed = true
-	cs := make([]*Conn, 0, len(t.conns))
-	for c := range t.conns {
-		cs = append(cs, c)
-	}
+	cs := slices.Collect(maps.Keys(t.conns))
 	t.mu.Unlock()
 	t.net.mu.Lock()
 	for name, lt := range t.net.listeners {
