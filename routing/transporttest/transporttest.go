@@ -152,7 +152,8 @@ func (t *Transport) dial(name string) (*Conn, error) {
 		c.Close()
 		return nil, err
 	}
-	c.peer, fc.peer = fc, c
+	c.setPeer(fc)
+	fc.setPeer(c)
 	go c.deliver()
 	go fc.deliver()
 	return c, nil
@@ -232,11 +233,11 @@ type Conn struct {
 	name   string
 	flow   routing.FlowID
 	dialed string
-	peer   *Conn
 	done   chan struct{}
 	once   sync.Once
 
 	mu     sync.Mutex
+	peer   *Conn // the other end, set once by dial
 	cond   *sync.Cond
 	queue  [][]byte // encoded messages on their way to peer
 	closed bool
@@ -262,6 +263,12 @@ func (c *Conn) WasAuthenticated() bool { return c.auth.Load() }
 
 // Guarantees implements routing.Link.
 func (c *Conn) Guarantees() routing.Guarantees { return c.t.g }
+
+func (c *Conn) setPeer(p *Conn) {
+	c.mu.Lock()
+	c.peer = p
+	c.mu.Unlock()
+}
 
 // HandleMessage queues m, addressed to this connection, for the peer. It never blocks.
 func (c *Conn) HandleMessage(m *routing.Message) {
@@ -296,11 +303,11 @@ func (c *Conn) deliver() {
 			c.mu.Unlock()
 			return
 		}
-		q := c.queue
+		q, peer := c.queue, c.peer
 		c.queue = nil
 		c.mu.Unlock()
 		for _, b := range q {
-			c.peer.receive(b)
+			peer.receive(b)
 		}
 	}
 }
@@ -338,8 +345,11 @@ func (c *Conn) Close() error {
 		c.t.mu.Unlock()
 		c.t.r.Unregister(c.name)
 	})
-	if first && c.peer != nil {
-		c.peer.Close()
+	c.mu.Lock()
+	peer := c.peer
+	c.mu.Unlock()
+	if first && peer != nil {
+		peer.Close()
 	}
 	return nil
 }
