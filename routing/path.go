@@ -62,7 +62,7 @@ func ParsePath(s string) (Path, error) {
 				k, ok = kindNamed(parts[i+1])
 			}
 			if !ok || !k.HostPort {
-				return nil, fmt.Errorf("route %q: /%s/%s must be followed by /tcp/PORT (or /KIND/PORT for another transport of this node: %s)", s, proto, val, strings.Join(kindNames(), ", "))
+				return nil, fmt.Errorf("route %q: /%s/%s must be followed by /tcp/PORT (or /KIND/PORT with another host:port kind: %s)", s, proto, val, kindNames(true))
 			}
 			h.Kind = k.Name
 			port, err := strconv.ParseUint(parts[i+2], 10, 16)
@@ -85,7 +85,7 @@ func ParsePath(s string) (Path, error) {
 				}
 				break
 			}
-			return nil, fmt.Errorf("route %q: unknown protocol /%s (want ip4, ip6, dnsaddr, service, secure, project or an address kind: %s)", s, proto, strings.Join(kindNames(), ", "))
+			return nil, fmt.Errorf("route %q: unknown protocol /%s (want ip4, ip6, dnsaddr, service, secure or project, or an address kind: %s)", s, proto, kindNames(false))
 		}
 		if len(p) >= MaxHops {
 			return nil, fmt.Errorf("route %q: more than %d hops", s, MaxHops)

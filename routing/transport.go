@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 )
 
@@ -186,15 +188,19 @@ func kindNamed(name string) (Kind, bool) {
 	return k, ok
 }
 
-// kindNames lists the registered kinds, for error messages.
-func kindNames() []string {
+// kindNames lists the registered kinds whose addresses are host:port (or are not), sorted,
+// for error messages.
+func kindNames(hostPort bool) string {
 	kinds.RLock()
 	defer kinds.RUnlock()
-	names := make([]string, 0, len(kinds.byName))
-	for n := range kinds.byName {
-		names = append(names, n)
+	var names []string
+	for n, k := range kinds.byName {
+		if k.HostPort == hostPort {
+			names = append(names, n)
+		}
 	}
-	return names
+	slices.Sort(names)
+	return strings.Join(names, ", ")
 }
 
 // InNode is what a message gets that never leaves the node (a link of nil): delivery is a
