@@ -85,7 +85,11 @@ func ParsePath(s string) (Path, error) {
 				}
 				break
 			}
-			return nil, fmt.Errorf("route %q: unknown protocol /%s (want ip4, ip6, dnsaddr, service, secure or project, or an address kind: %s)", s, proto, kindNames(false))
+			want := "ip4, ip6, dnsaddr, service, secure or project"
+			if opaque := kindNames(false); opaque != "" {
+				want += ", or an address kind: " + opaque
+			}
+			return nil, fmt.Errorf("route %q: unknown protocol /%s (want %s)", s, proto, want)
 		}
 		if len(p) >= MaxHops {
 			return nil, fmt.Errorf("route %q: more than %d hops", s, MaxHops)
