@@ -10,4 +10,7 @@
 // its peer node, and Recheck, which the control plane runs when a policy or a peer's
 // credential changes (never per frame), resets at both ends the sessions that no longer pass.
 // An outlet caps the sessions each peer identity holds (MaxSessionsPerPeer).
+//
+// A session needs a path that delivers every message, once and in order (pathNeeds in
+// protocol.go, checked against routing.Link.Guarantees): both ends refuse any other.
 package dataplane

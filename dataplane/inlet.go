@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/adjacentnet/adjacent/internal/backoff"
+	"github.com/adjacentnet/adjacent/internal/signals"
 	"github.com/adjacentnet/adjacent/routing"
 )
 
@@ -24,6 +26,9 @@ type PathRoute struct {
 	Flow routing.FlowID  // the channel's flow, on which the outlet's answers arrive
 	Done <-chan struct{} // closed when the channel goes
 	Peer routing.Peer    // the outlet node's identity
+	// Link is what the path's messages travel over (the end-to-end channel), whose
+	// Guarantees must cover pathNeeds; nil for a path inside the node.
+	Link routing.Link
 	// Alive checks that the far end still answers (nil: no check). Broken gives up the
 	// route, closing Done, so that the next Open builds a new one.
 	Alive  func(ctx context.Context) error
@@ -112,18 +117,18 @@ func (in *Inlet) Serve(ln net.Listener) error {
 	}
 	in.ln = ln
 	in.mu.Unlock()
-	var delay time.Duration
+	failures := 0
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			time.Sleep(delay)
+			failures++
+			time.Sleep(backoff.Accept.Delay(failures))
 			continue
 		}
-		delay = 0 // Go turns Nagle off on accepted connections by itself
+		failures = 0 // Go turns Nagle off on accepted connections by itself
 		if !in.openNow(c) {
 			go in.Handle(c)
 		}
@@ -198,14 +203,7 @@ func (in *Inlet) sendConnect(pr PathRoute, s *session) {
 	in.cfg.Router.Send(m)
 }
 
-func isClosed(c <-chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
-	}
-}
+func isClosed(c <-chan struct{}) bool { return signals.Closed(c) }
 
 // Handle carries one accepted connection through a new portal session; a connection whose
 // session cannot be opened is closed.
@@ -244,6 +242,9 @@ func (in *Inlet) dialOnce(ctx context.Context) (*Pending, error) {
 	pr, err := in.cfg.Path.Open(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if err := checkPath(pr.Link); err != nil {
+		return nil, err // and the path is not kept for openNow
 	}
 	in.mu.Lock()
 	in.path = pr

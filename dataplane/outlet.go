@@ -2,14 +2,13 @@ package dataplane
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"log/slog"
 	"net"
 	"sync"
 	"time"
 
+	"github.com/adjacentnet/adjacent/internal/randid"
 	"github.com/adjacentnet/adjacent/internal/ratelog"
 	"github.com/adjacentnet/adjacent/routing"
 )
@@ -109,6 +108,11 @@ func (o *Outlet) HandleMessage(m *routing.Message) {
 	}
 	if _, err := m.ReplyRoute(); err != nil {
 		m.Release() // the session could not talk back the way the connect came
+		return
+	}
+	if err := checkPath(m.Local.Link); err != nil {
+		o.cfg.Logger.Debug("portal connection refused", "target", o.cfg.Target, "err", err) // the inlet hears why
+		o.refuse(m, err.Error())
 		return
 	}
 	peer := ""
@@ -214,11 +218,7 @@ func (o *Outlet) Close() error {
 	return nil
 }
 
-func randomID() string {
-	var b [8]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
+func randomID() string { return randid.New() }
 
 // bufferOf copies p into a pooled buffer.
 func bufferOf(p []byte) *routing.Buffer {

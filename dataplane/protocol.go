@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/adjacentnet/adjacent/routing"
 )
 
 // The first byte of every portal message. A portal message is the payload of a routed
@@ -18,6 +20,34 @@ const (
 	msgReset     byte = 6 // the path or a socket failed: [reason]; the session is over
 	msgWindow    byte = 7 // [credit u32]: the receiver consumed bytes, the sender may send more
 )
+
+// pathNeeds is what the portal protocol needs of the path under a session: every message,
+// once and in order (routing.Stream). Data carries no offset and credit no sequence number:
+// a lost window update stalls the session for good, a lost or reordered data message
+// corrupts the stream, a lost half-close leaves it open. A session therefore refuses to run
+// over a path whose link does not promise a stream, at both ends: the inlet before it
+// connects, the outlet before it dials (the packet portals, which carry the client's own
+// TCP segments, are the ones to run over datagrams). And it needs room for a data message
+// of a whole chunk with its routes.
+var pathNeeds = routing.Guarantees{Reliable: true, Ordered: true, MaxMessage: maxPortalMessage}
+
+// maxPortalMessage is the largest routed message a session sends: version, two routes, the
+// kind byte and a chunk of data.
+const maxPortalMessage = 1 + 2*(1+routing.MaxRouteBytes) + 1 + chunk
+
+// checkPath returns why a portal session must not run over link, or nil. A nil link is a
+// path inside the node.
+func checkPath(link routing.Link) error {
+	if link == nil {
+		return nil
+	}
+	if g := link.Guarantees(); !g.Covers(pathNeeds) {
+		return fmt.Errorf("%w: it is %s; a TCP portal needs reliable, ordered delivery of messages up to %d bytes (use a stream transport such as tcp)", errPathUnfit, g, maxPortalMessage)
+	}
+	return nil
+}
+
+var errPathUnfit = errors.New("the path cannot carry a TCP portal")
 
 // maxReason bounds the reason of a refusal or reset.
 const maxReason = 256

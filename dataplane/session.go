@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/adjacentnet/adjacent/internal/signals"
 	"github.com/adjacentnet/adjacent/internal/sockio"
 	"github.com/adjacentnet/adjacent/routing"
 )
@@ -485,14 +486,7 @@ func (s *session) sendRaw(body *routing.Buffer) {
 	s.router.Send(m)
 }
 
-func (s *session) isDone() bool {
-	select {
-	case <-s.done:
-		return true
-	default:
-		return false
-	}
-}
+func (s *session) isDone() bool { return signals.Closed(s.done) }
 
 // lateAnswer takes the outlet's answer to a session that stopped waiting for it.
 func (s *session) lateAnswer(m *routing.Message) {

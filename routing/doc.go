@@ -28,6 +28,11 @@
 // headroom, so route headers, counters and frame lengths are written in front of the payload
 // in place, and tags behind it in the tailroom.
 //
-// Transports live in subpackages (routing/tcp) and plug in through the Transport interface.
+// Transports live in subpackages (routing/tcp; routing/transporttest, in memory, for tests)
+// and plug in through the contract of transport.go: Transport (dial, listen, send, stats,
+// close) and the Guarantees each link states (reliable? ordered? largest message?), which
+// the layers above check instead of assuming TCP. The router keeps one transport per address
+// Type; the route text form parses the address of every registered Kind. A Destination
+// (route, flow, link) is where a worker sends and how it knows the answers.
 // This package knows nothing of encryption, identities or portals.
 package routing

@@ -52,6 +52,8 @@ type Link interface {
 	Authenticated()
 	// Done is closed when the connection is gone; channels over it end with it.
 	Done() <-chan struct{}
+	// Guarantees is what the link promises about the messages it carries (transport.go).
+	Guarantees() Guarantees
 }
 
 var messagePool = sync.Pool{New: func() any { return new(Message) }}

@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"cmp"
 	"fmt"
 	"net"
 	"net/netip"
@@ -8,21 +9,24 @@ import (
 	"strings"
 )
 
-// Protocols of the route text form.
+// Protocols of the route text form. Besides these, the name of every registered address
+// Kind is one: /ip4/ADDR/tcp/PORT for a host:port kind, /NAME/VALUE for an opaque one.
 const (
-	ProtoIP4     = "ip4"     // /ip4/ADDR/tcp/PORT
-	ProtoIP6     = "ip6"     // /ip6/ADDR/tcp/PORT
-	ProtoDNS     = "dnsaddr" // /dnsaddr/NAME/tcp/PORT
+	ProtoIP4     = "ip4"     // /ip4/ADDR/KIND/PORT, KIND a host:port kind such as tcp
+	ProtoIP6     = "ip6"     // /ip6/ADDR/KIND/PORT
+	ProtoDNS     = "dnsaddr" // /dnsaddr/NAME/KIND/PORT
 	ProtoService = "service" // a worker on the node reached so far
 	ProtoSecure  = "secure"  // a secure channel to the listener NAME at the node reached so far
 	ProtoProject = "project" // the hub of an enrolled project
 )
 
-// Hop is one step of a Path. TCP hops (ip4, ip6, dnsaddr) have a Port.
+// Hop is one step of a Path. Host hops (ip4, ip6, dnsaddr) have a Port and the Kind of
+// transport that reaches it ("tcp"); a hop of an opaque kind has the kind's name as Proto.
 type Hop struct {
 	Proto string
 	Value string
 	Port  uint16
+	Kind  string
 }
 
 // Path is the text form of a route that users type, as in Ockam:
@@ -53,9 +57,14 @@ func ParsePath(s string) (Path, error) {
 		h := Hop{Proto: proto, Value: val}
 		switch proto {
 		case ProtoIP4, ProtoIP6, ProtoDNS:
-			if i+2 >= len(parts) || parts[i+1] != "tcp" {
-				return nil, fmt.Errorf("route %q: /%s/%s must be followed by /tcp/PORT", s, proto, val)
+			k, ok := Kind{}, i+2 < len(parts)
+			if ok {
+				k, ok = kindNamed(parts[i+1])
 			}
+			if !ok || !k.HostPort {
+				return nil, fmt.Errorf("route %q: /%s/%s must be followed by /tcp/PORT (or /KIND/PORT with another host:port kind: %s)", s, proto, val, kindNames(true))
+			}
+			h.Kind = k.Name
 			port, err := strconv.ParseUint(parts[i+2], 10, 16)
 			if err != nil || port == 0 {
 				return nil, fmt.Errorf("route %q: port %q is not a number from 1 to 65535", s, parts[i+2])
@@ -70,7 +79,17 @@ func ParsePath(s string) (Path, error) {
 				return nil, fmt.Errorf("route %q: %w", s, err)
 			}
 		default:
-			return nil, fmt.Errorf("route %q: unknown protocol /%s (want ip4, ip6, dnsaddr, service, secure or project)", s, proto)
+			if k, ok := kindNamed(proto); ok && !k.HostPort {
+				if err := (Address{k.Type, val}).validate(); err != nil {
+					return nil, fmt.Errorf("route %q: %w", s, err)
+				}
+				break
+			}
+			want := "ip4, ip6, dnsaddr, service, secure or project"
+			if opaque := kindNames(false); opaque != "" {
+				want += ", or an address kind: " + opaque
+			}
+			return nil, fmt.Errorf("route %q: unknown protocol /%s (want %s)", s, proto, want)
 		}
 		if len(p) >= MaxHops {
 			return nil, fmt.Errorf("route %q: more than %d hops", s, MaxHops)
@@ -124,19 +143,42 @@ func validHostname(s string) bool {
 	return true
 }
 
-// IsTCP reports whether h is a TCP hop.
-func (h Hop) IsTCP() bool { return h.Proto == ProtoIP4 || h.Proto == ProtoIP6 || h.Proto == ProtoDNS }
+// isHost reports whether h is a host hop (ip4, ip6, dnsaddr).
+func (h Hop) isHost() bool { return h.Proto == ProtoIP4 || h.Proto == ProtoIP6 || h.Proto == ProtoDNS }
 
-// HostPort returns a TCP hop's dialable host:port.
+// IsTCP reports whether h is a TCP hop.
+func (h Hop) IsTCP() bool { return h.isHost() && (h.Kind == "tcp" || h.Kind == "") }
+
+// IsTransport reports whether h is the address of a transport (of any registered kind), which
+// a node dials rather than resolves.
+func (h Hop) IsTransport() bool {
+	if h.isHost() {
+		return true
+	}
+	k, ok := kindNamed(h.Proto)
+	return ok && !k.HostPort
+}
+
+// HostPort returns a host hop's dialable host:port.
 func (h Hop) HostPort() string { return net.JoinHostPort(h.Value, strconv.Itoa(int(h.Port))) }
 
-// Address returns the routing address of a TCP or service hop.
+// Address returns the routing address of a transport or service hop.
 func (h Hop) Address() (Address, error) {
 	switch {
-	case h.IsTCP():
-		return TCPAddress(h.HostPort()), nil
+	case h.isHost():
+		k, ok := kindNamed(h.Kind)
+		if h.Kind == "" {
+			k, ok = kindNamed("tcp")
+		}
+		if !ok || !k.HostPort {
+			return Address{}, fmt.Errorf("route: /%s/%s/%s/%d: no transport of that kind", h.Proto, h.Value, h.Kind, h.Port)
+		}
+		return Address{k.Type, h.HostPort()}, nil
 	case h.Proto == ProtoService:
 		return LocalAddress(h.Value), nil
+	case h.IsTransport():
+		k, _ := kindNamed(h.Proto)
+		return Address{k.Type, h.Value}, nil
 	}
 	return Address{}, fmt.Errorf("route: /%s/%s must be resolved by a node", h.Proto, h.Value)
 }
@@ -149,15 +191,17 @@ func (p Path) String() string {
 		b.WriteString(h.Proto)
 		b.WriteByte('/')
 		b.WriteString(h.Value)
-		if h.IsTCP() {
-			b.WriteString("/tcp/")
+		if h.isHost() {
+			b.WriteByte('/')
+			b.WriteString(cmp.Or(h.Kind, "tcp"))
+			b.WriteByte('/')
 			b.WriteString(strconv.Itoa(int(h.Port)))
 		}
 	}
 	return b.String()
 }
 
-// Route converts a path of TCP and service hops into a route.
+// Route converts a path of transport and service hops into a route.
 func (p Path) Route() (Route, error) {
 	var r Route
 	for _, h := range p {

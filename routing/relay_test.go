@@ -14,9 +14,10 @@ func (p testPeer) Identifier() string { return string(p) }
 // testLink is a fake connection or channel: what arrives over it has its address pushed.
 type testLink struct{ addr Address }
 
-func (l testLink) Address() Address      { return l.addr }
-func (l testLink) Authenticated()        {}
-func (l testLink) Done() <-chan struct{} { return nil }
+func (l testLink) Address() Address       { return l.addr }
+func (l testLink) Authenticated()         {}
+func (l testLink) Done() <-chan struct{}  { return nil }
+func (l testLink) Guarantees() Guarantees { return Stream }
 
 var quiet = slog.New(slog.DiscardHandler)
 

@@ -22,12 +22,6 @@ type WorkerFunc func(m *Message)
 // HandleMessage calls f(m).
 func (f WorkerFunc) HandleMessage(m *Message) { f(m) }
 
-// Transport carries messages to addresses of one type (TypeTCP...). Send takes ownership of m,
-// whose first onward hop is an address of that type, and must not block.
-type Transport interface {
-	Send(m *Message)
-}
-
 // maxDepth bounds the synchronous hops one message may take on one node, so that a routing
 // loop (a relay pointing at itself) drops a message instead of overflowing the stack.
 const maxDepth = 32
@@ -43,7 +37,7 @@ type Router struct {
 
 	mu         sync.RWMutex
 	workers    map[string]*registration
-	transports map[Type]Transport
+	transports map[Type]Sender
 
 	nextFlow     atomic.Uint64
 	unregistered atomic.Uint64 // workers removed so far: tables of worker names prune on change
@@ -71,7 +65,7 @@ func New(cfg Config) *Router {
 	r := &Router{
 		log:        log.With("component", "router"),
 		workers:    make(map[string]*registration),
-		transports: make(map[Type]Transport),
+		transports: make(map[Type]Sender),
 	}
 	r.nextFlow.Store(uint64(FlowTransports))
 	return r
@@ -178,10 +172,19 @@ func (r *Router) lookupBytes(name []byte) *registration {
 }
 
 // SetTransport installs the transport for addresses of type t.
-func (r *Router) SetTransport(t Type, tr Transport) {
+func (r *Router) SetTransport(t Type, tr Sender) {
 	r.mu.Lock()
 	r.transports[t] = tr
 	r.mu.Unlock()
+}
+
+// Transport returns the transport installed for addresses of type t, or nil if there is
+// none or it is only a Sender.
+func (r *Router) Transport(t Type) Transport {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	tr, _ := r.transports[t].(Transport)
+	return tr
 }
 
 // Send routes m by its first onward hop, taking ownership: to the local worker of that name

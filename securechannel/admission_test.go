@@ -410,7 +410,7 @@ func TestManySourcesFloodOverTCP(t *testing.T) {
 	ac := alice.config("")
 	ac.HandshakeTimeout = 3 * time.Second
 	for i := range 3 {
-		ch, err := Initiate(ctx, alice.r, routing.MustRoute(conn.Address(), routing.LocalAddress("api")), conn.Flow(), conn, ac)
+		ch, err := Initiate(ctx, alice.r, routing.Through(conn).Worker("api"), ac)
 		if err != nil {
 			t.Fatalf("honest handshake %d from an eleventh source during the flood: %v", i, err)
 		}

@@ -2,8 +2,6 @@ package securechannel
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/flynn/noise"
 
+	"github.com/adjacentnet/adjacent/internal/randid"
 	"github.com/adjacentnet/adjacent/routing"
 )
 
@@ -89,7 +88,7 @@ func (k *recvKeys) pick(gen byte) *receiver {
 }
 
 func newChannel(r *routing.Router, cfg Config, initiator bool, link routing.Link, spawner routing.FlowID) *Channel {
-	id := randomID()
+	id := randid.New()
 	c := &Channel{
 		cfg:       cfg,
 		router:    r,
@@ -110,12 +109,6 @@ func newChannel(r *routing.Router, cfg Config, initiator bool, link routing.Link
 	c.members = spawner
 	c.log = cfg.Logger.With("component", "securechannel", "channel", c.enc, "role", role)
 	return c
-}
-
-func randomID() string {
-	var b [8]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // Address is the local address that workers send through: a message routed to
@@ -158,6 +151,21 @@ func (c *Channel) Err() error {
 // Authenticated is part of routing.Link: a channel nested in this one authenticated, which
 // changes nothing for this channel.
 func (c *Channel) Authenticated() {}
+
+// Guarantees is part of routing.Link: a channel keeps the guarantees of the link it runs over
+// (what the link reorders, the replay window takes), for messages smaller by its overhead.
+func (c *Channel) Guarantees() routing.Guarantees {
+	g := routing.InNode()
+	if c.link != nil {
+		g = c.link.Guarantees()
+	}
+	g.MaxMessage = max(0, g.MaxMessage-channelOverhead)
+	return g
+}
+
+// channelOverhead bounds what a channel adds to a message: its framing and tag, and the
+// routes of the message that carries the ciphertext.
+const channelOverhead = transportOverhead + 1 + 2*(1+routing.MaxRouteBytes)
 
 // Stats are a channel's counters.
 type Stats struct {

@@ -63,7 +63,7 @@ func TestStaticKeyMismatchRejected(t *testing.T) {
 		t.Fatal(err)
 	}
 	route := routing.MustRoute(routing.LocalAddress("to-mallory"), routing.LocalAddress("api"))
-	_, err := Initiate(context.Background(), p.alice.r, route, w.flows["alice"], w.links["alice"], p.alice.config(""))
+	_, err := Initiate(context.Background(), p.alice.r, routing.Destination{Route: route, Flow: w.flows["alice"], Link: w.links["alice"]}, p.alice.config(""))
 	if err == nil || !strings.Contains(err.Error(), "different static key") {
 		t.Fatalf("Initiate to a responder with a mismatched attestation = %v, want a rejection", err)
 	}
@@ -89,7 +89,7 @@ func TestAuthorized(t *testing.T) {
 	}
 	defer l.Close()
 	route := routing.MustRoute(routing.LocalAddress("to-bob"), routing.LocalAddress("api-carol"))
-	_, err = Initiate(context.Background(), p.alice.r, route, p.wire.flows["alice"], p.wire.links["alice"], p.alice.config(""))
+	_, err = Initiate(context.Background(), p.alice.r, routing.Destination{Route: route, Flow: p.wire.flows["alice"], Link: p.wire.links["alice"]}, p.alice.config(""))
 	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "alice is not authorized") {
 		t.Fatalf("alice at a listener for carol = %v, want ErrRefused with the reason", err)
 	}
@@ -278,7 +278,7 @@ func TestNested(t *testing.T) {
 		t.Fatal(err)
 	}
 	route := routing.MustRoute(p.ch.Address(), routing.LocalAddress("relay"), routing.LocalAddress("api"))
-	inner, err := Initiate(context.Background(), p.alice.r, route, p.ch.Flow(), p.ch, p.alice.config("carol"))
+	inner, err := Initiate(context.Background(), p.alice.r, routing.Destination{Route: route, Flow: p.ch.Flow(), Link: p.ch}, p.alice.config("carol"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/flynn/noise"
+	"golang.zx2c4.com/wireguard/replay"
 
 	"github.com/adjacentnet/adjacent/internal/racecheck"
 )
@@ -50,10 +51,7 @@ type receiverState struct {
 	cur, prev windowState
 }
 
-type windowState struct {
-	last uint64
-	ring [ringBlocks]uint64
-}
+type windowState = replay.Filter
 
 func (w *replayWindow) state() windowState {
 	if w == nil {
@@ -61,7 +59,7 @@ func (w *replayWindow) state() windowState {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return windowState{w.last, w.ring}
+	return w.f
 }
 
 func (r *receiver) state() receiverState {

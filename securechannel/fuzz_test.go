@@ -118,12 +118,6 @@ func FuzzReplayWindow(f *testing.F) {
 			case 2:
 				ctr = m.max + d<<8 // jumps past the window
 			}
-			if got, want := w.check(ctr), m.check(ctr); got != want {
-				t.Fatalf("check(%d) = %v, want %v (highest %d)", ctr, got, want, m.max)
-			}
-			if ops[0]%4 == 3 {
-				continue
-			}
 			if got, want := w.accept(ctr), m.accept(ctr); got != want {
 				t.Fatalf("accept(%d) = %v, want %v (highest %d)", ctr, got, want, m.max)
 			}

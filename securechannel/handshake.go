@@ -8,21 +8,23 @@ import (
 
 	"github.com/flynn/noise"
 
+	"github.com/adjacentnet/adjacent/internal/signals"
 	"github.com/adjacentnet/adjacent/routing"
 )
 
 // ErrRefused wraps the reason a responder gave for refusing this side.
 var ErrRefused = errors.New("refused by the peer")
 
-// Initiate opens a secure channel to the listener at the end of route (for example
-// [tcp-3, api] or [sc.x, forward_to_db, api] for a channel nested in another). Replies arrive on
-// replyFlow, the flow of route's first hop; link is what carries them (the connection or
-// outer channel), and the channel closes with it. Initiate returns once the responder has
+// Initiate opens a secure channel to the listener at the end of to.Route (for example
+// [tcp-3, api] or [sc.x, forward_to_db, api] for a channel nested in another). Replies arrive
+// on to.Flow, the flow of the route's first hop; to.Link is what carries them (the
+// connection or outer channel), and the channel closes with it. Initiate returns once the responder has
 // authenticated this side and answered, or fails with the reason.
-func Initiate(ctx context.Context, r *routing.Router, route routing.Route, replyFlow routing.FlowID, link routing.Link, cfg Config) (*Channel, error) {
+func Initiate(ctx context.Context, r *routing.Router, to routing.Destination, cfg Config) (*Channel, error) {
 	cfg.setDefaults()
-	c := newChannel(r, cfg, true, link, routing.FlowLocal)
-	if err := r.Register(c.dec, decryptor{c}, replyFlow); err != nil {
+	route := to.Route
+	c := newChannel(r, cfg, true, to.Link, routing.FlowLocal)
+	if err := r.Register(c.dec, decryptor{c}, to.Flow); err != nil {
 		return nil, err
 	}
 	hs, err := newHandshakeState(true, cfg.Static, cfg.Rand, prologue, nil)
@@ -53,8 +55,8 @@ func Initiate(ctx context.Context, r *routing.Router, route routing.Route, reply
 	ctx, cancel := context.WithTimeout(ctx, cfg.HandshakeTimeout)
 	defer cancel()
 	var linkDone <-chan struct{}
-	if link != nil {
-		linkDone = link.Done()
+	if to.Link != nil {
+		linkDone = to.Link.Done()
 	}
 	select {
 	case <-linkDone:
@@ -265,14 +267,7 @@ func (c *Channel) refusedMessage(m *routing.Message) {
 	c.fail(err)
 }
 
-func (c *Channel) isReady() bool {
-	select {
-	case <-c.ready:
-		return true
-	default:
-		return false
-	}
-}
+func (c *Channel) isReady() bool { return signals.Closed(c.ready) }
 
 // fail ends a channel whose handshake failed.
 func (c *Channel) fail(err error) {

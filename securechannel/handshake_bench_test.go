@@ -30,7 +30,7 @@ func BenchmarkHandshake(b *testing.B) {
 	cfg := alice.config("")
 	b.ReportAllocs()
 	for b.Loop() {
-		c, err := Initiate(context.Background(), alice.r, route, conn.Flow(), conn, cfg)
+		c, err := Initiate(context.Background(), alice.r, routing.Destination{Route: route, Flow: conn.Flow(), Link: conn}, cfg)
 		if err != nil {
 			b.Fatal(err)
 		}

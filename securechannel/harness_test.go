@@ -88,7 +88,8 @@ func (l *testLink) Done() <-chan struct{} { return l.done }
 func (l *testLink) close()                { l.once.Do(func() { close(l.done) }) }
 
 // Address is the wire's worker that sends back, which the wire pushes on return routes.
-func (l *testLink) Address() routing.Address { return l.addr }
+func (l *testLink) Address() routing.Address       { return l.addr }
+func (l *testLink) Guarantees() routing.Guarantees { return routing.Stream }
 
 // wire joins two test nodes like a transport connection: on each side a worker ("to-"+peer)
 // that takes messages for the other node, and a goroutine that delivers them there as if
@@ -249,7 +250,7 @@ func newEchoPair(t testing.TB, aliceCfg, bobCfg func(*Config)) *echoPair {
 
 func (p *echoPair) initiate(cfg Config) (*Channel, error) {
 	route := routing.MustRoute(routing.LocalAddress("to-bob"), routing.LocalAddress("api"))
-	return Initiate(context.Background(), p.alice.r, route, p.wire.flows["alice"], p.wire.links["alice"], cfg)
+	return Initiate(context.Background(), p.alice.r, routing.Destination{Route: route, Flow: p.wire.flows["alice"], Link: p.wire.links["alice"]}, cfg)
 }
 
 // echo sends payload through the channel to bob's echo and returns the reply's payload.

@@ -172,11 +172,10 @@ func TestStrangerHandshakeRefusedAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer inner.Close()
-	route := routing.MustRoute(p.ch.Address(), routing.LocalAddress("members-only"))
 	cfg := p.alice.config("")
 	cfg.HandshakeTimeout = time.Minute
 	start := time.Now()
-	_, err = Initiate(context.Background(), p.alice.r, route, p.ch.Flow(), p.ch, cfg)
+	_, err = Initiate(context.Background(), p.alice.r, routing.Through(p.ch).Worker("members-only"), cfg)
 	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "member") {
 		t.Fatalf("nested handshake of a stranger: %v, want a refusal", err)
 	}

@@ -36,14 +36,7 @@ func Allowed(p *policy.Policy, m *routing.Message) (bool, string) {
 	if attrs == nil {
 		return false, "the message did not come through a secure channel"
 	}
-	ok, err := p.Evaluate(attrs)
-	if err != nil {
-		return false, err.Error()
-	}
-	if !ok {
-		return false, p.Explain(attrs)
-	}
-	return true, ""
+	return evaluate(p, attrs)
 }
 
 // AllowedPeer evaluates p for an authenticated peer (an outlet's node, for an inlet's policy).
@@ -52,7 +45,11 @@ func AllowedPeer(p *policy.Policy, peer routing.Peer) (bool, string) {
 	if !ok {
 		return false, "the peer has no attributes"
 	}
-	attrs := s.Attributes()
+	return evaluate(p, s.Attributes())
+}
+
+// evaluate runs p over attrs and says why it refuses.
+func evaluate(p *policy.Policy, attrs map[string]string) (bool, string) {
 	ok, err := p.Evaluate(attrs)
 	if err != nil {
 		return false, err.Error()

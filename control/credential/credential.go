@@ -3,7 +3,6 @@ package credential
 import (
 	"crypto/ed25519"
 	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"math"
 	"slices"
@@ -57,10 +56,10 @@ type attribute struct{ key, value string }
 func Issue(signer identity.Signer, issuer, subject identity.Identifier, attrs map[string]string, issued, expires time.Time) (*Credential, error) {
 	c := &Credential{issued: issued.Unix(), expires: expires.Unix()}
 	var err error
-	if c.issuer, err = identifierHash(issuer); err != nil {
+	if c.issuer, err = issuer.Hash(); err != nil {
 		return nil, fmt.Errorf("credential: issue: issuer: %w", err)
 	}
-	if c.subject, err = identifierHash(subject); err != nil {
+	if c.subject, err = subject.Hash(); err != nil {
 		return nil, fmt.Errorf("credential: issue: subject: %w", err)
 	}
 	if err := CheckAttributes(attrs); err != nil {
@@ -145,24 +144,11 @@ func checkTimes(issued, expires int64) error {
 	return nil
 }
 
-// identifierHash returns the hash an identifier names.
-func identifierHash(id identity.Identifier) (h [sha256.Size]byte, err error) {
-	if _, err := identity.ParseIdentifier(string(id)); err != nil {
-		return h, err
-	}
-	_, err = hex.Decode(h[:], []byte(id[1:]))
-	return h, err
-}
-
-func identifierOf(h [sha256.Size]byte) identity.Identifier {
-	return identity.Identifier("I" + hex.EncodeToString(h[:]))
-}
-
 // Issuer returns the identifier of the authority that issued c.
-func (c *Credential) Issuer() identity.Identifier { return identifierOf(c.issuer) }
+func (c *Credential) Issuer() identity.Identifier { return identity.IdentifierOf(c.issuer) }
 
 // Subject returns the identifier of the identity c is about.
-func (c *Credential) Subject() identity.Identifier { return identifierOf(c.subject) }
+func (c *Credential) Subject() identity.Identifier { return identity.IdentifierOf(c.subject) }
 
 // Issued returns when c was issued.
 func (c *Credential) Issued() time.Time { return time.Unix(c.issued, 0) }

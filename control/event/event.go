@@ -3,7 +3,6 @@ package event
 import (
 	"crypto/ed25519"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -111,10 +110,10 @@ type Signed struct {
 func Sign(signer identity.Signer, att *identity.Attestation, issuer identity.Identifier, e Event) (*Signed, error) {
 	s := &Signed{attestation: att, issued: e.Issued.Unix(), until: e.Until.Unix()}
 	var err error
-	if s.issuer, err = identifierHash(issuer); err != nil {
+	if s.issuer, err = issuer.Hash(); err != nil {
 		return nil, fmt.Errorf("event: sign: issuer: %w", err)
 	}
-	if s.subject, err = identifierHash(e.Subject); err != nil {
+	if s.subject, err = e.Subject.Hash(); err != nil {
 		return nil, fmt.Errorf("event: sign: subject: %w", err)
 	}
 	s.ev = Event{Project: e.Project, Kind: e.Kind, Subject: e.Subject, Issued: time.Unix(s.issued, 0), Until: time.Unix(s.until, 0)}
@@ -165,7 +164,7 @@ func (s *Signed) check() error {
 func (s *Signed) Event() Event { return s.ev }
 
 // Issuer returns the identifier of the authority the event claims to be from.
-func (s *Signed) Issuer() identity.Identifier { return identifierOf(s.issuer) }
+func (s *Signed) Issuer() identity.Identifier { return identity.IdentifierOf(s.issuer) }
 
 // Verify checks that s is authority's, for project, and fresh at now, and returns its event:
 //
@@ -256,7 +255,7 @@ func parse(b []byte) (*Signed, error) {
 		return nil, fmt.Errorf("times out of range: %w", ErrMalformed)
 	}
 	s.issued, s.until = int64(issued), int64(until)
-	s.ev.Subject, s.ev.Issued, s.ev.Until = identifierOf(s.subject), time.Unix(s.issued, 0), time.Unix(s.until, 0)
+	s.ev.Subject, s.ev.Issued, s.ev.Until = identity.IdentifierOf(s.subject), time.Unix(s.issued, 0), time.Unix(s.until, 0)
 	if err := s.check(); err != nil {
 		return nil, err
 	}
@@ -266,17 +265,4 @@ func parse(b []byte) (*Signed, error) {
 	}
 	s.attestation = a
 	return &s, nil
-}
-
-// identifierHash returns the hash an identifier names.
-func identifierHash(id identity.Identifier) (h [sha256.Size]byte, err error) {
-	if _, err := identity.ParseIdentifier(string(id)); err != nil {
-		return h, err
-	}
-	_, err = hex.Decode(h[:], []byte(id[1:]))
-	return h, err
-}
-
-func identifierOf(h [sha256.Size]byte) identity.Identifier {
-	return identity.Identifier("I" + hex.EncodeToString(h[:]))
 }

@@ -189,7 +189,7 @@ func TestSignRefuses(t *testing.T) {
 }
 
 func hashOf(id identity.Identifier) []byte {
-	h, err := identifierHash(id)
+	h, err := id.Hash()
 	if err != nil {
 		panic(err)
 	}

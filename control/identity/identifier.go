@@ -45,6 +45,20 @@ func (id Identifier) hash() (h [sha256.Size]byte, ok bool) {
 	return h, true
 }
 
-func identifierOf(hash [sha256.Size]byte) Identifier {
+// Hash returns the SHA-256 the identifier names, for encodings that carry it as 32 bytes; a
+// malformed identifier is an error wrapping ErrBadIdentifier.
+func (id Identifier) Hash() ([sha256.Size]byte, error) {
+	h, ok := id.hash()
+	if !ok {
+		_, err := ParseIdentifier(string(id))
+		return h, err
+	}
+	return h, nil
+}
+
+// IdentifierOf returns the identifier that names hash (the inverse of Identifier.Hash).
+func IdentifierOf(hash [sha256.Size]byte) Identifier {
 	return Identifier("I" + hex.EncodeToString(hash[:]))
 }
+
+func identifierOf(hash [sha256.Size]byte) Identifier { return IdentifierOf(hash) }

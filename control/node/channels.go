@@ -106,9 +106,7 @@ func (n *Node) startListenerLocked() error {
 // resolved is a route made usable: the route itself, the flow its replies come back on and the
 // link under it, and the channels created on the way, which the caller owns.
 type resolved struct {
-	route    routing.Route
-	flow     routing.FlowID
-	link     routing.Link
+	routing.Destination
 	channels []*securechannel.Channel
 }
 
@@ -124,7 +122,7 @@ func (r *resolved) close() {
 // authorized restricts the peer of the last channel.
 // require asks every channel's peer for a valid project credential.
 func (n *Node) resolve(ctx context.Context, path routing.Path, authorized []identity.Identifier, require bool) (*resolved, error) {
-	res := &resolved{flow: routing.FlowLocal}
+	res := &resolved{}
 	lastSecure := -1
 	for i, h := range path {
 		if h.Proto == routing.ProtoSecure {
@@ -137,23 +135,30 @@ func (n *Node) resolve(ctx context.Context, path routing.Path, authorized []iden
 	}
 	for i, h := range path {
 		switch {
-		case h.IsTCP():
+		case h.IsTransport():
 			if i != 0 {
-				return fail(fmt.Errorf("route %s: a TCP hop must come first; later hops are reached through a secure channel", path))
+				return fail(fmt.Errorf("route %s: a transport hop must come first; later hops are reached through a secure channel", path))
 			}
-			c, err := n.tcp.Connect(ctx, h.HostPort())
+			a, err := h.Address()
 			if err != nil {
 				return fail(err)
 			}
-			res.route.Append(c.Address())
-			res.flow, res.link = c.Flow(), c
+			tr := n.router.Transport(a.Type)
+			if tr == nil {
+				return fail(fmt.Errorf("route %s: this node has no transport for %s", path, a))
+			}
+			c, err := tr.Dial(ctx, a.Value)
+			if err != nil {
+				return fail(err)
+			}
+			res.Destination = routing.Through(c)
 		case h.Proto == routing.ProtoService:
 			if i == 0 {
 				if ch := n.channels.get(h.Value); ch != nil { // through an existing channel
-					res.flow, res.link = ch.Flow(), ch
+					res.Flow, res.Link = ch.Flow(), ch
 				}
 			}
-			if err := res.route.Append(routing.LocalAddress(h.Value)); err != nil {
+			if err := res.Route.Append(routing.LocalAddress(h.Value)); err != nil {
 				return fail(err)
 			}
 		case h.Proto == routing.ProtoProject:
@@ -165,26 +170,24 @@ func (n *Node) resolve(ctx context.Context, path routing.Path, authorized []iden
 				return fail(err)
 			}
 			if hub != nil { // on the hub itself the project is local
-				res.route.Append(hub.Address())
-				res.flow, res.link = hub.Flow(), hub
+				res.Destination = routing.Through(hub)
 			}
 		case h.Proto == routing.ProtoSecure:
-			to := res.route
-			if err := to.Append(routing.LocalAddress(h.Value)); err != nil {
+			to := res.Destination
+			if err := to.Route.Append(routing.LocalAddress(h.Value)); err != nil {
 				return fail(err)
 			}
 			var auth []identity.Identifier
 			if i == lastSecure {
 				auth = authorized
 			}
-			ch, err := securechannel.Initiate(ctx, n.router, to, res.flow, res.link, n.channelConfig(auth, require))
+			ch, err := securechannel.Initiate(ctx, n.router, to, n.channelConfig(auth, require))
 			if err != nil {
 				return fail(fmt.Errorf("secure channel to %s: %w", routing.Path(path[:i+1]), err))
 			}
 			n.channels.add(ch)
 			res.channels = append(res.channels, ch)
-			res.route = routing.MustRoute(ch.Address())
-			res.flow, res.link = ch.Flow(), ch
+			res.Destination = routing.Through(ch)
 		default:
 			return fail(fmt.Errorf("route %s: /%s is not supported by this node", path, h.Proto))
 		}

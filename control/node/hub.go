@@ -56,7 +56,7 @@ func (n *Node) createProject(ctx context.Context, req api.CreateProject) (_ api.
 	}
 	newListen := ""
 	if req.Listen != "" && !contains(n.listenAddrs(), req.Listen) {
-		l, lerr := n.tcp.Listen(req.Listen)
+		l, lerr := n.listenTCP(req.Listen)
 		if lerr != nil {
 			return api.Project{}, fmt.Errorf("project create: %w", lerr)
 		}
@@ -241,19 +241,26 @@ func peerOf(q *rpc.Request) (*trust.Peer, error) {
 	return p, nil
 }
 
-// serveAuthority answers members: enrollment, credential refresh, and, for enrollers,
-// tickets and member management.
-func (n *Node) serveAuthority(ctx context.Context, q *rpc.Request) (any, error) {
+// hubRequest is what every service of the hub does first: it checks that this node is a hub
+// and that q came through a secure channel, and decodes q into req.
+func (n *Node) hubRequest(q *rpc.Request, req any) (*project, *trust.Peer, error) {
 	p := n.project.Load()
 	if p == nil || !p.hub {
-		return nil, errNoProject
+		return nil, nil, errNoProject
 	}
 	peer, err := peerOf(q)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	return p, peer, q.Decode(req)
+}
+
+// serveAuthority answers members: enrollment, credential refresh, and, for enrollers,
+// tickets and member management.
+func (n *Node) serveAuthority(ctx context.Context, q *rpc.Request) (any, error) {
 	var req authorityRequest
-	if err := q.Decode(&req); err != nil {
+	p, peer, err := n.hubRequest(q, &req)
+	if err != nil {
 		return nil, err
 	}
 	id := identity.Identifier(peer.Identifier())
@@ -447,16 +454,9 @@ type relayRequest struct {
 // another; the holder re-registers after reconnecting, which moves the relay to its new
 // channel.
 func (n *Node) serveRelays(ctx context.Context, q *rpc.Request) (any, error) {
-	p := n.project.Load()
-	if p == nil || !p.hub {
-		return nil, errNoProject
-	}
-	peer, err := peerOf(q)
-	if err != nil {
-		return nil, err
-	}
 	var req relayRequest
-	if err := q.Decode(&req); err != nil {
+	p, peer, err := n.hubRequest(q, &req)
+	if err != nil {
 		return nil, err
 	}
 	attrs := peer.Attributes()

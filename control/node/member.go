@@ -15,6 +15,7 @@ import (
 	"github.com/adjacentnet/adjacent/control/rpc"
 	"github.com/adjacentnet/adjacent/control/ticket"
 	"github.com/adjacentnet/adjacent/control/trust"
+	"github.com/adjacentnet/adjacent/internal/backoff"
 	"github.com/adjacentnet/adjacent/routing"
 	"github.com/adjacentnet/adjacent/securechannel"
 )
@@ -124,7 +125,7 @@ func (n *Node) runSession(ctx context.Context, p *project) {
 				n.log.Warn(msg, "hub", p.hubRoute.String(), "err", err, "attempts", failures)
 			}
 			select {
-			case <-time.After(backoff(failures)):
+			case <-time.After(hubBackoff.Delay(failures)):
 			case <-ctx.Done():
 			}
 			continue
@@ -145,12 +146,9 @@ func (n *Node) runSession(ctx context.Context, p *project) {
 	}
 }
 
-// backoff is the wait before the next attempt to reach the hub, on top of the transport's
-// own spacing of dials to an address that refuses them.
-func backoff(failures int) time.Duration {
-	d := 100 * time.Millisecond << min(failures, 4) // up to 1.6s
-	return d/2 + time.Duration(time.Now().UnixNano()%int64(d/2))
-}
+// hubBackoff spaces attempts to reach the hub, on top of the transport's own spacing of
+// dials to an address that refuses them.
+var hubBackoff = backoff.Exponential{Min: 200 * time.Millisecond, Max: 1600 * time.Millisecond}
 
 // enroll redeems a ticket at its hub and makes this node a member of the project.
 func (n *Node) enroll(ctx context.Context, text string) (api.Project, error) {
@@ -189,7 +187,7 @@ func (n *Node) enroll(ctx context.Context, text string) (api.Project, error) {
 	defer ch.Close()
 	var ans credentialAnswer
 	req := authorityRequest{Op: "enroll", Secret: t.Secret[:]}
-	if err := rpc.Call(ctx, n.router, routing.MustRoute(ch.Address(), routing.LocalAddress(authorityWorker)), ch.Flow(), req, &ans); err != nil {
+	if err := rpc.Call(ctx, n.router, routing.Through(ch).Worker(authorityWorker), req, &ans); err != nil {
 		return fail(err)
 	}
 	b, err := n.checkCredential(p, ans.Credential)
@@ -243,7 +241,7 @@ func (n *Node) requestCredential(ctx context.Context, p *project) (*credential.B
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	var ans credentialAnswer
-	if err := rpc.Call(ctx, n.router, routing.MustRoute(ch.Address(), routing.LocalAddress(authorityWorker)), ch.Flow(), authorityRequest{Op: "credential"}, &ans); err != nil {
+	if err := rpc.Call(ctx, n.router, routing.Through(ch).Worker(authorityWorker), authorityRequest{Op: "credential"}, &ans); err != nil {
 		return nil, err
 	}
 	return n.checkCredential(p, ans.Credential)
@@ -256,7 +254,7 @@ func (n *Node) callHub(ctx context.Context, worker string, req, resp any) error 
 		return errNoProject
 	}
 	if p.hub {
-		return rpc.Call(ctx, n.router, routing.MustRoute(routing.LocalAddress(worker)), routing.FlowLocal, req, resp)
+		return rpc.Call(ctx, n.router, routing.Destination{}.Worker(worker), req, resp)
 	}
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -264,7 +262,7 @@ func (n *Node) callHub(ctx context.Context, worker string, req, resp any) error 
 	if err != nil {
 		return err
 	}
-	return rpc.Call(wctx, n.router, routing.MustRoute(ch.Address(), routing.LocalAddress(worker)), ch.Flow(), req, resp)
+	return rpc.Call(wctx, n.router, routing.Through(ch).Worker(worker), req, resp)
 }
 
 // createRelay registers a relay at the hub and remembers it, so it comes back after a

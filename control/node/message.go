@@ -28,7 +28,7 @@ func (n *Node) SendMessage(ctx context.Context, to string, payload []byte, timeo
 		return nil, err
 	}
 	defer res.close() // channels made for this message only
-	reply, err := rpc.Exchange(ctx, n.router, res.route, res.flow, payload)
+	reply, err := rpc.Exchange(ctx, n.router, res.Destination, payload)
 	if err != nil {
 		return nil, fmt.Errorf("message send: no reply from %s within %v: %w", to, timeout, err)
 	}

@@ -43,8 +43,7 @@ type Node struct {
 	state    *state.Store
 	vault    *vault.Vault
 	self     *self
-	router   *routing.Router
-	tcp      *tcp.Transport
+	router   *routing.Router // holds the transports, by address type (routing.Router.Transport)
 	listener *securechannel.Listener
 	admit    *admission // the listener's caps per identity
 	channels channels
@@ -117,8 +116,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	n.router = routing.New(routing.Config{Logger: cfg.Logger})
-	n.tcp = tcp.New(n.router, cfg.TCP)
-	defer n.tcp.Close()
+	defer tcp.New(n.router, cfg.TCP).Close()
 	if err := n.policies.load(ctx, st); err != nil {
 		return err
 	}
@@ -195,7 +193,7 @@ func (n *Node) startListening(ctx context.Context) error {
 	if addr == "" {
 		return nil
 	}
-	l, err := n.tcp.Listen(addr)
+	l, err := n.listenTCP(addr)
 	if err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
@@ -204,6 +202,11 @@ func (n *Node) startListening(ctx context.Context) error {
 		return n.state.SetSetting(ctx, settingListen, n.cfg.Listen)
 	}
 	return nil
+}
+
+// listenTCP accepts connections at addr (host:port) with the node's TCP transport.
+func (n *Node) listenTCP(addr string) (routing.Listener, error) {
+	return n.router.Transport(routing.TypeTCP).Listen(addr)
 }
 
 // listenAPI binds the home's socket, owner-only. A stale socket from a crashed node is

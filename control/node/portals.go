@@ -15,6 +15,7 @@ import (
 	"github.com/adjacentnet/adjacent/control/api"
 	"github.com/adjacentnet/adjacent/control/state"
 	"github.com/adjacentnet/adjacent/dataplane"
+	"github.com/adjacentnet/adjacent/internal/signals"
 	"github.com/adjacentnet/adjacent/routing"
 	"github.com/adjacentnet/adjacent/securechannel"
 )
@@ -360,7 +361,7 @@ func (p *portalPath) Open(ctx context.Context) (dataplane.PathRoute, error) {
 		if p.closed {
 			return dataplane.PathRoute{}, errors.New("inlet deleted")
 		}
-		if p.cur.Done != nil && !isClosed(p.cur.Done) {
+		if p.cur.Done != nil && !signals.Closed(p.cur.Done) {
 			if ok, _ := p.allowed(p.cur.Peer); ok {
 				return p.cur, nil
 			}
@@ -415,14 +416,14 @@ func (p *portalPath) build(ctx context.Context) error {
 		res.close()
 		return fmt.Errorf("%w: %s: %s", errPolicy, ch.Peer().Identifier(), why)
 	}
-	to := res.route
+	to := res.Route
 	if err := to.Append(routing.LocalAddress(last.Value)); err != nil {
 		res.close()
 		return err
 	}
 	p.channels = res.channels
 	p.cur = dataplane.PathRoute{
-		To: to, Flow: res.flow, Done: ch.Done(), Peer: ch.Peer(),
+		To: to, Flow: res.Flow, Done: ch.Done(), Peer: ch.Peer(), Link: res.Link,
 		Alive:  ch.Ping,
 		Broken: func() { ch.Close() },
 	}
@@ -437,7 +438,7 @@ func (p *portalPath) allowed(peer routing.Peer) (bool, string) {
 func (p *portalPath) up() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.cur.Done != nil && !isClosed(p.cur.Done)
+	return p.cur.Done != nil && !signals.Closed(p.cur.Done)
 }
 
 // release closes the channels of the last route; p.mu is held.
@@ -454,15 +455,6 @@ func (p *portalPath) close() {
 	defer p.mu.Unlock()
 	p.closed = true
 	p.release()
-}
-
-func isClosed(c <-chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
-	}
 }
 
 func (n *Node) outletList() []api.Outlet {

@@ -288,7 +288,7 @@ func (n *Node) fetchRevocations(ctx context.Context, p *project) {
 		return
 	}
 	var ans revocationsAnswer
-	if err := rpc.Call(ctx, n.router, routing.MustRoute(ch.Address(), routing.LocalAddress(authorityWorker)), ch.Flow(), authorityRequest{Op: "revocations"}, &ans); err != nil {
+	if err := rpc.Call(ctx, n.router, routing.Through(ch).Worker(authorityWorker), authorityRequest{Op: "revocations"}, &ans); err != nil {
 		n.log.Warn("could not read the revoked members from the hub; the hub refuses them anyway", "err", err)
 		return
 	}

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/adjacentnet/adjacent/control/api"
+	"github.com/adjacentnet/adjacent/routing"
 )
 
 // peerCheckListener admits only connections from this node's own user (or root): the socket
@@ -262,7 +263,7 @@ func badRequest(err error) error {
 func notFound(err error) error { return &statusError{http.StatusNotFound, err} }
 
 func (n *Node) info() api.NodeInfo {
-	rs, ts := n.router.Stats(), n.tcp.Stats()
+	rs, ts := n.router.Stats(), n.router.Transport(routing.TypeTCP).Stats()
 	return api.NodeInfo{
 		Home:       n.cfg.Home.Dir,
 		Pid:        os.Getpid(),

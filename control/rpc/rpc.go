@@ -3,24 +3,24 @@ package rpc
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 
+	"github.com/adjacentnet/adjacent/internal/randid"
 	"github.com/adjacentnet/adjacent/routing"
 )
 
 // MaxMessage bounds a request or an answer.
 const MaxMessage = 64 << 10
 
-// Exchange sends payload along route and returns the payload of the first message that comes
-// back. Replies are accepted from flow (the flow of route's first hop) and from local senders.
-func Exchange(ctx context.Context, r *routing.Router, route routing.Route, flow routing.FlowID, payload []byte) ([]byte, error) {
+// Exchange sends payload along to.Route and returns the payload of the first message that
+// comes back. Replies are accepted from to.Flow (the flow of the route's first hop) and from
+// local senders.
+func Exchange(ctx context.Context, r *routing.Router, to routing.Destination, payload []byte) ([]byte, error) {
 	replies := make(chan *routing.Message, 1)
-	name := "reply." + randomName()
+	name := "reply." + randid.New()
 	inbox := routing.WorkerFunc(func(m *routing.Message) {
 		select {
 		case replies <- m:
@@ -29,15 +29,15 @@ func Exchange(ctx context.Context, r *routing.Router, route routing.Route, flow 
 		}
 	})
 	var flows []routing.FlowID
-	if flow != routing.FlowLocal {
-		flows = append(flows, flow)
+	if to.Flow != routing.FlowLocal {
+		flows = append(flows, to.Flow)
 	}
 	if err := r.Register(name, inbox, flows...); err != nil {
 		return nil, err
 	}
 	defer r.Unregister(name)
 	m := routing.NewMessage()
-	m.Onward = route
+	m.Onward = to.Route
 	m.Return = routing.MustRoute(routing.LocalAddress(name))
 	m.SetPayload(payload)
 	r.Send(m)
@@ -56,8 +56,8 @@ type envelope struct {
 	Result json.RawMessage `json:"result,omitempty"`
 }
 
-// Call sends req as JSON along route and decodes the answer into resp (if not nil).
-func Call(ctx context.Context, r *routing.Router, route routing.Route, flow routing.FlowID, req, resp any) error {
+// Call sends req as JSON to to and decodes the answer into resp (if not nil).
+func Call(ctx context.Context, r *routing.Router, to routing.Destination, req, resp any) error {
 	b, err := json.Marshal(req)
 	if err != nil {
 		return err
@@ -65,7 +65,7 @@ func Call(ctx context.Context, r *routing.Router, route routing.Route, flow rout
 	if len(b) > MaxMessage {
 		return fmt.Errorf("rpc: request of %d bytes, at most %d", len(b), MaxMessage)
 	}
-	a, err := Exchange(ctx, r, route, flow, b)
+	a, err := Exchange(ctx, r, to, b)
 	if err != nil {
 		return err
 	}
@@ -157,10 +157,4 @@ func (s *Server) HandleMessage(m *routing.Message) {
 		m.SetPayload(b)
 		s.router.Reply(m, s.self)
 	}()
-}
-
-func randomName() string {
-	var b [8]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }

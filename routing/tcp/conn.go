@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/adjacentnet/adjacent/internal/signals"
 	"github.com/adjacentnet/adjacent/internal/sockio"
 	"github.com/adjacentnet/adjacent/routing"
 )
@@ -58,6 +59,9 @@ func (c *Conn) Flow() routing.FlowID { return c.flow }
 
 // Done is closed when the connection is closed.
 func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Guarantees implements routing.Link: those of the transport.
+func (c *Conn) Guarantees() routing.Guarantees { return c.t.Guarantees() }
 
 // Authenticated raises the frame cap: a secure channel completed a handshake over c.
 func (c *Conn) Authenticated() {
@@ -480,14 +484,7 @@ func (c *Conn) readFailed(err error) {
 	c.t.log.Debug("read failed", "conn", c.name, "err", err)
 }
 
-func (c *Conn) isClosed() bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return false
-	}
-}
+func (c *Conn) isClosed() bool { return signals.Closed(c.done) }
 
 // Close closes the connection and drops what is still queued. It is idempotent.
 func (c *Conn) Close() error {

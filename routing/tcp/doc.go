@@ -1,5 +1,6 @@
-// Package tcp is the TCP transport of the router: it listens and dials, and carries routed
-// messages as length-prefixed frames.
+// Package tcp is the TCP transport of the router (a routing.Transport): it listens and
+// dials, and carries routed messages as length-prefixed frames, reliably and in order, up to
+// Config.MaxFrame (its routing.Guarantees).
 //
 // Each side first sends a 4-byte preamble ("adj" and a protocol version); a foreign or
 // unsupported preamble closes the connection and is logged. Then every frame is a 4-byte

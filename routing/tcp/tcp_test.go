@@ -293,19 +293,6 @@ func TestConnectBackoff(t *testing.T) {
 	}
 }
 
-func TestBackoffDelay(t *testing.T) {
-	b := backoff{Min: 100 * time.Millisecond, Max: time.Second}
-	for failures, want := range []time.Duration{0, 100, 200, 400, 800, 1000, 1000} {
-		want *= time.Millisecond
-		for range 50 {
-			d := b.delay(failures)
-			if d < want/2 || d > want {
-				t.Fatalf("delay(%d) = %v, want within [%v, %v]", failures, d, want/2, want)
-			}
-		}
-	}
-}
-
 func TestFramesZeroAllocs(t *testing.T) {
 	if racecheck.Enabled {
 		t.Skip("sync.Pool drops items under the race detector")

@@ -5,13 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/adjacentnet/adjacent/internal/backoff"
 	"github.com/adjacentnet/adjacent/internal/ratelog"
 	"github.com/adjacentnet/adjacent/routing"
 )
@@ -136,14 +139,9 @@ type counters struct {
 }
 
 // Stats are a transport's counters.
-type Stats struct {
-	Connections         int
-	FramesIn, FramesOut uint64
-	BytesIn, BytesOut   uint64
-	Refused             uint64 // connections closed for a protocol violation
-	Dropped             uint64 // messages that could not be sent
-	DialsRefused        uint64 // dials not started: MaxPendingDials were in progress
-}
+type Stats = routing.TransportStats
+
+var _ routing.Transport = (*Transport)(nil)
 
 // New returns a transport that serves r's TCP addresses. It installs itself in r and starts
 // nothing: Listen and Connect do.
@@ -190,8 +188,18 @@ func (l *Listener) Close() error {
 	return err
 }
 
-// Listen accepts connections on addr (host:port) until the listener or transport is closed.
-func (t *Transport) Listen(addr string) (*Listener, error) {
+// Type implements routing.Transport: the transport serves TCP addresses.
+func (t *Transport) Type() routing.Type { return routing.TypeTCP }
+
+// Guarantees implements routing.Transport: TCP delivers every frame, in order, up to
+// MaxFrame, or the connection fails.
+func (t *Transport) Guarantees() routing.Guarantees {
+	return routing.Guarantees{Reliable: true, Ordered: true, MaxMessage: t.cfg.MaxFrame}
+}
+
+// Listen implements routing.Transport: it accepts connections on addr (host:port) until the
+// listener or transport is closed.
+func (t *Transport) Listen(addr string) (routing.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("tcp: listen on %s: %w", addr, err)
@@ -217,7 +225,7 @@ func (t *Transport) Listen(addr string) (*Listener, error) {
 
 func (l *Listener) accept() {
 	defer close(l.done)
-	var delay time.Duration
+	failures := 0
 	for {
 		nc, err := l.ln.Accept()
 		if err != nil {
@@ -225,12 +233,13 @@ func (l *Listener) accept() {
 				return
 			}
 			// Out of file descriptors and the like: wait, as net/http does.
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			failures++
+			delay := backoff.Accept.Delay(failures)
 			l.t.log.Warn("accept failed", "err", err, "retry_in", delay)
 			time.Sleep(delay)
 			continue
 		}
-		delay = 0
+		failures = 0
 		src := sourceOf(nc.RemoteAddr())
 		victim, why, limit := l.admit(src)
 		if why != "" {
@@ -251,6 +260,15 @@ func (l *Listener) accept() {
 		l.track(c)
 		c.start()
 	}
+}
+
+// Dial implements routing.Transport with Connect.
+func (t *Transport) Dial(ctx context.Context, hostport string) (routing.Connection, error) {
+	c, err := t.Connect(ctx, hostport)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // Connect returns the connection to hostport, dialing it if there is none. Dials to an
@@ -362,7 +380,7 @@ func (t *Transport) dialed(hostport string, err error) {
 	}
 	f := t.failures[hostport]
 	f.count++
-	f.next = time.Now().Add(backoff{t.cfg.BackoffMin, t.cfg.BackoffMax}.delay(f.count))
+	f.next = time.Now().Add(backoff.Exponential{Min: t.cfg.BackoffMin, Max: t.cfg.BackoffMax}.Delay(f.count))
 	t.failures[hostport] = f
 }
 
@@ -393,20 +411,13 @@ func (t *Transport) Stats() Stats {
 // Close closes every listener and connection. It is idempotent.
 func (t *Transport) Close() error {
 	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
+	already := t.closed
+	t.closed = true
+	ls, cs := slices.Collect(maps.Keys(t.listeners)), slices.Collect(maps.Keys(t.conns))
+	t.mu.Unlock()
+	if already {
 		return nil
 	}
-	t.closed = true
-	ls := make([]*Listener, 0, len(t.listeners))
-	for l := range t.listeners {
-		ls = append(ls, l)
-	}
-	cs := make([]*Conn, 0, len(t.conns))
-	for c := range t.conns {
-		cs = append(cs, c)
-	}
-	t.mu.Unlock()
 	for _, l := range ls {
 		l.Close()
 	}

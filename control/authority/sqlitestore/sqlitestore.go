@@ -3,13 +3,11 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/adjacentnet/adjacent/control/authority"
 	"github.com/adjacentnet/adjacent/control/identity"
@@ -128,7 +126,7 @@ func (s *Store) PutMember(ctx context.Context, m authority.Member) error {
 	if _, err := identity.ParseIdentifier(string(m.Identifier)); err != nil {
 		return fmt.Errorf("sqlitestore: put member: %w", err)
 	}
-	attrs, err := encodeAttributes(m.Attributes)
+	attrs, err := authority.EncodeAttributes(m.Attributes)
 	if err != nil {
 		return fmt.Errorf("sqlitestore: put member %s: %w", m.Identifier, err)
 	}
@@ -222,10 +220,7 @@ func scanMember(row scanner) (authority.Member, error) {
 	if err := row.Scan(&id, &attr, &by, &added); err != nil {
 		return m, err
 	}
-	m.Identifier, m.AddedBy, m.Added = identity.Identifier(id), identity.Identifier(by), time.UnixMicro(added)
-	var err error
-	m.Attributes, err = decodeAttributes(attr)
-	return m, err
+	return authority.StoredMember(id, attr, by, time.UnixMicro(added))
 }
 
 // Member returns the member with identifier id, or authority.ErrNotFound.
@@ -276,7 +271,7 @@ func (s *Store) DeleteMember(ctx context.Context, id identity.Identifier) (bool,
 
 // AddTicket stores t, or returns authority.ErrTicketExists.
 func (s *Store) AddTicket(ctx context.Context, t authority.Ticket) error {
-	attrs, err := encodeAttributes(t.Attributes)
+	attrs, err := authority.EncodeAttributes(t.Attributes)
 	if err != nil {
 		return fmt.Errorf("sqlitestore: add ticket: %w", err)
 	}
@@ -347,41 +342,7 @@ func scanTicket(row scanner) (authority.Ticket, error) {
 	if err := row.Scan(&hash, &attrs, &t.Relay, &t.Enroller, &t.UsesLeft, &expires, &by); err != nil {
 		return t, err
 	}
-	if len(hash) != len(t.SecretHash) {
-		return t, fmt.Errorf("stored secret hash of %d bytes", len(hash))
-	}
-	copy(t.SecretHash[:], hash)
-	t.Expires, t.CreatedBy = time.UnixMicro(expires), identity.Identifier(by)
-	var err error
-	t.Attributes, err = decodeAttributes(attrs)
+	t.Expires = time.UnixMicro(expires)
+	err := t.SetStored(hash, attrs, by)
 	return t, err
-}
-
-// encodeAttributes returns attrs as a JSON object. Strings must be valid UTF-8, which JSON
-// would otherwise silently replace.
-func encodeAttributes(attrs map[string]string) (string, error) {
-	for k, v := range attrs {
-		if !utf8.ValidString(k) || !utf8.ValidString(v) {
-			return "", fmt.Errorf("attribute %q: not valid UTF-8", k)
-		}
-	}
-	if attrs == nil {
-		return "{}", nil
-	}
-	b, err := json.Marshal(attrs)
-	if err != nil {
-		return "", fmt.Errorf("attributes: %w", err)
-	}
-	return string(b), nil
-}
-
-func decodeAttributes(s string) (map[string]string, error) {
-	m := map[string]string{}
-	if err := json.Unmarshal([]byte(s), &m); err != nil {
-		return nil, fmt.Errorf("stored attributes: %w", err)
-	}
-	if m == nil {
-		m = map[string]string{}
-	}
-	return m, nil
 }
