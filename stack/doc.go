@@ -7,7 +7,9 @@
 // address:port goes to that pair's Handler, which opens the far side (the portal to the
 // outlet); only when it succeeds is the SYN answered and the connection handed over as a
 // net.Conn, so a target that is down looks refused. Anything else — an unregistered port, a
-// stray segment — gets a reset at once; UDP and ICMP are not served.
+// stray segment — gets a reset at once; UDP and ICMP are not served. A SYN on a pair the
+// stack still holds in TIME_WAIT (its side closed first, and the client reuses the port) ends
+// that TIME_WAIT and is served like any other, as gVisor would do only for a listener.
 //
 // The stack knows nothing of portals or channels: the control plane wires a Handler to the
 // data plane's inlet.

@@ -58,6 +58,7 @@ func (s *Stack) readDevice() {
 			}
 			var payload buffer.Buffer
 			if sizes[i] <= smallPacket {
+				s.reopen(proto, bufs[i][tun.Offset:tun.Offset+sizes[i]])
 				// An ACK or a small segment: copied into a view of its size, so the big
 				// view is kept and need not be allocated (and cleared) again.
 				payload = buffer.MakeWithData(bufs[i][tun.Offset : tun.Offset+sizes[i]])

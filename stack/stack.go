@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -68,6 +69,8 @@ type Stack struct {
 	clients  map[tcpip.Address]int // pending attempts per client address
 	started  bool
 	closed   bool
+
+	reopened atomic.Int64 // TIME_WAIT pairs ended by a new SYN (reopen)
 }
 
 const nic tcpip.NICID = 1
@@ -137,6 +140,10 @@ const (
 	receiveWindow = 1 << 20 // initial receive window of accepted connections
 )
 
+// timeWaitTimeout is how long a connection the stack closed first stays in TIME_WAIT; the
+// tests lengthen it.
+var timeWaitTimeout = time.Second
+
 // tune sets the TCP options that make a userspace stack fast on a lossless local link, as
 // wireguard-go's netstack and Tailscale do.
 func tune(ns *gstack.Stack) error {
@@ -146,11 +153,10 @@ func tune(ns *gstack.Stack) error {
 	tx := tcpip.TCPSendBufferSizeRangeOption{Min: tcp.MinBufferSize, Default: 1 << 20, Max: 8 << 20}
 	// RACK-TLP costs timers per segment; on a link that loses nothing, plain recovery does.
 	recovery := tcpip.TCPRecovery(0)
-	// A connection the far side closed first waits in TIME_WAIT here. A client that reuses
-	// its port meanwhile would be reset: gVisor hands a new SYN on a TIME_WAIT pair only to
-	// a listening endpoint, never to the forwarder. On a link inside one host old duplicates
-	// do not linger, so a second is plenty.
-	timeWait := tcpip.TCPTimeWaitTimeoutOption(time.Second)
+	// A connection the far side closed first waits in TIME_WAIT here, to answer the
+	// client's FIN again if our last ACK is lost; a new SYN on the pair ends it (reopen).
+	// On a link inside one host old duplicates do not linger, so a second is plenty.
+	timeWait := tcpip.TCPTimeWaitTimeoutOption(timeWaitTimeout)
 	for _, opt := range []tcpip.SettableTransportProtocolOption{&sack, &moderate, &rx, &tx, &recovery, &timeWait} {
 		if e := ns.SetTransportProtocolOption(tcp.ProtocolNumber, opt); e != nil {
 			return fmt.Errorf("stack: TCP option %T: %s", opt, e)

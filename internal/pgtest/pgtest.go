@@ -103,6 +103,51 @@ type Options struct {
 // StartWith is Start with Options.
 func StartWith(t testing.TB, opts Options) (dsn string) {
 	t.Helper()
+	return StartServer(t, opts).DSN()
+}
+
+// Server is a running test server that a test can stop and start again, as an outage of
+// its database.
+type Server struct {
+	bin, dir, data string
+	attr           *syscall.SysProcAttr
+	ns             string
+
+	mu  sync.Mutex
+	srv *server
+	dsn string
+}
+
+// DSN reaches the test database, as Start's result does.
+func (s *Server) DSN() string { return s.dsn }
+
+// Stop shuts the server down fast (clients are disconnected) and waits until it is gone.
+func (s *Server) Stop() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.srv.stop()
+}
+
+// Start runs a stopped server again, on its port with its data.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.srv.done:
+	default:
+		return errors.New("pgtest: the server is running")
+	}
+	srv, err := startServer(s.bin, s.dir, s.data, s.srv.port, s.attr, s.ns)
+	if err != nil {
+		return fmt.Errorf("pgtest: start again: %w", err)
+	}
+	s.srv = srv
+	return nil
+}
+
+// StartServer is StartWith, returning the server so that the test can stop and start it.
+func StartServer(t testing.TB, opts Options) *Server {
+	t.Helper()
 	bin, err := Binaries()
 	if err != nil {
 		t.Skipf("pgtest: %v; `make test` installs them (Debian package postgresql)", err)
@@ -144,8 +189,9 @@ func StartWith(t testing.TB, opts Options) (dsn string) {
 			t.Fatalf("pgtest: %v", err)
 		}
 	}
+	ts := &Server{bin: bin, dir: dir, data: data, attr: attr, ns: opts.Namespace, srv: srv, dsn: srv.dsn(Database)}
 	t.Cleanup(func() {
-		if err := srv.stop(); err != nil {
+		if err := ts.Stop(); err != nil {
 			t.Errorf("pgtest: %v", err)
 		}
 	})
@@ -155,7 +201,7 @@ func StartWith(t testing.TB, opts Options) (dsn string) {
 	if err := createDatabase(ctx, srv.dsn("postgres"), Database); err != nil {
 		t.Fatalf("pgtest: %v\n%s", err, srv.log())
 	}
-	return srv.dsn(Database)
+	return ts
 }
 
 // inNamespace wraps cmd to run in the network namespace ns, as the user attr names (ip

@@ -75,3 +75,39 @@ func TestStartTwo(t *testing.T) {
 		})
 	}
 }
+
+// TestStopStart: a stopped server refuses connections; started again it has its data.
+func TestStopStart(t *testing.T) {
+	srv := StartServer(t, Options{})
+	ctx := t.Context()
+	query := func() (string, error) {
+		conn, err := pgx.Connect(ctx, srv.DSN())
+		if err != nil {
+			return "", err
+		}
+		defer conn.Close(context.Background())
+		var v string
+		err = conn.QueryRow(ctx, `SELECT v FROM t`).Scan(&v)
+		return v, err
+	}
+	conn, err := pgx.Connect(ctx, srv.DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `CREATE TABLE t (v text); INSERT INTO t VALUES ('kept')`); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := query(); err == nil {
+		t.Fatalf("query on a stopped server = %q, want an error", v)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := query(); err != nil || v != "kept" {
+		t.Fatalf("query after Start = %q, %v; want %q", v, err, "kept")
+	}
+}
