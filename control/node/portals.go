@@ -92,9 +92,8 @@ func (n *Node) startOutlet(rec state.Outlet) error {
 	}
 	name := rec.Name
 	dp := dataplane.NewOutlet(dataplane.OutletConfig{
-		Router: n.router,
-		Target: rec.Target,
-		Logger: n.log.With("outlet", name),
+		SessionConfig: dataplane.SessionConfig{Router: n.router, Logger: n.log.With("outlet", name)},
+		Target:        rec.Target,
 		Admit: func(m *routing.Message) (bool, string) {
 			if n.revokedSender(m, "outlet "+name) {
 				return false, "the sender's membership was revoked"
@@ -224,7 +223,7 @@ func (n *Node) startInlet(rec state.Inlet) (*inlet, error) {
 		return nil, err
 	}
 	path := &portalPath{n: n, route: route, name: rec.Name}
-	dp := dataplane.NewInlet(dataplane.InletConfig{Router: n.router, Path: path, Logger: n.log.With("inlet", rec.Name), Allow: path.allowed})
+	dp := dataplane.NewInlet(dataplane.InletConfig{SessionConfig: dataplane.SessionConfig{Router: n.router, Logger: n.log.With("inlet", rec.Name)}, Path: path, Allow: path.allowed})
 	in := &inlet{rec: rec, dp: dp, path: path}
 	if rec.Tun {
 		if err := n.startTransparent(in); err != nil {
