@@ -258,4 +258,3 @@ func TestDeliveryWritesInPlace(t *testing.T) {
 		})
 	}
 }
-
