@@ -143,15 +143,12 @@ func (cannotTry) TryWrite([][]byte) (int, error) { return 0, nil }
 func (s *session) attach(conn net.Conn) {
 	s.conn = conn
 	s.sockR = sockio.NewReader(conn, s.getReadBuffer, s.putReadBuffer)
-	switch w := sockio.NewWriter(conn); {
-	case w != nil:
+	if w := sockio.NewWriter(conn); w != nil {
 		s.tw = w
-	default:
-		if tw, ok := conn.(sockio.TryWriter); ok { // the transparent stack's connections
-			s.tw = tw
-		} else {
-			s.tw = cannotTry{}
-		}
+	} else if tw, ok := conn.(sockio.TryWriter); ok { // the transparent stack's connections
+		s.tw = tw
+	} else {
+		s.tw = cannotTry{}
 	}
 }
 
