@@ -15,8 +15,9 @@
 // Every connection is a worker at a local address (tcp-N) that only local workers may use; a
 // message that arrives on it gets that address pushed onto its return route and the
 // connection's flow in its metadata, so replies find their way back and flow control knows
-// where it came from. Writes are batched: senders queue frames and never block; one writer per
-// connection drains the queue with writev.
+// where it came from. Writes are batched: senders queue frames and never block; the sender
+// that finds no one writing writes the queue with writev itself, and the connection's writer
+// goroutine takes over only while the socket is full (internal/sockio's Queue).
 //
 // The transport does not reconnect by itself: a dead connection ends its flows, and the layer
 // that owns a long-lived route (the node's hub session) reconnects through Connect, which
