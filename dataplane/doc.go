@@ -13,4 +13,18 @@
 //
 // A session needs a path that delivers every message, once and in order (pathNeeds in
 // protocol.go, checked against routing.Link.Guarantees): both ends refuse any other.
+//
+// The path of a frame, client to server (the way back swaps the roles; the long version,
+// with the hub and the connect step, is docs/portal-path.md):
+//
+//	goroutine                    stage                                         buffer
+//	inlet session, readLoop      wait for the socket (sockio.Reader), read     NewBuffer: the frame's, from here
+//	  same                       portal type in headroom; Router.Send          owned by the message
+//	  same                       securechannel: seal e2e, then hub channel     sealed in place, twice
+//	  same                       routing/tcp: frame header; sockio.Queue       the queue's; released once written
+//	  (socket full: the conn's writer goroutine, Queue.FlushWait)
+//	hub: conn readLoop           open hub layer, relay, seal, queue to bank    one buffer, in place
+//	bank: conn readLoop          open both layers; session.HandleMessage       TakeBody: the session's queue
+//	  same                       Queue.Flush to the server (TryWriter)         released once written
+//	  (socket full: the session's writeLoop, Queue.FlushWait)
 package dataplane

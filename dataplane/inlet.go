@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"sync"
 	"time"
@@ -42,12 +41,9 @@ const checkAfter = time.Second
 
 // InletConfig configures an Inlet. Zero values take the documented defaults.
 type InletConfig struct {
-	Router         *routing.Router
+	SessionConfig
 	Path           Path
-	Logger         *slog.Logger  // default slog.Default()
 	ConnectTimeout time.Duration // for the path and the outlet's answer; default 10s
-	Window         int           // initial receive window, default DefaultWindow
-	WindowCap      int           // default DefaultWindowCap
 	// Allow decides whether the outlet's node (PathRoute.Peer) may still serve the inlet's
 	// live sessions; Recheck resets the sessions it refuses. Nil: never re-checked.
 	Allow Allow
@@ -70,17 +66,9 @@ type Inlet struct {
 // NewInlet returns an inlet; Serve runs it on a listener, Dial and Handle serve single
 // connections (the transparent stack's).
 func NewInlet(cfg InletConfig) *Inlet {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
+	cfg.SessionConfig = cfg.SessionConfig.withDefaults()
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = 10 * time.Second
-	}
-	if cfg.Window <= 0 {
-		cfg.Window = DefaultWindow
-	}
-	if cfg.WindowCap < cfg.Window {
-		cfg.WindowCap = max(DefaultWindowCap, cfg.Window)
 	}
 	in := &Inlet{cfg: cfg}
 	in.policy = newRechecker(cfg.Allow, "the inlet's policy", cfg.Logger)
@@ -136,9 +124,9 @@ func (in *Inlet) Serve(ln net.Listener) error {
 }
 
 // openNow opens a portal session for c without waiting, when the path is up: the outlet's
-// answer, on the transport's goroutine, starts the session or closes c, so a connect costs
-// no goroutine until the session runs. It reports false, having done nothing, when the path
-// is down and Handle must wait for it.
+// answer, on the transport's goroutine, starts the session or resets c (opened), so a
+// connect costs no goroutine until the session runs. It reports false, having done nothing,
+// when the path is down and Handle must wait for it.
 func (in *Inlet) openNow(c net.Conn) bool {
 	in.mu.Lock()
 	pr := in.path
@@ -146,61 +134,17 @@ func (in *Inlet) openNow(c net.Conn) bool {
 	if pr.Done == nil || isClosed(pr.Done) {
 		return false
 	}
-	name := "portal." + randomID()
-	s := newSession(in.cfg.Router, in.cfg.Logger, c, name, &in.stats, in.cfg.Window, in.cfg.WindowCap)
-	s.subject = pr.Peer
-	// The timers are armed once the session is in its group, which their functions read.
-	var timeout, check *time.Timer
-	s.onAnswer = func(a *routing.Message) {
-		timeout.Stop()
-		check.Stop()
-		s.mu.Lock()
-		again := s.started // an outlet that answers twice is not listened to
-		s.mu.Unlock()
-		if again {
-			a.Release()
-			return
-		}
-		answer, err := parse(a.Payload())
-		if err == nil && answer.kind == msgConnected {
-			peer := a.Return
-			a.Release()
-			s.start(peer, answer.n)
-			return
-		}
-		err = fmt.Errorf("%w from the outlet", errMalformed)
-		if answer.kind == msgRefused {
-			err = fmt.Errorf("refused by the outlet: %s", answer.body)
-		}
-		a.Release()
-		in.cfg.Logger.Info("portal connection not opened", "client", c.RemoteAddr().String(), "err", err)
-		s.end(true, nil) // a reset: the client must not take a refusal for the server's clean close
-	}
-	if err := in.cfg.Router.Register(name, s, pr.Flow); err != nil {
-		return false
-	}
-	if !in.groups.add(pr.Done, s) {
-		in.cfg.Router.Unregister(name)
-		return false
-	}
-	timeout = time.AfterFunc(in.cfg.ConnectTimeout, func() {
-		s.reset(errors.New("no answer from the outlet"), true)
-	})
-	check = time.AfterFunc(checkAfter, func() {
-		if pr.Alive != nil {
-			in.check(context.Background(), pr)
-		}
-	})
-	in.sendConnect(pr, s)
-	return true
+	_, err := in.open(pr, c, in.opened)
+	return err == nil
 }
 
-func (in *Inlet) sendConnect(pr PathRoute, s *session) {
-	m := routing.NewMessage()
-	m.Onward = pr.To
-	m.Return = s.self
-	m.SetPayload(withU32(msgConnect, uint32(in.cfg.Window)))
-	in.cfg.Router.Send(m)
+// opened takes the outcome of openNow's connect step.
+func (in *Inlet) opened(d *dial, err error) {
+	if err != nil {
+		in.cfg.Logger.Info("portal connection not opened", "client", d.s.conn.RemoteAddr().String(), "err", err)
+		return
+	}
+	d.s.start(d.peer, d.credit)
 }
 
 func isClosed(c <-chan struct{}) bool { return signals.Closed(c) }
@@ -221,10 +165,7 @@ func (in *Inlet) Handle(c net.Conn) {
 
 // Pending is a portal session whose outlet has connected to its target, waiting for the local
 // connection.
-type Pending struct {
-	s      *session
-	credit uint32
-}
+type Pending struct{ d *dial }
 
 // Dial opens a portal session: it waits for the path, asks the outlet to connect and waits
 // for its answer. A refusal comes back as an error with the outlet's reason. A path found
@@ -249,44 +190,21 @@ func (in *Inlet) dialOnce(ctx context.Context) (*Pending, error) {
 	in.mu.Lock()
 	in.path = pr
 	in.mu.Unlock()
-	name := "portal." + randomID()
-	s := newSession(in.cfg.Router, in.cfg.Logger, nil, name, &in.stats, in.cfg.Window, in.cfg.WindowCap)
-	s.subject = pr.Peer
-	if err := in.cfg.Router.Register(name, s, pr.Flow); err != nil {
+	outcome := make(chan error, 1)
+	d, err := in.open(pr, nil, func(_ *dial, err error) { outcome <- err })
+	if err != nil {
 		return nil, err
 	}
-	if !in.groups.add(pr.Done, s) {
-		s.end(true, nil)
-		return nil, errPathDown
+	select {
+	case err = <-outcome:
+	case <-ctx.Done():
+		d.giveUp(fmt.Errorf("%w: %w", errNoAnswer, ctx.Err()))
+		err = <-outcome // the answer's, if it came first
 	}
-	in.sendConnect(pr, s)
-	check := time.NewTimer(checkAfter)
-	defer check.Stop()
-	for {
-		select {
-		case a := <-s.answer:
-			defer a.Release()
-			answer, err := parse(a.Payload())
-			if err == nil && answer.kind == msgConnected {
-				s.peer = a.Return
-				return &Pending{s: s, credit: answer.n}, nil
-			}
-			s.end(true, nil)
-			if err == nil && answer.kind == msgRefused {
-				return nil, fmt.Errorf("refused by the outlet: %s", answer.body)
-			}
-			return nil, fmt.Errorf("%w from the outlet", errMalformed)
-		case <-s.done:
-			return nil, errPathDown
-		case <-check.C:
-			if pr.Alive != nil {
-				go in.check(ctx, pr)
-			}
-		case <-ctx.Done():
-			s.end(true, nil)
-			return nil, fmt.Errorf("no answer from the outlet: %w", ctx.Err())
-		}
+	if err != nil {
+		return nil, err
 	}
+	return &Pending{d: d}, nil
 }
 
 // check gives up a path whose far end does not answer; its sessions then end and Dial
@@ -304,18 +222,22 @@ func (in *Inlet) check(ctx context.Context, pr PathRoute) {
 
 // Attach joins the local connection c to the session and starts it.
 func (p *Pending) Attach(c net.Conn) {
-	p.s.mu.Lock()
-	p.s.attach(c)
-	p.s.mu.Unlock()
-	if p.s.isDone() { // the path went while we waited
+	s := p.d.s
+	s.mu.Lock()
+	gone := s.isDone() // the path went while we waited
+	if !gone {
+		s.attach(c) // before end takes the connection to close it
+	}
+	s.mu.Unlock()
+	if gone {
 		abort(c)
 		return
 	}
-	p.s.start(p.s.peer, p.credit)
+	s.start(p.d.peer, p.d.credit)
 }
 
 // Abort gives up a session no local connection will use.
-func (p *Pending) Abort() { p.s.reset(errors.New("the client went away"), true) }
+func (p *Pending) Abort() { p.d.s.reset(errors.New("the client went away"), true) }
 
 // Close stops accepting and resets every session.
 func (in *Inlet) Close() error {

@@ -15,15 +15,12 @@ import (
 
 // OutletConfig configures an Outlet. Zero values take the documented defaults.
 type OutletConfig struct {
-	Router *routing.Router
+	SessionConfig
 	Target string // host:port the outlet dials for each portal session
 	// Admit decides whether the sender of a connect may open a session, and says why not.
 	// Nil admits everyone who reached the worker.
 	Admit       func(m *routing.Message) (bool, string)
-	Logger      *slog.Logger  // default slog.Default()
 	DialTimeout time.Duration // default 10s
-	Window      int           // initial receive window, default DefaultWindow
-	WindowCap   int           // default DefaultWindowCap
 	// Dial connects to Target; default net.Dialer.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Allow decides whether the peer node of a live session may still hold it; Recheck
@@ -58,17 +55,9 @@ type Outlet struct {
 
 // NewOutlet returns an outlet; register it on the router under its name.
 func NewOutlet(cfg OutletConfig) *Outlet {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
+	cfg.SessionConfig = cfg.SessionConfig.withDefaults()
 	if cfg.DialTimeout <= 0 {
 		cfg.DialTimeout = 10 * time.Second
-	}
-	if cfg.Window <= 0 {
-		cfg.Window = DefaultWindow
-	}
-	if cfg.WindowCap < cfg.Window {
-		cfg.WindowCap = max(DefaultWindowCap, cfg.Window)
 	}
 	if cfg.Dial == nil {
 		// No TCP keepalive to a local target (the portal has its own liveness), which saves
@@ -178,7 +167,8 @@ func (o *Outlet) connect(m *routing.Message, window uint32, ended func()) {
 		return
 	}
 	name := "portal." + randomID()
-	s := newSession(o.cfg.Router, o.cfg.Logger, conn, name, &o.stats, o.cfg.Window, o.cfg.WindowCap)
+	s := newSession(o.cfg.SessionConfig, &o.stats, name, func() { o.cfg.Router.Unregister(name) })
+	s.attach(conn)
 	var flows []routing.FlowID
 	if m.Local.Flow != routing.FlowLocal {
 		flows = append(flows, m.Local.Flow)

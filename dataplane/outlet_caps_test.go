@@ -44,7 +44,7 @@ func TestOutletSessionsPerPeerCapped(t *testing.T) {
 	held := make(chan net.Conn, 64)
 	target := serve(t, func(c net.Conn) { held <- c })
 	r := routing.New(routing.Config{Logger: quiet})
-	out := NewOutlet(OutletConfig{Router: r, Target: target.Addr().String(), Logger: quiet, MaxSessionsPerPeer: max})
+	out := NewOutlet(OutletConfig{SessionConfig: SessionConfig{Router: r, Logger: quiet}, Target: target.Addr().String(), MaxSessionsPerPeer: max})
 	if err := r.Register("outlet", out); err != nil {
 		t.Fatal(err)
 	}

@@ -54,11 +54,11 @@ func newPortal(t testing.TB, target net.Listener, admit func(*routing.Message) (
 	if target != nil {
 		addr = target.Addr().String()
 	}
-	p.out = NewOutlet(OutletConfig{Router: r, Target: addr, Admit: admit, Logger: quiet})
+	p.out = NewOutlet(OutletConfig{SessionConfig: SessionConfig{Router: r, Logger: quiet}, Target: addr, Admit: admit})
 	if err := r.Register("outlet", p.out); err != nil {
 		t.Fatal(err)
 	}
-	p.in = NewInlet(InletConfig{Router: r, Path: p.path, Logger: quiet})
+	p.in = NewInlet(InletConfig{SessionConfig: SessionConfig{Router: r, Logger: quiet}, Path: p.path})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -304,9 +304,7 @@ func TestSlowReader(t *testing.T) {
 	for _, set := range p.out.groups.m {
 		sessions += len(set)
 		for s := range set {
-			s.mu.Lock()
-			maxQueued = max(maxQueued, s.queued)
-			s.mu.Unlock()
+			maxQueued = max(maxQueued, s.q.Len())
 		}
 	}
 	p.out.groups.mu.Unlock()
@@ -497,7 +495,7 @@ func TestLateConnected(t *testing.T) {
 	accepted := make(chan net.Conn, 1)
 	target := serve(t, func(c net.Conn) { accepted <- c })
 	r := routing.New(routing.Config{Logger: quiet})
-	out := NewOutlet(OutletConfig{Router: r, Target: target.Addr().String(), Logger: quiet,
+	out := NewOutlet(OutletConfig{SessionConfig: SessionConfig{Router: r, Logger: quiet}, Target: target.Addr().String(),
 		Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			time.Sleep(500 * time.Millisecond) // longer than the inlet waits
 			var d net.Dialer
@@ -507,7 +505,7 @@ func TestLateConnected(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := &staticPath{to: routing.MustRoute(routing.LocalAddress("outlet")), done: make(chan struct{})}
-	in := NewInlet(InletConfig{Router: r, Path: path, Logger: quiet, ConnectTimeout: 100 * time.Millisecond})
+	in := NewInlet(InletConfig{SessionConfig: SessionConfig{Router: r, Logger: quiet}, Path: path, ConnectTimeout: 100 * time.Millisecond})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -48,7 +48,7 @@ func policedPortal(t *testing.T, outletDenies, inletDenies *atomic.Bool) (*Inlet
 	}
 	target := serve(t, echoServer)
 	out := NewOutlet(OutletConfig{
-		Router: r, Target: target.Addr().String(), Logger: quiet,
+		SessionConfig: SessionConfig{Router: r, Logger: quiet}, Target: target.Addr().String(),
 		Admit: func(m *routing.Message) (bool, string) { return allow(outletDenies)(m.Local.Peer) },
 		Allow: allow(outletDenies),
 	})
@@ -58,7 +58,7 @@ func policedPortal(t *testing.T, outletDenies, inletDenies *atomic.Bool) (*Inlet
 		out.HandleMessage(m)
 	}))
 	path := &policedPath{to: routing.MustRoute(routing.LocalAddress("outlet")), done: make(chan struct{}), deny: inletDenies}
-	in := NewInlet(InletConfig{Router: r, Path: path, Logger: quiet, Allow: allow(inletDenies)})
+	in := NewInlet(InletConfig{SessionConfig: SessionConfig{Router: r, Logger: quiet}, Path: path, Allow: allow(inletDenies)})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -156,7 +156,7 @@ func BenchmarkRecheck(b *testing.B) {
 			defer close(done)
 			var stats Counters
 			for i := range n {
-				s := newSession(r, quiet, nil, "s", &stats, DefaultWindow, DefaultWindowCap)
+				s := newSession(SessionConfig{Router: r, Logger: quiet}.withDefaults(), &stats, "s", nil)
 				s.subject = testPeer("peer" + strconv.Itoa(i%16))
 				g.add(done, s)
 			}

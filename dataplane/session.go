@@ -35,10 +35,6 @@ const chunk = 64 << 10
 // leave its session, and its peer, waiting for the credit that never comes.
 const sockCheck = time.Second
 
-// lateAnswerWait is how long an inlet session that stopped waiting for its outlet's answer
-// stays listed to reset a late one: longer than the outlet's dial timeout (10 s by default).
-const lateAnswerWait = 15 * time.Second
-
 // Counters are the byte and connection counts of an inlet or outlet.
 type Counters struct {
 	Active, Total     atomic.Int64
@@ -48,12 +44,36 @@ type Counters struct {
 	Refused           atomic.Int64 // outlets: connects over the cap of sessions per peer
 }
 
-// session joins one local TCP connection to its peer session across the portal. Its worker
-// (at self) receives the peer's messages on the transport's goroutine and never blocks: it
-// writes received data to the socket itself as far as the socket takes it without waiting,
-// and starts a writer goroutine only for the rest. A reader goroutine moves socket bytes into
-// data messages as the peer's credit allows; it seals and writes them to the transport on its
-// own goroutine (routing/tcp does the same), so a frame crosses a node without a hop.
+// SessionConfig is what inlets and outlets configure alike for their portal sessions. Zero
+// values take the documented defaults.
+type SessionConfig struct {
+	Router    *routing.Router
+	Logger    *slog.Logger // default slog.Default()
+	Window    int          // initial receive window, default DefaultWindow
+	WindowCap int          // default DefaultWindowCap
+}
+
+func (c SessionConfig) withDefaults() SessionConfig {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Window <= 0 {
+		c.Window = DefaultWindow
+	}
+	if c.WindowCap < c.Window {
+		c.WindowCap = max(DefaultWindowCap, c.Window)
+	}
+	return c
+}
+
+// session joins one local TCP connection to its peer session across the portal, once
+// connected: it knows nothing of how it was opened (an inlet's connect step, connect.go, or
+// an outlet's dial). Its worker receives the peer's messages on the transport's goroutine
+// and never blocks: it queues received data on the socket's write queue (internal/sockio)
+// and writes it itself as far as the socket takes it without waiting, starting a writer
+// goroutine only for the rest. A reader goroutine moves socket bytes into data messages as
+// the peer's credit allows; it seals and writes them to the transport on its own goroutine
+// (routing/tcp does the same), so a frame crosses a node without a hop.
 type session struct {
 	router *routing.Router
 	log    *slog.Logger
@@ -63,10 +83,13 @@ type session struct {
 	name   string
 	stats  *Counters
 	sockR  *sockio.Reader // nil if conn is not a socket
-	sockW  *sockio.Writer
+	tw     sockio.TryWriter
 	rb     *routing.Buffer // the read in progress
 	want   int
 	idle   *time.Timer // the reader's sockCheck while it waits for credit
+	// ended, run once when the session ends, takes care of its name on the router (the
+	// inlet's connect step may keep it a while to answer a late outlet).
+	ended func()
 
 	group    *groups // that resets the session if its path goes
 	groupKey <-chan struct{}
@@ -80,24 +103,15 @@ type session struct {
 	done    chan struct{} // closed when the session is over
 	endOnce sync.Once
 
-	answer   chan *routing.Message // while connecting: the outlet's connected or refused
-	answered atomic.Bool           // the outlet's answer arrived
-	// onAnswer, if set, takes the answer instead, on the transport's goroutine.
-	onAnswer func(*routing.Message)
 	// onEnd, if set, is called once when the session ends (an outlet's count per peer).
 	onEnd func()
-	// The writer's reusable state, so that writing allocates nothing.
-	writeFn func()
-	iov     net.Buffers       // backing array of the vectors
-	wv      net.Buffers       // the vectors being written, consumed by WriteTo
-	spare   []*routing.Buffer // a drained queue's array, for the queue to reuse
+	// q is the socket's write queue: data received from the peer, then its FIN. Its right to
+	// write is the session's creator's until start.
+	q       sockio.Queue[*routing.Buffer]
+	writeFn func() // writeLoop, bound once so that starting it allocates nothing
 
 	mu        sync.Mutex
-	started   bool              // a local connection is attached and the session runs
-	queue     []*routing.Buffer // received data not yet written, the first maybe partly
-	queued    int
-	finQueued bool // the peer's FIN comes after the queue
-	writing   bool // someone holds the right to write to conn
+	started   bool // a local connection is attached and the session runs
 	window    int  // current receive window
 	capWindow int
 	consumed  int // written since the last window update
@@ -105,34 +119,42 @@ type session struct {
 	finDone   bool // the peer's FIN reached the socket (CloseWrite)
 }
 
-func newSession(r *routing.Router, log *slog.Logger, conn net.Conn, name string, stats *Counters, window, capWindow int) *session {
+// newSession returns a session registered (by its caller) as name; ended runs when it ends.
+func newSession(cfg SessionConfig, stats *Counters, name string, ended func()) *session {
 	s := &session{
-		router: r,
-		log:    log,
-		conn:   conn,
+		router: cfg.Router,
+		log:    cfg.Logger,
 		name:   name,
 		self:   routing.MustRoute(routing.LocalAddress(name)),
 		stats:  stats,
+		ended:  ended,
 
 		wake:      make(chan struct{}, 1),
-		answer:    make(chan *routing.Message, 1),
 		done:      make(chan struct{}),
-		window:    window,
-		capWindow: capWindow,
+		window:    cfg.Window,
+		capWindow: cfg.WindowCap,
 	}
 	s.writeFn = s.writeLoop
-	s.attach(conn)
 	return s
 }
 
+// cannotTry is the TryWriter of a connection that cannot be written without waiting: it
+// takes nothing, so everything goes to the writer goroutine.
+type cannotTry struct{}
+
+func (cannotTry) TryWrite([][]byte) (int, error) { return 0, nil }
+
 // attach sets the session's local connection.
 func (s *session) attach(conn net.Conn) {
-	if conn == nil {
-		return
-	}
 	s.conn = conn
 	s.sockR = sockio.NewReader(conn, s.getReadBuffer, s.putReadBuffer)
-	s.sockW = sockio.NewWriter(conn)
+	if w := sockio.NewWriter(conn); w != nil {
+		s.tw = w
+	} else if tw, ok := conn.(sockio.TryWriter); ok { // the transparent stack's connections
+		s.tw = tw
+	} else {
+		s.tw = cannotTry{}
+	}
 }
 
 func (s *session) getReadBuffer() []byte {
@@ -145,14 +167,23 @@ func (s *session) putReadBuffer() {
 	s.rb = nil
 }
 
-// start runs the session once its connection, peer route and initial credit are known.
+// setPeer sets the route to the peer session, once it is known.
+func (s *session) setPeer(peer routing.Route) {
+	s.mu.Lock()
+	s.peer = peer
+	s.mu.Unlock()
+}
+
+// start runs the session once its connection, peer route and initial credit are known. A
+// session that ended first, or started already, does not start; one that ended resets its
+// peer, which connected for nothing.
 func (s *session) start(peer routing.Route, credit uint32) {
 	s.mu.Lock()
-	if s.isDone() || s.started { // reset while it was connecting, or answered twice
-		answeredLate := !s.started
+	if s.isDone() || s.started {
+		late := !s.started
 		s.mu.Unlock()
-		if answeredLate {
-			s.resetLate(peer)
+		if late {
+			s.resetPeer(peer, "the session ended before it started")
 		}
 		return
 	}
@@ -161,12 +192,8 @@ func (s *session) start(peer routing.Route, credit uint32) {
 	s.stats.Active.Add(1)
 	s.stats.Total.Add(1)
 	s.started = true
-	write := (len(s.queue) > 0 || s.finQueued) && !s.writing // what arrived before the connection
-	s.writing = s.writing || write
 	s.mu.Unlock()
-	if write {
-		go s.writeFn()
-	}
+	s.flush() // what arrived before the connection; gives up the creator's right to write
 	go s.readLoop()
 }
 
@@ -174,25 +201,7 @@ func (s *session) start(peer routing.Route, credit uint32) {
 // A malformed message resets the session: what the peer meant by it (a credit, an end of
 // stream) is lost, and the session could wait for it forever.
 func (s *session) HandleMessage(m *routing.Message) {
-	p := m.Payload()
-	if len(p) > 0 && (p[0] == msgConnected || p[0] == msgRefused) { // its waiter parses it
-		s.answered.Store(true)
-		if s.isDone() {
-			s.lateAnswer(m)
-			return
-		}
-		if s.onAnswer != nil {
-			s.onAnswer(m)
-			return
-		}
-		select {
-		case s.answer <- m:
-		default:
-			m.Release()
-		}
-		return
-	}
-	pm, err := parse(p)
+	pm, err := parse(m.Payload())
 	if err != nil {
 		m.Release()
 		s.reset(fmt.Errorf("from the other side: %w", err), true)
@@ -229,32 +238,22 @@ func (s *session) signal() {
 
 // receive queues data (or the FIN, as nil) and writes it if no one else is writing.
 func (s *session) receive(b *routing.Buffer) {
-	s.mu.Lock()
-	if s.isDone() {
-		s.mu.Unlock()
-		b.Release()
-		return
-	}
-	if b != nil {
-		s.queue = append(s.queue, b)
-		s.queued += b.Len()
+	var write bool
+	if b == nil {
+		write = s.q.End()
 	} else {
-		s.finQueued = true
+		var queued int
+		var err error
+		if write, queued, err = s.q.Push(b); err != nil {
+			return // the session ended
+		}
+		if queued > s.capWindow+chunk { // the peer ignores our window
+			s.reset(errors.New("the other side sent more than its credit"), true)
+			return
+		}
 	}
-	over := s.queued > s.capWindow+chunk // the peer ignores our window
-	write := !s.writing && s.started
-	s.writing = s.writing || write
-	s.mu.Unlock()
-	if over {
-		s.reset(errors.New("the other side sent more than its credit"), true)
-		return
-	}
-	switch {
-	case !write:
-	case s.sockW != nil:
-		s.flush(false)
-	default: // a connection that cannot be written without waiting
-		go s.writeFn()
+	if write {
+		s.flush()
 	}
 }
 
@@ -350,101 +349,57 @@ func (s *session) sockFailed() error {
 	return nil
 }
 
-// writeLoop is the writer goroutine: it holds the right to write and waits for the socket.
-func (s *session) writeLoop() { s.flush(true) }
+// flush writes the queue to the socket as far as it takes it now, the caller holding the
+// right to write; a full socket (or a connection that cannot be written without waiting) gets
+// the writer goroutine, which waits for it.
+func (s *session) flush() {
+	n, _, st, err := s.q.Flush(s.tw)
+	if s.wrote(n, st, err) && st == sockio.Held {
+		go s.writeFn()
+	}
+}
 
-// flush writes the queue, then the peer's FIN, to the socket, returning credit as it goes;
-// the caller holds the right to write and gives it up here. Unless block is set it writes
-// only what the socket takes now and leaves the rest to a writer goroutine.
-func (s *session) flush(block bool) {
+// writeLoop is the writer goroutine: it holds the right to write and waits for the socket.
+func (s *session) writeLoop() {
 	for {
-		s.mu.Lock()
-		batch := s.queue
-		s.queue, s.spare = s.spare[:0], nil
-		if len(batch) == 0 || s.isDone() {
-			fin := len(batch) == 0 && s.finQueued && !s.finDone && !s.isDone()
-			s.finDone = s.finDone || fin
-			both := fin && s.finSent
-			s.spare = batch[:0]
-			s.writing = false
-			s.mu.Unlock()
-			for _, b := range batch {
-				b.Release()
-			}
-			if fin {
-				s.closeWrite(both)
-			}
-			return
-		}
-		s.mu.Unlock()
-		s.iov = s.iov[:0]
-		for _, b := range batch {
-			s.iov = append(s.iov, b.Bytes())
-		}
-		var n int
-		var err error
-		if block {
-			s.wv = s.iov
-			var n64 int64
-			n64, err = s.wv.WriteTo(s.conn)
-			n = int(n64)
-		} else {
-			n, err = s.sockW.TryWrite(s.iov)
-		}
-		i := s.requeue(batch, n)
-		if n > 0 {
-			s.stats.BytesOut.Add(int64(n))
-			s.returnCredit(n)
-		}
-		if err != nil {
-			s.reset(fmt.Errorf("write: %w", err), true)
-			return
-		}
-		if i < len(batch) && !block { // the socket is full: a writer goroutine waits for it
-			go s.writeFn()
+		n, _, st, err := s.q.FlushWait(s.conn, 0)
+		if !s.wrote(n, st, err) || st != sockio.Held {
 			return
 		}
 	}
 }
 
-// requeue accounts for n bytes of batch written: it releases what was written whole,
-// advances a partly written buffer and puts the rest back in front of the queue. It returns
-// the index of the first buffer not written whole.
-func (s *session) requeue(batch []*routing.Buffer, n int) int {
-	i := 0
-	for ; i < len(batch) && n >= batch[i].Len(); i++ {
-		n -= batch[i].Len()
-		batch[i].Release()
-		batch[i] = nil
+// wrote accounts for n bytes written to the socket, returning credit, and passes the peer's
+// FIN on when the queue reached it; it reports false if the write failed.
+func (s *session) wrote(n int, st sockio.State, err error) bool {
+	if n > 0 {
+		s.stats.BytesOut.Add(int64(n))
+		s.returnCredit(n)
 	}
-	if i < len(batch) {
-		batch[i].Advance(n)
+	if err != nil {
+		s.reset(fmt.Errorf("write: %w", err), true)
+		return false
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if i == len(batch) {
-		s.spare = batch[:0]
-		return i
+	if st == sockio.Ended {
+		s.mu.Lock()
+		s.finDone = true
+		both := s.finSent
+		s.mu.Unlock()
+		s.closeWrite(both)
 	}
-	q := append(batch[:0], batch[i:]...)
-	clear(batch[len(q):])
-	q = append(q, s.queue...)
-	clear(s.queue)
-	s.spare, s.queue = s.queue[:0], q
-	return i
+	return true
 }
 
 // returnCredit tells the peer about consumed bytes once a quarter window has gathered, and
 // grows the window when everything sent has been written.
 func (s *session) returnCredit(n int) {
 	s.mu.Lock()
-	s.queued -= n
 	s.consumed += n
 	grant := 0
 	if s.consumed >= s.window/4 {
 		grant = s.consumed
 		s.consumed = 0
-		if s.queued == 0 && s.window < s.capWindow {
+		if s.q.Len() == 0 && s.window < s.capWindow {
 			grant += s.window // double
 			s.window *= 2
 		}
@@ -488,19 +443,11 @@ func (s *session) sendRaw(body *routing.Buffer) {
 
 func (s *session) isDone() bool { return signals.Closed(s.done) }
 
-// lateAnswer takes the outlet's answer to a session that stopped waiting for it.
-func (s *session) lateAnswer(m *routing.Message) {
-	if back, err := m.ReplyRoute(); err == nil && m.Payload()[0] == msgConnected {
-		s.resetLate(back)
-	}
-	m.Release()
-}
-
-// resetLate resets the outlet's session at peer, which connected after this one ended: it
-// would otherwise hold its target connection with no inlet to serve.
-func (s *session) resetLate(peer routing.Route) {
+// resetPeer resets the session at peer, which will have no one to serve; this session's
+// state is not touched.
+func (s *session) resetPeer(peer routing.Route, reason string) {
 	m := routing.NewMessage()
-	m.SetBody(bufferOf(withReason(msgReset, "the inlet stopped waiting for the outlet")))
+	m.SetBody(bufferOf(withReason(msgReset, reason)))
 	m.Onward = peer
 	m.Return = s.self
 	s.router.Send(m)
@@ -534,16 +481,15 @@ func abort(c net.Conn) {
 // call ended the session.
 func (s *session) end(abortive bool, tell error) bool {
 	ended := false
+	var peer routing.Route
 	s.endOnce.Do(func() {
 		ended = true
 		s.mu.Lock()
 		close(s.done)
-		q, conn, started := s.queue, s.conn, s.started
-		s.queue = nil
+		conn, started := s.conn, s.started
+		peer = s.peer
 		s.mu.Unlock()
-		for _, b := range q {
-			b.Release()
-		}
+		s.q.Close()
 		if conn != nil {
 			if abortive {
 				abort(conn)
@@ -551,11 +497,8 @@ func (s *session) end(abortive bool, tell error) bool {
 				conn.Close()
 			}
 		}
-		if started || s.answered.Load() {
-			s.router.Unregister(s.name)
-		} else {
-			// Ended while waiting for the outlet: stay listed a while to answer it (lateAnswer).
-			time.AfterFunc(lateAnswerWait, func() { s.router.Unregister(s.name) })
+		if s.ended != nil {
+			s.ended()
 		}
 		if s.group != nil {
 			s.group.remove(s)
@@ -568,9 +511,10 @@ func (s *session) end(abortive bool, tell error) bool {
 		}
 	})
 	// Told after the Once, not inside it: a peer on this node's own router handles the reset
-	// on this goroutine and may be ending itself, telling us, at the same moment.
-	if ended && tell != nil {
-		s.sendRaw(bufferOf(withReason(msgReset, tell.Error())))
+	// on this goroutine and may be ending itself, telling us, at the same moment. A session
+	// that never learned its peer has no one to tell.
+	if ended && tell != nil && peer.Len() > 0 {
+		s.resetPeer(peer, tell.Error())
 	}
 	return ended
 }

@@ -40,7 +40,7 @@ func memPortal(t *testing.T, g routing.Guarantees, tellInlet bool) *Inlet {
 		t.Fatal(err)
 	}
 	target := serve(t, echoServer)
-	out := NewOutlet(OutletConfig{Router: ro, Target: target.Addr().String(), Logger: quiet})
+	out := NewOutlet(OutletConfig{SessionConfig: SessionConfig{Router: ro, Logger: quiet}, Target: target.Addr().String()})
 	if err := ro.Register("outlet", out, routing.FlowTransports); err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func memPortal(t *testing.T, g routing.Guarantees, tellInlet bool) *Inlet {
 	if tellInlet {
 		path.claim = conn
 	}
-	in := NewInlet(InletConfig{Router: ri, Path: path, Logger: quiet})
+	in := NewInlet(InletConfig{SessionConfig: SessionConfig{Router: ri, Logger: quiet}, Path: path})
 	t.Cleanup(func() { in.Close(); out.Close(); target.Close() })
 	return in
 }

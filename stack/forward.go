@@ -10,6 +10,8 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/waiter"
+
+	"github.com/adjacentnet/adjacent/internal/sockio"
 )
 
 // forward runs, on its own goroutine, for each SYN handlePacket let through: it opens the far
@@ -49,6 +51,7 @@ func (s *Stack) forward(r *tcp.ForwarderRequest) {
 type conn struct {
 	*gonet.TCPConn
 	ep tcpip.Endpoint
+	p  payload // TryWrite's, kept so that a write allocates nothing
 }
 
 func (c *conn) SetLinger(sec int) error {
@@ -58,13 +61,17 @@ func (c *conn) SetLinger(sec int) error {
 
 // TryWrite writes as much of bufs as the send buffer takes now, in order, without waiting,
 // and returns the bytes written; the error is the connection's failure, never "would
-// block". It is what the data plane's non-blocking socket writer does on kernel sockets, so
-// a portal can write to the stack from the goroutine that delivers, without a hop.
+// block". It is sockio.TryWriter, as the data plane's writer of kernel sockets is, so a
+// portal writes to the stack from the goroutine that delivers, without a hop. It changes
+// bufs' elements, and is not safe for concurrent use (the portal's write queue makes one
+// writer at a time).
 func (c *conn) TryWrite(bufs [][]byte) (int, error) {
-	p := payload{net.Buffers(bufs)}
+	p := &c.p
+	p.Buffers = bufs
+	defer func() { p.Buffers = nil }() // keep no buffer reachable from here
 	total := 0
 	for len(p.Buffers) > 0 {
-		n, e := c.ep.Write(&p, tcpip.WriteOptions{})
+		n, e := c.ep.Write(p, tcpip.WriteOptions{})
 		total += int(n)
 		switch e.(type) {
 		case nil:
@@ -91,4 +98,7 @@ func (p *payload) Len() int {
 	return n
 }
 
-var _ net.Conn = (*conn)(nil)
+var (
+	_ net.Conn         = (*conn)(nil)
+	_ sockio.TryWriter = (*conn)(nil)
+)

@@ -93,9 +93,8 @@ func (n *Node) startOutlet(rec state.Outlet) error {
 	}
 	name := rec.Name
 	dp := dataplane.NewOutlet(dataplane.OutletConfig{
-		Router: n.router,
-		Target: rec.Target,
-		Logger: n.log.With("outlet", name),
+		SessionConfig: dataplane.SessionConfig{Router: n.router, Logger: n.log.With("outlet", name)},
+		Target:        rec.Target,
 		// Each session is a dial and a connection to the target: capped per peer.
 		MaxSessionsPerPeer: n.cfg.Caps.OutletSessionsPerPeer,
 		Admit: func(m *routing.Message) (bool, string) {
@@ -227,7 +226,7 @@ func (n *Node) startInlet(rec state.Inlet) (*inlet, error) {
 		return nil, err
 	}
 	path := &portalPath{n: n, route: route, name: rec.Name}
-	dp := dataplane.NewInlet(dataplane.InletConfig{Router: n.router, Path: path, Logger: n.log.With("inlet", rec.Name), Allow: path.allowed})
+	dp := dataplane.NewInlet(dataplane.InletConfig{SessionConfig: dataplane.SessionConfig{Router: n.router, Logger: n.log.With("inlet", rec.Name)}, Path: path, Allow: path.allowed})
 	in := &inlet{rec: rec, dp: dp, path: path}
 	if rec.Tun {
 		if err := n.startTransparent(in); err != nil {

@@ -6,4 +6,9 @@
 //
 // Both work on the syscall.RawConn of a *net.TCPConn or *net.UnixConn; for any other
 // connection NewWriter and NewReader return nil and the caller uses the net.Conn as usual.
+//
+// Queue is the one socket write queue of the tree (routing/tcp's connections, dataplane's
+// portal sessions): buffers written in order by whichever producer holds the right to
+// write, through a TryWriter (a Writer, or the transparent stack's connections) without
+// waiting, and by a goroutine that waits only when the connection is full.
 package sockio

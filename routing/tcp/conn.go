@@ -29,7 +29,7 @@ type Conn struct {
 	ready   chan struct{} // closed once nc is usable or the dial has failed
 	dialErr error         // set before ready is closed
 	done    chan struct{} // closed by Close
-	wake    chan struct{} // a frame was queued
+	wake    chan struct{} // the right to write is handed to the writer goroutine
 
 	authenticated atomic.Bool
 	preAuth       atomic.Bool // counted in the listener's pre-authentication slots
@@ -37,18 +37,18 @@ type Conn struct {
 
 	wrote atomic.Bool // a frame went out since the last heartbeat tick
 
+	// q holds the frames waiting to be written, the first maybe partly written. Its right to
+	// write is the writer goroutine's until the preamble is out.
+	q sockio.Queue[*routing.Buffer]
+	// sock writes without waiting, for whoever holds the right to write; nil if nc is not a
+	// socket: the writer goroutine writes everything. Set before the right is first given up.
+	sock *sockio.Writer
+
 	mu       sync.Mutex
 	nc       net.Conn
-	source   netip.Addr        // sourceOf the peer's address, once nc is set
-	authWait *time.Timer       // an accepted connection's PreAuthTimeout, until it authenticates
-	queue    []*routing.Buffer // frames waiting to be written, the first maybe partly written
-	spare    []*routing.Buffer // an emptied queue's array, for reuse
-	queued   int               // their bytes
+	source   netip.Addr  // sourceOf the peer's address, once nc is set
+	authWait *time.Timer // an accepted connection's PreAuthTimeout, until it authenticates
 	closed   bool
-	writing  bool           // someone holds the right to write to nc (see enqueue)
-	handoff  bool           // ... and passed it to the writer goroutine: the socket was full
-	sock     *sockio.Writer // nil if nc is not a socket: the writer goroutine writes everything
-	iov      net.Buffers    // the holder's vectors
 }
 
 // Address returns the local address through which workers send on this connection.
@@ -111,7 +111,7 @@ func (c *Conn) HandleMessage(m *routing.Message) {
 //
 // Frames go out without a goroutine hop when the socket has room: the sender that finds no one
 // writing takes the right to write and writes everything queued itself, without waiting
-// (sockio). When the socket is full it hands the right, with what is left, to the writer
+// (sockio.Queue). When the socket is full it hands the right, with what is left, to the writer
 // goroutine, which waits for the socket; senders meanwhile only queue, so order is kept.
 func (c *Conn) enqueue(m *routing.Message) {
 	m.PutHeader()
@@ -125,20 +125,12 @@ func (c *Conn) enqueue(m *routing.Message) {
 		return
 	}
 	binary.BigEndian.PutUint32(b.Prepend(frameHeaderLen), uint32(n))
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+	write, queued, err := c.q.Push(b)
+	if err != nil { // closed
 		c.t.stats.dropped.Add(1)
-		b.Release()
 		return
 	}
-	c.queue = append(c.queue, b)
-	c.queued += n + frameHeaderLen
-	over := c.queued > c.t.cfg.MaxQueue
-	write := !c.writing
-	c.writing = true
-	c.mu.Unlock()
-	if over {
+	if queued > c.t.cfg.MaxQueue {
 		c.t.log.Warn("closing connection: peer is not reading", "conn", c.name, "queued_bytes", c.t.cfg.MaxQueue)
 		c.Close()
 		return
@@ -151,94 +143,40 @@ func (c *Conn) enqueue(m *routing.Message) {
 // flushNow writes the queue while the socket takes it; the caller holds the right to write.
 // It gives the right up when the queue is empty, or hands it to the writer goroutine.
 func (c *Conn) flushNow() {
-	for {
-		c.mu.Lock()
-		if c.sock == nil || len(c.queue) == 0 || c.closed {
-			handoff := c.sock == nil && len(c.queue) > 0 && !c.closed
-			c.handoff, c.writing = handoff, handoff
-			c.mu.Unlock()
-			if handoff {
-				c.wakeWriter()
-			}
-			return
-		}
-		batch := c.queue
-		c.queue, c.spare, c.queued = c.spare[:0], nil, 0
-		c.mu.Unlock()
-		c.iov = c.iov[:0]
-		for _, b := range batch[:min(len(batch), maxBatch)] {
-			c.iov = append(c.iov, b.Bytes())
-		}
-		n, err := c.sock.TryWrite(c.iov)
-		i := c.consume(batch, n)
-		c.requeue(batch, i)
-		if err != nil {
-			if !c.isClosed() {
-				c.t.log.Debug("write failed", "conn", c.name, "err", err)
-			}
-			c.Close()
-			return
-		}
-		if i < len(batch) { // the socket is full: the writer goroutine waits for it
-			c.mu.Lock()
-			c.handoff = true
-			c.mu.Unlock()
-			c.wakeWriter()
-			return
-		}
-	}
-}
-
-// consume accounts for n bytes of batch written: it releases the frames sent whole, advances
-// a partly sent one and returns the index of the first not sent whole.
-func (c *Conn) consume(batch []*routing.Buffer, n int) int {
-	if n > 0 {
-		c.wrote.Store(true)
-		c.t.stats.bytesOut.Add(uint64(n))
-	}
-	i := 0
-	for ; i < len(batch) && n >= batch[i].Len(); i++ {
-		n -= batch[i].Len()
-		batch[i].Release()
-		batch[i] = nil
-	}
-	c.t.stats.framesOut.Add(uint64(i))
-	if i < len(batch) {
-		batch[i].Advance(n)
-	}
-	return i
-}
-
-// requeue puts batch[i:], not yet written, back in front of the queue, reusing batch's array
-// (or gives batch's array back as the spare when everything was written).
-func (c *Conn) requeue(batch []*routing.Buffer, i int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if i == len(batch) {
-		c.spare = batch[:0]
+	if c.sock == nil {
+		c.wakeWriter()
 		return
 	}
-	if c.closed {
-		for _, b := range batch[i:] {
-			b.Release()
+	n, frames, st, err := c.q.Flush(c.sock)
+	c.sent(n, frames)
+	if err != nil {
+		if !c.isClosed() {
+			c.t.log.Debug("write failed", "conn", c.name, "err", err)
 		}
+		c.Close()
 		return
 	}
-	q := append(batch[:0], batch[i:]...)
-	clear(batch[len(q):])
-	for _, b := range q {
-		c.queued += b.Len()
+	if st == sockio.Held { // the socket is full: the writer goroutine waits for it
+		c.wakeWriter()
 	}
-	q = append(q, c.queue...)
-	clear(c.queue)
-	c.spare, c.queue = c.queue[:0], q
 }
 
+// wakeWriter hands the right to write to the writer goroutine. Only its holder calls it, so
+// the channel is empty unless the writer has gone.
 func (c *Conn) wakeWriter() {
 	select {
 	case c.wake <- struct{}{}:
 	default:
 	}
+}
+
+// sent counts n bytes in frames written whole.
+func (c *Conn) sent(n, frames int) {
+	if n > 0 {
+		c.wrote.Store(true)
+		c.t.stats.bytesOut.Add(uint64(n))
+	}
+	c.t.stats.framesOut.Add(uint64(frames))
 }
 
 // dial connects an outgoing Conn after waiting out any backoff.
@@ -295,9 +233,6 @@ func (c *Conn) start() {
 	go c.readLoop(nc)
 }
 
-// maxBatch bounds the frames in one writev (the kernel's IOV_MAX is 1024).
-const maxBatch = 1024
-
 // maxBatchBytes bounds one write of the writer goroutine: with DeadAfter's 20 s, a peer
 // reading slower than 50 KB/s is taken for dead.
 const maxBatchBytes = 1 << 20
@@ -312,54 +247,28 @@ func (c *Conn) writeLoop(nc net.Conn) {
 	if _, err := nc.Write(preamble[:]); err != nil {
 		return
 	}
-	c.mu.Lock()
-	c.sock = sockio.NewWriter(nc) // from now on senders may write themselves
-	c.mu.Unlock()
+	c.sock = sockio.NewWriter(nc) // once the right is given up, senders write themselves
 	heartbeat := time.NewTicker(cfg.HeartbeatInterval)
 	defer heartbeat.Stop()
-	iov := make(net.Buffers, 0, maxBatch)
-	for {
+	for held := true; ; {
 		// Holding the right to write: write until the queue is empty, waiting for the socket.
-		for {
-			c.mu.Lock()
-			batch := c.queue
-			c.queue, c.spare, c.queued = c.spare[:0], nil, 0
-			if len(batch) == 0 || c.closed {
-				c.spare = batch[:0]
-				c.writing, c.handoff = false, false
-				c.mu.Unlock()
-				break
-			}
-			c.mu.Unlock()
+		for held {
 			// The write deadline bounds a peer that makes no progress, so each write is small
 			// enough to go through well within it at any reasonable pace, and gets a fresh one.
 			nc.SetWriteDeadline(time.Now().Add(cfg.DeadAfter))
-			iov, bytes := iov[:0], 0
-			for _, b := range batch[:min(len(batch), maxBatch)] {
-				if bytes >= maxBatchBytes {
-					break
-				}
-				iov = append(iov, b.Bytes())
-				bytes += b.Len()
-			}
-			wv := iov
-			n, err := wv.WriteTo(nc)
-			c.requeue(batch, c.consume(batch, int(n)))
+			n, frames, st, err := c.q.FlushWait(nc, maxBatchBytes)
+			c.sent(n, frames)
 			if err != nil {
 				if !c.isClosed() {
 					c.t.log.Debug("write failed", "conn", c.name, "err", err)
 				}
 				return
 			}
+			held = st == sockio.Held
 		}
 		select {
-		case <-c.wake:
-			c.mu.Lock()
-			mine := c.handoff
-			c.mu.Unlock()
-			if !mine {
-				continue
-			}
+		case <-c.wake: // a sender found the socket full
+			held = true
 		case <-heartbeat.C:
 			// The write deadline is the socket's, so it also applies to the senders'
 			// non-blocking writes (sockio's RawConn.Write fails at once with "i/o timeout"
@@ -369,16 +278,10 @@ func (c *Conn) writeLoop(nc net.Conn) {
 			// traffic. Refresh it on every tick; a write blocked here still runs into it,
 			// as no tick is taken meanwhile.
 			nc.SetWriteDeadline(time.Now().Add(cfg.DeadAfter))
-			if c.wrote.Swap(false) {
-				continue
+			if c.wrote.Swap(false) || !c.q.Acquire() {
+				continue // traffic went out, or a sender is writing
 			}
-			c.mu.Lock()
-			free := !c.writing
-			c.writing = c.writing || free
-			c.mu.Unlock()
-			if !free {
-				continue
-			}
+			held = true
 			if _, err := nc.Write([]byte{0, 0, 0, 0}); err != nil {
 				return
 			}
@@ -491,13 +394,9 @@ func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
 		c.closed = true
-		q := c.queue
-		c.queue = nil
 		nc := c.nc
 		c.mu.Unlock()
-		for _, b := range q {
-			b.Release()
-		}
+		c.q.Close()
 		close(c.done)
 		if nc != nil {
 			nc.Close()

@@ -20,8 +20,9 @@
 // Every connection is a worker at a local address (tcp-N) that only local workers may use; a
 // message that arrives on it gets that address pushed onto its return route and the
 // connection's flow in its metadata, so replies find their way back and flow control knows
-// where it came from. Writes are batched: senders queue frames and never block; one writer per
-// connection drains the queue with writev.
+// where it came from. Writes are batched: senders queue frames and never block; the sender
+// that finds no one writing writes the queue with writev itself, and the connection's writer
+// goroutine takes over only while the socket is full (internal/sockio's Queue).
 //
 // Dials in progress are capped (MaxPendingDials); one more fails at once.
 //

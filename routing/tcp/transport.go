@@ -354,7 +354,6 @@ func (t *Transport) newConnLocked(nc net.Conn, hostport string, l *Listener) (*C
 		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		ready:    make(chan struct{}),
-		writing:  true, // the writer goroutine's until the preamble is out
 	}
 	if nc != nil {
 		c.source = sourceOf(nc.RemoteAddr())
