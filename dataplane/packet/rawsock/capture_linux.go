@@ -32,7 +32,11 @@ type Capturer struct {
 	rc     syscall.RawConn
 	closed atomic.Bool
 
-	mu    sync.Mutex // one Read at a time: the message headers below are reused
+	mu    sync.Mutex            // one Read at a time: the message headers below are reused
+	recv  func(fd uintptr) bool // made once, so that Read allocates nothing
+	n     int                   // recv's batch size
+	got   int                   // recv's result
+	rerr  unix.Errno
 	msgs  []mmsghdr
 	iovs  []unix.Iovec
 	names []unix.RawSockaddrLinklayer
@@ -88,6 +92,14 @@ func NewCapturer(cfg CaptureConfig) (*Capturer, error) {
 	for i := range c.oob {
 		c.oob[i] = make([]byte, unix.CmsgSpace(auxLen))
 	}
+	c.recv = func(fd uintptr) bool {
+		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&c.msgs[0])), uintptr(c.n), unix.MSG_TRUNC, 0, 0)
+		if e == unix.EAGAIN {
+			return false
+		}
+		c.got, c.rerr = int(r), e
+		return true
+	}
 	if c.rc, err = c.f.SyscallConn(); err != nil {
 		c.f.Close()
 		return nil, fmt.Errorf("rawsock: capture: %w", err)
@@ -125,23 +137,12 @@ func (c *Capturer) Read(bufs [][]byte, infos []Info, offset int) (int, error) {
 		h.SetIovlen(1)
 		h.SetControllen(len(c.oob[i]))
 	}
-	var got int
-	var rerr error
-	err := c.rc.Read(func(fd uintptr) bool {
-		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&c.msgs[0])), uintptr(n), unix.MSG_TRUNC, 0, 0)
-		if e == unix.EAGAIN {
-			return false
-		}
-		if e != 0 {
-			rerr = e
-		}
-		got = int(r)
-		return true
-	})
-	if err != nil {
+	c.n = n
+	if err := c.rc.Read(c.recv); err != nil {
 		return 0, closedErr("read", &c.closed, err)
 	}
-	if rerr != nil {
+	got, rerr := c.got, c.rerr
+	if rerr != 0 {
 		return 0, fmt.Errorf("rawsock: read: %w", rerr)
 	}
 	for i := range got {

@@ -10,7 +10,9 @@
 // once, as it comes in) and reports per packet whether the kernel left its TCP checksum
 // partial (TP_STATUS_CSUMNOTREADY), which packet.Checksum names.
 //
-// Raw IP writes are bound by the route's MTU and do no segmentation; AF_PACKET injection
-// with a virtio-net header for super-packets is not here yet. Only Linux is supported; on
-// other systems the constructors return ErrNotSupported. Both need CAP_NET_RAW.
+// Neither allocates per packet: Write and Read reuse their system-call arguments, one call
+// at a time. Writes are one sendto per packet (no sendmmsg yet), bound by the route's MTU
+// and never segmented; AF_PACKET injection with a virtio-net header for super-packets is not
+// here yet. Only Linux (4.20 or later, for PACKET_IGNORE_OUTGOING) is supported; on other
+// systems the constructors return ErrNotSupported. Both need CAP_NET_RAW.
 package rawsock

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
+	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,8 +21,18 @@ type InjectorConfig struct {
 
 // Injector writes whole IP packets into the host's IP layer. Make one with NewInjector.
 type Injector struct {
-	v4, v6 *os.File // v6 is nil when the host has no IPv6
-	closed atomic.Bool
+	v4, v6   *os.File // v6 is nil when the host has no IPv6
+	rc4, rc6 syscall.RawConn
+	closed   atomic.Bool
+
+	mu    sync.Mutex // one Write at a time: the fields below are reused, so Write allocates nothing
+	send  func(fd uintptr) bool
+	pkt   []byte
+	to    unsafe.Pointer
+	tolen uintptr
+	to4   unix.RawSockaddrInet4
+	to6   unix.RawSockaddrInet6
+	serr  unix.Errno
 }
 
 // NewInjector opens raw IPv4 and IPv6 sockets with IP_HDRINCL. It needs CAP_NET_RAW.
@@ -35,7 +48,24 @@ func NewInjector(cfg InjectorConfig) (*Injector, error) {
 		v4.Close()
 		return nil, fmt.Errorf("rawsock: open raw IPv6 socket: %w", err)
 	}
-	return &Injector{v4: v4, v6: v6}, nil
+	in := &Injector{v4: v4, v6: v6}
+	in.to4.Family, in.to6.Family = unix.AF_INET, unix.AF_INET6
+	in.send = func(fd uintptr) bool {
+		_, _, e := unix.Syscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(unsafe.SliceData(in.pkt))), uintptr(len(in.pkt)), 0, uintptr(in.to), in.tolen)
+		if e == unix.EAGAIN {
+			return false
+		}
+		in.serr = e
+		return true
+	}
+	if in.rc4, err = v4.SyscallConn(); err == nil && v6 != nil {
+		in.rc6, err = v6.SyscallConn()
+	}
+	if err != nil {
+		in.Close()
+		return nil, fmt.Errorf("rawsock: %w", err)
+	}
+	return in, nil
 }
 
 func rawSocket(family int, mark uint32) (*os.File, error) {
@@ -63,6 +93,8 @@ func rawSocket(family int, mark uint32) (*os.File, error) {
 // first packet that fails; a packet larger than its route's MTU fails with EMSGSIZE. The
 // caller keeps the buffers.
 func (in *Injector) Write(bufs [][]byte, offset int) (int, error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
 	for i, b := range bufs {
 		b = b[offset:]
 		if err := in.write(b); err != nil {
@@ -73,33 +105,30 @@ func (in *Injector) Write(bufs [][]byte, offset int) (int, error) {
 }
 
 func (in *Injector) write(b []byte) error {
-	var f *os.File
-	var to unix.Sockaddr
+	var rc syscall.RawConn
 	switch {
 	case len(b) >= 20 && b[0]>>4 == 4:
-		f, to = in.v4, &unix.SockaddrInet4{Addr: [4]byte(b[16:20])}
+		rc = in.rc4
+		in.to4.Addr = [4]byte(b[16:20])
+		in.to, in.tolen = unsafe.Pointer(&in.to4), unix.SizeofSockaddrInet4
 	case len(b) >= 40 && b[0]>>4 == 6:
-		f, to = in.v6, &unix.SockaddrInet6{Addr: [16]byte(b[24:40])}
-		if f == nil {
+		if in.v6 == nil {
 			return fmt.Errorf("rawsock: write: %w (no IPv6 on this host)", unix.EAFNOSUPPORT)
 		}
+		rc = in.rc6
+		in.to6.Addr = [16]byte(b[24:40])
+		in.to, in.tolen = unsafe.Pointer(&in.to6), unix.SizeofSockaddrInet6
 	default:
 		return errors.New("rawsock: write: not an IPv4 or IPv6 packet")
 	}
-	rc, err := f.SyscallConn()
+	in.pkt = b
+	err := rc.Write(in.send)
+	in.pkt, in.to = nil, nil
 	if err != nil {
 		return closedErr("write", &in.closed, err)
 	}
-	var serr error
-	err = rc.Write(func(fd uintptr) bool {
-		serr = unix.Sendto(int(fd), b, 0, to)
-		return serr != unix.EAGAIN
-	})
-	if err != nil {
-		return closedErr("write", &in.closed, err)
-	}
-	if serr != nil {
-		return fmt.Errorf("rawsock: write: %w", serr)
+	if in.serr != 0 {
+		return fmt.Errorf("rawsock: write: %w", in.serr)
 	}
 	return nil
 }
