@@ -12,4 +12,19 @@
 // It makes no system calls and allocates nothing per packet; it neither tracks flows (see
 // flowtable) nor reads or writes sockets (see rawsock). IPv4 fragments and IPv6 extension
 // headers are refused, not parsed.
+//
+// A packet-mode outlet is built from this package and its subpackages, each usable alone:
+//
+//	from the inlet:  Parse -> flowtable.Table.Forward (a SYN opens, others must match)
+//	                 -> Rewrite(local:flow port, target) -> ClampMSS on SYN
+//	                 -> rawsock.Injector.Write
+//	from the target: rawsock.Capturer.Read (sockfilter.Match{target, flow ports})
+//	                 -> Parse -> flowtable.Table.Reply -> Rewrite(virtual, client) with the
+//	                 Info's Checksum kind -> ClampMSS on SYN-ACK -> SetChecksums if Partial
+//	                 -> back to the inlet
+//
+// while rstguard keeps the outlet's kernel from answering the flow ports. "local" is the
+// outlet's own address toward the target, from a route lookup: the kernel would fill in a
+// zero IPv4 source, but the TCP checksum covers it and would then be wrong. The MSS to clamp
+// to is the path MTU less 40 (IPv4) or 60 (IPv6) bytes and the tunnel's overhead.
 package packet
