@@ -1,0 +1,152 @@
+package rawsock
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// InjectorConfig configures an Injector. The zero value is valid.
+type InjectorConfig struct {
+	// Mark is set as SO_MARK on the packets, when not zero, for routing and nftables rules.
+	Mark uint32
+}
+
+// Injector writes whole IP packets into the host's IP layer. Make one with NewInjector.
+type Injector struct {
+	v4, v6   *os.File // v6 is nil when the host has no IPv6
+	rc4, rc6 syscall.RawConn
+	closed   atomic.Bool
+
+	mu    sync.Mutex // one Write at a time: the fields below are reused, so Write allocates nothing
+	send  func(fd uintptr) bool
+	pkt   []byte
+	to    unsafe.Pointer
+	tolen uintptr
+	to4   unix.RawSockaddrInet4
+	to6   unix.RawSockaddrInet6
+	serr  unix.Errno
+}
+
+// NewInjector opens raw IPv4 and IPv6 sockets with IP_HDRINCL. It needs CAP_NET_RAW.
+func NewInjector(cfg InjectorConfig) (*Injector, error) {
+	v4, err := rawSocket(unix.AF_INET, cfg.Mark)
+	if err != nil {
+		return nil, fmt.Errorf("rawsock: open raw IPv4 socket: %w (packet-mode portals need CAP_NET_RAW)", err)
+	}
+	v6, err := rawSocket(unix.AF_INET6, cfg.Mark)
+	if errors.Is(err, unix.EAFNOSUPPORT) {
+		v6 = nil
+	} else if err != nil {
+		v4.Close()
+		return nil, fmt.Errorf("rawsock: open raw IPv6 socket: %w", err)
+	}
+	in := &Injector{v4: v4, v6: v6}
+	in.to4.Family, in.to6.Family = unix.AF_INET, unix.AF_INET6
+	in.send = func(fd uintptr) bool {
+		_, _, e := unix.Syscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(unsafe.SliceData(in.pkt))), uintptr(len(in.pkt)), 0, uintptr(in.to), in.tolen)
+		if e == unix.EAGAIN {
+			return false
+		}
+		in.serr = e
+		return true
+	}
+	if in.rc4, err = v4.SyscallConn(); err == nil && v6 != nil {
+		in.rc6, err = v6.SyscallConn()
+	}
+	if err != nil {
+		in.Close()
+		return nil, fmt.Errorf("rawsock: %w", err)
+	}
+	return in, nil
+}
+
+func rawSocket(family int, mark uint32) (*os.File, error) {
+	fd, err := unix.Socket(family, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
+	if err != nil {
+		return nil, err
+	}
+	// IPPROTO_RAW implies IP_HDRINCL for IPv4; IPv6 asks for it.
+	if family == unix.AF_INET6 {
+		err = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_HDRINCL, 1)
+	}
+	if err == nil && mark != 0 {
+		err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_MARK, int(mark))
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), "rawsock"), nil
+}
+
+// Write writes bufs[i][offset:], each one IPv4 or IPv6 packet with complete checksums
+// (the kernel fills in the IPv4 header checksum, and the IPv4 source and ID when they are
+// zero), to the destination in its header, and returns how many it wrote. It stops at the
+// first packet that fails; a packet larger than its route's MTU fails with EMSGSIZE. The
+// caller keeps the buffers.
+func (in *Injector) Write(bufs [][]byte, offset int) (int, error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for i, b := range bufs {
+		b = b[offset:]
+		if err := in.write(b); err != nil {
+			return i, err
+		}
+	}
+	return len(bufs), nil
+}
+
+func (in *Injector) write(b []byte) error {
+	var rc syscall.RawConn
+	switch {
+	case len(b) >= 20 && b[0]>>4 == 4:
+		rc = in.rc4
+		in.to4.Addr = [4]byte(b[16:20])
+		in.to, in.tolen = unsafe.Pointer(&in.to4), unix.SizeofSockaddrInet4
+	case len(b) >= 40 && b[0]>>4 == 6:
+		if in.v6 == nil {
+			return fmt.Errorf("rawsock: write: %w (no IPv6 on this host)", unix.EAFNOSUPPORT)
+		}
+		rc = in.rc6
+		in.to6.Addr = [16]byte(b[24:40])
+		in.to, in.tolen = unsafe.Pointer(&in.to6), unix.SizeofSockaddrInet6
+	default:
+		return errors.New("rawsock: write: not an IPv4 or IPv6 packet")
+	}
+	in.pkt = b
+	err := rc.Write(in.send)
+	in.pkt, in.to = nil, nil
+	if err != nil {
+		return closedErr("write", &in.closed, err)
+	}
+	if in.serr != 0 {
+		return fmt.Errorf("rawsock: write: %w", in.serr)
+	}
+	return nil
+}
+
+// Close closes the sockets. It is idempotent; writes after it fail with net.ErrClosed.
+func (in *Injector) Close() error {
+	in.closed.Store(true)
+	in.v4.Close()
+	if in.v6 != nil {
+		in.v6.Close()
+	}
+	return nil
+}
+
+// closedErr turns the os package's closed-file errors into net.ErrClosed, the Bind contract.
+func closedErr(op string, closed *atomic.Bool, err error) error {
+	if closed.Load() || errors.Is(err, os.ErrClosed) {
+		return fmt.Errorf("rawsock: %s: %w", op, net.ErrClosed)
+	}
+	return fmt.Errorf("rawsock: %s: %w", op, err)
+}
