@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/adjacentnet/adjacent/internal/netns"
 	"github.com/adjacentnet/adjacent/internal/ratelog"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -141,7 +142,7 @@ func createDevice(ep Endpoint, mtu int) (dev wgtun.Device, name string, err erro
 	if ep.Name == "" {
 		ep.Name = defaultName
 	}
-	err = inNetns(ep.Netns, func() error {
+	err = netns.Do(ep.Netns, func() error {
 		fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return fmt.Errorf("open /dev/net/tun: %w (TUN devices need CAP_NET_ADMIN and the tun module)", err)

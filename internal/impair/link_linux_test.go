@@ -44,7 +44,7 @@ func setup(t *testing.T, ab, ba Impairment) (*Link, *netns.NS, *netns.NS) {
 func echo(t *testing.T, ns *netns.NS, addr netip.AddrPort) {
 	t.Helper()
 	var pc net.PacketConn
-	err := inNetns(ns.Name, func() (err error) {
+	err := netns.Do(ns.Name, func() (err error) {
 		pc, err = net.ListenPacket("udp", addr.String())
 		return err
 	})
@@ -90,7 +90,7 @@ func (p probes) median() time.Duration {
 func probe(t *testing.T, ns *netns.NS, to netip.AddrPort, count int, interval, wait time.Duration) probes {
 	t.Helper()
 	var c net.Conn
-	if err := inNetns(ns.Name, func() (err error) {
+	if err := netns.Do(ns.Name, func() (err error) {
 		c, err = net.Dial("udp", to.String())
 		return err
 	}); err != nil {
@@ -248,7 +248,7 @@ func TestReorder(t *testing.T) {
 // inNS runs f in ns and fails the test on its error.
 func inNS(t *testing.T, ns *netns.NS, f func() error) {
 	t.Helper()
-	if err := inNetns(ns.Name, f); err != nil {
+	if err := netns.Do(ns.Name, f); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -448,7 +448,7 @@ func BenchmarkTransfer(b *testing.B) {
 				Join(b, na, "10.9.0.1/24", nb, "10.9.0.2/24", Impairment{}, Impairment{})
 			}
 			var ln net.Listener
-			if err := inNetns(nb.Name, func() (err error) { ln, err = net.Listen("tcp", "10.9.0.2:8000"); return err }); err != nil {
+			if err := netns.Do(nb.Name, func() (err error) { ln, err = net.Listen("tcp", "10.9.0.2:8000"); return err }); err != nil {
 				b.Fatal(err)
 			}
 			defer ln.Close()
@@ -464,7 +464,7 @@ func BenchmarkTransfer(b *testing.B) {
 				got <- n
 			}()
 			var c net.Conn
-			if err := inNetns(na.Name, func() (err error) { c, err = net.Dial("tcp", "10.9.0.2:8000"); return err }); err != nil {
+			if err := netns.Do(na.Name, func() (err error) { c, err = net.Dial("tcp", "10.9.0.2:8000"); return err }); err != nil {
 				b.Fatal(err)
 			}
 			buf := make([]byte, 1<<20)

@@ -59,7 +59,7 @@ func TestInjectSYNCaptureSYNACK(t *testing.T) {
 			var in *Injector
 			var c *Capturer
 			var other net.Conn
-			err := inNetns(ns.Name, func() error {
+			err := netns.Do(ns.Name, func() error {
 				var err error
 				if ln, err = net.Listen("tcp", net.JoinHostPort(host, "0")); err != nil {
 					return err

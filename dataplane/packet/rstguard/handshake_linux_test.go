@@ -53,7 +53,7 @@ func TestRawFlowToLoopbackTarget(t *testing.T) {
 				c  *rawsock.Capturer
 				g  *Guard
 			)
-			err := inNetns(ns.Name, func() error {
+			err := netns.Do(ns.Name, func() error {
 				l, err := net.Listen("tcp4", "127.0.0.1:0")
 				if err != nil {
 					return err

@@ -61,7 +61,7 @@ const mark = 0x4a7
 func newRig(t *testing.T) *rig {
 	netns.Require(t)
 	r := &rig{ns: netns.New(t, "rstguard"), capture: map[string]*rawsock.Capturer{}}
-	err := inNetns(r.ns.Name, func() error {
+	err := netns.Do(r.ns.Name, func() error {
 		var err error
 		if r.in, err = rawsock.NewInjector(rawsock.InjectorConfig{}); err != nil {
 			return err
@@ -143,7 +143,7 @@ func TestGuard(t *testing.T) {
 		}
 	}
 	var g *Guard
-	if err := inNetns(r.ns.Name, func() (err error) {
+	if err := netns.Do(r.ns.Name, func() (err error) {
 		g, err = Install(Config{First: first, Last: last, Mark: mark})
 		return err
 	}); err != nil {
@@ -186,7 +186,7 @@ func TestGuard(t *testing.T) {
 func tables(t *testing.T, ns *netns.NS) []string {
 	t.Helper()
 	var names []string
-	if err := inNetns(ns.Name, func() error {
+	if err := netns.Do(ns.Name, func() error {
 		c, err := nftables.New()
 		if err != nil {
 			return err

@@ -1,4 +1,4 @@
-package impair
+package netns
 
 import (
 	"fmt"
@@ -8,9 +8,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// inNetns runs f on a thread in the network namespace ns (a name under /run/netns or a
+// Do runs f on a thread in the network namespace ns (a name under /run/netns or a
 // path; empty is this process's). Sockets and devices f creates stay in that namespace.
-func inNetns(ns string, f func() error) error {
+func Do(ns string, f func() error) error {
 	if ns == "" {
 		return f()
 	}
