@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -17,7 +15,10 @@ import (
 // detaches, logs to stderr, tells systemd when it is ready (Type=notify) and pings its
 // watchdog, and stops on SIGINT or SIGTERM. `node create --foreground` is the same.
 func nodeRun(g *globals) *cobra.Command {
-	var listen, identity, logLevel string
+	var (
+		listen, identity string
+		daemon           daemonFlags
+	)
 	cmd := &cobra.Command{
 		Use:     "run",
 		Short:   "Run this home's node in the foreground (for systemd and other service managers)",
@@ -28,23 +29,27 @@ func nodeRun(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return runForeground(cmd, h, listen, identity, logLevel)
+			if err := daemon.check(); err != nil {
+				return err
+			}
+			return runForeground(cmd, h, listen, identity, daemon)
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "", "TCP address to accept connections on, e.g. 0.0.0.0:4000 (remembered)")
 	cmd.Flags().StringVar(&identity, "identity", "", "run as this identity of the home (default: the last one used, or a new one)")
-	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	daemon.add(cmd)
 	return cmd
 }
 
 // runForeground runs the node until SIGINT or SIGTERM.
-func runForeground(cmd *cobra.Command, h home.Home, listen, identity, logLevel string) error {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
-		return fmt.Errorf("--log-level %q: want debug, info, warn or error", logLevel)
+func runForeground(cmd *cobra.Command, h home.Home, listen, identity string, daemon daemonFlags) error {
+	log, closeLog, err := daemon.logger(os.Stderr)
+	if err != nil {
+		return err
 	}
+	defer closeLog.Close()
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	return node.Run(ctx, node.Config{Home: h, Listen: listen, Identity: identity, Logger: log})
+	return node.Run(ctx, node.Config{Home: h, Listen: listen, Identity: identity, Logger: log,
+		Metrics: daemon.metrics, MetricsAllowPublic: daemon.metricsPublic})
 }
