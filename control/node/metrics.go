@@ -14,6 +14,7 @@ import (
 
 	"github.com/adjacentnet/adjacent/dataplane"
 	"github.com/adjacentnet/adjacent/routing"
+	"github.com/adjacentnet/adjacent/securechannel"
 )
 
 // Metrics: with Config.Metrics the node serves Prometheus text at http://ADDR/metrics. The
@@ -62,13 +63,8 @@ func (n *Node) startMetrics(ctx context.Context) (stop func(), err error) {
 			return nil, fmt.Errorf("node: %w", err)
 		}
 	}
-	if n.cfg.Metrics != "" {
-		if err := n.state.SetSetting(ctx, settingMetrics, addr); err != nil {
-			return nil, err
-		}
-	}
 	if addr == "" {
-		return func() {}, nil
+		return func() {}, n.remember(ctx, "")
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
@@ -80,6 +76,10 @@ func (n *Node) startMetrics(ctx context.Context) (stop func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: serve metrics on %s: %w; choose another port with --metrics, or turn them off with --metrics off", addr, err)
 	}
+	if err := n.remember(ctx, addr); err != nil {
+		ln.Close()
+		return nil, err
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError, MaxRequestsInFlight: 4, Timeout: 10 * time.Second}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
@@ -90,6 +90,15 @@ func (n *Node) startMetrics(ctx context.Context) (stop func(), err error) {
 	}()
 	n.log.Info("serving metrics", "url", "http://"+ln.Addr().String()+"/metrics")
 	return func() { srv.Close() }, nil
+}
+
+// remember stores the metrics address given in the configuration, once it is known to
+// work ("" to forget it); a remembered one stays as it is.
+func (n *Node) remember(ctx context.Context, addr string) error {
+	if n.cfg.Metrics == "" {
+		return nil
+	}
+	return n.state.SetSetting(ctx, settingMetrics, addr)
 }
 
 // collector is the node's prometheus.Collector. It describes nothing up front (an unchecked
@@ -177,8 +186,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(mRefusals, v, refusalNames[i])
 	}
 
+	var ls securechannel.ListenerStats
 	n.listenerMu.Lock()
-	ls := n.listener.Stats()
+	if n.listener != nil {
+		ls = n.listener.Stats()
+	}
 	n.listenerMu.Unlock()
 	for role := range 2 {
 		started := float64(n.counts.started[role].Load())
