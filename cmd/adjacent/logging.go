@@ -75,7 +75,7 @@ func (f *daemonFlags) logger(stderr io.Writer) (*slog.Logger, io.Closer, error) 
 	}
 	w, closer := stderr, io.Closer(io.NopCloser(nil))
 	if f.logFile != "" {
-		lf, err := logfile.Open(f.logFile, logfile.Config{})
+		lf, err := logfile.Open(f.logFile, logfile.Config{Stderr: true})
 		if err != nil {
 			return nil, nil, err
 		}

@@ -12,7 +12,8 @@ import (
 )
 
 // nodeRun is the node daemon in the foreground, as a service manager runs it: it never
-// detaches, logs to stderr, tells systemd when it is ready (Type=notify) and pings its
+// detaches, logs to stderr (without timestamps under systemd, whose journal adds them; or
+// JSON with --log-format json), serves metrics with --metrics, tells systemd when it is ready (Type=notify) and pings its
 // watchdog, and stops on SIGINT or SIGTERM. `node create --foreground` is the same.
 func nodeRun(g *globals) *cobra.Command {
 	var (
@@ -23,7 +24,7 @@ func nodeRun(g *globals) *cobra.Command {
 		Use:     "run",
 		Short:   "Run this home's node in the foreground (for systemd and other service managers)",
 		Example: "  adjacent --home /var/lib/adjacent node run --listen 0.0.0.0:4000",
-		Args:    exactArgs(0, "adjacent node run [--listen HOST:PORT] [--identity NAME] [--log-level LEVEL]"),
+		Args:    exactArgs(0, "adjacent node run [--listen HOST:PORT] [--identity NAME] [--log-level LEVEL] [--log-format text|json] [--metrics ADDR]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			h, err := g.home_()
 			if err != nil {

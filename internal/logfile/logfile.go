@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Defaults of Config.
@@ -18,6 +20,11 @@ const (
 type Config struct {
 	MaxBytes int64 // the size a file is rotated before exceeding; default DefaultMaxBytes
 	Keep     int   // rotated files kept, PATH.1 (newest) to PATH.Keep; default DefaultKeep
+	// Stderr makes the process's standard error the current file too, at open and after
+	// each rotation, so that what the runtime writes there (a panic, a race report) lands
+	// in the current file rather than in a rotated one. Those writes do not count toward
+	// MaxBytes.
+	Stderr bool
 }
 
 // File is a log file rotated by size. It is safe for concurrent use.
@@ -54,6 +61,12 @@ func (l *File) open() error {
 	if err != nil {
 		f.Close()
 		return fmt.Errorf("logfile: %w", err)
+	}
+	if l.cfg.Stderr {
+		if err := unix.Dup2(int(f.Fd()), 2); err != nil {
+			f.Close()
+			return fmt.Errorf("logfile: make %s the standard error: %w", l.path, err)
+		}
 	}
 	l.f, l.size = f, fi.Size()
 	return nil

@@ -3,6 +3,7 @@ package logfile
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -83,5 +84,33 @@ func TestClosedWriteFails(t *testing.T) {
 	l.Close()
 	if _, err := l.Write([]byte("x")); err == nil {
 		t.Fatal("Write after Close succeeded")
+	}
+}
+
+// TestStderrFollows: with Stderr, what the process writes to fd 2 lands in the current
+// file, also after a rotation. It runs itself again so as not to take the test's stderr.
+func TestStderrFollows(t *testing.T) {
+	if path := os.Getenv("LOGFILE_TEST_PATH"); path != "" {
+		l, err := Open(path, Config{MaxBytes: 10, Stderr: true})
+		if err != nil {
+			panic(err)
+		}
+		l.Write([]byte("01234567"))
+		os.Stderr.WriteString("first\n")
+		l.Write([]byte("89ab")) // rotates: "first" goes to .1 with the first write
+		os.Stderr.WriteString("second\n")
+		os.Exit(0)
+	}
+	path := filepath.Join(t.TempDir(), "node.log")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestStderrFollows$")
+	cmd.Env = append(os.Environ(), "LOGFILE_TEST_PATH="+path)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "89absecond\n" {
+		t.Errorf("node.log = %q, want the write and then stderr's second line", b)
+	}
+	if b, _ := os.ReadFile(Name(path, 1)); string(b) != "01234567first\n" {
+		t.Errorf("node.log.1 = %q, want stderr's first line", b)
 	}
 }
