@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -27,7 +26,7 @@ change something start it in the background when it is not running; commands tha
 read do not.`,
 		Example: "  adjacent node create --listen 0.0.0.0:4000\n  adjacent node list",
 	}
-	cmd.AddCommand(nodeCreate(g), nodeRun(g), nodeList(g), nodeShow(g), nodeStop(g), nodeDelete(g))
+	cmd.AddCommand(nodeCreate(g), nodeRun(g), nodeList(g), nodeShow(g), nodeStop(g), nodeDelete(g), nodeLogs(g))
 	return cmd
 }
 
@@ -36,7 +35,7 @@ func nodeCreate(g *globals) *cobra.Command {
 		foreground bool
 		listen     string
 		identity   string
-		logLevel   string
+		daemon     daemonFlags
 	)
 	cmd := &cobra.Command{
 		Use:     "create",
@@ -48,20 +47,19 @@ func nodeCreate(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var level slog.Level
-			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
-				return fmt.Errorf("--log-level %q: want debug, info, warn or error", logLevel)
+			if err := daemon.check(); err != nil {
+				return err
 			}
 			if homeOf(h) == homeForeign {
 				return notAHome(h)
 			}
 			if foreground {
-				return runForeground(cmd, h, listen, identity, logLevel)
+				return runForeground(cmd, h, listen, identity, daemon)
 			}
 			if node.Running(cmd.Context(), h) {
 				return fmt.Errorf("node in %s is already running (pid %d); stop it with: adjacent --home %s node stop", h.Dir, node.Pid(h), h.Dir)
 			}
-			extra := []string{"--log-level", logLevel}
+			extra := daemon.args()
 			if listen != "" {
 				extra = append(extra, "--listen", listen)
 			}
@@ -87,7 +85,7 @@ func nodeCreate(g *globals) *cobra.Command {
 	cmd.Flags().BoolVar(&foreground, "foreground", false, "run in the foreground instead of as a background daemon (the same as: adjacent node run)")
 	cmd.Flags().StringVar(&listen, "listen", "", "TCP address to accept connections on, e.g. 0.0.0.0:4000 (remembered)")
 	cmd.Flags().StringVar(&identity, "identity", "", "run as this identity of the home (default: the last one used, or a new one)")
-	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	daemon.add(cmd)
 	return cmd
 }
 

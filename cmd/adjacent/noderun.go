@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -14,37 +12,45 @@ import (
 )
 
 // nodeRun is the node daemon in the foreground, as a service manager runs it: it never
-// detaches, logs to stderr, tells systemd when it is ready (Type=notify) and pings its
+// detaches, logs to stderr (without timestamps under systemd, whose journal adds them; or
+// JSON with --log-format json), serves metrics with --metrics, tells systemd when it is ready (Type=notify) and pings its
 // watchdog, and stops on SIGINT or SIGTERM. `node create --foreground` is the same.
 func nodeRun(g *globals) *cobra.Command {
-	var listen, identity, logLevel string
+	var (
+		listen, identity string
+		daemon           daemonFlags
+	)
 	cmd := &cobra.Command{
 		Use:     "run",
 		Short:   "Run this home's node in the foreground (for systemd and other service managers)",
 		Example: "  adjacent --home /var/lib/adjacent node run --listen 0.0.0.0:4000",
-		Args:    exactArgs(0, "adjacent node run [--listen HOST:PORT] [--identity NAME] [--log-level LEVEL]"),
+		Args:    exactArgs(0, "adjacent node run [--listen HOST:PORT] [--identity NAME] [--log-level LEVEL] [--log-format text|json] [--metrics ADDR]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			h, err := g.home_()
 			if err != nil {
 				return err
 			}
-			return runForeground(cmd, h, listen, identity, logLevel)
+			if err := daemon.check(); err != nil {
+				return err
+			}
+			return runForeground(cmd, h, listen, identity, daemon)
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "", "TCP address to accept connections on, e.g. 0.0.0.0:4000 (remembered)")
 	cmd.Flags().StringVar(&identity, "identity", "", "run as this identity of the home (default: the last one used, or a new one)")
-	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	daemon.add(cmd)
 	return cmd
 }
 
 // runForeground runs the node until SIGINT or SIGTERM.
-func runForeground(cmd *cobra.Command, h home.Home, listen, identity, logLevel string) error {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
-		return fmt.Errorf("--log-level %q: want debug, info, warn or error", logLevel)
+func runForeground(cmd *cobra.Command, h home.Home, listen, identity string, daemon daemonFlags) error {
+	log, closeLog, err := daemon.logger(os.Stderr)
+	if err != nil {
+		return err
 	}
+	defer closeLog.Close()
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	return node.Run(ctx, node.Config{Home: h, Listen: listen, Identity: identity, Logger: log})
+	return node.Run(ctx, node.Config{Home: h, Listen: listen, Identity: identity, Logger: log,
+		Metrics: daemon.metrics, MetricsAllowPublic: daemon.metricsPublic})
 }

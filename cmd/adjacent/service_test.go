@@ -345,6 +345,9 @@ func tracedSyscalls(log, exe string) (map[string]bool, error) {
 		} else {
 			continue // signals, exits
 		}
+		if name == "???" {
+			continue // strace could not name a call cut short as the process exited
+		}
 		used[name] = true
 	}
 	if !started {

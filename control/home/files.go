@@ -24,7 +24,7 @@ var entries = []struct {
 	{"node.sock", fs.ModeSocket},
 	{"node.lock", 0},
 	{"node.pid", 0},
-	{"node.log", 0},
+	{"node.log", 0}, {"node.log.1", 0}, {"node.log.2", 0}, {"node.log.3", 0}, // rotated: internal/logfile
 }
 
 // Files returns the paths of everything a node may keep in its home: what node delete

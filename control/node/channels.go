@@ -63,7 +63,7 @@ func (n *Node) channelConfig(authorized []identity.Identifier, require bool) sec
 	tc.Self = k.trust()
 	return securechannel.Config{
 		Static: k.static.DH(),
-		Auth:   trust.New(tc),
+		Auth:   &countingAuth{inner: trust.New(tc), c: &n.counts, role: responder},
 		Logger: n.log,
 		Now:    n.cfg.Now,
 	}
@@ -76,8 +76,8 @@ func (n *Node) channelConfig(authorized []identity.Identifier, require bool) sec
 func (n *Node) startListenerLocked() error {
 	p := n.project.Load()
 	cfg := n.channelConfig(nil, p != nil && !p.hub)
-	cfg.Accepted = n.channels.add
-	cfg.Admitter, cfg.StrangerTimeout = n.admit, n.cfg.Caps.StrangerTimeout
+	cfg.Accepted = n.accepted
+	cfg.Admitter, cfg.StrangerTimeout = countingAdmitter{n.admit, &n.counts}, n.cfg.Caps.StrangerTimeout
 	cfg.Origin = n.handshakeOrigin
 	l, err := securechannel.Listen(n.router, listenerName, cfg, routing.FlowTransports)
 	if err != nil {
@@ -181,7 +181,7 @@ func (n *Node) resolve(ctx context.Context, path routing.Path, authorized []iden
 			if i == lastSecure {
 				auth = authorized
 			}
-			ch, err := securechannel.Initiate(ctx, n.router, to, n.channelConfig(auth, require))
+			ch, err := n.initiate(ctx, to, n.channelConfig(auth, require))
 			if err != nil {
 				return fail(fmt.Errorf("secure channel to %s: %w", routing.Path(path[:i+1]), err))
 			}

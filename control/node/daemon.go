@@ -77,7 +77,9 @@ func StartBackground(ctx context.Context, h home.Home, extra ...string) error {
 	if h.SocketPath != "" {
 		args = append(args, "--socket", h.SocketPath)
 	}
-	args = append(append(args, "node", "create", "--foreground"), extra...)
+	// The daemon writes its log itself, rotated, and moves its stderr, here until then for
+	// what the log cannot say (a failed start), to each new file.
+	args = append(append(args, "node", "create", "--foreground", "--log-file", h.Log()), extra...)
 	cmd := exec.Command(exe, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // outlive the CLI and its terminal

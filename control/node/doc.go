@@ -10,4 +10,8 @@
 // listener's channels, and at a hub the channels of strangers (identities without a valid
 // credential of the project, which reach only the authority and are closed if they do not
 // become members) and the relays each member holds.
+//
+// With Config.Metrics the node serves Prometheus metrics (metrics.go): a collector that
+// reads, at scrape time, the counters the node and its packages keep anyway, and the few
+// the node keeps itself (counts.go: handshakes by role and outcome, refusals by reason).
 package node

@@ -34,6 +34,12 @@ type Config struct {
 	TCP      tcp.Config       // transport tuning; its Logger defaults to Logger
 	Caps     Caps             // what remote peers can make the node hold
 	Now      func() time.Time // default time.Now
+
+	// Metrics is the address to serve Prometheus metrics on (metrics.go): empty means the
+	// one remembered from an earlier run, if any; MetricsOff none. Only loopback addresses,
+	// unless MetricsAllowPublic.
+	Metrics            string
+	MetricsAllowPublic bool
 }
 
 // Node is a running node.
@@ -53,6 +59,7 @@ type Node struct {
 	portals  portals
 	session  session // members: the channel to the hub
 	recheck  recheck // asks policyLoop to re-check live portal sessions
+	counts   counts  // handshakes and refusals, for metrics
 
 	eventRefusals eventRefusals // dropped control events, refused revoked members
 	known         known         // peers' rotated identities
@@ -152,6 +159,12 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := n.startListening(ctx); err != nil {
 		return err
 	}
+
+	stopMetrics, err := n.startMetrics(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 
 	apiLn, err := listenAPI(h)
 	if err != nil {

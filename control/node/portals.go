@@ -375,12 +375,14 @@ func (p *portalPath) Open(ctx context.Context) (dataplane.PathRoute, error) {
 			return p.cur, nil
 		}
 		if ctx.Err() != nil || !transient(err) {
+			p.n.inletRefused(err)
 			return dataplane.PathRoute{}, err
 		}
 		p.n.log.Debug("path to the outlet not built; retrying", "route", p.route.String(), "err", err)
 		select {
 		case <-time.After(100 * time.Millisecond):
 		case <-ctx.Done():
+			p.n.inletRefused(err)
 			return dataplane.PathRoute{}, err
 		}
 	}
