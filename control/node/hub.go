@@ -120,6 +120,7 @@ func (n *Node) createProject(ctx context.Context, req api.CreateProject) (_ api.
 		return api.Project{}, err
 	}
 	p := &project{name: req.Name, hub: true, public: hubRoute.String(), authority: k.history, auth: auth}
+	p.service = n.authorityService(p)
 	b, err := auth.Issue(ctx, self)
 	if err != nil {
 		auth.Store().Close()
@@ -218,21 +219,6 @@ func (n *Node) registerHubWorkers(listenerFlow routing.FlowID) error {
 	return nil
 }
 
-// authorityRequest is what members send to the hub's authority worker.
-type authorityRequest struct {
-	Op         string                   `json:"op"` // enroll, credential, revocations, ticket, member-add, member-delete, member-list
-	Secret     []byte                   `json:"secret,omitempty"`
-	Ticket     *authority.TicketOptions `json:"ticket,omitempty"`
-	Member     string                   `json:"member,omitempty"`
-	Attributes map[string]string        `json:"attributes,omitempty"`
-}
-
-// credentialAnswer carries a credential bundle and what a member needs to know of the project.
-type credentialAnswer struct {
-	Credential []byte `json:"credential"`
-	Project    string `json:"project"`
-}
-
 func peerOf(q *rpc.Request) (*trust.Peer, error) {
 	p, ok := q.Peer.(*trust.Peer)
 	if !ok {
@@ -241,135 +227,13 @@ func peerOf(q *rpc.Request) (*trust.Peer, error) {
 	return p, nil
 }
 
-// serveAuthority answers members: enrollment, credential refresh, and, for enrollers,
-// tickets and member management.
+// serveAuthority answers members through the project's authority service.
 func (n *Node) serveAuthority(ctx context.Context, q *rpc.Request) (any, error) {
 	p := n.project.Load()
 	if p == nil || !p.hub {
 		return nil, errNoProject
 	}
-	peer, err := peerOf(q)
-	if err != nil {
-		return nil, err
-	}
-	var req authorityRequest
-	if err := q.Decode(&req); err != nil {
-		return nil, err
-	}
-	id := identity.Identifier(peer.Identifier())
-	switch req.Op {
-	case "enroll":
-		p.membership.Lock()
-		b, err := p.auth.Enroll(ctx, id, req.Secret)
-		if err == nil {
-			p.revoked.Delete(id)
-		}
-		p.membership.Unlock()
-		if err != nil {
-			return nil, err
-		}
-		n.log.Info("member enrolled", "project", p.name, "member", id)
-		return credentialAnswer{Credential: b.Encode(), Project: p.name}, nil
-	case "revocations":
-		return n.revocationsFor(p, peer)
-	case "credential":
-		if n.isRevoked(id) {
-			return nil, fmt.Errorf("%s is no longer a member of project %s", id, p.name)
-		}
-		b, err := p.auth.Issue(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		return credentialAnswer{Credential: b.Encode(), Project: p.name}, nil
-	}
-	if !isEnroller(peer) {
-		return nil, fmt.Errorf("%s may not %s: it needs the enroller attribute (a ticket made with --enroller)", id, req.Op)
-	}
-	switch req.Op {
-	case "ticket":
-		opts := authority.TicketOptions{}
-		if req.Ticket != nil {
-			opts = *req.Ticket
-		}
-		return n.makeTicket(ctx, p, id, opts)
-	case "member-list":
-		return n.listMembers(ctx, p)
-	case "member-add":
-		return nil, n.addMember(ctx, p, id, req.Member, req.Attributes)
-	case "member-delete":
-		return nil, n.deleteMember(ctx, p, req.Member)
-	}
-	return nil, fmt.Errorf("unknown authority operation %q", req.Op)
-}
-
-func isEnroller(p *trust.Peer) bool {
-	a := p.Attributes()
-	return a[authority.AttrMember] == "true" && (a[authority.AttrEnroller] == "true" || a[authority.AttrAdmin] == "true")
-}
-
-// makeTicket creates a ticket on the hub and returns its text.
-func (n *Node) makeTicket(ctx context.Context, p *project, by identity.Identifier, o authority.TicketOptions) (api.Ticket, error) {
-	secret, expires, err := p.auth.CreateTicket(ctx, by, o)
-	if err != nil {
-		return api.Ticket{}, err
-	}
-	t := ticket.Ticket{Project: p.name, Hub: p.public, Authority: p.authorityHistory().Encode(), Secret: secret}
-	return api.Ticket{Ticket: t.String(), Expires: expires}, nil
-}
-
-func (n *Node) listMembers(ctx context.Context, p *project) ([]api.Member, error) {
-	ms, err := p.auth.Store().Members(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]api.Member, 0, len(ms))
-	for _, m := range ms {
-		out = append(out, api.Member{Identifier: string(m.Identifier), Attributes: m.Attributes, AddedBy: string(m.AddedBy), Added: m.Added})
-		if h := n.knownHistory(m.Identifier); h != nil && h.Len() > 1 {
-			out[len(out)-1].Changes = h.Len()
-		}
-	}
-	return out, nil
-}
-
-func (n *Node) addMember(ctx context.Context, p *project, by identity.Identifier, member string, attrs map[string]string) error {
-	id, err := identity.ParseIdentifier(member)
-	if err != nil {
-		return fmt.Errorf("member add: %w", err)
-	}
-	p.membership.Lock()
-	defer p.membership.Unlock()
-	if err := p.auth.AddMember(ctx, by, id, attrs, false); err != nil {
-		return err
-	}
-	p.revoked.Delete(id)
-	n.tellAttributesChanged(p, id) // its live sessions are judged by the new attributes
-	return nil
-}
-
-// deleteMember removes a member and records its revocation in the member store, closes its
-// channels and relays here and tells every connected member node to close theirs.
-func (n *Node) deleteMember(ctx context.Context, p *project, member string) error {
-	id, err := identity.ParseIdentifier(member)
-	if err != nil {
-		return fmt.Errorf("member delete: %w", err)
-	}
-	if id == n.self.history.Identifier() {
-		return errors.New("member delete: the hub cannot remove itself")
-	}
-	p.membership.Lock()
-	defer p.membership.Unlock()
-	r, ok, err := p.auth.Revoke(ctx, id)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return fmt.Errorf("member delete: %s is not a member of project %s", id, p.name)
-	}
-	n.log.Info("member deleted", "project", p.name, "member", id, "refused_until", r.Until)
-	n.revoke(p, id, r.Until)
-	n.announce(p, r)
-	return nil
+	return p.service.Handle(ctx, q)
 }
 
 // relays are the hub's relays, by name.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/adjacentnet/adjacent/control/api"
 	"github.com/adjacentnet/adjacent/control/credential"
+	"github.com/adjacentnet/adjacent/control/hub"
 	"github.com/adjacentnet/adjacent/control/identity"
 	"github.com/adjacentnet/adjacent/control/rpc"
 	"github.com/adjacentnet/adjacent/control/ticket"
@@ -168,11 +169,11 @@ func (n *Node) enroll(ctx context.Context, text string) (api.Project, error) {
 	if err != nil {
 		return api.Project{}, fmt.Errorf("enroll: the ticket's authority identity: %w", err)
 	}
-	hub, err := routing.ParsePath(t.Hub)
+	hubRoute, err := routing.ParsePath(t.Hub)
 	if err != nil {
 		return api.Project{}, fmt.Errorf("enroll: the ticket's hub route: %w", err)
 	}
-	p := &project{name: t.Project, hubRoute: hub, authority: auth}
+	p := &project{name: t.Project, hubRoute: hubRoute, authority: auth}
 	// A provisional project so the hub's credential can be checked while enrolling.
 	n.project.Store(p)
 	fail := func(err error) (api.Project, error) {
@@ -187,8 +188,8 @@ func (n *Node) enroll(ctx context.Context, text string) (api.Project, error) {
 		return fail(fmt.Errorf("enroll: connect to the hub at %s: %w; check that the hub's node runs and that this machine reaches that address, then enroll again with the same ticket (it is not used up)", t.Hub, err))
 	}
 	defer ch.Close()
-	var ans credentialAnswer
-	req := authorityRequest{Op: "enroll", Secret: t.Secret[:]}
+	var ans hub.CredentialAnswer
+	req := hub.Enroll{Secret: t.Secret}
 	if err := rpc.Call(ctx, n.router, routing.MustRoute(ch.Address(), routing.LocalAddress(authorityWorker)), ch.Flow(), req, &ans); err != nil {
 		return fail(err)
 	}
@@ -242,8 +243,8 @@ func (n *Node) requestCredential(ctx context.Context, p *project) (*credential.B
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	var ans credentialAnswer
-	if err := rpc.Call(ctx, n.router, routing.MustRoute(ch.Address(), routing.LocalAddress(authorityWorker)), ch.Flow(), authorityRequest{Op: "credential"}, &ans); err != nil {
+	var ans hub.CredentialAnswer
+	if err := rpc.Call(ctx, n.router, routing.MustRoute(ch.Address(), routing.LocalAddress(authorityWorker)), ch.Flow(), hub.Credential{}, &ans); err != nil {
 		return nil, err
 	}
 	return n.checkCredential(p, ans.Credential)

@@ -13,6 +13,7 @@ import (
 	"github.com/adjacentnet/adjacent/control/authority/pgstore"
 	"github.com/adjacentnet/adjacent/control/authority/sqlitestore"
 	"github.com/adjacentnet/adjacent/control/credential"
+	"github.com/adjacentnet/adjacent/control/hub"
 	"github.com/adjacentnet/adjacent/control/identity"
 	"github.com/adjacentnet/adjacent/control/policy"
 	"github.com/adjacentnet/adjacent/control/trust"
@@ -46,12 +47,9 @@ type project struct {
 	public    string       // hubs: the address members dial
 	authority *identity.History
 	cred      atomic.Pointer[credential.Bundle]
-	auth      *authority.Authority // hubs only
-	revoked   sync.Map             // identity.Identifier -> time.Time: refuse until then
-	// membership serialises, on a hub, changes of members with reloads of the revocations,
-	// so that a reload never undoes a change it did not read.
-	membership sync.Mutex
-	signed     sync.Map // hubs: identity.Identifier -> the last revocation event signed for it
+	auth      *authority.Authority  // hubs only
+	service   *hub.AuthorityService // hubs only: the authority's service to members
+	revoked   sync.Map              // identity.Identifier -> time.Time: refuse until then
 
 	// newest is a longer history of the authority, once learned (authority stays the one
 	// loaded or enrolled with, for its identifier); newestMu serialises learning it.
@@ -100,7 +98,8 @@ func (n *Node) loadProject(ctx context.Context) (*project, error) {
 				return nil, fmt.Errorf("node: project %s: %w", name, err)
 			}
 		}
-		if err := n.loadRevocations(ctx, p); err != nil {
+		p.service = n.authorityService(p)
+		if err := p.service.Load(ctx); err != nil {
 			p.auth.Store().Close()
 			return nil, err
 		}
@@ -265,7 +264,7 @@ func (n *Node) credentialLoop(ctx context.Context) {
 			lastReload = now
 			go func() {
 				defer reloading.Store(false)
-				n.reloadRevocations(ctx, p)
+				p.service.Reload(ctx)
 			}()
 		}
 		if b := p.cred.Load(); b == nil || now.After(halfLife(b.Credential)) {
