@@ -223,3 +223,83 @@ type CredentialAnswer struct {
 type RevocationsAnswer struct {
 	Events [][]byte `json:"events"`
 }
+
+// The relay service's operations.
+const (
+	OpRelayCreate Op = "create"
+	OpRelayDelete Op = "delete"
+	OpRelayList   Op = "list"
+)
+
+// RelayRequest is one request to the relay service: RelayCreate, RelayDelete or
+// RelayList. Each encodes itself to the wire form.
+type RelayRequest interface {
+	Op() Op
+	relayWire() relayWire
+}
+
+// RelayCreate registers relay Name pointed at the caller's channel, or moves it there.
+type RelayCreate struct{ Name string }
+
+// RelayDelete closes relay Name and frees the name.
+type RelayDelete struct{ Name string }
+
+// RelayList asks for the relays with their owners and clients.
+type RelayList struct{}
+
+func (RelayCreate) Op() Op { return OpRelayCreate }
+func (RelayDelete) Op() Op { return OpRelayDelete }
+func (RelayList) Op() Op   { return OpRelayList }
+
+func (r RelayCreate) relayWire() relayWire { return relayWire{Op: OpRelayCreate, Name: r.Name} }
+func (r RelayDelete) relayWire() relayWire { return relayWire{Op: OpRelayDelete, Name: r.Name} }
+func (RelayList) relayWire() relayWire     { return relayWire{Op: OpRelayList} }
+
+func (r RelayCreate) MarshalJSON() ([]byte, error) { return json.Marshal(r.relayWire()) }
+func (r RelayDelete) MarshalJSON() ([]byte, error) { return json.Marshal(r.relayWire()) }
+func (r RelayList) MarshalJSON() ([]byte, error)   { return json.Marshal(r.relayWire()) }
+
+// relayWire is the JSON form of every relay request.
+type relayWire struct {
+	Op   Op     `json:"op"`
+	Name string `json:"name,omitempty"`
+}
+
+// maxRelayName bounds a relay name on the wire; the service refuses names over 64 (and
+// says why).
+const maxRelayName = 256
+
+// EncodeRelay returns the wire form of r.
+func EncodeRelay(r RelayRequest) ([]byte, error) { return json.Marshal(r.relayWire()) }
+
+// DecodeRelay decodes one relay request, as strictly as DecodeAuthority. The name is
+// checked by the service, which tells the caller what a name may be.
+func DecodeRelay(b []byte) (RelayRequest, error) {
+	var w relayWire
+	if err := decodeStrict(b, &w); err != nil {
+		return nil, err
+	}
+	if len(w.Name) > maxRelayName {
+		return nil, fmt.Errorf("%w: a relay name of %d bytes", errMalformed, len(w.Name))
+	}
+	switch w.Op {
+	case OpRelayCreate:
+		return RelayCreate{Name: w.Name}, nil
+	case OpRelayDelete:
+		return RelayDelete{Name: w.Name}, nil
+	case OpRelayList:
+		if w.Name != "" {
+			return nil, fmt.Errorf("%w: list with a name", errMalformed)
+		}
+		return RelayList{}, nil
+	}
+	return nil, fmt.Errorf("unknown relay operation %q", w.Op)
+}
+
+// relayEnvelope lets rpc.Request.Decode decode a typed relay request.
+type relayEnvelope struct{ req RelayRequest }
+
+func (e *relayEnvelope) UnmarshalJSON(b []byte) (err error) {
+	e.req, err = DecodeRelay(b)
+	return err
+}

@@ -3,9 +3,9 @@
 // start in the background and stop that daemon. Under a service manager (systemd's
 // Type=notify) the daemon reports readiness, watchdog pings and stopping on $NOTIFY_SOCKET.
 //
-// The node wires roles that are types of their own: the hub's services to members are in
-// control/hub (the node registers them behind its listener and lends them its table of
-// revoked members and its channels).
+// The node wires roles that are types of their own: the hub's services to members, the
+// authority and the relays, are in control/hub (the node registers them behind its
+// listener and lends them its table of revoked members, its channels and its counters).
 //
 // Data flows in from the CLI over the Unix socket (api package types), and out as routed
 // messages through the router; state the node must remember goes to the state database.

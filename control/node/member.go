@@ -272,7 +272,7 @@ func (n *Node) callHub(ctx context.Context, worker string, req, resp any) error 
 // reconnect or restart.
 func (n *Node) createRelay(ctx context.Context, name string) (api.Relay, error) {
 	var r api.Relay
-	if err := n.callHub(ctx, relaysWorker, relayRequest{Op: "create", Name: name}, &r); err != nil {
+	if err := n.callHub(ctx, relaysWorker, hub.RelayCreate{Name: name}, &r); err != nil {
 		return api.Relay{}, fmt.Errorf("relay create: %w", err)
 	}
 	if p := n.project.Load(); p != nil && !p.hub {
@@ -292,7 +292,7 @@ func (n *Node) reregisterRelays(ctx context.Context) {
 	}
 	for _, name := range names {
 		var r api.Relay
-		if err := n.callHub(ctx, relaysWorker, relayRequest{Op: "create", Name: name}, &r); err != nil {
+		if err := n.callHub(ctx, relaysWorker, hub.RelayCreate{Name: name}, &r); err != nil {
 			n.log.Warn("relay not re-registered", "name", name, "err", err)
 		}
 	}

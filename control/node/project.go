@@ -49,6 +49,7 @@ type project struct {
 	cred      atomic.Pointer[credential.Bundle]
 	auth      *authority.Authority  // hubs only
 	service   *hub.AuthorityService // hubs only: the authority's service to members
+	relays    *hub.RelayService     // hubs only: the relays it serves
 	revoked   sync.Map              // identity.Identifier -> time.Time: refuse until then
 
 	// newest is a longer history of the authority, once learned (authority stays the one
@@ -98,7 +99,7 @@ func (n *Node) loadProject(ctx context.Context) (*project, error) {
 				return nil, fmt.Errorf("node: project %s: %w", name, err)
 			}
 		}
-		p.service = n.authorityService(p)
+		p.service, p.relays = n.authorityService(p), n.relayService(p)
 		if err := p.service.Load(ctx); err != nil {
 			p.auth.Store().Close()
 			return nil, err
@@ -231,11 +232,8 @@ func (n *Node) revoke(p *project, id identity.Identifier, until time.Time) {
 			c.Close()
 		}
 	}
-	for _, r := range n.relayList() {
-		if r.Owner == string(id) {
-			n.log.Info("dropping the relay of a revoked member", "relay", r.Name, "owner", id)
-			n.dropRelay(r.Name)
-		}
+	if p.relays != nil {
+		p.relays.DropOwnedBy(id)
 	}
 }
 

@@ -202,7 +202,7 @@ func (n *Node) handler() http.Handler {
 	})
 	mux.HandleFunc("DELETE /v1/relays/{name}", func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
-		err := n.callHub(r.Context(), relaysWorker, relayRequest{Op: "delete", Name: name}, nil)
+		err := n.callHub(r.Context(), relaysWorker, hub.RelayDelete{Name: name}, nil)
 		if err == nil {
 			err = n.state.DeleteRelay(r.Context(), name)
 		}
