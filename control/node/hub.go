@@ -13,6 +13,7 @@ import (
 	"github.com/adjacentnet/adjacent/control/authority"
 	"github.com/adjacentnet/adjacent/control/hub"
 	"github.com/adjacentnet/adjacent/control/identity"
+	"github.com/adjacentnet/adjacent/control/member"
 	"github.com/adjacentnet/adjacent/control/policy"
 	"github.com/adjacentnet/adjacent/control/rpc"
 	"github.com/adjacentnet/adjacent/control/ticket"
@@ -21,8 +22,8 @@ import (
 
 // Workers of a hub, behind its listener.
 const (
-	authorityWorker = "authority"
-	relaysWorker    = "relays"
+	authorityWorker = member.AuthorityWorker
+	relaysWorker    = member.RelaysWorker
 	eventsWorker    = "project.events" // on members: announcements from the hub
 	relayPrefix     = hub.RelayPrefix
 )

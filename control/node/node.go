@@ -51,7 +51,6 @@ type Node struct {
 	policies policies
 	project  atomic.Pointer[project]
 	portals  portals
-	session  session // members: the channel to the hub
 	recheck  recheck // asks policyLoop to re-check live portal sessions
 
 	eventRefusals eventRefusals // dropped control events, refused revoked members

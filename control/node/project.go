@@ -47,10 +47,11 @@ type project struct {
 	public    string       // hubs: the address members dial
 	authority *identity.History
 	cred      atomic.Pointer[credential.Bundle]
-	auth      *authority.Authority  // hubs only
-	service   *hub.AuthorityService // hubs only: the authority's service to members
-	relays    *hub.RelayService     // hubs only: the relays it serves
-	revoked   sync.Map              // identity.Identifier -> time.Time: refuse until then
+	auth      *authority.Authority       // hubs only
+	service   *hub.AuthorityService      // hubs only: the authority's service to members
+	relays    *hub.RelayService          // hubs only: the relays it serves
+	session   atomic.Pointer[hubSession] // members: the session with the hub, once enrolled
+	revoked   sync.Map                   // identity.Identifier -> time.Time: refuse until then
 
 	// newest is a longer history of the authority, once learned (authority stays the one
 	// loaded or enrolled with, for its identifier); newestMu serialises learning it.
@@ -109,6 +110,7 @@ func (n *Node) loadProject(ctx context.Context) (*project, error) {
 		if p.hubRoute, err = routing.ParsePath(hub); err != nil {
 			return nil, fmt.Errorf("node: project %s: stored hub route: %w", name, err)
 		}
+		n.newSession(p)
 	}
 	return p, nil
 }
@@ -334,8 +336,8 @@ func (n *Node) refreshCredential(ctx context.Context, p *project) error {
 	if err := n.saveCredential(ctx, p, b); err != nil {
 		return err
 	}
-	if lapsed && !p.hub {
-		n.reregisterRelays(ctx)
+	if s := p.session.Load(); lapsed && s != nil {
+		s.ReregisterRelays(ctx)
 	}
 	return nil
 }

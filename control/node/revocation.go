@@ -11,7 +11,7 @@ import (
 	"github.com/adjacentnet/adjacent/control/event"
 	"github.com/adjacentnet/adjacent/control/hub"
 	"github.com/adjacentnet/adjacent/control/identity"
-	"github.com/adjacentnet/adjacent/control/rpc"
+	"github.com/adjacentnet/adjacent/control/member"
 	"github.com/adjacentnet/adjacent/control/trust"
 	"github.com/adjacentnet/adjacent/internal/ratelog"
 	"github.com/adjacentnet/adjacent/routing"
@@ -218,15 +218,19 @@ func (n *Node) sendEvent(ch routing.Address, b []byte) {
 func (n *Node) fetchRevocations(ctx context.Context, p *project) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	ch := n.hubChannel()
-	if ch == nil {
+	s := p.session.Load()
+	if s == nil {
 		return
 	}
-	var ans hub.RevocationsAnswer
-	if err := rpc.Call(ctx, n.router, routing.MustRoute(ch.Address(), routing.LocalAddress(authorityWorker)), ch.Flow(), hub.Revocations{}, &ans); err != nil {
+	events, err := s.Revocations(ctx)
+	if errors.Is(err, member.ErrNotConnected) {
+		return
+	}
+	if err != nil {
 		n.log.Warn("could not read the revoked members from the hub; the hub refuses them anyway", "err", err)
 		return
 	}
+	ans := hub.RevocationsAnswer{Events: events}
 	now := n.cfg.Now()
 	for _, raw := range ans.Events {
 		s, err := event.Decode(raw)
