@@ -17,6 +17,7 @@ import (
 	"github.com/adjacentnet/adjacent/control/policy"
 	"github.com/adjacentnet/adjacent/control/rpc"
 	"github.com/adjacentnet/adjacent/control/ticket"
+	"github.com/adjacentnet/adjacent/control/trust"
 	"github.com/adjacentnet/adjacent/routing"
 )
 
@@ -210,6 +211,10 @@ func (n *Node) registerHubWorkers(listenerFlow routing.FlowID) error {
 	}
 	return nil
 }
+
+// The hub's services know a request's caller by its credential's attributes: a trust.Peer
+// must stay a hub.Caller, or every request would be refused as coming through no channel.
+var _ hub.Caller = (*trust.Peer)(nil)
 
 // serveAuthority answers members through the project's authority service.
 func (n *Node) serveAuthority(ctx context.Context, q *rpc.Request) (any, error) {
