@@ -153,27 +153,10 @@ func (n *Node) vouched(peer routing.Peer) bool {
 		!n.isRevoked(identity.Identifier(tp.Identifier()))
 }
 
-// relayCapacity refuses a new relay name for owner when it holds RelaysPerIdentity already;
-// registering again a relay it holds is always allowed.
-func (n *Node) relayCapacity(owner, name string) error {
-	n.relays.mu.Lock()
-	held := 0
-	for other, r := range n.relays.m {
-		if other == name && r.owner == owner {
-			n.relays.mu.Unlock()
-			return nil
-		}
-		if r.owner == owner {
-			held++
-		}
-	}
-	n.relays.mu.Unlock()
-	if held < n.cfg.Caps.RelaysPerIdentity {
-		return nil
-	}
+// relaysOverCap counts and logs a relay refused to owner for holding limit already.
+func (n *Node) relaysOverCap(owner string, limit int) {
 	n.admit.refused.Add(1)
-	n.admit.refusals.Note(slog.String("last_peer", owner), slog.String("reason", "too many relays"), slog.Int("limit", n.cfg.Caps.RelaysPerIdentity))
-	return fmt.Errorf("refused: capacity: %s holds %d relays at this hub, the most one identity may; delete one first (adjacent relay delete NAME)", owner, held)
+	n.admit.refusals.Note(slog.String("last_peer", owner), slog.String("reason", "too many relays"), slog.Int("limit", limit))
 }
 
 // handshakeOrigin names the origin of a first handshake message at this node's listener

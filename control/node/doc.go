@@ -3,6 +3,12 @@
 // start in the background and stop that daemon. Under a service manager (systemd's
 // Type=notify) the daemon reports readiness, watchdog pings and stopping on $NOTIFY_SOCKET.
 //
+// The node wires roles that are types of their own: the hub's services to members, the
+// authority and the relays, are in control/hub (the node registers them behind its
+// listener and lends them its table of revoked members, its channels and its counters);
+// a member's session with its hub is control/member's Session (the node gives it the way
+// to connect and what to do on each new channel).
+//
 // Data flows in from the CLI over the Unix socket (api package types), and out as routed
 // messages through the router; state the node must remember goes to the state database.
 //

@@ -6,16 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sort"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/adjacentnet/adjacent/control/access"
 	"github.com/adjacentnet/adjacent/control/api"
 	"github.com/adjacentnet/adjacent/control/authority"
+	"github.com/adjacentnet/adjacent/control/hub"
 	"github.com/adjacentnet/adjacent/control/identity"
+	"github.com/adjacentnet/adjacent/control/member"
+	"github.com/adjacentnet/adjacent/control/policy"
 	"github.com/adjacentnet/adjacent/control/rpc"
 	"github.com/adjacentnet/adjacent/control/ticket"
 	"github.com/adjacentnet/adjacent/control/trust"
@@ -24,10 +23,10 @@ import (
 
 // Workers of a hub, behind its listener.
 const (
-	authorityWorker = "authority"
-	relaysWorker    = "relays"
+	authorityWorker = member.AuthorityWorker
+	relaysWorker    = member.RelaysWorker
 	eventsWorker    = "project.events" // on members: announcements from the hub
-	relayPrefix     = "forward_to_"
+	relayPrefix     = hub.RelayPrefix
 )
 
 // createProject turns this node into the hub of a new project: its identity becomes the
@@ -120,6 +119,7 @@ func (n *Node) createProject(ctx context.Context, req api.CreateProject) (_ api.
 		return api.Project{}, err
 	}
 	p := &project{name: req.Name, hub: true, public: hubRoute.String(), authority: k.history, auth: auth}
+	p.service, p.relays = n.authorityService(p), n.relayService(p)
 	b, err := auth.Issue(ctx, self)
 	if err != nil {
 		auth.Store().Close()
@@ -206,350 +206,58 @@ func (n *Node) registerHubWorkers(listenerFlow routing.FlowID) error {
 	if err := n.router.Register(relaysWorker, relays, listenerFlow); err != nil {
 		return err
 	}
-	n.relays.mu.Lock()
-	defer n.relays.mu.Unlock()
-	for name, r := range n.relays.m {
-		n.router.Unregister(relayPrefix + name)
-		if err := n.router.Register(relayPrefix+name, r.relay, listenerFlow); err != nil {
-			return err
-		}
+	if p := n.project.Load(); p != nil && p.hub {
+		return p.relays.Open(listenerFlow)
 	}
-	n.relays.flow = listenerFlow
 	return nil
 }
 
-// authorityRequest is what members send to the hub's authority worker.
-type authorityRequest struct {
-	Op         string                   `json:"op"` // enroll, credential, revocations, ticket, member-add, member-delete, member-list
-	Secret     []byte                   `json:"secret,omitempty"`
-	Ticket     *authority.TicketOptions `json:"ticket,omitempty"`
-	Member     string                   `json:"member,omitempty"`
-	Attributes map[string]string        `json:"attributes,omitempty"`
-}
+// The hub's services know a request's caller by its credential's attributes: a trust.Peer
+// must stay a hub.Caller, or every request would be refused as coming through no channel.
+var _ hub.Caller = (*trust.Peer)(nil)
 
-// credentialAnswer carries a credential bundle and what a member needs to know of the project.
-type credentialAnswer struct {
-	Credential []byte `json:"credential"`
-	Project    string `json:"project"`
-}
-
-func peerOf(q *rpc.Request) (*trust.Peer, error) {
-	p, ok := q.Peer.(*trust.Peer)
-	if !ok {
-		return nil, errors.New("requests to the authority must come through a secure channel")
-	}
-	return p, nil
-}
-
-// hubRequest is what every service of the hub does first: it checks that this node is a hub
-// and that q came through a secure channel, and decodes q into req.
-func (n *Node) hubRequest(q *rpc.Request, req any) (*project, *trust.Peer, error) {
+// serveAuthority answers members through the project's authority service.
+func (n *Node) serveAuthority(ctx context.Context, q *rpc.Request) (any, error) {
 	p := n.project.Load()
 	if p == nil || !p.hub {
-		return nil, nil, errNoProject
+		return nil, errNoProject
 	}
-	peer, err := peerOf(q)
-	if err != nil {
-		return nil, nil, err
-	}
-	return p, peer, q.Decode(req)
+	return p.service.Handle(ctx, q)
 }
 
-// serveAuthority answers members: enrollment, credential refresh, and, for enrollers,
-// tickets and member management.
-func (n *Node) serveAuthority(ctx context.Context, q *rpc.Request) (any, error) {
-	var req authorityRequest
-	p, peer, err := n.hubRequest(q, &req)
-	if err != nil {
-		return nil, err
-	}
-	id := identity.Identifier(peer.Identifier())
-	switch req.Op {
-	case "enroll":
-		p.membership.Lock()
-		b, err := p.auth.Enroll(ctx, id, req.Secret)
-		if err == nil {
-			p.revoked.Delete(id)
-		}
-		p.membership.Unlock()
-		if err != nil {
-			return nil, err
-		}
-		n.log.Info("member enrolled", "project", p.name, "member", id)
-		return credentialAnswer{Credential: b.Encode(), Project: p.name}, nil
-	case "revocations":
-		return n.revocationsFor(p, peer)
-	case "credential":
-		if n.isRevoked(id) {
-			return nil, fmt.Errorf("%s is no longer a member of project %s", id, p.name)
-		}
-		b, err := p.auth.Issue(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		return credentialAnswer{Credential: b.Encode(), Project: p.name}, nil
-	}
-	if !isEnroller(peer) {
-		return nil, fmt.Errorf("%s may not %s: it needs the enroller attribute (a ticket made with --enroller)", id, req.Op)
-	}
-	switch req.Op {
-	case "ticket":
-		opts := authority.TicketOptions{}
-		if req.Ticket != nil {
-			opts = *req.Ticket
-		}
-		return n.makeTicket(ctx, p, id, opts)
-	case "member-list":
-		return n.listMembers(ctx, p)
-	case "member-add":
-		return nil, n.addMember(ctx, p, id, req.Member, req.Attributes)
-	case "member-delete":
-		return nil, n.deleteMember(ctx, p, req.Member)
-	}
-	return nil, fmt.Errorf("unknown authority operation %q", req.Op)
-}
-
-func isEnroller(p *trust.Peer) bool {
-	a := p.Attributes()
-	return a[authority.AttrMember] == "true" && (a[authority.AttrEnroller] == "true" || a[authority.AttrAdmin] == "true")
-}
-
-// makeTicket creates a ticket on the hub and returns its text.
-func (n *Node) makeTicket(ctx context.Context, p *project, by identity.Identifier, o authority.TicketOptions) (api.Ticket, error) {
-	secret, expires, err := p.auth.CreateTicket(ctx, by, o)
-	if err != nil {
-		return api.Ticket{}, err
-	}
-	t := ticket.Ticket{Project: p.name, Hub: p.public, Authority: p.authorityHistory().Encode(), Secret: secret}
-	return api.Ticket{Ticket: t.String(), Expires: expires}, nil
-}
-
-func (n *Node) listMembers(ctx context.Context, p *project) ([]api.Member, error) {
-	ms, err := p.auth.Store().Members(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]api.Member, 0, len(ms))
-	for _, m := range ms {
-		out = append(out, api.Member{Identifier: string(m.Identifier), Attributes: m.Attributes, AddedBy: string(m.AddedBy), Added: m.Added})
-		if h := n.knownHistory(m.Identifier); h != nil && h.Len() > 1 {
-			out[len(out)-1].Changes = h.Len()
-		}
-	}
-	return out, nil
-}
-
-func (n *Node) addMember(ctx context.Context, p *project, by identity.Identifier, member string, attrs map[string]string) error {
-	id, err := identity.ParseIdentifier(member)
-	if err != nil {
-		return fmt.Errorf("member add: %w", err)
-	}
-	p.membership.Lock()
-	defer p.membership.Unlock()
-	if err := p.auth.AddMember(ctx, by, id, attrs, false); err != nil {
-		return err
-	}
-	p.revoked.Delete(id)
-	n.tellAttributesChanged(p, id) // its live sessions are judged by the new attributes
-	return nil
-}
-
-// deleteMember removes a member and records its revocation in the member store, closes its
-// channels and relays here and tells every connected member node to close theirs.
-func (n *Node) deleteMember(ctx context.Context, p *project, member string) error {
-	id, err := identity.ParseIdentifier(member)
-	if err != nil {
-		return fmt.Errorf("member delete: %w", err)
-	}
-	if id == n.self.history.Identifier() {
-		return errors.New("member delete: the hub cannot remove itself")
-	}
-	p.membership.Lock()
-	defer p.membership.Unlock()
-	r, ok, err := p.auth.Revoke(ctx, id)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return fmt.Errorf("member delete: %s is not a member of project %s", id, p.name)
-	}
-	n.log.Info("member deleted", "project", p.name, "member", id, "refused_until", r.Until)
-	n.revoke(p, id, r.Until)
-	n.announce(p, r)
-	return nil
-}
-
-// relays are the hub's relays, by name.
-type relays struct {
-	mu   sync.Mutex
-	m    map[string]*hubRelay
-	flow routing.FlowID // the listener flow they are opened to
-}
-
-type hubRelay struct {
-	relay   *routing.Relay
-	owner   string
-	clients relayClients
-}
-
-// maxRelayClients caps the clients a relay remembers; later ones are only counted.
-const maxRelayClients = 256
-
-// relayClients are the identities whose messages a relay admitted, for relay list and
-// status on the hub. A hit costs a sync.Map load and two atomic operations.
-type relayClients struct {
-	m     sync.Map // identifier -> *relayClient
-	n     atomic.Int32
-	other atomic.Uint64 // messages of clients beyond the cap
-}
-
-type relayClient struct {
-	lastSeen atomic.Int64 // unix nanoseconds
-	messages atomic.Uint64
-	bytes    atomic.Uint64 // of the payloads it sent through the relay
-}
-
-func (c *relayClients) note(m *routing.Message, now time.Time) {
-	if m.Local.Peer == nil {
-		return
-	}
-	id := m.Local.Peer.Identifier()
-	v, ok := c.m.Load(id)
-	if !ok {
-		if c.n.Add(1) > maxRelayClients {
-			c.n.Add(-1)
-			c.other.Add(1)
-			return
-		}
-		var loaded bool
-		if v, loaded = c.m.LoadOrStore(id, &relayClient{}); loaded {
-			c.n.Add(-1) // another message of the same new client won
-		}
-	}
-	rc := v.(*relayClient)
-	rc.lastSeen.Store(now.UnixNano())
-	rc.messages.Add(1)
-	rc.bytes.Add(uint64(len(m.Payload())))
-}
-
-func (c *relayClients) list() []api.RelayClient {
-	out := []api.RelayClient{}
-	c.m.Range(func(k, v any) bool {
-		rc := v.(*relayClient)
-		out = append(out, api.RelayClient{Identifier: k.(string), LastSeen: time.Unix(0, rc.lastSeen.Load()).UTC(), Messages: rc.messages.Load(), Bytes: rc.bytes.Load()})
-		return true
-	})
-	sort.Slice(out, func(i, j int) bool { return out[i].Identifier < out[j].Identifier })
-	return out
-}
-
-// relayRequest is what members send to the relay service.
-type relayRequest struct {
-	Op   string `json:"op"` // create, delete, list
-	Name string `json:"name,omitempty"`
-}
-
-// serveRelays creates, deletes and lists relays. A member may hold a relay name its
-// credential allows (relay=NAME or relay=*); a name held by one identity cannot be taken by
-// another; the holder re-registers after reconnecting, which moves the relay to its new
-// channel.
+// serveRelays creates, deletes and lists relays through the project's relay service.
 func (n *Node) serveRelays(ctx context.Context, q *rpc.Request) (any, error) {
-	var req relayRequest
-	p, peer, err := n.hubRequest(q, &req)
-	if err != nil {
-		return nil, err
+	p := n.project.Load()
+	if p == nil || !p.hub {
+		return nil, errNoProject
 	}
-	attrs := peer.Attributes()
-	if attrs[authority.AttrMember] != "true" || n.isRevoked(identity.Identifier(peer.Identifier())) {
-		return nil, fmt.Errorf("%s is not a member of project %s", peer.Identifier(), p.name)
-	}
-	if req.Op == "list" {
-		return n.relayList(), nil
-	}
-	if !validRelayName(req.Name) {
-		return nil, fmt.Errorf("relay name %q: use letters, digits, '.', '_' and '-', at most 64", req.Name)
-	}
-	admin := attrs[authority.AttrAdmin] == "true"
-	owner, err := n.state.RelayOwner(ctx, req.Name)
-	if err != nil {
-		return nil, err
-	}
-	if owner != "" && owner != peer.Identifier() && !admin {
-		return nil, fmt.Errorf("relay %q is held by %s; choose another name", req.Name, owner)
-	}
-	switch req.Op {
-	case "create":
-		if a := attrs[authority.AttrRelay]; a != req.Name && a != "*" && !admin {
-			return nil, fmt.Errorf("%s may not create relay %q: its credential allows relay %q; ask for a ticket made with --relay %s", peer.Identifier(), req.Name, a, req.Name)
-		}
-		if err := n.relayCapacity(peer.Identifier(), req.Name); err != nil {
-			return nil, err
-		}
-		if err := n.state.SetRelayOwner(ctx, req.Name, peer.Identifier()); err != nil {
-			return nil, err
-		}
-		ret := q.ReturnRoute()
-		to := routing.MustRoute(ret.NextAddress()) // the hub's channel to the owner
-		n.putRelay(req.Name, to, q.Flow, peer.Identifier())
-		return api.Relay{Name: req.Name, Address: "/service/" + relayPrefix + req.Name, Owner: peer.Identifier()}, nil
-	case "delete":
-		n.dropRelay(req.Name)
-		return nil, n.state.SetRelayOwner(ctx, req.Name, "")
-	}
-	return nil, fmt.Errorf("unknown relay operation %q", req.Op)
+	return p.relays.Handle(ctx, q)
+}
+
+// relayService returns the relay service of hub project p, wired to this node.
+func (n *Node) relayService(p *project) *hub.RelayService {
+	return hub.NewRelayService(hub.RelayConfig{
+		Project:       p.name,
+		Router:        n.router,
+		Owners:        n.state,
+		Policy:        func(name string) *policy.Policy { return n.policyOf("relay", name) },
+		Revoked:       n.isRevoked,
+		SenderRevoked: n.revokedSender,
+		OverCap:       n.relaysOverCap,
+		PerIdentity:   n.cfg.Caps.RelaysPerIdentity,
+		Logger:        n.log,
+		Now:           n.cfg.Now,
+	})
 }
 
 func validRelayName(s string) bool { return authority.ValidRelayName(s) }
 
-// putRelay creates the relay worker, or points an existing one at its owner's new channel.
-// What a relay forwards stays remote (routing.Relay): it reaches the owner's channel and the
-// channels of the clients that used the relay, never a worker or a transport of the hub.
-func (n *Node) putRelay(name string, to routing.Route, owner routing.FlowID, ownerID string) {
-	n.relays.mu.Lock()
-	defer n.relays.mu.Unlock()
-	if n.relays.m == nil {
-		n.relays.m = map[string]*hubRelay{}
-	}
-	if r := n.relays.m[name]; r != nil {
-		r.relay.Update(to, owner)
-		r.owner = ownerID
-		return
-	}
-	gate := &access.Gate{Resource: "relay " + name, Policy: n.policyFunc("relay", name), Log: n.log, Router: n.router}
-	r := &hubRelay{owner: ownerID}
-	admit := func(m *routing.Message) bool {
-		if n.revokedSender(m, gate.Resource) || !gate.Admit(m) {
-			return false
-		}
-		r.clients.note(m, n.cfg.Now())
-		return true
-	}
-	r.relay = routing.NewRelay(n.router, relayPrefix+name, to, owner, admit)
-	n.relays.m[name] = r
-	n.router.Register(relayPrefix+name, r.relay, n.relays.flow)
-	n.log.Info("relay registered", "name", name, "owner", ownerID)
-}
-
-func (n *Node) dropRelay(name string) {
-	n.relays.mu.Lock()
-	r := n.relays.m[name]
-	delete(n.relays.m, name)
-	n.relays.mu.Unlock()
-	n.router.Unregister(relayPrefix + name)
-	if r != nil {
-		r.relay.Close() // its flow no longer reaches the owner's and clients' channels
-	}
-}
-
+// relayList lists the relays this node serves as a hub.
 func (n *Node) relayList() []api.Relay {
-	n.relays.mu.Lock()
-	defer n.relays.mu.Unlock()
-	out := make([]api.Relay, 0, len(n.relays.m))
-	for name, r := range n.relays.m {
-		out = append(out, api.Relay{Name: name, Address: "/service/" + relayPrefix + name, Owner: r.owner, Clients: r.clients.list()})
+	if p := n.project.Load(); p != nil && p.hub {
+		return p.relays.List()
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
+	return []api.Relay{}
 }
 
 // listRelays lists the relays at the hub: its own table on the hub itself (whose local
@@ -559,7 +267,7 @@ func (n *Node) listRelays(ctx context.Context) ([]api.Relay, error) {
 		return n.relayList(), nil
 	}
 	var rs []api.Relay
-	if err := n.callHub(ctx, relaysWorker, relayRequest{Op: "list"}, &rs); err != nil {
+	if err := n.callHub(ctx, relaysWorker, hub.RelayList{}, &rs); err != nil {
 		return nil, fmt.Errorf("relay list: %w", err)
 	}
 	return rs, nil

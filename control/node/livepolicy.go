@@ -5,9 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/adjacentnet/adjacent/control/identity"
 	"github.com/adjacentnet/adjacent/dataplane"
-	"github.com/adjacentnet/adjacent/routing"
 )
 
 // Policies apply to live portal sessions, not only to new ones: each session knows its
@@ -82,26 +80,6 @@ func (n *Node) recheckPortals() int {
 		cut += in.Recheck()
 	}
 	return cut
-}
-
-// tellAttributesChanged tells member id, on its own channels to this hub, to fetch a fresh
-// credential now, in an event the authority signs (members act on no other).
-func (n *Node) tellAttributesChanged(p *project, id identity.Identifier) {
-	s, err := p.auth.AttributesChanged(id)
-	if err != nil {
-		n.log.Error("member not told of its new attributes; it gets them at its next refresh", "member", id, "err", err)
-		return
-	}
-	b := s.Encode()
-	for _, c := range n.channels.list() {
-		if c.Initiator() || c.Peer() == nil || c.Peer().Identifier() != string(id) {
-			continue
-		}
-		m := routing.NewMessage()
-		m.Onward = routing.MustRoute(c.Address(), routing.LocalAddress(eventsWorker))
-		m.SetPayload(b)
-		n.router.Send(m)
-	}
 }
 
 // refreshNow fetches a fresh credential at the hub's word, and presents it on every channel.

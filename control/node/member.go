@@ -6,78 +6,50 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sync"
-	"time"
 
 	"github.com/adjacentnet/adjacent/control/api"
 	"github.com/adjacentnet/adjacent/control/credential"
+	"github.com/adjacentnet/adjacent/control/hub"
 	"github.com/adjacentnet/adjacent/control/identity"
+	"github.com/adjacentnet/adjacent/control/member"
 	"github.com/adjacentnet/adjacent/control/rpc"
 	"github.com/adjacentnet/adjacent/control/ticket"
 	"github.com/adjacentnet/adjacent/control/trust"
-	"github.com/adjacentnet/adjacent/internal/backoff"
 	"github.com/adjacentnet/adjacent/routing"
 	"github.com/adjacentnet/adjacent/securechannel"
 )
 
-// session is a member's channel to its hub, kept up by runSession.
-type session struct {
-	mu      sync.Mutex
-	ch      *securechannel.Channel // nil while down
-	changed chan struct{}          // closed and replaced whenever ch changes
-	lastErr error                  // why the last attempt to reach the hub failed
-}
+// hubSession is a member's session with its hub (control/member).
+type hubSession = member.Session[*securechannel.Channel]
 
-var errHubDown = errors.New("the hub is not reachable")
+var errHubDown = member.ErrHubDown
 
-// hubChannel returns the channel to the hub, or nil while it is down.
+// hubChannel returns the channel to the hub, or nil while it is down (and on a hub).
 func (n *Node) hubChannel() *securechannel.Channel {
-	n.session.mu.Lock()
-	defer n.session.mu.Unlock()
-	return n.session.ch
-}
-
-// setHub records the channel to the hub, or nil and why the last attempt to reach it
-// failed, and wakes those waiting for it.
-func (n *Node) setHub(ch *securechannel.Channel, err error) {
-	n.session.mu.Lock()
-	n.session.ch, n.session.lastErr = ch, err
-	if n.session.changed != nil {
-		close(n.session.changed)
+	p := n.project.Load()
+	if p == nil {
+		return nil
 	}
-	n.session.changed = make(chan struct{})
-	n.session.mu.Unlock()
+	s := p.session.Load()
+	if s == nil {
+		return nil
+	}
+	ch, _ := s.Channel()
+	return ch
 }
 
 // waitHub returns the channel to the hub, waiting for it while it is down. A hub that
 // refused this node (no longer a member, say) is not down: waitHub returns at once.
 func (n *Node) waitHub(ctx context.Context) (*securechannel.Channel, error) {
-	for {
-		n.session.mu.Lock()
-		ch, changed, lastErr := n.session.ch, n.session.changed, n.session.lastErr
-		if changed == nil {
-			n.session.changed = make(chan struct{})
-			changed = n.session.changed
-		}
-		n.session.mu.Unlock()
-		if ch != nil {
-			return ch, nil
-		}
-		if errors.Is(lastErr, securechannel.ErrRefused) {
-			return nil, fmt.Errorf("the hub refused this node: %w", lastErr)
-		}
-		if n.project.Load() == nil {
-			return nil, errNoProject
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			if lastErr != nil {
-				return nil, fmt.Errorf("%w: %w", errHubDown, lastErr)
-			}
-			return nil, fmt.Errorf("%w: %w", errHubDown, ctx.Err())
-		}
+	p := n.project.Load()
+	if p == nil {
+		return nil, errNoProject
 	}
+	s := p.session.Load()
+	if s == nil {
+		return nil, fmt.Errorf("%w: this node is enrolling", errHubDown)
+	}
+	return s.Wait(ctx)
 }
 
 // projectHop resolves /project/NAME: the channel to the hub, or nil on the hub itself.
@@ -105,50 +77,33 @@ func (n *Node) connectHub(ctx context.Context, p *project, require bool) (*secur
 	return res.channels[len(res.channels)-1], nil
 }
 
-// runSession keeps the member's channel to the hub up: it reconnects (the transport spaces
-// attempts with jittered exponential backoff), re-opens the node to the hub's flow, and
-// re-registers its relays each time.
-func (n *Node) runSession(ctx context.Context, p *project) {
-	var failures int
-	for ctx.Err() == nil && n.project.Load() == p {
-		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		ch, err := n.connectHub(cctx, p, true)
-		cancel()
-		if err != nil {
-			n.setHub(nil, err)
-			failures++
-			if failures == 1 || failures%10 == 0 {
-				msg := "hub unreachable; retrying"
-				if errors.Is(err, securechannel.ErrRefused) {
-					msg = "the hub refused this node; retrying"
-				}
-				n.log.Warn(msg, "hub", p.hubRoute.String(), "err", err, "attempts", failures)
-			}
-			select {
-			case <-time.After(hubBackoff.Delay(failures)):
-			case <-ctx.Done():
-			}
-			continue
-		}
-		failures = 0
-		n.router.Open(listenerName, ch.Flow()) // e2e channels arrive through relays
-		n.router.Open(eventsWorker, ch.Flow())
-		n.setHub(ch, nil)
-		n.log.Info("connected to the hub", "project", p.name, "hub", p.hubRoute.String())
-		go n.fetchRevocations(ctx, p)
-		n.reregisterRelays(ctx)
-		select {
-		case <-ch.Done():
-			n.log.Warn("lost the hub", "project", p.name, "reason", ch.Err())
-		case <-ctx.Done():
-		}
-		n.setHub(nil, nil)
-	}
+// newSession gives member project p its session with the hub (member.Session), which
+// runSession brings up: it reconnects (the transport spaces attempts too), re-opens the
+// node to the hub's flow, fetches the revocations in force and re-registers the node's
+// relays each time.
+func (n *Node) newSession(p *project) {
+	p.session.Store(member.NewSession(member.Config[*securechannel.Channel]{
+		Project: p.name,
+		Hub:     p.hubRoute.String(),
+		Router:  n.router,
+		Connect: func(ctx context.Context) (*securechannel.Channel, error) { return n.connectHub(ctx, p, true) },
+		Open: func(ch *securechannel.Channel) {
+			n.router.Open(listenerName, ch.Flow()) // e2e channels arrive through relays
+			n.router.Open(eventsWorker, ch.Flow())
+		},
+		Up:     func(ctx context.Context, _ *securechannel.Channel) { go n.fetchRevocations(ctx, p) },
+		Relays: n.state.Relays,
+		Alive:  func() bool { return n.project.Load() == p },
+		Logger: n.log,
+	}))
 }
 
-// hubBackoff spaces attempts to reach the hub, on top of the transport's own spacing of
-// dials to an address that refuses them.
-var hubBackoff = backoff.Exponential{Min: 200 * time.Millisecond, Max: 1600 * time.Millisecond}
+// runSession keeps the member's channel to the hub up while p is the node's project.
+func (n *Node) runSession(ctx context.Context, p *project) {
+	if s := p.session.Load(); s != nil {
+		s.Run(ctx)
+	}
+}
 
 // enroll redeems a ticket at its hub and makes this node a member of the project.
 func (n *Node) enroll(ctx context.Context, text string) (api.Project, error) {
@@ -166,11 +121,11 @@ func (n *Node) enroll(ctx context.Context, text string) (api.Project, error) {
 	if err != nil {
 		return api.Project{}, fmt.Errorf("enroll: the ticket's authority identity: %w", err)
 	}
-	hub, err := routing.ParsePath(t.Hub)
+	hubRoute, err := routing.ParsePath(t.Hub)
 	if err != nil {
 		return api.Project{}, fmt.Errorf("enroll: the ticket's hub route: %w", err)
 	}
-	p := &project{name: t.Project, hubRoute: hub, authority: auth}
+	p := &project{name: t.Project, hubRoute: hubRoute, authority: auth}
 	// A provisional project so the hub's credential can be checked while enrolling.
 	n.project.Store(p)
 	fail := func(err error) (api.Project, error) {
@@ -185,8 +140,8 @@ func (n *Node) enroll(ctx context.Context, text string) (api.Project, error) {
 		return fail(fmt.Errorf("enroll: connect to the hub at %s: %w; check that the hub's node runs and that this machine reaches that address, then enroll again with the same ticket (it is not used up)", t.Hub, err))
 	}
 	defer ch.Close()
-	var ans credentialAnswer
-	req := authorityRequest{Op: "enroll", Secret: t.Secret[:]}
+	var ans hub.CredentialAnswer
+	req := hub.Enroll{Secret: t.Secret}
 	if err := rpc.Call(ctx, n.router, routing.Through(ch).Worker(authorityWorker), req, &ans); err != nil {
 		return fail(err)
 	}
@@ -209,6 +164,7 @@ func (n *Node) enroll(ctx context.Context, text string) (api.Project, error) {
 	if err := n.restartListener(); err != nil {
 		return api.Project{}, err
 	}
+	n.newSession(p)
 	go n.runSession(n.ctx, p)
 	n.log.Info("enrolled", "project", t.Project, "authority", auth.Identifier())
 	return n.projectInfo(), nil
@@ -234,17 +190,15 @@ func (n *Node) checkCredential(p *project, raw []byte) (*credential.Bundle, erro
 
 // requestCredential asks the hub for a fresh credential.
 func (n *Node) requestCredential(ctx context.Context, p *project) (*credential.Bundle, error) {
-	ch := n.hubChannel()
-	if ch == nil {
-		return nil, errors.New("the hub is not connected")
+	s := p.session.Load()
+	if s == nil {
+		return nil, member.ErrNotConnected
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	var ans credentialAnswer
-	if err := rpc.Call(ctx, n.router, routing.Through(ch).Worker(authorityWorker), authorityRequest{Op: "credential"}, &ans); err != nil {
+	raw, err := s.Credential(ctx)
+	if err != nil {
 		return nil, err
 	}
-	return n.checkCredential(p, ans.Credential)
+	return n.checkCredential(p, raw)
 }
 
 // callHub sends a request to a worker of the hub: locally on the hub, else over the session.
@@ -256,20 +210,18 @@ func (n *Node) callHub(ctx context.Context, worker string, req, resp any) error 
 	if p.hub {
 		return rpc.Call(ctx, n.router, routing.Destination{}.Worker(worker), req, resp)
 	}
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	ch, err := n.waitHub(wctx)
-	if err != nil {
-		return err
+	s := p.session.Load()
+	if s == nil {
+		return fmt.Errorf("%w: this node is enrolling", errHubDown)
 	}
-	return rpc.Call(wctx, n.router, routing.Through(ch).Worker(worker), req, resp)
+	return s.Call(ctx, worker, req, resp)
 }
 
 // createRelay registers a relay at the hub and remembers it, so it comes back after a
 // reconnect or restart.
 func (n *Node) createRelay(ctx context.Context, name string) (api.Relay, error) {
 	var r api.Relay
-	if err := n.callHub(ctx, relaysWorker, relayRequest{Op: "create", Name: name}, &r); err != nil {
+	if err := n.callHub(ctx, relaysWorker, hub.RelayCreate{Name: name}, &r); err != nil {
 		return api.Relay{}, fmt.Errorf("relay create: %w", err)
 	}
 	if p := n.project.Load(); p != nil && !p.hub {
@@ -278,19 +230,4 @@ func (n *Node) createRelay(ctx context.Context, name string) (api.Relay, error) 
 		}
 	}
 	return r, nil
-}
-
-// reregisterRelays registers again, on a fresh channel to the hub, the relays this node holds.
-func (n *Node) reregisterRelays(ctx context.Context) {
-	names, err := n.state.Relays(ctx)
-	if err != nil {
-		n.log.Warn("relays: read state", "err", err)
-		return
-	}
-	for _, name := range names {
-		var r api.Relay
-		if err := n.callHub(ctx, relaysWorker, relayRequest{Op: "create", Name: name}, &r); err != nil {
-			n.log.Warn("relay not re-registered", "name", name, "err", err)
-		}
-	}
 }

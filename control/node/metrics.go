@@ -223,10 +223,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
 	defer cancel()
 	if p.hub {
-		n.relays.mu.Lock()
-		relays := len(n.relays.m)
-		n.relays.mu.Unlock()
-		gauge(mHubRelays, float64(relays))
+		gauge(mHubRelays, float64(len(p.relays.List())))
 		if ms, err := p.auth.Store().Members(ctx); err == nil {
 			gauge(mHubMembers, float64(len(ms)), p.name)
 		} else {

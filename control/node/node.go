@@ -55,9 +55,7 @@ type Node struct {
 	channels channels
 	policies policies
 	project  atomic.Pointer[project]
-	relays   relays // hubs: the relays they serve
 	portals  portals
-	session  session // members: the channel to the hub
 	recheck  recheck // asks policyLoop to re-check live portal sessions
 	counts   counts  // handshakes and refusals, for metrics
 

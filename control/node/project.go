@@ -13,6 +13,7 @@ import (
 	"github.com/adjacentnet/adjacent/control/authority/pgstore"
 	"github.com/adjacentnet/adjacent/control/authority/sqlitestore"
 	"github.com/adjacentnet/adjacent/control/credential"
+	"github.com/adjacentnet/adjacent/control/hub"
 	"github.com/adjacentnet/adjacent/control/identity"
 	"github.com/adjacentnet/adjacent/control/policy"
 	"github.com/adjacentnet/adjacent/control/trust"
@@ -46,12 +47,11 @@ type project struct {
 	public    string       // hubs: the address members dial
 	authority *identity.History
 	cred      atomic.Pointer[credential.Bundle]
-	auth      *authority.Authority // hubs only
-	revoked   sync.Map             // identity.Identifier -> time.Time: refuse until then
-	// membership serialises, on a hub, changes of members with reloads of the revocations,
-	// so that a reload never undoes a change it did not read.
-	membership sync.Mutex
-	signed     sync.Map // hubs: identity.Identifier -> the last revocation event signed for it
+	auth      *authority.Authority       // hubs only
+	service   *hub.AuthorityService      // hubs only: the authority's service to members
+	relays    *hub.RelayService          // hubs only: the relays it serves
+	session   atomic.Pointer[hubSession] // members: the session with the hub, once enrolled
+	revoked   sync.Map                   // identity.Identifier -> time.Time: refuse until then
 
 	// newest is a longer history of the authority, once learned (authority stays the one
 	// loaded or enrolled with, for its identifier); newestMu serialises learning it.
@@ -100,7 +100,8 @@ func (n *Node) loadProject(ctx context.Context) (*project, error) {
 				return nil, fmt.Errorf("node: project %s: %w", name, err)
 			}
 		}
-		if err := n.loadRevocations(ctx, p); err != nil {
+		p.service, p.relays = n.authorityService(p), n.relayService(p)
+		if err := p.service.Load(ctx); err != nil {
 			p.auth.Store().Close()
 			return nil, err
 		}
@@ -109,6 +110,7 @@ func (n *Node) loadProject(ctx context.Context) (*project, error) {
 		if p.hubRoute, err = routing.ParsePath(hub); err != nil {
 			return nil, fmt.Errorf("node: project %s: stored hub route: %w", name, err)
 		}
+		n.newSession(p)
 	}
 	return p, nil
 }
@@ -232,11 +234,8 @@ func (n *Node) revoke(p *project, id identity.Identifier, until time.Time) {
 			c.Close()
 		}
 	}
-	for _, r := range n.relayList() {
-		if r.Owner == string(id) {
-			n.log.Info("dropping the relay of a revoked member", "relay", r.Name, "owner", id)
-			n.dropRelay(r.Name)
-		}
+	if p.relays != nil {
+		p.relays.DropOwnedBy(id)
 	}
 }
 
@@ -265,7 +264,7 @@ func (n *Node) credentialLoop(ctx context.Context) {
 			lastReload = now
 			go func() {
 				defer reloading.Store(false)
-				n.reloadRevocations(ctx, p)
+				p.service.Reload(ctx)
 			}()
 		}
 		if b := p.cred.Load(); b == nil || now.After(halfLife(b.Credential)) {
@@ -337,8 +336,8 @@ func (n *Node) refreshCredential(ctx context.Context, p *project) error {
 	if err := n.saveCredential(ctx, p, b); err != nil {
 		return err
 	}
-	if lapsed && !p.hub {
-		n.reregisterRelays(ctx)
+	if s := p.session.Load(); lapsed && s != nil {
+		s.ReregisterRelays(ctx)
 	}
 	return nil
 }

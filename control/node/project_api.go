@@ -7,11 +7,12 @@ import (
 
 	"github.com/adjacentnet/adjacent/control/api"
 	"github.com/adjacentnet/adjacent/control/authority"
+	"github.com/adjacentnet/adjacent/control/hub"
 )
 
 // authorityCall runs an authority operation: directly on the hub, as the hub; over the
 // session on a member, which the hub allows to enrollers.
-func (n *Node) authorityCall(ctx context.Context, req authorityRequest, resp any) error {
+func (n *Node) authorityCall(ctx context.Context, req hub.AuthorityRequest, resp any) error {
 	p := n.project.Load()
 	if p == nil {
 		return errNoProject
@@ -19,23 +20,7 @@ func (n *Node) authorityCall(ctx context.Context, req authorityRequest, resp any
 	if !p.hub {
 		return n.callHub(ctx, authorityWorker, req, resp)
 	}
-	self := n.self.history.Identifier()
-	var (
-		out any
-		err error
-	)
-	switch req.Op {
-	case "ticket":
-		out, err = n.makeTicket(ctx, p, self, *req.Ticket)
-	case "member-list":
-		out, err = n.listMembers(ctx, p)
-	case "member-add":
-		err = n.addMember(ctx, p, self, req.Member, req.Attributes)
-	case "member-delete":
-		err = n.deleteMember(ctx, p, req.Member)
-	default:
-		err = fmt.Errorf("unknown authority operation %q", req.Op)
-	}
+	out, err := p.service.Local(ctx, req)
 	if err != nil {
 		return &statusError{http.StatusBadRequest, err}
 	}
@@ -62,7 +47,7 @@ func (n *Node) createTicket(ctx context.Context, req api.CreateTicket) (api.Tick
 		return api.Ticket{}, &statusError{http.StatusBadRequest, fmt.Errorf("project ticket: %w", err)}
 	}
 	var t api.Ticket
-	err := n.authorityCall(ctx, authorityRequest{Op: "ticket", Ticket: &opts}, &t)
+	err := n.authorityCall(ctx, hub.Ticket{Options: opts}, &t)
 	return t, err
 }
 

@@ -3,17 +3,15 @@ package node
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/adjacentnet/adjacent/control/authority"
 	"github.com/adjacentnet/adjacent/control/event"
+	"github.com/adjacentnet/adjacent/control/hub"
 	"github.com/adjacentnet/adjacent/control/identity"
-	"github.com/adjacentnet/adjacent/control/rpc"
+	"github.com/adjacentnet/adjacent/control/member"
 	"github.com/adjacentnet/adjacent/control/trust"
 	"github.com/adjacentnet/adjacent/internal/ratelog"
 	"github.com/adjacentnet/adjacent/routing"
@@ -139,143 +137,80 @@ func (n *Node) handleEvent(m *routing.Message) {
 	go n.revoke(p, ev.Subject, ev.Until)
 }
 
-// loadRevocations makes a hub refuse, from its start, the members its authority revoked.
-func (n *Node) loadRevocations(ctx context.Context, p *project) error {
-	rs, err := p.auth.Revocations(ctx)
-	if err != nil {
-		return fmt.Errorf("node: project %s: read the revoked members: %w; the hub does not start without them", p.name, err)
-	}
-	for _, r := range rs {
-		p.revoked.Store(r.Identifier, r.Until)
-	}
-	return nil
-}
-
-// announce sends the signed revocation r to the members connected to this hub: the peers
-// of accepted channels that hold a valid credential of the project. Strangers with a channel
-// (to enroll, say) learn nothing.
-func (n *Node) announce(p *project, r authority.Revocation) {
-	s, err := p.auth.Announce(r)
-	if err != nil {
-		n.log.Error("revocation not announced to members; they refuse the member when its credential expires", "member", r.Identifier, "err", err)
-		return
-	}
-	b := s.Encode()
-	now := n.cfg.Now()
-	for _, c := range n.channels.list() {
-		peer, ok := c.Peer().(*trust.Peer)
-		if c.Initiator() || !ok || !projectMember(peer, p.name, now) || peer.Identifier() == string(r.Identifier) {
-			continue
-		}
-		m := routing.NewMessage()
-		m.Onward = routing.MustRoute(c.Address(), routing.LocalAddress(eventsWorker))
-		m.SetPayload(b)
-		n.router.Send(m)
-	}
-}
-
-// projectMember reports whether peer holds a valid credential of project. A peer's
-// attributes come only from credentials the project's authority signed.
-func projectMember(peer *trust.Peer, project string, now time.Time) bool {
-	a := peer.Attributes()
-	exp := peer.Expires()
-	return a[authority.AttrMember] == "true" && a[authority.AttrProject] == project && !exp.IsZero() && now.Before(exp)
-}
-
 // revocationReload is how often a hub reads the revocations again: another hub sharing its
 // PostgreSQL member store may have deleted members.
 const revocationReload = 10 * time.Second
 
-// reloadRevocations makes the hub's revocations the stored ones again: it enforces and
-// announces those this hub did not know, and forgets those that ended or were lifted (the
-// member was added back). A store that fails or hangs changes nothing: what the hub knows
-// stays refused.
-func (n *Node) reloadRevocations(ctx context.Context, p *project) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	p.membership.Lock()
-	defer p.membership.Unlock()
-	rs, err := p.auth.Revocations(ctx)
-	if err != nil {
-		n.log.Warn("could not read the revoked members again; those known stay refused", "err", err)
-		return
+// authorityService returns the authority service of hub project p, wired to this node.
+func (n *Node) authorityService(p *project) *hub.AuthorityService {
+	return hub.NewAuthorityService(hub.AuthorityConfig{
+		Project:   p.name,
+		Public:    p.public,
+		Authority: p.auth,
+		History:   p.authorityHistory,
+		Known:     n.knownHistory,
+		Revoked:   hubRevoked{n, p},
+		Members:   hubMembers{n, p},
+		Logger:    n.log,
+		Now:       n.cfg.Now,
+	})
+}
+
+// hubRevoked is the project's table of revoked members, as the authority service sees it.
+type hubRevoked struct {
+	n *Node
+	p *project
+}
+
+func (r hubRevoked) Until(id identity.Identifier) (time.Time, bool) {
+	v, ok := r.p.revoked.Load(id)
+	if !ok {
+		return time.Time{}, false
 	}
-	stored := make(map[identity.Identifier]bool, len(rs))
-	for _, r := range rs {
-		stored[r.Identifier] = true
-		if old, ok := p.revoked.Load(r.Identifier); ok && !old.(time.Time).Before(r.Until) {
+	return v.(time.Time), true
+}
+
+func (r hubRevoked) Range(f func(identity.Identifier, time.Time) bool) {
+	r.p.revoked.Range(func(id, until any) bool { return f(id.(identity.Identifier), until.(time.Time)) })
+}
+
+func (r hubRevoked) Enforce(id identity.Identifier, until time.Time) { r.n.revoke(r.p, id, until) }
+
+func (r hubRevoked) Lift(id identity.Identifier) { r.p.revoked.Delete(id) }
+
+// hubMembers sends control events to the members connected to this hub: the peers of
+// accepted channels. Strangers with a channel (to enroll, say) learn nothing.
+type hubMembers struct {
+	n *Node
+	p *project
+}
+
+func (h hubMembers) Announce(b []byte, except identity.Identifier) {
+	now := h.n.cfg.Now()
+	for _, c := range h.n.channels.list() {
+		peer, ok := c.Peer().(*trust.Peer)
+		if c.Initiator() || !ok || !hub.IsMember(peer, h.p.name, now) || peer.Identifier() == string(except) {
 			continue
 		}
-		n.log.Info("a member was revoked through the shared member store", "member", r.Identifier, "until", r.Until)
-		n.revoke(p, r.Identifier, r.Until)
-		n.announce(p, r)
+		h.n.sendEvent(c.Address(), b)
 	}
-	p.revoked.Range(func(id, _ any) bool {
-		if !stored[id.(identity.Identifier)] {
-			p.revoked.Delete(id)
-			p.signed.Delete(id)
-		}
-		return true
-	})
 }
 
-// maxRevocationsAnswer bounds the revocations a hub hands a member in one answer, within
-// rpc.MaxMessage; the latest to end go first. The hub refuses all of them itself anyway.
-const maxRevocationsAnswer = 128
-
-// revocationsAnswer is the hub's answer to "revocations": signed events, one per revoked
-// member.
-type revocationsAnswer struct {
-	Events [][]byte `json:"events"`
+func (h hubMembers) Tell(id identity.Identifier, b []byte) {
+	for _, c := range h.n.channels.list() {
+		if c.Initiator() || c.Peer() == nil || c.Peer().Identifier() != string(id) {
+			continue
+		}
+		h.n.sendEvent(c.Address(), b)
+	}
 }
 
-// revocationsFor answers a member that (re)connected with the revocations in force, each
-// signed, so that it refuses them too without having heard the announcements. Only members
-// are told.
-func (n *Node) revocationsFor(p *project, peer *trust.Peer) (revocationsAnswer, error) {
-	now := n.cfg.Now()
-	if !projectMember(peer, p.name, now) || n.isRevoked(identity.Identifier(peer.Identifier())) {
-		return revocationsAnswer{}, fmt.Errorf("%s is not a member of project %s", peer.Identifier(), p.name)
-	}
-	var rs []authority.Revocation
-	p.revoked.Range(func(id, until any) bool {
-		if u := until.(time.Time); now.Before(u) {
-			rs = append(rs, authority.Revocation{Identifier: id.(identity.Identifier), Until: u})
-		}
-		return true
-	})
-	slices.SortFunc(rs, func(a, b authority.Revocation) int { return b.Until.Compare(a.Until) })
-	ans := revocationsAnswer{Events: [][]byte{}}
-	for _, r := range rs[:min(len(rs), maxRevocationsAnswer)] {
-		s, err := p.signedRevocation(r, now)
-		if err != nil {
-			return revocationsAnswer{}, err
-		}
-		ans.Events = append(ans.Events, s)
-	}
-	return ans, nil
-}
-
-// signedRevocation returns r signed, reusing a signature made less than half of
-// event.MaxAge ago: members asking again and again cost the hub no signing.
-func (p *project) signedRevocation(r authority.Revocation, now time.Time) ([]byte, error) {
-	type signed struct {
-		until time.Time
-		at    time.Time
-		b     []byte
-	}
-	if v, ok := p.signed.Load(r.Identifier); ok {
-		if s := v.(signed); s.until.Equal(r.Until) && now.Sub(s.at) < event.MaxAge/2 {
-			return s.b, nil
-		}
-	}
-	s, err := p.auth.Announce(r)
-	if err != nil {
-		return nil, err
-	}
-	b := s.Encode()
-	p.signed.Store(r.Identifier, signed{until: r.Until, at: now, b: b})
-	return b, nil
+// sendEvent sends the control event b to the events worker of the peer of channel ch.
+func (n *Node) sendEvent(ch routing.Address, b []byte) {
+	m := routing.NewMessage()
+	m.Onward = routing.MustRoute(ch, routing.LocalAddress(eventsWorker))
+	m.SetPayload(b)
+	n.router.Send(m)
 }
 
 // fetchRevocations asks the hub, on the member's own channel to it, for the revocations in
@@ -283,15 +218,19 @@ func (p *project) signedRevocation(r authority.Revocation, now time.Time) ([]byt
 func (n *Node) fetchRevocations(ctx context.Context, p *project) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	ch := n.hubChannel()
-	if ch == nil {
+	s := p.session.Load()
+	if s == nil {
 		return
 	}
-	var ans revocationsAnswer
-	if err := rpc.Call(ctx, n.router, routing.Through(ch).Worker(authorityWorker), authorityRequest{Op: "revocations"}, &ans); err != nil {
+	events, err := s.Revocations(ctx)
+	if errors.Is(err, member.ErrNotConnected) {
+		return
+	}
+	if err != nil {
 		n.log.Warn("could not read the revoked members from the hub; the hub refuses them anyway", "err", err)
 		return
 	}
+	ans := hub.RevocationsAnswer{Events: events}
 	now := n.cfg.Now()
 	for _, raw := range ans.Events {
 		s, err := event.Decode(raw)

@@ -15,6 +15,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/adjacentnet/adjacent/control/api"
+	"github.com/adjacentnet/adjacent/control/hub"
+	"github.com/adjacentnet/adjacent/control/identity"
 	"github.com/adjacentnet/adjacent/routing"
 )
 
@@ -150,7 +152,7 @@ func (n *Node) handler() http.Handler {
 	})
 	mux.HandleFunc("GET /v1/project/members", func(w http.ResponseWriter, r *http.Request) {
 		var ms []api.Member
-		err := n.authorityCall(r.Context(), authorityRequest{Op: "member-list"}, &ms)
+		err := n.authorityCall(r.Context(), hub.MemberList{}, &ms)
 		reply(w, ms, err)
 	})
 	mux.HandleFunc("POST /v1/project/members", func(w http.ResponseWriter, r *http.Request) {
@@ -158,11 +160,21 @@ func (n *Node) handler() http.Handler {
 		if !decode(w, r, &req) {
 			return
 		}
-		err := n.authorityCall(r.Context(), authorityRequest{Op: "member-add", Member: req.Identifier, Attributes: req.Attributes}, nil)
+		id, err := identity.ParseIdentifier(req.Identifier)
+		if err != nil {
+			reply(w, nil, &statusError{http.StatusBadRequest, fmt.Errorf("member add: %w", err)})
+			return
+		}
+		err = n.authorityCall(r.Context(), hub.MemberAdd{Member: id, Attributes: req.Attributes}, nil)
 		reply(w, struct{}{}, err)
 	})
 	mux.HandleFunc("DELETE /v1/project/members/{id}", func(w http.ResponseWriter, r *http.Request) {
-		err := n.authorityCall(r.Context(), authorityRequest{Op: "member-delete", Member: r.PathValue("id")}, nil)
+		id, err := identity.ParseIdentifier(r.PathValue("id"))
+		if err != nil {
+			reply(w, nil, &statusError{http.StatusBadRequest, fmt.Errorf("member delete: %w", err)})
+			return
+		}
+		err = n.authorityCall(r.Context(), hub.MemberDelete{Member: id}, nil)
 		reply(w, struct{}{}, err)
 	})
 	mux.HandleFunc("POST /v1/enroll", func(w http.ResponseWriter, r *http.Request) {
@@ -191,7 +203,7 @@ func (n *Node) handler() http.Handler {
 	})
 	mux.HandleFunc("DELETE /v1/relays/{name}", func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
-		err := n.callHub(r.Context(), relaysWorker, relayRequest{Op: "delete", Name: name}, nil)
+		err := n.callHub(r.Context(), relaysWorker, hub.RelayDelete{Name: name}, nil)
 		if err == nil {
 			err = n.state.DeleteRelay(r.Context(), name)
 		}
