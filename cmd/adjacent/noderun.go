@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -17,7 +18,7 @@ import (
 // detaches, logs to stderr, tells systemd when it is ready (Type=notify) and pings its
 // watchdog, and stops on SIGINT or SIGTERM. `node create --foreground` is the same.
 func nodeRun(g *globals) *cobra.Command {
-	var listen, identity, logLevel string
+	var listen, identity, logLevel, configFile string
 	cmd := &cobra.Command{
 		Use:     "run",
 		Short:   "Run this home's node in the foreground (for systemd and other service managers)",
@@ -28,9 +29,10 @@ func nodeRun(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return runForeground(cmd, h, listen, identity, logLevel)
+			return runService(cmd, h, listen, identity, logLevel, configFile)
 		},
 	}
+	cmd.Flags().StringVar(&configFile, "config", "", "apply this YAML file at start, on SIGHUP and on: adjacent reload (see: adjacent config check)")
 	cmd.Flags().StringVar(&listen, "listen", "", "TCP address to accept connections on, e.g. 0.0.0.0:4000 (remembered)")
 	cmd.Flags().StringVar(&identity, "identity", "", "run as this identity of the home (default: the last one used, or a new one)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
@@ -39,12 +41,53 @@ func nodeRun(g *globals) *cobra.Command {
 
 // runForeground runs the node until SIGINT or SIGTERM.
 func runForeground(cmd *cobra.Command, h home.Home, listen, identity, logLevel string) error {
-	var level slog.Level
+	return runService(cmd, h, listen, identity, logLevel, "")
+}
+
+// runService runs the node until SIGINT or SIGTERM, with the config file if one is given:
+// its log_level is the default of --log-level, and SIGHUP applies it again.
+func runService(cmd *cobra.Command, h home.Home, listen, identity, logLevel, configFile string) error {
+	var level slog.LevelVar
+	if configFile != "" {
+		abs, err := filepath.Abs(configFile)
+		if err != nil {
+			return err
+		}
+		configFile = abs
+		c, err := readConfigFile(configFile)
+		if err != nil {
+			return err
+		}
+		if c.LogLevel != "" && !cmd.Flags().Changed("log-level") {
+			logLevel = c.LogLevel
+		}
+	}
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 		return fmt.Errorf("--log-level %q: want debug, info, warn or error", logLevel)
 	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	return node.Run(ctx, node.Config{Home: h, Listen: listen, Identity: identity, Logger: log})
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: &level}))
+	cfg := node.Config{Home: h, Listen: listen, Identity: identity, Logger: log, ConfigFile: configFile, LogLevel: &level}
+	if configFile != "" {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		reload := make(chan struct{}, 1)
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-hup:
+					select {
+					case reload <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}()
+		cfg.Reload = reload
+	}
+	return node.Run(ctx, cfg)
 }

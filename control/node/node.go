@@ -34,6 +34,11 @@ type Config struct {
 	TCP      tcp.Config       // transport tuning; its Logger defaults to Logger
 	Caps     Caps             // what remote peers can make the node hold
 	Now      func() time.Time // default time.Now
+	// ConfigFile is the declarative config (control/config) applied at start and again on
+	// each receive from Reload and on POST /v1/config/reload; empty means none.
+	ConfigFile string
+	Reload     <-chan struct{}
+	LogLevel   *slog.LevelVar // set from the config's log_level, if any
 }
 
 // Node is a running node.
@@ -53,6 +58,9 @@ type Node struct {
 	portals  portals
 	session  session // members: the channel to the hub
 	recheck  recheck // asks policyLoop to re-check live portal sessions
+
+	config   configState  // the declarative config last applied
+	apiGroup atomic.Int64 // the API socket's group (api_socket.group), or -1
 
 	eventRefusals eventRefusals // dropped control events, refused revoked members
 	known         known         // peers' rotated identities
@@ -152,9 +160,17 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := n.startListening(ctx); err != nil {
 		return err
 	}
+	if err := n.startConfig(ctx); err != nil {
+		return err
+	}
 
-	apiLn, err := listenAPI(h)
+	n.apiGroup.Store(-1)
+	apiLn, err := listenAPI(h, &n.apiGroup)
 	if err != nil {
+		return err
+	}
+	if err := n.applySocketGroup(); err != nil {
+		apiLn.Close()
 		return err
 	}
 	srv := &http.Server{Handler: n.handler(), ReadHeaderTimeout: 10 * time.Second}
@@ -212,7 +228,7 @@ func (n *Node) listenTCP(addr string) (routing.Listener, error) {
 // listenAPI binds the home's socket, owner-only. A stale socket from a crashed node is
 // removed: the caller holds the home's lock, so no live node owns it. (PrepareSocket removes
 // nothing but a socket, and checks the directory of one kept outside the home.)
-func listenAPI(h home.Home) (net.Listener, error) {
+func listenAPI(h home.Home, group *atomic.Int64) (net.Listener, error) {
 	if err := h.PrepareSocket(); err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
@@ -224,7 +240,7 @@ func listenAPI(h home.Home) (net.Listener, error) {
 		ln.Close()
 		return nil, fmt.Errorf("node: API socket: %w", err)
 	}
-	return &peerCheckListener{ln.(*net.UnixListener)}, nil
+	return &peerCheckListener{ln.(*net.UnixListener), group}, nil
 }
 
 // listenAddrs returns the addresses the node listens on; the API may add one at any time.
