@@ -27,6 +27,13 @@ func readConfigFile(path string) (*config.Config, error) {
 	return config.Decode(path, b)
 }
 
+func policies(n int) string {
+	if n == 1 {
+		return "1 policy"
+	}
+	return fmt.Sprintf("%d policies", n)
+}
+
 // originNote marks a resource the config file owns in a table.
 func originNote(origin string) string {
 	if origin == "" {
@@ -61,7 +68,7 @@ and on: adjacent reload. Resources the file owns show as [config] in status.`,
 			}
 			summary := map[string]any{"file": args[0], "valid": true, "relays": len(c.Relays), "outlets": len(c.Outlets), "inlets": len(c.Inlets), "policies": len(c.Policies)}
 			return g.print(summary, func(w io.Writer) {
-				fmt.Fprintf(w, "%s: valid: %s, %s, %s, %s\n", args[0], count(len(c.Relays), "relay"), count(len(c.Outlets), "outlet"), count(len(c.Inlets), "inlet"), count(len(c.Policies), "policy"))
+				fmt.Fprintf(w, "%s: valid: %s, %s, %s, %s\n", args[0], count(len(c.Relays), "relay"), count(len(c.Outlets), "outlet"), count(len(c.Inlets), "inlet"), policies(len(c.Policies)))
 			})
 		},
 	}

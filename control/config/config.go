@@ -306,7 +306,7 @@ func (r Relay) MarshalYAML() (any, error) { return r.Name, nil }
 var (
 	nameRe    = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 	projectRe = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	groupRe   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,31}$`)
+	groupRe   = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_.-]{0,31}|[0-9]{1,10})$`)
 	hostRe    = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$`)
 )
 
@@ -467,8 +467,11 @@ func (c *Config) validate(file string) Errors {
 
 func isAddr(s string) bool { _, err := netip.ParseAddr(s); return err == nil }
 
-// LookupGroup returns the id of the named group.
+// LookupGroup returns the id of the named group; a number is a group id.
 func LookupGroup(name string) (int, error) {
+	if id, err := strconv.ParseUint(name, 10, 31); err == nil {
+		return int(id), nil
+	}
 	g, err := user.LookupGroup(name)
 	if err != nil {
 		return 0, fmt.Errorf("api_socket: group %s: %w; create it (e.g. with: adjacent service install) or name another", name, err)
