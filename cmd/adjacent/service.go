@@ -126,9 +126,12 @@ func serviceInstall(root, configFile, homeDir string) (steps []serviceStep, err 
 		return steps, err
 	}
 	did("Wrote %s", at(serviceSysuser))
-	args := []string{serviceSysuser}
+	if err := os.MkdirAll(at("/etc"), 0o755); err != nil {
+		return steps, err
+	}
+	args := []string{filepath.Base(serviceSysuser)} // found in sysusers.d below the root
 	if root != "/" {
-		args = []string{"--root=" + root, serviceSysuser}
+		args = []string{"--root=" + root, args[0]}
 	}
 	if out, err := exec.Command("systemd-sysusers", args...).CombinedOutput(); err != nil {
 		return steps, fmt.Errorf("systemd-sysusers %s: %v: %s; create the user yourself: useradd --system --user-group --home-dir %s --shell /usr/sbin/nologin %s",
