@@ -2,13 +2,13 @@ package node
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -16,18 +16,24 @@ import (
 )
 
 // peerGroups returns the supplementary groups of the process at the other end of a unix
-// socket (SO_PEERGROUPS, Linux 4.13), or nil.
+// socket (SO_PEERGROUPS, Linux 4.13), or nil. (unix.GetsockoptString would cut the last
+// byte, taking it for a NUL.)
 func peerGroups(fd int) []uint32 {
-	s, err := unix.GetsockoptString(fd, unix.SOL_SOCKET, unix.SO_PEERGROUPS)
-	if err != nil {
-		return nil
+	for n := 64; n <= 65536; n *= 4 {
+		buf := make([]uint32, n)
+		size := uint32(4 * n)
+		_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_PEERGROUPS,
+			uintptr(unsafe.Pointer(&buf[0])), uintptr(unsafe.Pointer(&size)), 0)
+		switch errno {
+		case 0:
+			return buf[:size/4]
+		case unix.ERANGE:
+			continue
+		default:
+			return nil
+		}
 	}
-	b := []byte(s)
-	out := make([]uint32, 0, len(b)/4)
-	for i := 0; i+4 <= len(b); i += 4 {
-		out = append(out, binary.NativeEndian.Uint32(b[i:]))
-	}
-	return out
+	return nil
 }
 
 // applySocketGroup opens the API socket to the config's api_socket group: mode 0660 and
