@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -60,11 +59,7 @@ and on: adjacent reload. Resources the file owns show as [config] in status.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := readConfigFile(args[0])
 			if err != nil {
-				var es config.Errors
-				if errors.As(err, &es) && len(es) > 1 {
-					return errors.New(strings.Join(strings.Split(es.Error(), "; "), "\n"))
-				}
-				return err
+				return err // every refusal, FILE:LINE: reason, joined by "; "
 			}
 			summary := map[string]any{"file": args[0], "valid": true, "relays": len(c.Relays), "outlets": len(c.Outlets), "inlets": len(c.Inlets), "policies": len(c.Policies)}
 			return g.print(summary, func(w io.Writer) {
