@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -21,8 +22,8 @@ import (
 )
 
 // serviceNode runs `adjacent node run --config FILE` on home, as the unit does, until the test
-// ends; it returns once the node answers.
-func serviceNode(t *testing.T, home, file string) *exec.Cmd {
+// ends or stop is called; it returns once the node answers.
+func serviceNode(t *testing.T, home, file string) (stop func()) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "--home", home, "node", "run", "--config", file)
 	var log bytes.Buffer
@@ -32,13 +33,20 @@ func serviceNode(t *testing.T, home, file string) *exec.Cmd {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case err := <-exited:
+				exited <- err
+			case <-time.After(15 * time.Second):
+				cmd.Process.Kill()
+			}
+		})
+	}
 	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
-			cmd.Process.Kill()
-		}
+		stop()
 		if t.Failed() {
 			t.Logf("log of the node in %s:\n%s", home, log.String())
 		}
@@ -46,10 +54,11 @@ func serviceNode(t *testing.T, home, file string) *exec.Cmd {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if _, _, code := cli(t, "--home", home, "node", "show"); code == 0 {
-			return cmd
+			return stop
 		}
 		select {
 		case err := <-exited:
+			exited <- err
 			t.Fatalf("adjacent node run --config %s exited: %v\n%s", file, err, log.String())
 		case <-time.After(100 * time.Millisecond):
 		}
@@ -192,7 +201,7 @@ inlets:
     via: postgres
     to: db
 `, analysisTicket, keep, drop))
-	serviceNode(t, analysisHome, analysisFile)
+	stopAnalysis := serviceNode(t, analysisHome, analysisFile)
 	mustCLI(t, "--home", analysisHome, "tcp-inlet", "create", "--from", byCLI, "--via", "postgres", "--to", "db")
 
 	within30s(t, "echo through the inlet "+drop, func() error { return echoOnce(drop, 1<<10) })
@@ -324,4 +333,20 @@ inlets:
 	}
 	syscall.Kill(p, syscall.SIGHUP)
 	within30s(t, "the inlet SIGHUP added", func() error { return echoOnce(sighup, 1<<10) })
+	for _, o := range configStatus(t, bankHome).Outlets {
+		if o.Origin != "config" {
+			t.Errorf("the bank's outlet %s has origin %q, want config", o.Name, o.Origin)
+		}
+	}
+
+	// A restart with a changed file: the file's inlet that is gone goes, the CLI's stays, and
+	// the ticket, used up, is not redeemed again.
+	stopAnalysis()
+	writeConfig(t, analysisFile, fmt.Sprintf("enroll:\n  ticket: %s\ninlets:\n  - {from: %q, via: postgres, to: db}\n", analysisTicket, keep))
+	serviceNode(t, analysisHome, analysisFile)
+	o = inletOrigins(configStatus(t, analysisHome))
+	if len(o) != 2 || o[keep] != "config" || o[byCLI] != "" {
+		t.Errorf("inlets after a restart with a smaller file: %v, want %s (config) and %s (CLI)", o, keep, byCLI)
+	}
+	within30s(t, "echo through the kept inlet after the restart", func() error { return echoOnce(keep, 1<<10) })
 }

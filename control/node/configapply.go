@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -33,7 +34,7 @@ const OriginConfig = "config"
 // configState is the config the node applied last; nil without --config.
 type configState struct {
 	mu      sync.Mutex // serialises applies
-	applied *config.Config
+	applied atomic.Pointer[config.Config]
 }
 
 // readConfig reads and validates the node's config file.
@@ -61,9 +62,7 @@ func (n *Node) loadApplied(ctx context.Context) *config.Config {
 
 // ownedConfig returns the config the node applied last, or nil.
 func (n *Node) ownedConfig() *config.Config {
-	n.config.mu.Lock()
-	defer n.config.mu.Unlock()
-	return n.config.applied
+	return n.config.applied.Load()
 }
 
 // reloadConfig reads the config file again and applies it. An invalid file changes nothing.
@@ -98,7 +97,7 @@ func (n *Node) applyConfig(ctx context.Context, c *config.Config) (api.ConfigApp
 	if err := n.applyProject(ctx, c); err != nil {
 		return res, err
 	}
-	prev := n.config.applied
+	prev := n.config.applied.Load()
 	if prev == nil {
 		prev = n.loadApplied(ctx)
 	}
@@ -195,7 +194,7 @@ func (n *Node) applyConfig(ctx context.Context, c *config.Config) (api.ConfigApp
 			fail("remember the applied config", err)
 		}
 	}
-	n.config.applied = &applied
+	n.config.applied.Store(&applied)
 	for _, e := range errs {
 		res.Errors = append(res.Errors, e.Error())
 	}
