@@ -27,70 +27,70 @@ const MaxSize = 1 << 20
 
 // Config is one node's declared state.
 type Config struct {
-	Hub       *Hub      `yaml:"hub,omitempty"`
-	Enroll    *Enroll   `yaml:"enroll,omitempty"`
-	APISocket APISocket `yaml:"api_socket,omitempty"`
-	LogLevel  string    `yaml:"log_level,omitempty"` // debug, info, warn or error
-	Metrics   string    `yaml:"metrics,omitempty"`   // HOST:PORT to serve Prometheus metrics on
-	Relays    []Relay   `yaml:"relays,omitempty"`
-	Outlets   []Outlet  `yaml:"outlets,omitempty"`
-	Inlets    []Inlet   `yaml:"inlets,omitempty"`
-	Policies  []Policy  `yaml:"policies,omitempty"`
+	Hub       *Hub      `yaml:"hub,omitempty" json:"hub,omitempty"`
+	Enroll    *Enroll   `yaml:"enroll,omitempty" json:"enroll,omitempty"`
+	APISocket APISocket `yaml:"api_socket,omitempty" json:"api_socket,omitempty"`
+	LogLevel  string    `yaml:"log_level,omitempty" json:"log_level,omitempty"` // debug, info, warn or error
+	Metrics   string    `yaml:"metrics,omitempty" json:"metrics,omitempty"`     // HOST:PORT to serve Prometheus metrics on
+	Relays    []Relay   `yaml:"relays,omitempty" json:"relays,omitempty"`
+	Outlets   []Outlet  `yaml:"outlets,omitempty" json:"outlets,omitempty"`
+	Inlets    []Inlet   `yaml:"inlets,omitempty" json:"inlets,omitempty"`
+	Policies  []Policy  `yaml:"policies,omitempty" json:"policies,omitempty"`
 }
 
 // Hub makes the node the hub of a new project, as `adjacent project create` does.
 type Hub struct {
-	Project            string   `yaml:"project"`
-	Listen             string   `yaml:"listen,omitempty"`
-	PublicAddress      string   `yaml:"public_address,omitempty"`
-	CredentialLifetime Duration `yaml:"credential_lifetime,omitempty"`
-	Line               int      `yaml:"-"`
+	Project            string   `yaml:"project" json:"project"`
+	Listen             string   `yaml:"listen,omitempty" json:"listen,omitempty"`
+	PublicAddress      string   `yaml:"public_address,omitempty" json:"public_address,omitempty"`
+	CredentialLifetime Duration `yaml:"credential_lifetime,omitempty" json:"credential_lifetime,omitempty"`
+	Line               int      `yaml:"-" json:"-"`
 }
 
 // Enroll makes the node a member with the ticket in a file, redeemed once: a node that is
 // in a project already does not redeem it again.
 type Enroll struct {
-	Ticket string `yaml:"ticket"` // path of the ticket file
-	Line   int    `yaml:"-"`
+	Ticket string `yaml:"ticket" json:"ticket"` // path of the ticket file
+	Line   int    `yaml:"-" json:"-"`
 }
 
 // APISocket is who besides the node's user may use its API socket.
 type APISocket struct {
-	Group string `yaml:"group,omitempty"` // this group may use the socket (mode 0660)
+	Group string `yaml:"group,omitempty" json:"group,omitempty"` // this group may use the socket (mode 0660)
 }
 
 // Relay is a relay this member holds at its hub.
 type Relay struct {
-	Name string `yaml:"name"`
-	Line int    `yaml:"-"`
+	Name string `yaml:"name" json:"name"`
+	Line int    `yaml:"-" json:"-"`
 }
 
 // Outlet is a TCP outlet.
 type Outlet struct {
-	Name  string `yaml:"name,omitempty"` // default "outlet"
-	To    string `yaml:"to"`             // [HOST:]PORT
-	Allow string `yaml:"allow,omitempty"`
-	Line  int    `yaml:"-"`
+	Name  string `yaml:"name,omitempty" json:"name,omitempty"` // default "outlet"
+	To    string `yaml:"to" json:"to"`                         // [HOST:]PORT
+	Allow string `yaml:"allow,omitempty" json:"allow,omitempty"`
+	Line  int    `yaml:"-" json:"-"`
 }
 
 // Inlet is a TCP inlet, classic or (Tun) transparent.
 type Inlet struct {
-	From         string `yaml:"from"`
-	Via          string `yaml:"via,omitempty"`
-	To           string `yaml:"to,omitempty"`
-	Allow        string `yaml:"allow,omitempty"`
-	Tun          bool   `yaml:"tun,omitempty"`
-	HostsFile    string `yaml:"hosts_file,omitempty"`
-	AddressRange string `yaml:"address_range,omitempty"`
-	Line         int    `yaml:"-"`
+	From         string `yaml:"from" json:"from"`
+	Via          string `yaml:"via,omitempty" json:"via,omitempty"`
+	To           string `yaml:"to,omitempty" json:"to,omitempty"`
+	Allow        string `yaml:"allow,omitempty" json:"allow,omitempty"`
+	Tun          bool   `yaml:"tun,omitempty" json:"tun,omitempty"`
+	HostsFile    string `yaml:"hosts_file,omitempty" json:"hosts_file,omitempty"`
+	AddressRange string `yaml:"address_range,omitempty" json:"address_range,omitempty"`
+	Line         int    `yaml:"-" json:"-"`
 }
 
 // Policy guards a resource type (Type) or one named resource (Name).
 type Policy struct {
-	Type  string `yaml:"type,omitempty"`
-	Name  string `yaml:"name,omitempty"`
-	Allow string `yaml:"allow"`
-	Line  int    `yaml:"-"`
+	Type  string `yaml:"type,omitempty" json:"type,omitempty"`
+	Name  string `yaml:"name,omitempty" json:"name,omitempty"`
+	Allow string `yaml:"allow" json:"allow"`
+	Line  int    `yaml:"-" json:"-"`
 }
 
 // Duration is a time.Duration written as "1h30m".
