@@ -213,7 +213,8 @@ func appendKeys[T any](to []string, items []T, prefix string, key func(T) string
 }
 
 // applyProject creates the declared project, or redeems the declared ticket, once: a node
-// in a project already keeps it, and one in another project than the file's hub is refused.
+// in a project already keeps it (a changed listen: or credential_lifetime: of the hub takes
+// no effect), and one in another project than the file's hub is refused.
 func (n *Node) applyProject(ctx context.Context, c *config.Config) error {
 	p := n.project.Load()
 	switch {
