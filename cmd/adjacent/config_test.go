@@ -339,6 +339,21 @@ inlets:
 		}
 	}
 
+	// A resource that fails (its port is taken) is reported, the rest applied, and it is
+	// tried again on the next reload.
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeConfig(t, analysisFile, fmt.Sprintf("enroll:\n  ticket: %s\ninlets:\n  - {from: %q, via: postgres, to: db}\n  - {from: %q, via: postgres, to: web}\n  - {from: %q, via: postgres, to: db}\n  - {from: %q, via: postgres, to: db}\n", analysisTicket, keep, added, sighup, taken.Addr()))
+	if _, errOut, code := cli(t, "--home", analysisHome, "reload"); code == 0 || !strings.Contains(errOut, "applied in part: inlet "+taken.Addr().String()+": ") {
+		t.Errorf("reload with an inlet on a taken port: exit %d, %q", code, errOut)
+	}
+	taken.Close()
+	if out := mustCLI(t, "--home", analysisHome, "reload"); !strings.Contains(out, "created inlet "+taken.Addr().String()) {
+		t.Errorf("the reload after the port was freed said %q", out)
+	}
+
 	// A restart with a changed file: the file's inlet that is gone goes, the CLI's stays, and
 	// the ticket, used up, is not redeemed again.
 	stopAnalysis()
