@@ -37,6 +37,7 @@ func TestUnitVerify(t *testing.T) {
 	}{
 		{"etc/systemd/system/" + UnitName, Unit, 0o644},
 		{exe[0][1:], "#!/bin/sh\n", 0o755},
+		{"bin/kill", "#!/bin/sh\n", 0o755}, // ExecReload=
 		{"usr/lib/systemd/system/sysinit.target", "[Unit]\nDescription=stub\n", 0o644},
 	} {
 		path := filepath.Join(root, f.path)
@@ -94,7 +95,8 @@ func TestUnitSecurity(t *testing.T) {
 // socket, as the dedicated user with only the capabilities the node uses.
 func TestUnitRunsService(t *testing.T) {
 	for _, want := range []string{
-		"ExecStart=/usr/bin/adjacent node run --home /var/lib/adjacent --socket /run/adjacent/node.sock",
+		"ExecStart=/usr/bin/adjacent node run --home /var/lib/adjacent --socket /run/adjacent/node.sock --config /etc/adjacent/adjacent.yaml",
+		"ExecReload=/bin/kill -HUP $MAINPID",
 		"Type=notify", "User=adjacent", "Group=adjacent", "NoNewPrivileges=yes", "Restart=on-failure",
 		"AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW", "CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW",
 		"StateDirectory=adjacent", "StateDirectoryMode=0700", "RuntimeDirectory=adjacent",

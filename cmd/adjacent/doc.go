@@ -9,4 +9,9 @@
 // RFC 3339. Exit codes: 0, 1 when the command failed, 2 when the command line is wrong; an
 // error is one line on stderr, or with --output json the object
 // {"error": "...", "exit_code": N} on stderr.
+//
+// The system service's commands: `config check` validates a config file here (control/config),
+// `config show` and `reload` ask the running node; `service install` and `uninstall`
+// (service.go) write the unit and sysusers entry of package dist, the directories and the
+// config below / (or a staged --root), and call systemctl only when systemd is PID 1.
 package main

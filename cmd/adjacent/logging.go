@@ -68,8 +68,7 @@ func underSystemd() bool {
 
 // logger returns the daemon's logger, writing to stderr or to the rotated log file, and
 // what to close when the daemon ends.
-func (f *daemonFlags) logger(stderr io.Writer) (*slog.Logger, io.Closer, error) {
-	var level slog.Level
+func (f *daemonFlags) logger(stderr io.Writer, level *slog.LevelVar) (*slog.Logger, io.Closer, error) {
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return nil, nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", f.logLevel)
 	}
@@ -86,7 +85,7 @@ func (f *daemonFlags) logger(stderr io.Writer) (*slog.Logger, io.Closer, error) 
 
 // newLogger returns a text or JSON logger; noTime leaves out the timestamps (JSON keeps
 // them: whoever reads it parses them).
-func newLogger(w io.Writer, level slog.Level, format string, noTime bool) *slog.Logger {
+func newLogger(w io.Writer, level slog.Leveler, format string, noTime bool) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
 	if noTime {
 		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {

@@ -150,7 +150,7 @@ func TestLogFormats(t *testing.T) {
 			t.Setenv(tt.env, "x")
 		}
 		var buf bytes.Buffer
-		log, closer, err := (&daemonFlags{logLevel: "info", logFormat: tt.format}).logger(&buf)
+		log, closer, err := (&daemonFlags{logLevel: "info", logFormat: tt.format}).logger(&buf, new(slog.LevelVar))
 		if err != nil {
 			t.Fatal(err)
 		}

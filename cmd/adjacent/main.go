@@ -90,7 +90,8 @@ encrypted and mutually authenticated, through a hub that relays without reading.
 	})
 	root.AddCommand(nodeCommand(g), identityCommand(g), secureChannelCommand(g), messageCommand(g),
 		projectCommand(g), enrollCommand(g), credentialCommand(g), relayCommand(g), policyCommand(g),
-		outletCommand(g), inletCommand(g), statusCommand(g), versionCommand(g), manCommand())
+		outletCommand(g), inletCommand(g), statusCommand(g), versionCommand(g), manCommand(),
+		configCommand(g), reloadCommand(g), serviceCommand(g))
 	versionFlag(g, root)
 	groups(root)
 	g.completeResources(root)

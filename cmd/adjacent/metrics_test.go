@@ -68,26 +68,6 @@ next:
 	return -1
 }
 
-// echoTarget is a loopback TCP server that sends back what it reads.
-func echoTarget(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); io.Copy(c, c) }()
-		}
-	}()
-	_, port, _ := net.SplitHostPort(l.Addr().String())
-	return port
-}
 
 // echoThrough sends n random bytes through the inlet at addr and checks they come back,
 // retrying the connection while the path is being built.

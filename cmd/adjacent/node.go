@@ -54,7 +54,7 @@ func nodeCreate(g *globals) *cobra.Command {
 				return notAHome(h)
 			}
 			if foreground {
-				return runForeground(cmd, h, listen, identity, daemon)
+				return runForeground(cmd, h, listen, identity, daemon, "")
 			}
 			if node.Running(cmd.Context(), h) {
 				return fmt.Errorf("node in %s is already running (pid %d); stop it with: adjacent --home %s node stop", h.Dir, node.Pid(h), h.Dir)

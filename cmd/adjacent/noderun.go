@@ -1,8 +1,11 @@
 package main
 
 import (
+	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -17,8 +20,8 @@ import (
 // watchdog, and stops on SIGINT or SIGTERM. `node create --foreground` is the same.
 func nodeRun(g *globals) *cobra.Command {
 	var (
-		listen, identity string
-		daemon           daemonFlags
+		listen, identity, configFile string
+		daemon                       daemonFlags
 	)
 	cmd := &cobra.Command{
 		Use:     "run",
@@ -33,9 +36,10 @@ func nodeRun(g *globals) *cobra.Command {
 			if err := daemon.check(); err != nil {
 				return err
 			}
-			return runForeground(cmd, h, listen, identity, daemon)
+			return runForeground(cmd, h, listen, identity, daemon, configFile)
 		},
 	}
+	cmd.Flags().StringVar(&configFile, "config", "", "apply this YAML file at start, on SIGHUP and on: adjacent reload (see: adjacent config check)")
 	cmd.Flags().StringVar(&listen, "listen", "", "TCP address to accept connections on, e.g. 0.0.0.0:4000 (remembered)")
 	cmd.Flags().StringVar(&identity, "identity", "", "run as this identity of the home (default: the last one used, or a new one)")
 	daemon.add(cmd)
@@ -43,14 +47,60 @@ func nodeRun(g *globals) *cobra.Command {
 }
 
 // runForeground runs the node until SIGINT or SIGTERM.
-func runForeground(cmd *cobra.Command, h home.Home, listen, identity string, daemon daemonFlags) error {
-	log, closeLog, err := daemon.logger(os.Stderr)
+func runForeground(cmd *cobra.Command, h home.Home, listen, identity string, daemon daemonFlags, configFile string) error {
+	if configFile != "" {
+		abs, err := filepath.Abs(configFile)
+		if err != nil {
+			return err
+		}
+		configFile = abs
+		c, err := readConfigFile(configFile)
+		if err != nil {
+			return err
+		}
+		// The file declares the node; a flag given on the command line wins.
+		if c.LogLevel != "" && !cmd.Flags().Changed("log-level") {
+			daemon.logLevel = c.LogLevel
+		}
+		if !cmd.Flags().Changed("metrics") {
+			daemon.metrics = c.Metrics
+			if daemon.metrics == "" {
+				daemon.metrics = node.MetricsOff
+			}
+			if err := daemon.check(); err != nil {
+				return fmt.Errorf("%s: %w", configFile, err)
+			}
+		}
+	}
+	var level slog.LevelVar
+	log, closeLog, err := daemon.logger(os.Stderr, &level)
 	if err != nil {
 		return err
 	}
 	defer closeLog.Close()
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return node.Run(ctx, node.Config{Home: h, Listen: listen, Identity: identity, Logger: log,
-		Metrics: daemon.metrics, MetricsAllowPublic: daemon.metricsPublic})
+	cfg := node.Config{Home: h, Listen: listen, Identity: identity, Logger: log, ConfigFile: configFile, LogLevel: &level,
+		Metrics: daemon.metrics, MetricsAllowPublic: daemon.metricsPublic}
+	if configFile != "" {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		reload := make(chan struct{}, 1)
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-hup:
+					select {
+					case reload <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}()
+		cfg.Reload = reload
+	}
+	return node.Run(ctx, cfg)
 }

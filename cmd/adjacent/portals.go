@@ -68,7 +68,7 @@ var (
 func outletTable(w io.Writer, os []api.Outlet) {
 	var rows [][]string
 	for _, o := range os {
-		rows = append(rows, []string{o.Name, o.Target, strconv.FormatInt(o.Active, 10), strconv.FormatInt(o.Total, 10), size(o.BytesIn), size(o.BytesOut)})
+		rows = append(rows, []string{o.Name + originNote(o.Origin), o.Target, strconv.FormatInt(o.Active, 10), strconv.FormatInt(o.Total, 10), size(o.BytesIn), size(o.BytesOut)})
 	}
 	table(w, "No outlets; create one with: adjacent tcp-outlet create --to [HOST:]PORT", outletHeader, rows)
 }
@@ -78,7 +78,7 @@ func outletTable(w io.Writer, os []api.Outlet) {
 func inletTable(w io.Writer, ins []api.Inlet) {
 	var rows [][]string
 	for _, in := range ins {
-		rows = append(rows, []string{in.Name, in.Listen + transparentNote(in), in.Route, upDown(in.Up),
+		rows = append(rows, []string{in.Name + originNote(in.Origin), in.Listen + transparentNote(in), in.Route, upDown(in.Up),
 			strconv.FormatInt(in.Active, 10), strconv.FormatInt(in.Total, 10), size(in.BytesIn), size(in.BytesOut)})
 	}
 	table(w, "No inlets; create one with: adjacent tcp-inlet create --from [HOST:]PORT --via RELAY", inletHeader, rows)

@@ -62,7 +62,7 @@ func relayTable(w io.Writer, rs []api.Relay) {
 		for _, c := range r.Clients {
 			clients = append(clients, c.Identifier)
 		}
-		rows = append(rows, []string{r.Name, orNone(r.Owner), count(len(r.Clients), "client"), orNone(strings.Join(clients, ", "))})
+		rows = append(rows, []string{r.Name + originNote(r.Origin), orNone(r.Owner), count(len(r.Clients), "client"), orNone(strings.Join(clients, ", "))})
 	}
 	table(w, "No relays; register one with: adjacent relay create NAME", []string{"RELAY", "OWNER", "CLIENTS", "IDENTIFIERS"}, rows)
 }

@@ -149,7 +149,12 @@ func TestLeastPrivilege(t *testing.T) {
 	state := ownedDir(t, filepath.Join(base, "state"), 0o700)
 	runtime := ownedDir(t, filepath.Join(base, "run"), 0o750)
 	socket := filepath.Join(runtime, "node.sock")
-	args := strings.Fields(strings.NewReplacer("/var/lib/adjacent", state, "/run/adjacent", runtime).Replace(strings.Join(dist.ExecStart()[1:], " ")))
+	// Its config (the unit's /etc/adjacent) opens the API socket to the service's group.
+	confDir := ownedDir(t, filepath.Join(base, "etc"), 0o700)
+	if err := os.WriteFile(filepath.Join(confDir, "adjacent.yaml"), []byte(fmt.Sprintf("api_socket:\n  group: \"%d\"\n", serviceUID)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := strings.Fields(strings.NewReplacer("/var/lib/adjacent", state, "/run/adjacent", runtime, "/etc/adjacent", confDir).Replace(strings.Join(dist.ExecStart()[1:], " ")))
 	notify := filepath.Join(base, "notify")
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notify, Net: "unixgram"})
 	if err != nil {
@@ -263,11 +268,41 @@ func TestLeastPrivilege(t *testing.T) {
 				if st.Uid != serviceUID {
 					t.Errorf("%s belongs to uid %d, want %d", path, st.Uid, serviceUID)
 				}
+				if path == socket { // the group's: see the next test
+					return nil
+				}
 				if perm := fi.Mode().Perm(); perm&0o007 != 0 || (dir != runtime && perm&0o070 != 0) || (dir == runtime && perm&0o020 != 0) {
 					t.Errorf("%s has mode %v: others (or, in the home, the group) may use it", path, fi.Mode())
 				}
 				return nil
 			})
+		}
+	})
+
+	t.Run("the API socket is root's and its group's", func(t *testing.T) {
+		fi, err := os.Lstat(socket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := fi.Sys().(*syscall.Stat_t); fi.Mode().Perm() != 0o660 || st.Gid != serviceUID {
+			t.Errorf("the API socket has mode %v and group %d, want 0660 and %d (api_socket: group:)", fi.Mode().Perm(), st.Gid, serviceUID)
+		}
+		// An operator in the group runs the CLI against the service's home; one outside may not.
+		operator := func(groups string) (string, error) {
+			args := []string{"--reuid", "61240", "--regid", "61240"}
+			if groups == "" {
+				args = append(args, "--clear-groups")
+			} else {
+				args = append(args, "--groups", groups)
+			}
+			args = append(args, filepath.Join(base, "adjacent"), "--home", state, "--socket", socket, "status")
+			return ns.Exec(t.Context(), append([]string{"setpriv"}, args...)...)
+		}
+		if out, err := operator(strconv.Itoa(serviceUID)); err != nil || !strings.Contains(out, "inlet") {
+			t.Errorf("an operator in the socket's group: %v: %s", err, out)
+		}
+		if out, err := operator(""); err == nil {
+			t.Errorf("an operator outside the socket's group ran status: %s", out)
 		}
 	})
 

@@ -143,6 +143,9 @@ type Relay struct {
 	Owner   string `json:"owner,omitempty"`
 	// Clients are the members whose messages the relay forwarded (listed on the hub).
 	Clients []RelayClient `json:"clients,omitempty"`
+	// Origin is "config" for a resource the node's config file owns, empty for one made
+	// with the CLI.
+	Origin string `json:"origin,omitempty"`
 }
 
 // RelayClient is a member that used a relay.
@@ -191,6 +194,9 @@ type Outlet struct {
 	Total    int64  `json:"total"`
 	BytesIn  int64  `json:"bytes_in"`  // from the target into the portal
 	BytesOut int64  `json:"bytes_out"` // from the portal to the target
+	// Origin is "config" for a resource the node's config file owns, empty for one made
+	// with the CLI.
+	Origin string `json:"origin,omitempty"`
 }
 
 // CreateInlet asks for a TCP inlet.
@@ -221,6 +227,19 @@ type Inlet struct {
 	Total     int64  `json:"total"`
 	BytesIn   int64  `json:"bytes_in"`  // from local clients into the portal
 	BytesOut  int64  `json:"bytes_out"` // from the portal to local clients
+	// Origin is "config" for a resource the node's config file owns, empty for one made
+	// with the CLI.
+	Origin string `json:"origin,omitempty"`
+}
+
+// ConfigApplied is what applying the node's config file did; Errors are the resources
+// that failed (the rest was applied).
+type ConfigApplied struct {
+	File     string   `json:"file"`
+	Created  []string `json:"created,omitempty"`
+	Deleted  []string `json:"deleted,omitempty"`
+	Replaced []string `json:"replaced,omitempty"`
+	Errors   []string `json:"errors,omitempty"`
 }
 
 // Status is the node at a glance.

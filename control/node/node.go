@@ -40,6 +40,11 @@ type Config struct {
 	// unless MetricsAllowPublic.
 	Metrics            string
 	MetricsAllowPublic bool
+	// ConfigFile is the declarative config (control/config) applied at start and again on
+	// each receive from Reload and on POST /v1/config/reload; empty means none.
+	ConfigFile string
+	Reload     <-chan struct{}
+	LogLevel   *slog.LevelVar // set from the config's log_level, if any
 }
 
 // Node is a running node.
@@ -58,6 +63,9 @@ type Node struct {
 	portals  portals
 	recheck  recheck // asks policyLoop to re-check live portal sessions
 	counts   counts  // handshakes and refusals, for metrics
+
+	config   configState  // the declarative config last applied
+	apiGroup atomic.Int64 // the API socket's group (api_socket.group), or -1
 
 	eventRefusals eventRefusals // dropped control events, refused revoked members
 	known         known         // peers' rotated identities
@@ -157,6 +165,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := n.startListening(ctx); err != nil {
 		return err
 	}
+	if err := n.startConfig(ctx); err != nil {
+		return err
+	}
 
 	stopMetrics, err := n.startMetrics(ctx)
 	if err != nil {
@@ -164,8 +175,13 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer stopMetrics()
 
-	apiLn, err := listenAPI(h)
+	n.apiGroup.Store(-1)
+	apiLn, err := listenAPI(h, &n.apiGroup)
 	if err != nil {
+		return err
+	}
+	if err := n.applySocketGroup(); err != nil {
+		apiLn.Close()
 		return err
 	}
 	srv := &http.Server{Handler: n.handler(), ReadHeaderTimeout: 10 * time.Second}
@@ -223,7 +239,7 @@ func (n *Node) listenTCP(addr string) (routing.Listener, error) {
 // listenAPI binds the home's socket, owner-only. A stale socket from a crashed node is
 // removed: the caller holds the home's lock, so no live node owns it. (PrepareSocket removes
 // nothing but a socket, and checks the directory of one kept outside the home.)
-func listenAPI(h home.Home) (net.Listener, error) {
+func listenAPI(h home.Home, group *atomic.Int64) (net.Listener, error) {
 	if err := h.PrepareSocket(); err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
@@ -235,7 +251,7 @@ func listenAPI(h home.Home) (net.Listener, error) {
 		ln.Close()
 		return nil, fmt.Errorf("node: API socket: %w", err)
 	}
-	return &peerCheckListener{ln.(*net.UnixListener)}, nil
+	return &peerCheckListener{ln.(*net.UnixListener), group}, nil
 }
 
 // listenAddrs returns the addresses the node listens on; the API may add one at any time.

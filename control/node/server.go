@@ -10,7 +10,9 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"slices"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -20,9 +22,13 @@ import (
 	"github.com/adjacentnet/adjacent/routing"
 )
 
-// peerCheckListener admits only connections from this node's own user (or root): the socket
-// mode already says so, and this holds even if someone loosens the mode.
-type peerCheckListener struct{ *net.UnixListener }
+// peerCheckListener admits only connections from this node's own user (or root), and from
+// members of the config's api_socket group when there is one: the socket mode already says
+// so, and this holds even if someone loosens the mode.
+type peerCheckListener struct {
+	*net.UnixListener
+	group *atomic.Int64 // -1: no group
+}
 
 func (l *peerCheckListener) Accept() (net.Conn, error) {
 	for {
@@ -30,23 +36,33 @@ func (l *peerCheckListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		if peerAllowed(c) {
+		if peerAllowed(c, l.group.Load()) {
 			return c, nil
 		}
 		c.Close()
 	}
 }
 
-func peerAllowed(c *net.UnixConn) bool {
+func peerAllowed(c *net.UnixConn, group int64) bool {
 	raw, err := c.SyscallConn()
 	if err != nil {
 		return false
 	}
 	var cred *unix.Ucred
+	var groups []uint32
 	raw.Control(func(fd uintptr) {
 		cred, err = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+		if err == nil && group >= 0 {
+			groups = peerGroups(int(fd))
+		}
 	})
-	return err == nil && (cred.Uid == uint32(os.Getuid()) || cred.Uid == 0)
+	if err != nil {
+		return false
+	}
+	if cred.Uid == uint32(os.Getuid()) || cred.Uid == 0 {
+		return true
+	}
+	return group >= 0 && (cred.Gid == uint32(group) || slices.Contains(groups, uint32(group)))
 }
 
 func (n *Node) handler() http.Handler {
@@ -256,8 +272,9 @@ func (n *Node) handler() http.Handler {
 	mux.HandleFunc("DELETE /v1/inlets/{name}", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, struct{}{}, badRequest(n.deleteInlet(r.Context(), r.PathValue("name"))))
 	})
+	n.configHandlers(mux)
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
-		reply(w, n.status(r.Context()), nil)
+		reply(w, n.markOrigin(n.status(r.Context())), nil)
 	})
 	return mux
 }
