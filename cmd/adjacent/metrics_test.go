@@ -68,7 +68,6 @@ next:
 	return -1
 }
 
-
 // echoThrough sends n random bytes through the inlet at addr and checks they come back,
 // retrying the connection while the path is being built.
 func echoThrough(t *testing.T, addr string, n int) {
