@@ -205,6 +205,9 @@ type CreateInlet struct {
 	Tun          bool   `json:"tun,omitempty"`
 	HostsFile    string `json:"hosts_file,omitempty"`
 	AddressRange string `json:"address_range,omitempty"`
+	// NoWait creates the inlet without checking its path first (for a relay or outlet that
+	// comes later); by default a path that does not work, or refuses, fails the create.
+	NoWait bool `json:"no_wait,omitempty"`
 }
 
 // Inlet describes a TCP inlet.
@@ -221,6 +224,11 @@ type Inlet struct {
 	Total     int64  `json:"total"`
 	BytesIn   int64  `json:"bytes_in"`  // from local clients into the portal
 	BytesOut  int64  `json:"bytes_out"` // from the portal to local clients
+	// Refused counts connections (and checks) refused by the outlet, its node or the path;
+	// LastRefusal is the reason of the last, at LastRefusalAt.
+	Refused       int64      `json:"refused"`
+	LastRefusal   string     `json:"last_refusal,omitempty"`
+	LastRefusalAt *time.Time `json:"last_refusal_at,omitempty"`
 }
 
 // Status is the node at a glance.
