@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"time"
 
 	"github.com/adjacentnet/adjacent/internal/backoff"
+	"github.com/adjacentnet/adjacent/internal/ratelog"
 	"github.com/adjacentnet/adjacent/internal/signals"
 	"github.com/adjacentnet/adjacent/routing"
 )
@@ -56,6 +58,8 @@ type Inlet struct {
 	stats  Counters
 	groups groups
 	policy rechecker
+	// notOpened logs the clients whose session could not be opened, with the last reason
+	notOpened *ratelog.Logger
 
 	mu     sync.Mutex
 	ln     net.Listener
@@ -74,6 +78,7 @@ func NewInlet(cfg InletConfig) *Inlet {
 		cfg.ConnectTimeout = 10 * time.Second
 	}
 	in := &Inlet{cfg: cfg}
+	in.notOpened = ratelog.New(cfg.Logger, slog.LevelInfo, "portal connection not opened", refusalLogInterval)
 	in.policy = newRechecker(cfg.Allow, "the inlet's policy", cfg.Logger)
 	return in
 }
@@ -214,7 +219,7 @@ func (in *Inlet) openNow(c net.Conn) bool {
 // opened takes the outcome of openNow's connect step.
 func (in *Inlet) opened(d *dial, err error) {
 	if err != nil {
-		in.cfg.Logger.Info("portal connection not opened", "client", d.s.conn.RemoteAddr().String(), "err", err)
+		in.notOpened.Note(slog.String("client", d.s.conn.RemoteAddr().String()), slog.String("err", err.Error()))
 		return
 	}
 	d.s.start(d.peer, d.credit)
@@ -229,7 +234,7 @@ func (in *Inlet) Handle(c net.Conn) {
 	defer cancel()
 	p, err := in.Dial(ctx)
 	if err != nil {
-		in.cfg.Logger.Info("portal connection not opened", "client", c.RemoteAddr().String(), "err", err)
+		in.notOpened.Note(slog.String("client", c.RemoteAddr().String()), slog.String("err", err.Error()))
 		abort(c)
 		return
 	}
@@ -324,5 +329,6 @@ func (in *Inlet) Close() error {
 	}
 	in.groups.resetAll(errors.New("inlet deleted"))
 	in.policy.log.Stop()
+	in.notOpened.Stop()
 	return nil
 }

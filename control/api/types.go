@@ -18,6 +18,7 @@ type Counters struct {
 	Delivered  uint64 `json:"delivered"`
 	Denied     uint64 `json:"denied"`
 	Unroutable uint64 `json:"unroutable"`
+	Refused    uint64 `json:"refused"` // of the denied and unroutable, answered with "no service"
 }
 
 // Transport are the TCP transport's counters.

@@ -131,6 +131,10 @@ func NewServer(ctx context.Context, r *routing.Router, name string, concurrency 
 
 // HandleMessage starts the handler on its own goroutine.
 func (s *Server) HandleMessage(m *routing.Message) {
+	if _, refusal := routing.Refusal(m); refusal { // a late answer of ours found no one
+		m.Release()
+		return
+	}
 	if _, err := m.ReplyRoute(); err != nil || len(m.Payload()) > s.maxBody {
 		m.Release() // no answer could go back the way m came, or too large
 		return
