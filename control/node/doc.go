@@ -10,4 +10,10 @@
 // listener's channels, and at a hub the channels of strangers (identities without a valid
 // credential of the project, which reach only the authority and are closed if they do not
 // become members) and the relays each member holds.
+//
+// Creating an inlet checks its path once (portals.go, checkInlet): the channels, the relay
+// and the outlet's answer to a check, and fails with the first refusal and what to do,
+// unless the request says NoWait. Refusals of a path (a relay or node refusing a handshake,
+// a router without the service, the inlet's own policy) reach the inlet as
+// dataplane.ErrRefused, which counts them and keeps the last for list and status.
 package node
