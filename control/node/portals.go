@@ -404,6 +404,10 @@ type portalPath struct {
 	cur      dataplane.PathRoute
 	channels []*securechannel.Channel
 	closed   bool
+	// worked: the path was built once. Then a hop without the service (a relay not yet
+	// registered again at a restarted hub) may come back, and is waited for like a timeout;
+	// before, it is a mistake, answered at once.
+	worked bool
 }
 
 // Open returns the live route to the outlet, building the channels if they are down. While
@@ -428,16 +432,17 @@ func (p *portalPath) Open(ctx context.Context) (dataplane.PathRoute, error) {
 		err := p.build(actx)
 		cancel()
 		if err == nil {
+			p.worked = true
 			return p.cur, nil
 		}
-		if ctx.Err() != nil || !transient(err) {
+		if ctx.Err() != nil || !transient(err) && !(p.worked && errors.Is(err, routing.ErrNoService)) {
 			return dataplane.PathRoute{}, asRefusal(err)
 		}
 		p.n.log.Debug("path to the outlet not built; retrying", "route", p.route.String(), "err", err)
 		select {
 		case <-time.After(100 * time.Millisecond):
 		case <-ctx.Done():
-			return dataplane.PathRoute{}, err
+			return dataplane.PathRoute{}, asRefusal(err)
 		}
 	}
 }
