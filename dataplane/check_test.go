@@ -35,6 +35,13 @@ func TestCheck(t *testing.T) {
 	if n := denied.in.Stats().Refused.Load(); n != 2 || !strings.Contains(why, "denied by the outlet's policy") || at.IsZero() {
 		t.Fatalf("refusals %d, last %q at %v; want 2 with the policy's reason", n, why, at)
 	}
+	// An outlet at its cap of sessions for this peer refuses the check as it would the connect.
+	full := newPortal(t, nil, nil)
+	full.out.cfg.MaxSessionsPerPeer = 1
+	full.out.take("")
+	if err := full.in.Check(ctx); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "refused: capacity") {
+		t.Fatalf("Check at the outlet's cap = %v", err)
+	}
 	// A path that refuses (the control plane's, wrapped in ErrRefused) is a refusal too.
 	refusing := NewInlet(InletConfig{SessionConfig: SessionConfig{Router: routing.New(routing.Config{Logger: quiet}), Logger: quiet},
 		Path: pathFunc(func(context.Context) (PathRoute, error) {
