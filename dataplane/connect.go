@@ -17,6 +17,35 @@ const lateAnswerWait = 15 * time.Second
 
 var errNoAnswer = errors.New("no answer from the outlet")
 
+// ErrRefused is the error of a connect (or check) that the outlet, its node or the path
+// refused, with the reason: the inlet counts them and keeps the last (Inlet.LastRefusal). The
+// control plane wraps its own refusals of a path in it too.
+var ErrRefused = errors.New("refused")
+
+// answerOf reads the outlet's answer to a connect or check in m: the kind (msgConnected,
+// msgChecked, or msgRefused for a refusal of any origin) and, for a refusal, why. ok is false
+// for a message that is no answer (the session's own).
+func answerOf(m *routing.Message) (a message, err error, ok bool) {
+	p := m.Payload()
+	if len(p) > 0 && (p[0] == msgData || p[0] == msgWindow) {
+		return message{}, nil, false
+	}
+	if reason, refused := routing.Refusal(m); refused { // no such outlet at its node
+		return message{kind: msgRefused}, fmt.Errorf("%w by the outlet's node: %w", ErrRefused, routing.RefusalError(reason)), true
+	}
+	if len(p) == 0 || p[0] != msgConnected && p[0] != msgRefused && p[0] != msgChecked {
+		return message{}, nil, false
+	}
+	a, err = parse(p)
+	switch {
+	case err != nil:
+		return message{kind: msgRefused}, fmt.Errorf("%w from the outlet", errMalformed), true
+	case a.kind == msgRefused:
+		return a, fmt.Errorf("%w by the outlet: %s", ErrRefused, a.body), true
+	}
+	return a, nil, true
+}
+
 // The connect step of an inlet session is a small state machine: the connect is out and the
 // step waits; the outlet's answer (connected, or refused with a reason) or giving up (the
 // timeout, the caller's context, the session ended because its path went, the inlet closed
@@ -120,20 +149,15 @@ func (in *Inlet) open(pr PathRoute, c net.Conn, done func(*dial, error)) (*dial,
 
 // HandleMessage takes the outlet's answer, and passes the session's messages on.
 func (d *dial) HandleMessage(m *routing.Message) {
-	if p := m.Payload(); len(p) == 0 || p[0] != msgConnected && p[0] != msgRefused {
+	a, err, ok := answerOf(m)
+	if !ok || a.kind == msgChecked {
 		d.s.HandleMessage(m)
 		return
 	}
 	defer m.Release()
-	a, err := parse(m.Payload())
 	ev := answerRefused
-	switch {
-	case err != nil:
-		err = fmt.Errorf("%w from the outlet", errMalformed)
-	case a.kind == msgConnected:
+	if a.kind == msgConnected {
 		ev = answerConnected
-	default:
-		err = fmt.Errorf("refused by the outlet: %s", a.body)
 	}
 	d.mu.Lock()
 	st, act := step(d.state, ev)
@@ -149,6 +173,7 @@ func (d *dial) HandleMessage(m *routing.Message) {
 		d.done(d, nil)
 	case fail:
 		d.stopTimers()
+		d.in.noteRefusal(err)
 		d.s.end(true, nil) // a reset: the client must not take a refusal for the server's clean close
 		d.done(d, err)
 	case resetLate:

@@ -11,6 +11,12 @@
 // credential changes (never per frame), resets at both ends the sessions that no longer pass.
 // An outlet caps the sessions each peer identity holds (MaxSessionsPerPeer).
 //
+// Every refusal reaches the inlet as a reason: the outlet's (policy, capacity, an unreachable
+// target), its node's router's (no such outlet: routing.Refusal) and the path's (the control
+// plane wraps them in ErrRefused). The inlet counts them and keeps the last (LastRefusal).
+// Inlet.Check asks the outlet, without a dial, whether a connect would be accepted (the
+// msgCheck portal message), so an inlet can be checked when it is created.
+//
 // A session needs a path that delivers every message, once and in order (pathNeeds in
 // protocol.go, checked against routing.Link.Guarantees): both ends refuse any other.
 //

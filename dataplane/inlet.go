@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"time"
 
 	"github.com/adjacentnet/adjacent/internal/backoff"
+	"github.com/adjacentnet/adjacent/internal/ratelog"
 	"github.com/adjacentnet/adjacent/internal/signals"
 	"github.com/adjacentnet/adjacent/routing"
 )
@@ -56,11 +58,16 @@ type Inlet struct {
 	stats  Counters
 	groups groups
 	policy rechecker
+	// notOpened logs the clients whose session could not be opened, with the last reason
+	notOpened *ratelog.Logger
 
 	mu     sync.Mutex
 	ln     net.Listener
 	closed bool
 	path   PathRoute // the last one Path gave, for connections that need not wait
+	// refusal is the last refusal of a connect or check, and when (Counters.Refused counts them)
+	refusal   string
+	refusedAt time.Time
 }
 
 // NewInlet returns an inlet; Serve runs it on a listener, Dial and Handle serve single
@@ -71,6 +78,7 @@ func NewInlet(cfg InletConfig) *Inlet {
 		cfg.ConnectTimeout = 10 * time.Second
 	}
 	in := &Inlet{cfg: cfg}
+	in.notOpened = ratelog.New(cfg.Logger, slog.LevelInfo, "portal connection not opened", refusalLogInterval)
 	in.policy = newRechecker(cfg.Allow, "the inlet's policy", cfg.Logger)
 	return in
 }
@@ -94,6 +102,76 @@ func (in *Inlet) Recheck() int {
 
 // Stats returns the inlet's counters.
 func (in *Inlet) Stats() *Counters { return &in.stats }
+
+// LastRefusal returns the reason of the last refusal (by the outlet, its node or the path) of
+// a connection or check, and when it came; "" if there was none.
+func (in *Inlet) LastRefusal() (string, time.Time) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.refusal, in.refusedAt
+}
+
+// noteRefusal counts err and keeps its reason if it is a refusal.
+func (in *Inlet) noteRefusal(err error) {
+	if !errors.Is(err, ErrRefused) {
+		return
+	}
+	in.stats.Refused.Add(1)
+	in.mu.Lock()
+	in.refusal, in.refusedAt = err.Error(), time.Now()
+	in.mu.Unlock()
+}
+
+// Check opens the path, as a connection would, and asks the outlet whether it would accept a
+// connect from this node, without dialing its target. It returns nil, or why not: a refusal
+// (by the outlet's policy or capacity, no such outlet at its node, or the path's own) wraps
+// ErrRefused and is counted as a connection's would be.
+func (in *Inlet) Check(ctx context.Context) error {
+	pr, err := in.cfg.Path.Open(ctx)
+	if err != nil {
+		in.noteRefusal(err)
+		return err
+	}
+	if err := checkPath(pr.Link); err != nil {
+		return err
+	}
+	answers := make(chan error, 1)
+	name := "portal." + randomID()
+	w := routing.WorkerFunc(func(m *routing.Message) {
+		a, err, ok := answerOf(m)
+		m.Release()
+		if ok && a.kind != msgConnected {
+			select {
+			case answers <- err:
+			default:
+			}
+		}
+	})
+	if err := in.cfg.Router.Register(name, w, pr.Flow); err != nil {
+		return err
+	}
+	defer in.cfg.Router.Unregister(name)
+	m := routing.NewMessage()
+	m.Onward = pr.To
+	m.Return = routing.MustRoute(routing.LocalAddress(name))
+	m.SetPayload([]byte{msgCheck})
+	in.cfg.Router.Send(m)
+	select {
+	case err = <-answers:
+	case <-pr.Done:
+		err = errPathDown
+	case <-ctx.Done():
+		err = fmt.Errorf("%w: %w", errNoAnswer, ctx.Err())
+	}
+	if err != nil {
+		in.noteRefusal(err)
+		return err
+	}
+	in.mu.Lock()
+	in.path = pr
+	in.mu.Unlock()
+	return nil
+}
 
 // Serve accepts connections on ln until Close.
 func (in *Inlet) Serve(ln net.Listener) error {
@@ -141,7 +219,7 @@ func (in *Inlet) openNow(c net.Conn) bool {
 // opened takes the outcome of openNow's connect step.
 func (in *Inlet) opened(d *dial, err error) {
 	if err != nil {
-		in.cfg.Logger.Info("portal connection not opened", "client", d.s.conn.RemoteAddr().String(), "err", err)
+		in.notOpened.Note(slog.String("client", d.s.conn.RemoteAddr().String()), slog.String("err", err.Error()))
 		return
 	}
 	d.s.start(d.peer, d.credit)
@@ -156,7 +234,7 @@ func (in *Inlet) Handle(c net.Conn) {
 	defer cancel()
 	p, err := in.Dial(ctx)
 	if err != nil {
-		in.cfg.Logger.Info("portal connection not opened", "client", c.RemoteAddr().String(), "err", err)
+		in.notOpened.Note(slog.String("client", c.RemoteAddr().String()), slog.String("err", err.Error()))
 		abort(c)
 		return
 	}
@@ -182,6 +260,7 @@ func (in *Inlet) Dial(ctx context.Context) (*Pending, error) {
 func (in *Inlet) dialOnce(ctx context.Context) (*Pending, error) {
 	pr, err := in.cfg.Path.Open(ctx)
 	if err != nil {
+		in.noteRefusal(err)
 		return nil, err
 	}
 	if err := checkPath(pr.Link); err != nil {
@@ -250,5 +329,6 @@ func (in *Inlet) Close() error {
 	}
 	in.groups.resetAll(errors.New("inlet deleted"))
 	in.policy.log.Stop()
+	in.notOpened.Stop()
 	return nil
 }

@@ -88,10 +88,10 @@ func (o *Outlet) Recheck() int { return o.policy.run(&o.groups, &o.stats) }
 func (o *Outlet) Stats() *Counters { return &o.stats }
 
 // HandleMessage takes a connect from an inlet; it runs on the transport's goroutine, so the
-// dial happens on its own.
+// dial happens on its own. A check is answered as the connect would be, without the dial.
 func (o *Outlet) HandleMessage(m *routing.Message) {
 	c, err := parse(m.Payload())
-	if err != nil || c.kind != msgConnect {
+	if err != nil || c.kind != msgConnect && c.kind != msgCheck {
 		m.Release()
 		return
 	}
@@ -116,10 +116,19 @@ func (o *Outlet) HandleMessage(m *routing.Message) {
 			return
 		}
 	}
+	if c.kind == msgCheck {
+		if o.full(peer) {
+			o.stats.Refused.Add(1)
+			o.refuse(m, refusedCapacity)
+			return
+		}
+		o.answer(m, []byte{msgChecked})
+		return
+	}
 	if !o.take(peer) {
 		o.stats.Refused.Add(1)
 		o.refusals.Note(slog.String("target", o.cfg.Target), slog.String("last_peer", peer), slog.Int("limit", o.cfg.MaxSessionsPerPeer))
-		o.refuse(m, "refused: capacity: this peer holds too many sessions to the outlet")
+		o.refuse(m, refusedCapacity)
 		return
 	}
 	go o.connect(m, c.n, func() { o.give(peer) })
@@ -136,6 +145,15 @@ func (o *Outlet) take(peer string) bool {
 	return true
 }
 
+// full reports whether peer holds MaxSessionsPerPeer sessions already.
+func (o *Outlet) full(peer string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.perPeer[peer] >= o.cfg.MaxSessionsPerPeer
+}
+
+const refusedCapacity = "refused: capacity: this peer holds too many sessions to the outlet"
+
 // give gives back a session of peer.
 func (o *Outlet) give(peer string) {
 	o.mu.Lock()
@@ -145,12 +163,17 @@ func (o *Outlet) give(peer string) {
 	}
 }
 
-// refuse answers a connect (whose ReplyRoute was checked) with a refusal.
+// refuse answers a connect or check (whose ReplyRoute was checked) with a refusal.
 func (o *Outlet) refuse(m *routing.Message, reason string) {
+	o.answer(m, withReason(msgRefused, reason))
+}
+
+// answer sends payload back to the sender of m, whose ReplyRoute was checked.
+func (o *Outlet) answer(m *routing.Message, payload []byte) {
 	m.Onward = m.Return
 	m.Return.Reset()
 	m.Local = routing.Local{}
-	m.SetPayload(withReason(msgRefused, reason))
+	m.SetPayload(payload)
 	o.cfg.Router.Send(m)
 }
 

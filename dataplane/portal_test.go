@@ -448,7 +448,7 @@ func TestMalformedMessageResets(t *testing.T) {
 		{"fin with a body", []byte{msgFin, 0}},
 		{"empty data", []byte{msgData}},
 		{"long reset reason", append([]byte{msgReset}, strings.Repeat("r", maxReason+1)...)},
-		{"unknown kind", []byte{msgWindow + 1}},
+		{"unknown kind", []byte{msgChecked + 1}},
 		{"empty", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -19,6 +19,10 @@ const (
 	msgFin       byte = 5 // the sender's side reached end of stream: a half-close
 	msgReset     byte = 6 // the path or a socket failed: [reason]; the session is over
 	msgWindow    byte = 7 // [credit u32]: the receiver consumed bytes, the sender may send more
+	// msgCheck asks the outlet worker whether a connect from this sender would be accepted,
+	// without dialing: it answers msgChecked, or msgRefused with the reason a connect would get.
+	msgCheck   byte = 8 // inlet -> outlet worker
+	msgChecked byte = 9 // outlet -> inlet
 )
 
 // pathNeeds is what the portal protocol needs of the path under a session: every message,
@@ -80,7 +84,7 @@ func parse(p []byte) (message, error) {
 	case msgData:
 		ok = len(p) > 1
 		m.body = p[1:]
-	case msgFin:
+	case msgFin, msgCheck, msgChecked:
 		ok = len(p) == 1
 	}
 	if !ok {
@@ -95,7 +99,7 @@ func (m message) appendTo(b []byte) []byte {
 	switch m.kind {
 	case msgConnect, msgConnected, msgWindow:
 		return binary.BigEndian.AppendUint32(b, m.n)
-	case msgFin:
+	case msgFin, msgCheck, msgChecked:
 		return b
 	}
 	return append(b, m.body...)

@@ -41,7 +41,7 @@ type Counters struct {
 	BytesIn, BytesOut atomic.Int64 // in: from the local socket into the portal; out: the reverse
 	PolicyResets      atomic.Int64 // live sessions reset because their peer no longer passed the policy
 	Denied            atomic.Int64 // outlets: connects the policy refused
-	Refused           atomic.Int64 // outlets: connects over the cap of sessions per peer
+	Refused           atomic.Int64 // outlets: connects over the cap of sessions per peer; inlets: connects refused, by the outlet or on the path
 }
 
 // SessionConfig is what inlets and outlets configure alike for their portal sessions. Zero
@@ -203,6 +203,11 @@ func (s *session) start(peer routing.Route, credit uint32) {
 func (s *session) HandleMessage(m *routing.Message) {
 	pm, err := parse(m.Payload())
 	if err != nil {
+		if reason, ok := routing.Refusal(m); ok { // the other side's session is gone
+			m.Release()
+			s.reset(fmt.Errorf("the other side is gone: %s", reason), false)
+			return
+		}
 		m.Release()
 		s.reset(fmt.Errorf("from the other side: %w", err), true)
 		return

@@ -10,7 +10,10 @@
 // sender's goroutine: a worker's HandleMessage must not block, and takes ownership of the
 // message. Remote input is untrusted: a message that arrived over a transport or out of a
 // secure channel reaches only the workers explicitly opened to that flow (flow control), and
-// everything else is dropped and counted.
+// everything else is dropped and counted. A remote message for a worker that does not exist
+// or is not open to it gets a refusal (refusal.go): "no service" from the reserved address
+// RefusalName, back the way it came, rate-limited, never in answer to a refusal; the sender
+// learns within one round trip what it would otherwise learn by timing out.
 //
 // The rule that keeps remote input remote: a message that did not start on this node never
 // becomes local, whatever forwards it, and never leaves through a transport. A Relay forwards

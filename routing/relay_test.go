@@ -280,8 +280,9 @@ func checkNoRemoteMessageBecomesLocal(t *testing.T, rnd *rand.Rand, iterations i
 			defer m.Release()
 			switch rl := flows[m.Local.Flow]; {
 			case m.Local.Flow == FlowLocal:
-				// Only an explicit reply, back on the channel the request came out of.
-				if c != sender || m.Return.String() != "[0#echo]" {
+				// Only an explicit reply or the router's refusal, back on the channel the
+				// request came out of.
+				if ret := m.Return.String(); c != sender || ret != "[0#echo]" && ret != "[0#"+RefusalName+"]" {
 					fail("local message on %s from %v (sender %s): %s", c.enc, m.Return.String(), sender.enc, m.Onward.String())
 				}
 			case rl != nil:

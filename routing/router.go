@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+
+	"github.com/adjacentnet/adjacent/internal/ratelog"
 )
 
 // Worker handles messages delivered to its address. HandleMessage runs on the sender's
@@ -41,7 +43,8 @@ type Router struct {
 
 	nextFlow     atomic.Uint64
 	unregistered atomic.Uint64 // workers removed so far: tables of worker names prune on change
-	stats        struct{ delivered, denied, unroutable atomic.Uint64 }
+	stats        struct{ delivered, denied, unroutable, refused atomic.Uint64 }
+	refusal      refusals
 }
 
 type registration struct {
@@ -54,6 +57,7 @@ type Stats struct {
 	Delivered  uint64 // to a local worker or a transport
 	Denied     uint64 // remote messages stopped by flow control
 	Unroutable uint64 // empty route, unknown address or type, routing loop
+	Refused    uint64 // of those, remote messages answered with a refusal (refusal.go)
 }
 
 // New returns a router with no workers and no transports.
@@ -67,6 +71,7 @@ func New(cfg Config) *Router {
 		workers:    make(map[string]*registration),
 		transports: make(map[Type]Sender),
 	}
+	r.refusal.log = ratelog.New(r.log, slog.LevelInfo, "refused messages for no service", refusalLogInterval)
 	r.nextFlow.Store(uint64(FlowTransports))
 	return r
 }
@@ -79,6 +84,9 @@ func (r *Router) NewFlow() FlowID { return FlowID(r.nextFlow.Add(1)) }
 func (r *Router) Register(name string, w Worker, flows ...FlowID) error {
 	if err := LocalAddress(name).validate(); err != nil {
 		return err
+	}
+	if name == RefusalName {
+		return fmt.Errorf("routing: register %q: the name is reserved for the router's refusals: %w", name, ErrExists)
 	}
 	reg := &registration{worker: w}
 	fl := slices.Clone(flows)
@@ -201,11 +209,11 @@ func (r *Router) Send(m *Message) {
 	case t == TypeLocal:
 		reg := r.lookupBytes(v)
 		if reg == nil {
-			r.drop(m, &r.stats.unroutable, "no worker at address")
+			r.refuse(m, string(v), &r.stats.unroutable, "no worker at address")
 			return
 		}
 		if !admits(*reg.flows.Load(), &m.Local) {
-			r.drop(m, &r.stats.denied, "flow control: worker not opened to the message's flow")
+			r.refuse(m, string(v), &r.stats.denied, "flow control: worker not opened to the message's flow")
 			return
 		}
 		r.stats.delivered.Add(1)
@@ -239,7 +247,9 @@ func (r *Router) Reply(m *Message, from Address) {
 }
 
 func (r *Router) drop(m *Message, counter *atomic.Uint64, why string) {
-	counter.Add(1)
+	if counter != nil {
+		counter.Add(1)
+	}
 	if r.log.Enabled(context.Background(), slog.LevelDebug) {
 		r.log.Debug("dropped message", "reason", why, "onward", m.Onward.String(), "flow", m.Local.Flow)
 	}
@@ -252,6 +262,7 @@ func (r *Router) Stats() Stats {
 		Delivered:  r.stats.delivered.Load(),
 		Denied:     r.stats.denied.Load(),
 		Unroutable: r.stats.unroutable.Load(),
+		Refused:    r.stats.refused.Load(),
 	}
 }
 

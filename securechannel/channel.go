@@ -206,13 +206,17 @@ func (d decryptor) HandleMessage(m *routing.Message) {
 		c.drop(m)
 		return
 	}
+	if reason, ok := routing.Refusal(m); ok { // a router on the way has no such service
+		c.refusedMessage(m, routing.RefusalError(reason))
+		return
+	}
 	switch p[0] {
 	case typeTransport:
 		c.receive(m)
 	case typeHandshake:
 		c.handshakeMessage(m)
 	case typeRefused:
-		c.refusedMessage(m)
+		c.refusedMessage(m, nil)
 	case typeCookie:
 		c.cookieMessage(m)
 	default:

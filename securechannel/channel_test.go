@@ -433,3 +433,18 @@ func TestInitiatorGivingUpClosesResponder(t *testing.T) {
 		return len(p.listener.Channels()) == 1 && p.bob.r.Workers() == base
 	})
 }
+
+// TestHandshakeToNoListener: a handshake sent to a name the far node has no listener at (a
+// relay that does not exist) fails at once with the router's refusal, not at the timeout.
+func TestHandshakeToNoListener(t *testing.T) {
+	p := newEchoPair(t, nil, nil)
+	cfg := p.alice.config("")
+	cfg.HandshakeTimeout = time.Minute
+	route := routing.MustRoute(routing.LocalAddress("to-bob"), routing.LocalAddress("forward_to_nonexistent"))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := Initiate(ctx, p.alice.r, routing.Destination{Route: route, Flow: p.wire.flows["alice"], Link: p.wire.links["alice"]}, cfg)
+	if !errors.Is(err, ErrRefused) || !errors.Is(err, routing.ErrNoService) || !strings.Contains(err.Error(), `no service "forward_to_nonexistent"`) {
+		t.Fatalf("Initiate to no listener = %v, want ErrRefused wrapping routing.ErrNoService with the name", err)
+	}
+}

@@ -247,20 +247,25 @@ func (c *Channel) refuse(why error) {
 	c.sendHandshake(append([]byte{typeRefused}, reason...))
 }
 
-// refusedMessage ends a handshake the peer refused; at the initiator, the waiting Initiate
-// returns the reason. Once the channel is established refusals are ignored: they are not
-// authenticated.
-func (c *Channel) refusedMessage(m *routing.Message) {
+// refusedMessage ends a handshake the peer refused (or a router on the way refused, why);
+// at the initiator, the waiting Initiate returns the reason. Once the channel is established
+// refusals are ignored: they are not authenticated.
+func (c *Channel) refusedMessage(m *routing.Message, why error) {
 	defer m.Release()
 	if c.isReady() || c.send.Load() != nil && !c.initiator {
 		c.stats.dropped.Add(1)
 		return
 	}
-	reason := m.Payload()[1:]
-	if len(reason) > maxRefusalLen {
-		reason = reason[:maxRefusalLen]
+	var err error
+	if why != nil {
+		err = fmt.Errorf("securechannel: %w: %w", ErrRefused, why)
+	} else {
+		reason := m.Payload()[1:]
+		if len(reason) > maxRefusalLen {
+			reason = reason[:maxRefusalLen]
+		}
+		err = fmt.Errorf("securechannel: %w: %s", ErrRefused, reason)
 	}
-	err := fmt.Errorf("securechannel: %w: %s", ErrRefused, reason)
 	c.mu.Lock()
 	c.refused = err
 	c.mu.Unlock()

@@ -90,6 +90,11 @@ func TestStrangerChannelKeepsLinkCaps(t *testing.T) {
 	denied := p.bob.r.Stats().Denied
 	p.send([]byte("to a member's worker"))
 	eventually(t, "message to echo denied", func() bool { return p.bob.r.Stats().Denied > denied })
+	if r := p.replies.next(t); r != nil { // the router says no, as it would to anyone
+		if why, ok := routing.Refusal(r); !ok || !strings.Contains(why, `no service "echo"`) {
+			t.Fatalf("the denied message got %q, want the router's refusal", r.Payload())
+		}
+	}
 	m := routing.NewMessage()
 	m.Onward = routing.MustRoute(p.ch.Address(), routing.LocalAddress("enroll"))
 	m.Return = routing.MustRoute(routing.LocalAddress("reply"))

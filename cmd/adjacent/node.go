@@ -173,7 +173,7 @@ func nodeShow(g *globals) *cobra.Command {
 				}
 				fmt.Fprintf(w, "Listening:   %s\n", orNone(strings.Join(info.Listen, ", ")))
 				fmt.Fprintf(w, "Connections: %d\n", info.Transport.Connections)
-				fmt.Fprintf(w, "Messages:    %d delivered, %d denied, %d unroutable\n", info.Router.Delivered, info.Router.Denied, info.Router.Unroutable)
+				fmt.Fprintf(w, "Messages:    %d delivered, %d denied, %d unroutable, %d refused\n", info.Router.Delivered, info.Router.Denied, info.Router.Unroutable, info.Router.Refused)
 				fmt.Fprintf(w, "Frames:      %d in (%s), %d out (%s), %s refused\n",
 					info.Transport.FramesIn, size(info.Transport.BytesIn), info.Transport.FramesOut, size(info.Transport.BytesOut), count(info.Transport.Refused, "connection"))
 			})

@@ -62,7 +62,7 @@ func outletCommand(g *globals) *cobra.Command {
 // The columns of portals in lists and status.
 var (
 	outletHeader = []string{"OUTLET", "TARGET", "ACTIVE", "TOTAL", "IN", "OUT"}
-	inletHeader  = []string{"INLET", "LISTEN", "ROUTE", "PATH", "ACTIVE", "TOTAL", "IN", "OUT"}
+	inletHeader  = []string{"INLET", "LISTEN", "ROUTE", "PATH", "ACTIVE", "TOTAL", "REFUSED", "IN", "OUT"}
 )
 
 func outletTable(w io.Writer, os []api.Outlet) {
@@ -74,14 +74,19 @@ func outletTable(w io.Writer, os []api.Outlet) {
 }
 
 // inletTable lists inlets by the name tcp-inlet delete takes; a transparent inlet's listen
-// column names its device.
+// column names its device. Under the table, why each inlet's last connection was refused.
 func inletTable(w io.Writer, ins []api.Inlet) {
 	var rows [][]string
 	for _, in := range ins {
 		rows = append(rows, []string{in.Name + originNote(in.Origin), in.Listen + transparentNote(in), in.Route, upDown(in.Up),
-			strconv.FormatInt(in.Active, 10), strconv.FormatInt(in.Total, 10), size(in.BytesIn), size(in.BytesOut)})
+			strconv.FormatInt(in.Active, 10), strconv.FormatInt(in.Total, 10), strconv.FormatInt(in.Refused, 10), size(in.BytesIn), size(in.BytesOut)})
 	}
 	table(w, "No inlets; create one with: adjacent tcp-inlet create --from [HOST:]PORT --via RELAY", inletHeader, rows)
+	for _, in := range ins {
+		if in.LastRefusal != "" && in.LastRefusalAt != nil {
+			fmt.Fprintf(w, "%s: %s, the last %s: %s\n", in.Name, count(in.Refused, "connection refused", "connections refused"), ago(*in.LastRefusalAt), in.LastRefusal)
+		}
+	}
 }
 
 func inletCommand(g *globals) *cobra.Command {
@@ -95,6 +100,11 @@ func inletCommand(g *globals) *cobra.Command {
 		Use:   "create --from [HOST:]PORT (--via RELAY [--to OUTLET] | --to ROUTE) [--tun [--hosts-file PATH]]",
 		Short: "Listen on [HOST:]PORT and carry each connection to an outlet",
 		Long: `Listen on [HOST:]PORT and carry each connection to an outlet.
+
+Before answering, the node opens the path once and asks the outlet whether it would take a
+connection from this node (without connecting to its target): a relay or outlet that does not
+exist, or refuses this node, fails the create with the reason. --no-wait skips the check, for
+a path that comes later.
 
 With --tun the inlet is transparent: clients connect to HOST:PORT itself, which the node
 serves on its TUN device. HOST is an IP address (IPv4 or IPv6), or a name that the node maps
@@ -132,6 +142,10 @@ CAP_NET_ADMIN: run the node as root or as the system service.`,
 				case in.Tun != "":
 					fmt.Fprintf(w, "Transparent inlet on %s (device %s), connected through %s\n", in.Listen, in.Tun, in.Route)
 				default:
+					if req.NoWait {
+						fmt.Fprintf(w, "Inlet listening on %s, through %s (its path not checked: --no-wait)\n", in.Listen, in.Route)
+						return
+					}
 					fmt.Fprintf(w, "Inlet listening on %s, connected through %s\n", in.Listen, in.Route)
 				}
 			})
@@ -141,6 +155,7 @@ CAP_NET_ADMIN: run the node as root or as the system service.`,
 	create.Flags().StringVar(&req.Via, "via", "", "relay at the project's hub behind which the outlet is")
 	create.Flags().StringVar(&req.To, "to", "", "with --via: the outlet's name (default outlet); without: a route to an outlet")
 	create.Flags().StringVar(&req.Allow, "allow", "", "policy the outlet's node must satisfy (default: project members)")
+	create.Flags().BoolVar(&req.NoWait, "no-wait", false, "create the inlet without checking its path first (for a relay or outlet that comes later)")
 	create.Flags().BoolVar(&req.Tun, "tun", false, "transparent: serve HOST:PORT itself on the node's TUN device (needs CAP_NET_ADMIN)")
 	create.Flags().StringVar(&req.HostsFile, "hosts-file", "", "with --tun and a host name: the hosts file to map it in (default /etc/hosts)")
 	create.Flags().StringVar(&req.AddressRange, "address-range", "", "with --tun and a host name: where its address comes from (default 100.127.0.0/16)")

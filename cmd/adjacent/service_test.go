@@ -222,18 +222,18 @@ func TestLeastPrivilege(t *testing.T) {
 				t.Log(strings.TrimSpace(out))
 				return
 			}
-			if time.Now().After(deadline) { // the relay may still be on its way to the hub
+			if time.Now().After(deadline) { // the relay may still be on its way to the hub (hence --no-wait)
 				t.Fatalf("blast exchange to %s: %v: %s\nnode log:\n%s", addr, err, out, log.String())
 			}
 			time.Sleep(500 * time.Millisecond)
 		}
 	}
 	t.Run("classic inlet and outlet", func(t *testing.T) {
-		analysis(t, "tcp-inlet", "create", "--from", "127.0.0.1:15000", "--via", "blast", "--to", "blast")
+		analysis(t, "tcp-inlet", "create", "--from", "127.0.0.1:15000", "--via", "blast", "--to", "blast", "--no-wait")
 		exchange(t, "127.0.0.1:15000")
 	})
 	t.Run("transparent inlet on an IP address", func(t *testing.T) {
-		analysis(t, "tcp-inlet", "create", "--from", "10.99.0.9:7000", "--via", "blast", "--to", "blast", "--tun")
+		analysis(t, "tcp-inlet", "create", "--from", "10.99.0.9:7000", "--via", "blast", "--to", "blast", "--tun", "--no-wait")
 		exchange(t, "10.99.0.9:7000")
 	})
 
@@ -248,7 +248,7 @@ func TestLeastPrivilege(t *testing.T) {
 		}
 		t.Log(err)
 		// A classic inlet needs no capability.
-		weak.adj(home, "tcp-inlet", "create", "--from", "127.0.0.1:15001", "--via", "blast", "--to", "blast")
+		weak.adj(home, "tcp-inlet", "create", "--from", "127.0.0.1:15001", "--via", "blast", "--to", "blast", "--no-wait")
 		exchange(t, "127.0.0.1:15001")
 	})
 

@@ -242,7 +242,11 @@ func TestStory(t *testing.T) {
 	t.Run("denied: another project, and attributes failing --allow", func(t *testing.T) {
 		// A strict outlet only admins may use; analysis has role=analyst.
 		w.adj(w.bank, w.bankHome, "tcp-outlet", "create", "--to", "5432", "--from", "strict", "--allow", `(= subject.role "admin")`)
-		w.adj(w.analysis, w.analysisHome, "tcp-inlet", "create", "--from", "15433", "--via", "postgres", "--to", "strict")
+		// The create checks the path: the outlet's refusal is its error; --no-wait creates it.
+		if out, err := w.try(w.analysis, w.analysisHome, "tcp-inlet", "create", "--from", "15433", "--via", "postgres", "--to", "strict"); err == nil || !strings.Contains(err.Error(), "denied by the outlet's policy") {
+			t.Fatalf("tcp-inlet create to an outlet whose policy the member fails = %q, %v", out, err)
+		}
+		w.adj(w.analysis, w.analysisHome, "tcp-inlet", "create", "--from", "15433", "--via", "postgres", "--to", "strict", "--no-wait")
 		if out, err := w.psql(w.analysis, 15433, query); err == nil {
 			t.Fatalf("psql through an outlet whose policy the member fails = %q", out)
 		}
@@ -254,8 +258,11 @@ func TestStory(t *testing.T) {
 		otherHub, stranger := w.home(), w.home()
 		w.adj(w.hub, otherHub, "project", "create", "other", "--listen", "0.0.0.0:4001", "--public-address", hubIP+":4001")
 		w.adj(w.analysis, stranger, "enroll", strings.TrimSpace(w.adj(w.hub, otherHub, "project", "ticket")))
-		w.adj(w.analysis, stranger, "tcp-inlet", "create", "--from", "15434", "--to",
-			"/ip4/"+hubIP+"/tcp/4000/secure/api/service/forward_to_postgres/secure/api/service/outlet")
+		strangerRoute := "/ip4/" + hubIP + "/tcp/4000/secure/api/service/forward_to_postgres/secure/api/service/outlet"
+		if out, err := w.try(w.analysis, stranger, "tcp-inlet", "create", "--from", "15434", "--to", strangerRoute); err == nil || !strings.Contains(err.Error(), "not a trusted authority") {
+			t.Fatalf("tcp-inlet create from another project's node = %q, %v", out, err)
+		}
+		w.adj(w.analysis, stranger, "tcp-inlet", "create", "--from", "15434", "--to", strangerRoute, "--no-wait")
 		if out, err := w.psql(w.analysis, 15434, query); err == nil {
 			t.Fatalf("psql from another project's node = %q", out)
 		}

@@ -18,6 +18,7 @@ type Counters struct {
 	Delivered  uint64 `json:"delivered"`
 	Denied     uint64 `json:"denied"`
 	Unroutable uint64 `json:"unroutable"`
+	Refused    uint64 `json:"refused"` // of the denied and unroutable, answered with "no service"
 }
 
 // Transport are the TCP transport's counters.
@@ -211,6 +212,9 @@ type CreateInlet struct {
 	Tun          bool   `json:"tun,omitempty"`
 	HostsFile    string `json:"hosts_file,omitempty"`
 	AddressRange string `json:"address_range,omitempty"`
+	// NoWait creates the inlet without checking its path first (for a relay or outlet that
+	// comes later); by default a path that does not work, or refuses, fails the create.
+	NoWait bool `json:"no_wait,omitempty"`
 }
 
 // Inlet describes a TCP inlet.
@@ -230,6 +234,11 @@ type Inlet struct {
 	// Origin is "config" for a resource the node's config file owns, empty for one made
 	// with the CLI.
 	Origin string `json:"origin,omitempty"`
+	// Refused counts connections (and checks) refused by the outlet, its node or the path;
+	// LastRefusal is the reason of the last, at LastRefusalAt.
+	Refused       int64      `json:"refused"`
+	LastRefusal   string     `json:"last_refusal,omitempty"`
+	LastRefusalAt *time.Time `json:"last_refusal_at,omitempty"`
 }
 
 // ConfigApplied is what applying the node's config file did; Errors are the resources

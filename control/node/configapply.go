@@ -300,9 +300,11 @@ func (n *Node) ensureOutlet(ctx context.Context, o config.Outlet) error {
 	return err
 }
 
-// ensureInlet makes the inlet in declares, adopting a live one with the same route.
+// ensureInlet makes the inlet in declares, adopting a live one with the same route. It does
+// not wait for the inlet's path: the file declares what should be, and the outlet may come
+// later (an inlet's refusals show in status).
 func (n *Node) ensureInlet(ctx context.Context, in config.Inlet) error {
-	req := api.CreateInlet{From: in.From, Via: in.Via, To: in.To, Allow: in.Allow, Tun: in.Tun, HostsFile: in.HostsFile, AddressRange: in.AddressRange}
+	req := api.CreateInlet{From: in.From, Via: in.Via, To: in.To, Allow: in.Allow, Tun: in.Tun, HostsFile: in.HostsFile, AddressRange: in.AddressRange, NoWait: true}
 	route, err := n.inletRoute(req)
 	if err != nil {
 		return err

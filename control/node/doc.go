@@ -27,4 +27,10 @@
 // With Config.Metrics the node serves Prometheus metrics (metrics.go): a collector that
 // reads, at scrape time, the counters the node and its packages keep anyway, and the few
 // the node keeps itself (counts.go: handshakes by role and outcome, refusals by reason).
+//
+// Creating an inlet checks its path once (portals.go, checkInlet): the channels, the relay
+// and the outlet's answer to a check, and fails with the first refusal and what to do,
+// unless the request says NoWait. Refusals of a path (a relay or node refusing a handshake,
+// a router without the service, the inlet's own policy) reach the inlet as
+// dataplane.ErrRefused, which counts them and keeps the last for list and status.
 package node

@@ -183,10 +183,62 @@ func (n *Node) createInlet(ctx context.Context, req api.CreateInlet) (api.Inlet,
 	if err != nil {
 		return api.Inlet{}, fmt.Errorf("tcp-inlet create: %w", err)
 	}
+	if !req.NoWait {
+		if err := n.checkInlet(ctx, in, req); err != nil {
+			n.stopInlet(in)
+			return api.Inlet{}, err
+		}
+	}
 	if err := n.state.PutInlet(ctx, rec); err != nil {
 		return api.Inlet{}, err
 	}
 	return n.inletInfo(in), nil
+}
+
+// inletCheckTimeout bounds the check of a new inlet's path: building it (retried while the hub
+// or a relay is not there yet) and the outlet's answer.
+const inletCheckTimeout = 10 * time.Second
+
+// checkInlet opens the path of a new inlet once and asks the outlet whether it would take a
+// connection from this node: the first failure is the error, with the reason and what to do.
+func (n *Node) checkInlet(ctx context.Context, in *inlet, req api.CreateInlet) error {
+	ctx, cancel := context.WithTimeout(ctx, inletCheckTimeout)
+	defer cancel()
+	err := in.dp.Check(ctx)
+	if err == nil {
+		return nil
+	}
+	const later = "or pass --no-wait to create the inlet for a path that comes later"
+	outletName := req.To
+	if req.Via == "" {
+		outletName = in.path.route[len(in.path.route)-1].Value
+	} else if outletName == "" {
+		outletName = "outlet"
+	}
+	msg := err.Error()
+	switch {
+	case req.Via != "" && errors.Is(err, routing.ErrNoService) && strings.Contains(msg, strconv.Quote(relayPrefix+req.Via)):
+		return fmt.Errorf("tcp-inlet create: relay %q not found at the hub; create it on the outlet's node with: adjacent relay create %s (%s)", req.Via, req.Via, later)
+	case errors.Is(err, routing.ErrNoService) && strings.Contains(msg, strconv.Quote(outletName)):
+		return fmt.Errorf("tcp-inlet create: no outlet %q at the outlet's node; create it there with: adjacent tcp-outlet create --to [HOST:]PORT --from %s (%s)", outletName, outletName, later)
+	case errors.Is(err, errPolicy):
+		return fmt.Errorf("tcp-inlet create: %w; change the inlet's --allow, or the outlet's node's attributes", err)
+	case errors.Is(err, dataplane.ErrRefused):
+		return fmt.Errorf("tcp-inlet create: %w; ask the outlet's owner to allow this node (adjacent policy create --resource %s --allow EXPR on the outlet's node), %s", err, outletName, later)
+	}
+	return fmt.Errorf("tcp-inlet create: the path to the outlet does not work: %w; check that the hub and the outlet's node are up, %s", err, later)
+}
+
+// stopInlet undoes startInlet, for an inlet whose check failed.
+func (n *Node) stopInlet(in *inlet) {
+	n.portals.mu.Lock()
+	delete(n.portals.inlets, in.rec.Name)
+	if in.rec.Tun {
+		n.stopTransparent(in, n.nameShared(in))
+	}
+	n.portals.mu.Unlock()
+	in.dp.Close()
+	in.path.close()
 }
 
 // inletRoute is the route text from an inlet to its outlet.
@@ -261,6 +313,10 @@ func (n *Node) inletInfo(in *inlet) api.Inlet {
 		Name: in.rec.Name, Listen: in.rec.Listen, Route: in.rec.Route,
 		Policy: n.policyOf("tcp-inlet", in.rec.Name).String(), Up: in.path.up(),
 		Active: st.Active.Load(), Total: st.Total.Load(), BytesIn: st.BytesIn.Load(), BytesOut: st.BytesOut.Load(),
+		Refused: st.Refused.Load(),
+	}
+	if why, at := in.dp.LastRefusal(); why != "" {
+		info.LastRefusal, info.LastRefusalAt = why, &at
 	}
 	if in.rec.Tun {
 		info.Tun, info.Host, info.HostsFile = in.dev, in.rec.Host, in.rec.HostsFile
@@ -348,6 +404,10 @@ type portalPath struct {
 	cur      dataplane.PathRoute
 	channels []*securechannel.Channel
 	closed   bool
+	// worked: the path was built once. Then a hop without the service (a relay not yet
+	// registered again at a restarted hub) may come back, and is waited for like a timeout;
+	// before, it is a mistake, answered at once.
+	worked bool
 }
 
 // Open returns the live route to the outlet, building the channels if they are down. While
@@ -372,18 +432,19 @@ func (p *portalPath) Open(ctx context.Context) (dataplane.PathRoute, error) {
 		err := p.build(actx)
 		cancel()
 		if err == nil {
+			p.worked = true
 			return p.cur, nil
 		}
-		if ctx.Err() != nil || !transient(err) {
+		if ctx.Err() != nil || !transient(err) && !(p.worked && errors.Is(err, routing.ErrNoService)) {
 			p.n.inletRefused(err)
-			return dataplane.PathRoute{}, err
+			return dataplane.PathRoute{}, asRefusal(err)
 		}
 		p.n.log.Debug("path to the outlet not built; retrying", "route", p.route.String(), "err", err)
 		select {
 		case <-time.After(100 * time.Millisecond):
 		case <-ctx.Done():
 			p.n.inletRefused(err)
-			return dataplane.PathRoute{}, err
+			return dataplane.PathRoute{}, asRefusal(err)
 		}
 	}
 }
@@ -393,6 +454,20 @@ func (p *portalPath) Open(ctx context.Context) (dataplane.PathRoute, error) {
 const pathAttempt = 3 * time.Second
 
 var errPolicy = errors.New("the outlet's node does not satisfy the inlet's policy")
+
+// pathRefusal is an error of a path that someone refused (a relay, a node, a router without
+// the service, the inlet's own policy): the inlet counts it as a refusal.
+type pathRefusal struct{ error }
+
+func (r pathRefusal) Is(target error) bool { return target == dataplane.ErrRefused }
+func (r pathRefusal) Unwrap() error        { return r.error }
+
+func asRefusal(err error) error {
+	if errors.Is(err, securechannel.ErrRefused) || errors.Is(err, routing.ErrNoService) || errors.Is(err, errPolicy) {
+		return pathRefusal{err}
+	}
+	return err
+}
 
 // transient reports whether building a path may succeed if tried again soon: a timeout or a
 // connection failure may pass; a refusal, an untrusted peer or a policy will not.

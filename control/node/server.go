@@ -299,7 +299,7 @@ func (n *Node) info() api.NodeInfo {
 		Identifier: string(n.self.history.Identifier()),
 		Started:    n.started,
 		Listen:     n.listenAddrs(),
-		Router:     api.Counters{Delivered: rs.Delivered, Denied: rs.Denied, Unroutable: rs.Unroutable},
+		Router:     api.Counters{Delivered: rs.Delivered, Denied: rs.Denied, Unroutable: rs.Unroutable, Refused: rs.Refused},
 		Transport: api.Transport{
 			Connections: ts.Connections, FramesIn: ts.FramesIn, FramesOut: ts.FramesOut,
 			BytesIn: ts.BytesIn, BytesOut: ts.BytesOut, Refused: ts.Refused,

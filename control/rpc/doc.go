@@ -4,6 +4,7 @@
 // a database) with bounded concurrency, and answers along the request's return route, which
 // must start at the link the request came over (routing.Message.Reply).
 // Requests and answers are JSON, at most MaxMessage bytes; errors travel as one-line texts.
+// A router's refusal (no such service on the way) ends the wait at once as an error.
 //
 // It is not for the data plane: portals move bytes with their own frames.
 package rpc

@@ -17,7 +17,8 @@ const MaxMessage = 64 << 10
 
 // Exchange sends payload along to.Route and returns the payload of the first message that
 // comes back. Replies are accepted from to.Flow (the flow of the route's first hop) and from
-// local senders.
+// local senders. A router's refusal (no such service) is an error wrapping
+// routing.ErrNoService, with its reason.
 func Exchange(ctx context.Context, r *routing.Router, to routing.Destination, payload []byte) ([]byte, error) {
 	replies := make(chan *routing.Message, 1)
 	name := "reply." + randid.New()
@@ -44,6 +45,9 @@ func Exchange(ctx context.Context, r *routing.Router, to routing.Destination, pa
 	select {
 	case a := <-replies:
 		defer a.Release()
+		if why, ok := routing.Refusal(a); ok {
+			return nil, routing.RefusalError(why)
+		}
 		return append([]byte(nil), a.Payload()...), nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
@@ -127,6 +131,10 @@ func NewServer(ctx context.Context, r *routing.Router, name string, concurrency 
 
 // HandleMessage starts the handler on its own goroutine.
 func (s *Server) HandleMessage(m *routing.Message) {
+	if _, refusal := routing.Refusal(m); refusal { // a late answer of ours found no one
+		m.Release()
+		return
+	}
 	if _, err := m.ReplyRoute(); err != nil || len(m.Payload()) > s.maxBody {
 		m.Release() // no answer could go back the way m came, or too large
 		return
