@@ -48,7 +48,9 @@ func serviceCommand(g *globals) *cobra.Command {
 		Long: `service install sets up the node as a system service: the adjacent user and group
 (sysusers.d), the state directory (/var/lib/adjacent, 0700), the config directory
 (/etc/adjacent, root:adjacent 0750) with adjacent.yaml, the binary at /usr/bin/adjacent and the
-unit /etc/systemd/system/adjacent.service, which it enables and starts when systemd runs.
+unit /etc/systemd/system/adjacent.service, which it enables and starts when systemd runs. It
+gives /etc/hosts to the adjacent group (g+rw) for the names of transparent inlets, which the
+node writes in place; uninstall takes that back.
 Operators in the adjacent group use the CLI with:
   adjacent --home /var/lib/adjacent --socket /run/adjacent/node.sock status`,
 		Example: "  sudo adjacent service install --config ./adjacent.yaml\n  sudo adjacent service uninstall --purge",
