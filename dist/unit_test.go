@@ -100,6 +100,7 @@ func TestUnitRunsService(t *testing.T) {
 		"Type=notify", "User=adjacent", "Group=adjacent", "NoNewPrivileges=yes", "Restart=on-failure",
 		"AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW", "CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW",
 		"StateDirectory=adjacent", "StateDirectoryMode=0700", "RuntimeDirectory=adjacent",
+		"ReadWritePaths=-/etc/hosts",
 	} {
 		if !strings.Contains(Unit, "\n"+want+"\n") {
 			t.Errorf("the unit has no line %q", want)

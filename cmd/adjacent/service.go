@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -25,6 +26,7 @@ const (
 	serviceSysuser = "/usr/lib/sysusers.d/adjacent.conf"
 	serviceConfDir = "/etc/adjacent"
 	serviceHome    = "/var/lib/adjacent"
+	serviceHosts   = "/etc/hosts" // where transparent inlets' names go; the unit's ReadWritePaths=
 )
 
 // systemdRunning reports whether systemd is PID 1 (sd_booted(3)).
@@ -46,7 +48,9 @@ func serviceCommand(g *globals) *cobra.Command {
 		Long: `service install sets up the node as a system service: the adjacent user and group
 (sysusers.d), the state directory (/var/lib/adjacent, 0700), the config directory
 (/etc/adjacent, root:adjacent 0750) with adjacent.yaml, the binary at /usr/bin/adjacent and the
-unit /etc/systemd/system/adjacent.service, which it enables and starts when systemd runs.
+unit /etc/systemd/system/adjacent.service, which it enables and starts when systemd runs. It
+gives /etc/hosts to the adjacent group (g+rw) for the names of transparent inlets, which the
+node writes in place; uninstall takes that back.
 Operators in the adjacent group use the CLI with:
   adjacent --home /var/lib/adjacent --socket /run/adjacent/node.sock status`,
 		Example: "  sudo adjacent service install --config ./adjacent.yaml\n  sudo adjacent service uninstall --purge",
@@ -168,6 +172,13 @@ func serviceInstall(root, configFile, homeDir string) (steps []serviceStep, err 
 		did("Config %s kept", confPath)
 	}
 
+	// The hosts file: the group's to write (in place), for names of transparent inlets.
+	msg, err := grantHosts(at(serviceHosts), gid)
+	if err != nil {
+		return steps, err
+	}
+	did("%s", msg)
+
 	// The binary and the unit.
 	if self, err := os.Executable(); err == nil && filepath.Clean(self) != at(serviceBinary) {
 		if err := copyFile(self, at(serviceBinary), 0o755); err != nil {
@@ -223,6 +234,13 @@ func serviceUninstall(root string, purge bool) (steps []serviceStep, err error) 
 	} else {
 		did("Ran %s", strings.Join(stop[0], " "))
 	}
+	if _, gid, err := lookupUser(root, serviceUser); err == nil {
+		if msg, err := revokeHosts(at(serviceHosts), gid); err != nil {
+			return steps, err
+		} else if msg != "" {
+			did("%s", msg)
+		}
+	}
 	for _, p := range []string{serviceUnit, serviceSysuser} {
 		if err := os.Remove(at(p)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return steps, err
@@ -247,6 +265,44 @@ func serviceUninstall(root string, purge bool) (steps []serviceStep, err error) 
 	}
 	did("Deleted user and group %s", serviceUser)
 	return steps, nil
+}
+
+// grantHosts lets the service's group gid write the hosts file at path: group gid, mode g+rw.
+// The service, which may not create files in /etc, rewrites it in place (control/hosts); a
+// group rather than an ACL, since a group needs no ACL tools nor file system support, and
+// control/hosts keeps the owner and group when a root node replaces the file.
+func grantHosts(path string, gid int) (string, error) {
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Sprintf("No %s: names of transparent inlets need one the group %s may write (sudo touch %s && sudo chgrp %s %s && sudo chmod g+w %s, then restart the service)",
+			path, serviceUser, path, serviceUser, path, path), nil
+	}
+	if err != nil {
+		return "", err
+	}
+	uid := int(fi.Sys().(*syscall.Stat_t).Uid)
+	if err := chownIfRoot(path, uid, gid); err != nil {
+		return "", fmt.Errorf("give %s to the group %s: %w", path, serviceUser, err)
+	}
+	if err := os.Chmod(path, fi.Mode().Perm()|0o060); err != nil {
+		return "", fmt.Errorf("let the group %s write %s: %w", serviceUser, path, err)
+	}
+	return fmt.Sprintf("Hosts file %s: the group %s may write it (names of transparent inlets; a tool that replaces the file takes this away: run install again)", path, serviceUser), nil
+}
+
+// revokeHosts undoes grantHosts where the hosts file is still the group's: group root, g-w.
+func revokeHosts(path string, gid int) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil || int(fi.Sys().(*syscall.Stat_t).Gid) != gid {
+		return "", nil
+	}
+	if err := chownIfRoot(path, int(fi.Sys().(*syscall.Stat_t).Uid), 0); err != nil {
+		return "", err
+	}
+	if err := os.Chmod(path, fi.Mode().Perm()&^0o020); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("Hosts file %s: the group %s may no longer write it", path, serviceUser), nil
 }
 
 // lookupUser reads the uid and gid of name from root's passwd file.

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/adjacentnet/adjacent/control/hosts"
 	"github.com/adjacentnet/adjacent/dist"
 	"github.com/adjacentnet/adjacent/internal/netns"
 )
@@ -93,7 +94,10 @@ func ownedDir(t *testing.T, dir string, mode os.FileMode) string {
 // with the unit's own ExecStart= arguments, its home and API socket in directories like the
 // unit's StateDirectory= and RuntimeDirectory=; it reports READY=1, WATCHDOG=1 and, at
 // SIGTERM, STOPPING=1 on $NOTIFY_SOCKET. A classic inlet, an outlet and a transparent inlet on
-// an IP address carry a byte stream; nothing in any home is readable by others; a node without
+// an IP address carry a byte stream; so does one with a host name, written in place into a
+// root-owned hosts file in a root-owned directory that is granted to the node's group as
+// `adjacent service install` grants /etc/hosts, through which a client resolves it; once that
+// file is replaced, the node refuses the next name and says what to do; nothing in any home is readable by others; a node without
 // CAP_NET_ADMIN refuses a --tun inlet, naming the capability; and (under strace) the inlet
 // node calls nothing the unit's SystemCallFilter= denies.
 func TestLeastPrivilege(t *testing.T) {
@@ -235,6 +239,76 @@ func TestLeastPrivilege(t *testing.T) {
 	t.Run("transparent inlet on an IP address", func(t *testing.T) {
 		analysis(t, "tcp-inlet", "create", "--from", "10.99.0.9:7000", "--via", "blast", "--to", "blast", "--tun", "--no-wait")
 		exchange(t, "10.99.0.9:7000")
+	})
+
+	t.Run("transparent inlet with a hostname", func(t *testing.T) {
+		// The hosts file as the service finds /etc/hosts: root's, in a directory of root's
+		// that it may not write, and given to its group as `adjacent service install` does.
+		etc := filepath.Join(base, "etc-hosts")
+		if err := os.Mkdir(etc, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		hostsFile := filepath.Join(etc, "hosts")
+		orig := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n"
+		if err := os.WriteFile(hostsFile, []byte(orig), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := grantHosts(hostsFile, serviceUID); err != nil {
+			t.Fatal(err)
+		}
+		before, err := os.Stat(hostsFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		analysis(t, "tcp-inlet", "create", "--from", "db.bank.internal:7000", "--via", "blast", "--to", "blast", "--tun", "--no-wait", "--hosts-file", hostsFile)
+		text := readFile(hostsFile)
+		if !strings.HasPrefix(text, orig+hosts.Begin+"\n") || !strings.Contains(text, "\tdb.bank.internal\n") {
+			t.Fatalf("the hosts file holds:\n%s\nwant the old lines, then the managed block with db.bank.internal", text)
+		}
+		after, err := os.Stat(hostsFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := after.Sys().(*syscall.Stat_t); !os.SameFile(before, after) || after.Mode() != before.Mode() || st.Uid != 0 || st.Gid != serviceUID {
+			t.Errorf("the hosts file is %v, owner %d:%d, same file %v; want it written in place, mode %v, owner 0:%d kept",
+				after.Mode(), st.Uid, st.Gid, os.SameFile(before, after), before.Mode(), serviceUID)
+		}
+		// A client whose resolver reads that file (bound over /etc/hosts in its own mount
+		// namespace, which ip netns exec makes; the machine's /etc/hosts is left alone) finds
+		// the name, connects to it and carries a byte stream.
+		client := `mount --bind "$0" /etc/hosts && getent hosts db.bank.internal && exec "$@"`
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			out, err := ns.Exec(t.Context(), "sh", "-c", client, hostsFile, filepath.Join(bin, "blast"), "exchange", "-to", "db.bank.internal:7000", "-bytes", strconv.Itoa(4<<20))
+			if err == nil && strings.Contains(out, "db.bank.internal") && strings.Contains(out, "\nok") {
+				t.Log(strings.TrimSpace(out))
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("a client resolving db.bank.internal through %s: %v: %s\nnode log:\n%s", hostsFile, err, out, log.String())
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+
+		// A tool that replaces the file (a new one, root's, renamed over it) takes the grant
+		// with the old one: the node refuses the next name and says what to do.
+		tmp := filepath.Join(etc, "hosts.new")
+		if err := os.WriteFile(tmp, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, hostsFile); err != nil {
+			t.Fatal(err)
+		}
+		u := *u
+		u.t = t
+		_, err = u.try(state, "--socket", socket, "tcp-inlet", "create", "--from", "web.bank.internal:7000", "--via", "blast", "--to", "blast", "--tun", "--no-wait", "--hosts-file", hostsFile)
+		if err == nil || !strings.Contains(err.Error(), "cannot write "+hostsFile) || !strings.Contains(err.Error(), "adjacent service install") || !strings.Contains(err.Error(), "chmod g+w "+hostsFile) {
+			t.Fatalf("tcp-inlet create with a name after the hosts file was replaced = %v, want a refusal naming the fix", err)
+		}
+		t.Log(err)
+		if got := readFile(hostsFile); got != text {
+			t.Errorf("the replaced hosts file became:\n%s", got)
+		}
 	})
 
 	t.Run("without CAP_NET_ADMIN --tun is refused, naming it", func(t *testing.T) {

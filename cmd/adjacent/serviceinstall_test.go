@@ -26,6 +26,10 @@ func TestServiceInstall(t *testing.T) {
 	}
 	writeConfig(t, filepath.Join(root, "etc/passwd"), "root:x:0:0::/root:/bin/sh\n")
 	writeConfig(t, filepath.Join(root, "etc/group"), "root:x:0:\n")
+	writeConfig(t, filepath.Join(root, serviceHosts), "127.0.0.1\tlocalhost\n")
+	if err := os.Chmod(filepath.Join(root, serviceHosts), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	conf := filepath.Join(t.TempDir(), "adjacent.yaml")
 
 	// A file that does not pass config check is refused before anything is written.
@@ -63,6 +67,8 @@ func TestServiceInstall(t *testing.T) {
 		{serviceUnit, 0o644, 0, 0, dist.Unit},
 		{serviceSysuser, 0o644, 0, 0, dist.Sysusers},
 		{serviceBinary, 0o755, 0, 0, ""},
+		// The hosts file, for the names of transparent inlets: the group may write it.
+		{serviceHosts, 0o664, 0, gid, "127.0.0.1\tlocalhost\n"},
 	} {
 		fi, err := os.Stat(filepath.Join(root, c.path))
 		if err != nil {
@@ -102,6 +108,9 @@ func TestServiceInstall(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(root, p)); !os.IsNotExist(err) {
 			t.Errorf("uninstall left %s: %v", p, err)
 		}
+	}
+	if fi, err := os.Stat(filepath.Join(root, serviceHosts)); err != nil || fi.Mode().Perm() != 0o644 || fi.Sys().(*syscall.Stat_t).Gid != 0 {
+		t.Errorf("after uninstall the hosts file is %v (%v), want root's group and mode 0644 again", fi.Mode(), err)
 	}
 	for _, p := range []string{serviceHome + "/vault.db", serviceConfDir + "/adjacent.yaml"} {
 		if _, err := os.Stat(filepath.Join(root, p)); err != nil {

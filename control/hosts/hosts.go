@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 )
 
 // The lines around the managed block.
@@ -130,13 +128,22 @@ func ValidName(s string) bool {
 var fileMu sync.Mutex // one update at a time in this process
 
 // Update applies fn to the entries of the managed block of the file at path and writes the
-// result back. A missing file is created (mode 0644).
+// result back, holding an advisory lock (flock) on the file meanwhile, so that the nodes of
+// other homes on the machine do not interleave their updates. A missing file is created
+// (mode 0644). See write for how the file is written.
 func Update(path string, fn func([]Entry) []Entry) error {
 	fileMu.Lock()
 	defer fileMu.Unlock()
-	data, err := os.ReadFile(path)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("hosts: read %s: %w", path, err)
+	f, werr, err := lock(path)
+	if err != nil {
+		return fmt.Errorf("hosts: %s: %w", path, err)
+	}
+	var data []byte
+	if f != nil {
+		defer f.Close()
+		if data, err = io.ReadAll(io.LimitReader(f, maxFile+1)); err != nil {
+			return fmt.Errorf("hosts: read %s: %w", path, err)
+		}
 	}
 	before, entries, after, err := Parse(data)
 	if err != nil {
@@ -148,7 +155,7 @@ func Update(path string, fn func([]Entry) []Entry) error {
 	if bytes.Equal(out, data) {
 		return nil
 	}
-	return write(path, out)
+	return write(path, f, werr, data, out)
 }
 
 // Set maps name to addr in the block of the file at path.
@@ -164,43 +171,6 @@ func Remove(path, name string) error {
 	return Update(path, func(es []Entry) []Entry {
 		return slices.DeleteFunc(es, func(e Entry) bool { return e.Name == name })
 	})
-}
-
-// write replaces the file: a temporary file beside it renamed over it, keeping its mode. A
-// file that is a mount point (EBUSY) or in a directory we may not write is rewritten in place.
-func write(path string, data []byte) error {
-	mode := os.FileMode(0o644)
-	if fi, err := os.Stat(path); err == nil {
-		mode = fi.Mode().Perm()
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".adjacent-*")
-	if err == nil {
-		name := tmp.Name()
-		_, err = tmp.Write(data)
-		if err == nil {
-			err = tmp.Chmod(mode)
-		}
-		if err == nil {
-			err = tmp.Sync()
-		}
-		if cerr := tmp.Close(); err == nil {
-			err = cerr
-		}
-		if err == nil {
-			err = os.Rename(name, path)
-		}
-		if err == nil {
-			return nil
-		}
-		os.Remove(name)
-		if !errors.Is(err, syscall.EBUSY) && !errors.Is(err, syscall.EXDEV) {
-			return fmt.Errorf("hosts: write %s: %w", path, err)
-		}
-	}
-	if err := os.WriteFile(path, data, mode); err != nil {
-		return fmt.Errorf("hosts: write %s: %w", path, err)
-	}
-	return nil
 }
 
 // Allocate returns the first address of r (after the network address) that is not in used.
