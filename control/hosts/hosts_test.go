@@ -349,3 +349,24 @@ func readFile(t *testing.T, path string) string {
 	}
 	return string(b)
 }
+
+// TestRefusesSymlink: a link planted at the hosts file's path is refused, and the file it
+// points to is left as it was (a local user must not turn the node's rewrite onto it).
+func TestRefusesSymlink(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "precious")
+	if err := os.WriteFile(target, []byte("keep\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "hosts")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	err := Set(link, "db.bank.internal", netip.MustParseAddr("100.127.0.1"))
+	if err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Fatalf("Set through a link = %v, want a refusal naming the link", err)
+	}
+	if b, _ := os.ReadFile(target); string(b) != "keep\n" {
+		t.Fatalf("the link's target became %q", b)
+	}
+}

@@ -22,10 +22,15 @@ const lockWait = 10 * time.Second
 func lock(path string) (f *os.File, werr error, err error) {
 	for range 10 {
 		werr = nil
-		f, err = os.OpenFile(path, os.O_RDWR, 0)
+		// Never through a symbolic link: one planted where others may write would turn the
+		// node's rewrite onto a file the node owns.
+		f, err = os.OpenFile(path, os.O_RDWR|syscall.O_NOFOLLOW, 0)
 		if denied(err) {
 			werr = err
-			f, err = os.Open(path)
+			f, err = os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+		}
+		if errors.Is(err, syscall.ELOOP) {
+			return nil, nil, fmt.Errorf("hosts file %s is a symbolic link; the node writes no file through a link: give --hosts-file the file it points to", path)
 		}
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, nil, nil

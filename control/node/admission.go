@@ -17,10 +17,13 @@ import (
 
 // Caps bound what remote peers can make a node hold. Zero values take the defaults.
 type Caps struct {
-	// ChannelsPerMember caps the channels one identity holds to this node's listener as a
-	// member: at a hub, with a valid credential of the project; elsewhere, any peer the
-	// listener accepts. Default 256.
-	ChannelsPerMember int
+	// ChannelsPerMember caps the channels one identity holds to a member's listener (any
+	// peer the listener accepts), HubChannelsPerMember to a hub's (members with a valid
+	// credential of the project). Defaults 256 and 16: a member needs one channel to its
+	// hub, and each channel at the hub is a separate origin of handshakes relayed to other
+	// members (handshakeOrigin), so the hub's cap bounds how many origins one member can
+	// pose as at a relay owner's listener.
+	ChannelsPerMember, HubChannelsPerMember int
 	// StrangerChannelsPerIdentity and StrangerChannels cap, at a hub, the channels of
 	// identities without a valid credential of the project (nodes come to enroll, members
 	// come to renew a lapsed credential): per identity, and in all. Such channels reach only
@@ -42,6 +45,7 @@ func (c *Caps) setDefaults() {
 		}
 	}
 	def(&c.ChannelsPerMember, 256)
+	def(&c.HubChannelsPerMember, 16)
 	def(&c.StrangerChannelsPerIdentity, 4)
 	def(&c.StrangerChannels, 64)
 	def(&c.OutletSessionsPerPeer, 1024)
@@ -83,12 +87,16 @@ func newAdmission(n *Node) *admission {
 func (a *admission) Admit(peer routing.Peer) (bool, func(), error) {
 	id := peer.Identifier()
 	member := a.n.vouched(peer)
+	limit := a.caps.ChannelsPerMember
+	if p := a.n.project.Load(); p != nil && p.hub {
+		limit = a.caps.HubChannelsPerMember
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var err error
 	switch {
-	case member && a.members[id] >= a.caps.ChannelsPerMember:
-		err = fmt.Errorf("refused: capacity: %s holds %d secure channels to this node, the most one identity may; close some (adjacent secure-channel list)", id, a.caps.ChannelsPerMember)
+	case member && a.members[id] >= limit:
+		err = fmt.Errorf("refused: capacity: %s holds %d secure channels to this node, the most one identity may; close some (adjacent secure-channel list)", id, limit)
 	case member:
 		a.members[id]++
 		return true, a.release(a.members, id, false), nil

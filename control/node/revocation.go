@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,6 +53,20 @@ const (
 )
 
 var errNotMember = errors.New("this node is not a member of a project: it takes no events")
+
+var errRelayedEvent = errors.New("the event came through a relay; the authority sends its own on the member's channel to the hub")
+
+// relayed reports whether m came through a relay at the hub: its return route's second hop
+// is the relay's address, which the hub's relay pushed (handshakeOrigin reads the same).
+func relayed(m *routing.Message) bool {
+	if m.Return.Len() < 2 {
+		return false
+	}
+	r := m.Return
+	r.Pop()
+	a := r.NextAddress()
+	return a.Type == routing.TypeLocal && strings.HasPrefix(a.Value, relayPrefix)
+}
 
 var errEventRate = errors.New("more events than the member checks a second; dropped unverified")
 
@@ -107,6 +122,13 @@ func (n *Node) handleEvent(m *routing.Message) {
 		n.dropEvent(m, errNotMember)
 		return
 	}
+	if relayed(m) {
+		// The authority never speaks through a relay: a cheap check before the signature,
+		// so that a relay client's forgeries cannot spend the budget of checks the hub's
+		// own events need.
+		n.dropEvent(m, errRelayedEvent)
+		return
+	}
 	s, err := event.Decode(m.Payload())
 	if err != nil {
 		n.dropEvent(m, err)
@@ -127,8 +149,8 @@ func (n *Node) handleEvent(m *routing.Message) {
 		}
 		return
 	}
-	if ev.Kind != event.KindRevoked || ev.Subject == n.self.history.Identifier() {
-		return
+	if ev.Kind != event.KindRevoked || ev.Subject == n.self.history.Identifier() || ev.Subject == p.authority.Identifier() {
+		return // the authority does not revoke itself: such an event is a stolen key's
 	}
 	if until, ok := p.revoked.Load(ev.Subject); ok && !until.(time.Time).Before(ev.Until) {
 		return // known already: a replay, or the answer to fetchRevocations came first
