@@ -46,16 +46,21 @@ func (n *Node) recheckPolicies() {
 // policyLoop re-checks the live sessions of the node's portals when asked, and every
 // recheckEvery.
 func (n *Node) policyLoop(ctx context.Context) {
-	tick := time.NewTicker(recheckEvery)
+	ticking(ctx, recheckEvery, n.recheck.ch(), func() { n.portals.recheck() })
+}
+
+// ticking calls f every period, and at once on each kick (nil: never), until ctx ends.
+func ticking(ctx context.Context, period time.Duration, kick <-chan struct{}, f func()) {
+	tick := time.NewTicker(period)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-		case <-n.recheck.ch():
+		case <-kick:
 		}
-		n.portals.recheck()
+		f()
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/adjacentnet/adjacent/control/access"
 	"github.com/adjacentnet/adjacent/control/api"
+	"github.com/adjacentnet/adjacent/control/config"
 	"github.com/adjacentnet/adjacent/control/policy"
 	"github.com/adjacentnet/adjacent/control/state"
 	"github.com/adjacentnet/adjacent/dataplane"
@@ -77,23 +78,8 @@ type inlet struct {
 	dev  string // a transparent inlet's TUN device
 }
 
-// hostPort completes [HOST:]PORT with the loopback address.
-func hostPort(s string) (string, error) {
-	if s == "" {
-		return "", errors.New("empty address")
-	}
-	if _, err := strconv.ParseUint(s, 10, 16); err == nil {
-		s = "127.0.0.1:" + s
-	}
-	host, port, err := net.SplitHostPort(s)
-	if err != nil {
-		return "", fmt.Errorf("%q: want [HOST:]PORT, e.g. 5432 or 10.0.0.5:5432", s)
-	}
-	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
-		return "", fmt.Errorf("%q: port must be a number from 1 to 65535", s)
-	}
-	return net.JoinHostPort(host, port), nil
-}
+// hostPort completes [HOST:]PORT with the loopback address, as the config file does.
+func hostPort(s string) (string, error) { return config.HostPort(s) }
 
 // createOutlet adds a TCP outlet and remembers it.
 func (n *Node) createOutlet(ctx context.Context, req api.CreateOutlet) (api.Outlet, error) {
@@ -288,13 +274,18 @@ func (n *Node) checkInlet(ctx context.Context, in *inlet, req api.CreateInlet) e
 // stopInlet undoes startInlet, for an inlet whose check failed.
 func (ps *portals) stopInlet(in *inlet) {
 	ps.mu.Lock()
+	ps.dropLocked(in)
+	ps.mu.Unlock()
+	in.dp.Close()
+	in.path.close()
+}
+
+// dropLocked takes in out of the registry, and off the TUN device; ps.mu is held.
+func (ps *portals) dropLocked(in *inlet) {
 	delete(ps.inlets, in.rec.Name)
 	if in.rec.Tun {
 		ps.stopTransparent(in, ps.nameShared(in))
 	}
-	ps.mu.Unlock()
-	in.dp.Close()
-	in.path.close()
 }
 
 // inletRoute is the route text from an inlet to its outlet.
@@ -405,10 +396,7 @@ func (ps *portals) removeInlet(name string) (string, error) {
 		ps.mu.Unlock()
 		return "", fmt.Errorf("no inlet %q; see: adjacent tcp-inlet list", name)
 	}
-	delete(ps.inlets, in.rec.Name)
-	if in.rec.Tun {
-		ps.stopTransparent(in, ps.nameShared(in))
-	}
+	ps.dropLocked(in)
 	ps.mu.Unlock()
 	in.dp.Close()
 	in.path.close()
@@ -613,22 +601,22 @@ func (p *portalPath) close() {
 func (ps *portals) outletList() []api.Outlet {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	out := make([]api.Outlet, 0, len(ps.outlets))
-	for _, o := range ps.outlets {
-		out = append(out, ps.outletInfo(o))
-	}
-	slices.SortFunc(out, func(a, b api.Outlet) int { return strings.Compare(a.Name, b.Name) })
-	return out
+	return listed(ps.outlets, ps.outletInfo, func(o api.Outlet) string { return o.Name })
 }
 
 func (ps *portals) inletList() []api.Inlet {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	out := make([]api.Inlet, 0, len(ps.inlets))
-	for _, in := range ps.inlets {
-		out = append(out, ps.inletInfo(in))
+	return listed(ps.inlets, ps.inletInfo, func(in api.Inlet) string { return in.Name })
+}
+
+// listed is the info of each portal of m, sorted by name.
+func listed[P, I any](m map[string]P, info func(P) I, name func(I) string) []I {
+	out := make([]I, 0, len(m))
+	for _, p := range m {
+		out = append(out, info(p))
 	}
-	slices.SortFunc(out, func(a, b api.Inlet) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b I) int { return strings.Compare(name(a), name(b)) })
 	return out
 }
 
