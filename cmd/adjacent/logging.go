@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/adjacentnet/adjacent/control/home"
 	"github.com/adjacentnet/adjacent/control/node"
 	"github.com/adjacentnet/adjacent/internal/logfile"
 )
@@ -45,6 +46,15 @@ func (f *daemonFlags) check() error {
 		return node.CheckMetricsAddr(f.metrics, f.metricsPublic)
 	}
 	return nil
+}
+
+// home is the home a node is to run in, once the flags are valid.
+func (f *daemonFlags) home(g *globals) (home.Home, error) {
+	h, err := g.home_()
+	if err != nil {
+		return home.Home{}, err
+	}
+	return h, f.check()
 }
 
 // args are the flags again, for the daemon started in the background.

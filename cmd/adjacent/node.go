@@ -43,11 +43,8 @@ func nodeCreate(g *globals) *cobra.Command {
 		Example: "  adjacent node create\n  adjacent --home ~/.adjacent-hub node create --listen 0.0.0.0:4000",
 		Args:    exactArgs(0, "adjacent node create [--listen HOST:PORT] [--foreground]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			h, err := g.home_()
+			h, err := daemon.home(g)
 			if err != nil {
-				return err
-			}
-			if err := daemon.check(); err != nil {
 				return err
 			}
 			if homeOf(h) == homeForeign {

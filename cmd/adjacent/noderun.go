@@ -29,11 +29,8 @@ func nodeRun(g *globals) *cobra.Command {
 		Example: "  adjacent --home /var/lib/adjacent node run --listen 0.0.0.0:4000",
 		Args:    exactArgs(0, "adjacent node run [--listen HOST:PORT] [--identity NAME] [--log-level LEVEL] [--log-format text|json] [--metrics ADDR]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			h, err := g.home_()
+			h, err := daemon.home(g)
 			if err != nil {
-				return err
-			}
-			if err := daemon.check(); err != nil {
 				return err
 			}
 			return runForeground(cmd, h, listen, identity, daemon, configFile)

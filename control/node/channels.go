@@ -88,7 +88,7 @@ func (n *Node) startListenerLocked() error {
 	if err := n.router.Register("echo", echo, l.Flow()); err != nil {
 		return err
 	}
-	n.reopenOutlets(l.Flow())
+	n.portals.reopenOutlets(l.Flow())
 	if p != nil && p.hub {
 		if err := n.registerHubWorkers(l.Flow()); err != nil {
 			return err

@@ -281,11 +281,8 @@ func (n *Node) deleteRelay(ctx context.Context, name string) error {
 // ensureOutlet makes the outlet o declares, adopting a live one made the same way.
 func (n *Node) ensureOutlet(ctx context.Context, o config.Outlet) error {
 	target, _ := config.HostPort(o.To)
-	n.portals.mu.Lock()
-	live := n.portals.outlets[o.Key()]
-	n.portals.mu.Unlock()
-	if live != nil {
-		if live.rec.Target == target {
+	if live, ok := n.portals.outletTarget(o.Key()); ok {
+		if live == target {
 			if o.Allow != "" {
 				_, err := n.setPolicy(ctx, "name", o.Key(), o.Allow)
 				return err
@@ -309,18 +306,15 @@ func (n *Node) ensureInlet(ctx context.Context, in config.Inlet) error {
 	if err != nil {
 		return err
 	}
-	n.portals.mu.Lock()
-	live := n.portals.inlets[n.inletNameLocked(in.Key())]
-	n.portals.mu.Unlock()
-	if live != nil {
-		if live.rec.Route == route.String() && live.rec.Tun == in.Tun {
+	if live, ok := n.portals.inletNamed(in.Key()); ok {
+		if live.Route == route.String() && live.Tun == in.Tun {
 			if in.Allow != "" {
-				_, err := n.setPolicy(ctx, "name", live.rec.Name, in.Allow)
+				_, err := n.setPolicy(ctx, "name", live.Name, in.Allow)
 				return err
 			}
 			return nil
 		}
-		if err := n.deleteInlet(ctx, live.rec.Name); err != nil {
+		if err := n.deleteInlet(ctx, live.Name); err != nil {
 			return err
 		}
 	}
@@ -330,19 +324,8 @@ func (n *Node) ensureInlet(ctx context.Context, in config.Inlet) error {
 
 // inletName is the name the node gives the inlet listening at key.
 func (n *Node) inletName(key string) string {
-	n.portals.mu.Lock()
-	defer n.portals.mu.Unlock()
-	return n.inletNameLocked(key)
-}
-
-func (n *Node) inletNameLocked(key string) string {
-	if _, ok := n.portals.inlets[key]; ok {
-		return key
-	}
-	for name, in := range n.portals.inlets {
-		if in.rec.Tun && in.rec.Listen == key {
-			return name
-		}
+	if in, ok := n.portals.inletNamed(key); ok {
+		return in.Name
 	}
 	return key
 }
@@ -385,7 +368,7 @@ func (n *Node) effectiveConfig(ctx context.Context) (*config.Config, error) {
 		out.Hub = &config.Hub{Project: p.name}
 	}
 	inline := map[string]bool{}
-	for _, o := range n.outletList() {
+	for _, o := range n.portals.outletList() {
 		i := slices.IndexFunc(owned.Outlets, func(d config.Outlet) bool { return d.Key() == o.Name })
 		if i >= 0 {
 			out.Outlets = append(out.Outlets, owned.Outlets[i])
@@ -394,7 +377,7 @@ func (n *Node) effectiveConfig(ctx context.Context) (*config.Config, error) {
 		}
 		out.Outlets = append(out.Outlets, config.Outlet{Name: o.Name, To: o.Target})
 	}
-	for _, in := range n.inletList() {
+	for _, in := range n.portals.inletList() {
 		i := slices.IndexFunc(owned.Inlets, func(d config.Inlet) bool { return d.Key() == in.Name || d.Key() == in.Listen })
 		if i >= 0 {
 			out.Inlets = append(out.Inlets, owned.Inlets[i])

@@ -7,7 +7,12 @@
 // authority and the relays, are in control/hub (the node registers them behind its
 // listener and lends them its table of revoked members, its channels and its counters);
 // a member's session with its hub is control/member's Session (the node gives it the way
-// to connect and what to do on each new channel).
+// to connect and what to do on each new channel). The live inlets, outlets and transparent
+// inlets are the portal registry (portals.go, type portals, with its portalsConfig): the
+// node checks API and config requests and keeps the records in its state database; the
+// registry runs the portals on the router, lists them, re-checks their live sessions
+// against their policies and hands their counters to the metrics collector. It reaches the
+// node only through its config (policies, revocation, building a path, counting refusals).
 //
 // Data flows in from the CLI over the Unix socket (api package types), and out as routed
 // messages through the router; state the node must remember goes to the state database.

@@ -46,32 +46,37 @@ func (n *Node) recheckPolicies() {
 // policyLoop re-checks the live sessions of the node's portals when asked, and every
 // recheckEvery.
 func (n *Node) policyLoop(ctx context.Context) {
-	tick := time.NewTicker(recheckEvery)
+	ticking(ctx, recheckEvery, n.recheck.ch(), func() { n.portals.recheck() })
+}
+
+// ticking calls f every period, and at once on each kick (nil: never), until ctx ends.
+func ticking(ctx context.Context, period time.Duration, kick <-chan struct{}, f func()) {
+	tick := time.NewTicker(period)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-		case <-n.recheck.ch():
+		case <-kick:
 		}
-		n.recheckPortals()
+		f()
 	}
 }
 
-// recheckPortals resets the live sessions that their inlet's or outlet's policy no longer
+// recheck resets the live sessions that their inlet's or outlet's policy no longer
 // admits, and returns how many. The portals log what they cut.
-func (n *Node) recheckPortals() int {
-	n.portals.mu.Lock()
-	outs := make([]*dataplane.Outlet, 0, len(n.portals.outlets))
-	for _, o := range n.portals.outlets {
+func (ps *portals) recheck() int {
+	ps.mu.Lock()
+	outs := make([]*dataplane.Outlet, 0, len(ps.outlets))
+	for _, o := range ps.outlets {
 		outs = append(outs, o.dp)
 	}
-	ins := make([]*dataplane.Inlet, 0, len(n.portals.inlets))
-	for _, in := range n.portals.inlets {
+	ins := make([]*dataplane.Inlet, 0, len(ps.inlets))
+	for _, in := range ps.inlets {
 		ins = append(ins, in.dp)
 	}
-	n.portals.mu.Unlock()
+	ps.mu.Unlock()
 	cut := 0
 	for _, o := range outs {
 		cut += o.Recheck()

@@ -162,24 +162,20 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for i := range refused {
 		refused[i] = float64(n.counts.refused[i].Load())
 	}
-	n.portals.mu.Lock()
-	for name, in := range n.portals.inlets {
-		portal("inlet", name, in.dp.Stats())
+	n.portals.collect(func(name string, st *dataplane.Counters, pathUp bool) {
+		portal("inlet", name, st)
 		up := 0.0
-		if in.path.up() {
+		if pathUp {
 			up = 1
 		}
 		gauge(mInletUp, up, name)
-	}
-	for name, o := range n.portals.outlets {
-		st := o.dp.Stats()
+	}, func(name string, st *dataplane.Counters) {
 		portal("outlet", name, st)
 		counter(mOutletRefusals, float64(st.Denied.Load()), name, "policy")
 		counter(mOutletRefusals, float64(st.Refused.Load()), name, "capacity")
 		refused[refusePolicy] += float64(st.Denied.Load())
 		refused[refuseCapacity] += float64(st.Refused.Load())
-	}
-	n.portals.mu.Unlock()
+	})
 	_, _, admitted := n.admit.counts()
 	refused[refuseCapacity] += float64(admitted)
 	for i, v := range refused {

@@ -60,7 +60,7 @@ type Node struct {
 	channels channels
 	policies policies
 	project  atomic.Pointer[project]
-	portals  portals
+	portals  *portals
 	recheck  recheck // asks policyLoop to re-check live portal sessions
 	counts   counts  // handshakes and refusals, for metrics
 
@@ -130,6 +130,15 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	n.router = routing.New(routing.Config{Logger: cfg.Logger})
 	defer tcp.New(n.router, cfg.TCP).Close()
+	n.portals = newPortals(portalsConfig{
+		Router: n.router, Logger: n.log,
+		Flow:                  func() routing.FlowID { return n.listener.Flow() },
+		OutletSessionsPerPeer: cfg.Caps.OutletSessionsPerPeer,
+		Policy:                n.policyOf,
+		Revoked:               n.revokedSender,
+		Build:                 n.buildPath,
+		Refused:               n.inletRefused,
+	})
 	if err := n.policies.load(ctx, st); err != nil {
 		return err
 	}
@@ -153,7 +162,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := n.restorePortals(ctx); err != nil {
 		return err
 	}
-	defer n.closePortals()
+	defer n.portals.close()
 	if err := n.router.Register(eventsWorker, routing.WorkerFunc(n.handleEvent)); err != nil {
 		return err
 	}

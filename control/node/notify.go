@@ -34,14 +34,7 @@ func notifyReady(ctx context.Context, h home.Home, log *slog.Logger) {
 // watchdog pings the service manager at half its interval, each time after the node answered
 // on its own API socket: a node whose API hangs misses its pings and systemd restarts it.
 func watchdog(ctx context.Context, h home.Home, interval time.Duration, log *slog.Logger) {
-	tick := time.NewTicker(interval / 2)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	ticking(ctx, interval/2, nil, func() {
 		probe, cancel := context.WithTimeout(ctx, interval/4)
 		ok := Running(probe, h)
 		cancel()
@@ -49,12 +42,12 @@ func watchdog(ctx context.Context, h home.Home, interval time.Duration, log *slo
 			if ctx.Err() == nil {
 				log.Warn("the node's API did not answer; skipping a watchdog ping", "socket", h.Socket())
 			}
-			continue
+			return
 		}
 		if _, err := daemon.SdNotify(false, daemon.SdNotifyWatchdog); err != nil {
 			log.Warn("cannot ping the service manager's watchdog", "err", err)
 		}
-	}
+	})
 }
 
 // notifyStopping tells the service manager the node is shutting down.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"slices"
 	"strconv"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/adjacentnet/adjacent/control/access"
 	"github.com/adjacentnet/adjacent/control/api"
+	"github.com/adjacentnet/adjacent/control/config"
+	"github.com/adjacentnet/adjacent/control/policy"
 	"github.com/adjacentnet/adjacent/control/state"
 	"github.com/adjacentnet/adjacent/dataplane"
 	"github.com/adjacentnet/adjacent/internal/signals"
@@ -20,12 +23,47 @@ import (
 	"github.com/adjacentnet/adjacent/securechannel"
 )
 
-// portals are the node's inlets and outlets, by name.
+// portals is the registry of the node's live inlets and outlets, by name, and of the TUN
+// device its transparent inlets share. The node checks requests and keeps the records in
+// its state database; the registry runs the portals on the router. Its interface:
+// startOutlet, removeOutlet, reopenOutlets, outletList, outletTarget; startInlet,
+// stopInlet, removeInlet, inletList, inletNamed; recheck, collect and close.
 type portals struct {
+	cfg portalsConfig
+
 	mu      sync.Mutex
 	inlets  map[string]*inlet
 	outlets map[string]*outlet
 	tun     *transparent // while there are transparent inlets
+}
+
+// portalsConfig is what the registry needs from the node.
+type portalsConfig struct {
+	Router *routing.Router
+	Logger *slog.Logger
+	// Flow is the flow of the node's listener, on which outlets are reachable.
+	Flow func() routing.FlowID
+	// OutletSessionsPerPeer caps an outlet's sessions (dials of its target) per peer.
+	OutletSessionsPerPeer int
+	// Policy is the current policy of a resource ("tcp-inlet" or "tcp-outlet", NAME).
+	Policy func(resourceType, name string) *policy.Policy
+	// Revoked reports (and logs) a message whose sender's membership was revoked.
+	Revoked func(m *routing.Message, resource string) bool
+	// Build builds a route to an outlet: the channels along it, the last one to the
+	// outlet's node.
+	Build func(ctx context.Context, route routing.Path) (builtPath, error)
+	// Refused counts a path that could not be built, by reason.
+	Refused func(err error)
+}
+
+// builtPath is a route to an outlet made usable, and how to let its channels go.
+type builtPath struct {
+	dataplane.PathRoute
+	release func()
+}
+
+func newPortals(cfg portalsConfig) *portals {
+	return &portals{cfg: cfg, inlets: map[string]*inlet{}, outlets: map[string]*outlet{}}
 }
 
 type outlet struct {
@@ -40,23 +78,8 @@ type inlet struct {
 	dev  string // a transparent inlet's TUN device
 }
 
-// hostPort completes [HOST:]PORT with the loopback address.
-func hostPort(s string) (string, error) {
-	if s == "" {
-		return "", errors.New("empty address")
-	}
-	if _, err := strconv.ParseUint(s, 10, 16); err == nil {
-		s = "127.0.0.1:" + s
-	}
-	host, port, err := net.SplitHostPort(s)
-	if err != nil {
-		return "", fmt.Errorf("%q: want [HOST:]PORT, e.g. 5432 or 10.0.0.5:5432", s)
-	}
-	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
-		return "", fmt.Errorf("%q: port must be a number from 1 to 65535", s)
-	}
-	return net.JoinHostPort(host, port), nil
-}
+// hostPort completes [HOST:]PORT with the loopback address, as the config file does.
+func hostPort(s string) (string, error) { return config.HostPort(s) }
 
 // createOutlet adds a TCP outlet and remembers it.
 func (n *Node) createOutlet(ctx context.Context, req api.CreateOutlet) (api.Outlet, error) {
@@ -76,77 +99,96 @@ func (n *Node) createOutlet(ctx context.Context, req api.CreateOutlet) (api.Outl
 		}
 	}
 	rec := state.Outlet{Name: req.Name, Target: target, Created: n.cfg.Now().Unix()}
-	if err := n.startOutlet(rec); err != nil {
+	o, err := n.portals.startOutlet(rec)
+	if err != nil {
 		return api.Outlet{}, fmt.Errorf("tcp-outlet create: %w", err)
 	}
 	if err := n.state.PutOutlet(ctx, rec); err != nil {
 		return api.Outlet{}, err
 	}
-	return n.outletInfo(n.portals.outlets[req.Name]), nil
+	return n.portals.outletInfo(o), nil
 }
 
-func (n *Node) startOutlet(rec state.Outlet) error {
-	n.portals.mu.Lock()
-	defer n.portals.mu.Unlock()
-	if _, ok := n.portals.outlets[rec.Name]; ok {
-		return fmt.Errorf("an outlet named %q exists; delete it first or choose another name with --from", rec.Name)
+// startOutlet runs the outlet rec on the router.
+func (ps *portals) startOutlet(rec state.Outlet) (*outlet, error) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if _, ok := ps.outlets[rec.Name]; ok {
+		return nil, fmt.Errorf("an outlet named %q exists; delete it first or choose another name with --from", rec.Name)
 	}
 	name := rec.Name
 	dp := dataplane.NewOutlet(dataplane.OutletConfig{
-		SessionConfig: dataplane.SessionConfig{Router: n.router, Logger: n.log.With("outlet", name)},
+		SessionConfig: dataplane.SessionConfig{Router: ps.cfg.Router, Logger: ps.cfg.Logger.With("outlet", name)},
 		Target:        rec.Target,
 		// Each session is a dial and a connection to the target: capped per peer.
-		MaxSessionsPerPeer: n.cfg.Caps.OutletSessionsPerPeer,
+		MaxSessionsPerPeer: ps.cfg.OutletSessionsPerPeer,
 		Admit: func(m *routing.Message) (bool, string) {
-			if n.revokedSender(m, "outlet "+name) {
+			if ps.cfg.Revoked(m, "outlet "+name) {
 				return false, "the sender's membership was revoked"
 			}
-			return access.Allowed(n.policyOf("tcp-outlet", name), m)
+			return access.Allowed(ps.cfg.Policy("tcp-outlet", name), m)
 		},
 		Allow: func(peer routing.Peer) (bool, string) {
-			return access.AllowedPeer(n.policyOf("tcp-outlet", name), peer)
+			return access.AllowedPeer(ps.cfg.Policy("tcp-outlet", name), peer)
 		},
 	})
-	if err := n.router.Register(name, dp, n.listener.Flow()); err != nil {
-		return fmt.Errorf("name %q is taken by another worker", name)
+	if err := ps.cfg.Router.Register(name, dp, ps.cfg.Flow()); err != nil {
+		return nil, fmt.Errorf("name %q is taken by another worker", name)
 	}
-	if n.portals.outlets == nil {
-		n.portals.outlets = map[string]*outlet{}
-	}
-	n.portals.outlets[name] = &outlet{rec: rec, dp: dp}
-	n.log.Info("outlet ready", "name", name, "target", rec.Target)
-	return nil
+	o := &outlet{rec: rec, dp: dp}
+	ps.outlets[name] = o
+	ps.cfg.Logger.Info("outlet ready", "name", name, "target", rec.Target)
+	return o, nil
 }
 
 // reopenOutlets lets the channels of a new listener reach the outlets.
-func (n *Node) reopenOutlets(flow routing.FlowID) {
-	n.portals.mu.Lock()
-	defer n.portals.mu.Unlock()
-	for name := range n.portals.outlets {
-		n.router.Open(name, flow)
+func (ps *portals) reopenOutlets(flow routing.FlowID) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	for name := range ps.outlets {
+		ps.cfg.Router.Open(name, flow)
 	}
 }
 
-func (n *Node) outletInfo(o *outlet) api.Outlet {
+// outletTarget is the target of the live outlet name.
+func (ps *portals) outletTarget(name string) (string, bool) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	o := ps.outlets[name]
+	if o == nil {
+		return "", false
+	}
+	return o.rec.Target, true
+}
+
+func (ps *portals) outletInfo(o *outlet) api.Outlet {
 	st := o.dp.Stats()
 	return api.Outlet{
 		Name: o.rec.Name, Target: o.rec.Target, Address: "/service/" + o.rec.Name,
-		Policy: n.policyOf("tcp-outlet", o.rec.Name).String(),
+		Policy: ps.cfg.Policy("tcp-outlet", o.rec.Name).String(),
 		Active: st.Active.Load(), Total: st.Total.Load(), BytesIn: st.BytesIn.Load(), BytesOut: st.BytesOut.Load(),
 	}
 }
 
 func (n *Node) deleteOutlet(ctx context.Context, name string) error {
-	n.portals.mu.Lock()
-	o := n.portals.outlets[name]
-	delete(n.portals.outlets, name)
-	n.portals.mu.Unlock()
+	if err := n.portals.removeOutlet(name); err != nil {
+		return err
+	}
+	return n.state.DeleteOutlet(ctx, name)
+}
+
+// removeOutlet stops the outlet name.
+func (ps *portals) removeOutlet(name string) error {
+	ps.mu.Lock()
+	o := ps.outlets[name]
+	delete(ps.outlets, name)
+	ps.mu.Unlock()
 	if o == nil {
 		return fmt.Errorf("no outlet %q; see: adjacent tcp-outlet list", name)
 	}
-	n.router.Unregister(name)
+	ps.cfg.Router.Unregister(name)
 	o.dp.Close()
-	return n.state.DeleteOutlet(ctx, name)
+	return nil
 }
 
 // createInlet adds a TCP inlet and remembers it.
@@ -179,20 +221,20 @@ func (n *Node) createInlet(ctx context.Context, req api.CreateInlet) (api.Inlet,
 		}
 	}
 	rec.Route, rec.Created = route.String(), n.cfg.Now().Unix()
-	in, err := n.startInlet(rec)
+	in, err := n.portals.startInlet(rec)
 	if err != nil {
 		return api.Inlet{}, fmt.Errorf("tcp-inlet create: %w", err)
 	}
 	if !req.NoWait {
 		if err := n.checkInlet(ctx, in, req); err != nil {
-			n.stopInlet(in)
+			n.portals.stopInlet(in)
 			return api.Inlet{}, err
 		}
 	}
 	if err := n.state.PutInlet(ctx, rec); err != nil {
 		return api.Inlet{}, err
 	}
-	return n.inletInfo(in), nil
+	return n.portals.inletInfo(in), nil
 }
 
 // inletCheckTimeout bounds the check of a new inlet's path: building it (retried while the hub
@@ -230,15 +272,20 @@ func (n *Node) checkInlet(ctx context.Context, in *inlet, req api.CreateInlet) e
 }
 
 // stopInlet undoes startInlet, for an inlet whose check failed.
-func (n *Node) stopInlet(in *inlet) {
-	n.portals.mu.Lock()
-	delete(n.portals.inlets, in.rec.Name)
-	if in.rec.Tun {
-		n.stopTransparent(in, n.nameShared(in))
-	}
-	n.portals.mu.Unlock()
+func (ps *portals) stopInlet(in *inlet) {
+	ps.mu.Lock()
+	ps.dropLocked(in)
+	ps.mu.Unlock()
 	in.dp.Close()
 	in.path.close()
+}
+
+// dropLocked takes in out of the registry, and off the TUN device; ps.mu is held.
+func (ps *portals) dropLocked(in *inlet) {
+	delete(ps.inlets, in.rec.Name)
+	if in.rec.Tun {
+		ps.stopTransparent(in, ps.nameShared(in))
+	}
 }
 
 // inletRoute is the route text from an inlet to its outlet.
@@ -267,21 +314,22 @@ func (n *Node) inletRoute(req api.CreateInlet) (routing.Path, error) {
 	return path, nil
 }
 
-func (n *Node) startInlet(rec state.Inlet) (*inlet, error) {
-	n.portals.mu.Lock()
-	defer n.portals.mu.Unlock()
-	if _, ok := n.portals.inlets[rec.Name]; ok {
+// startInlet runs the inlet rec: listening on its address, or on the TUN device.
+func (ps *portals) startInlet(rec state.Inlet) (*inlet, error) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if _, ok := ps.inlets[rec.Name]; ok {
 		return nil, fmt.Errorf("an inlet on %s exists; delete it first with: adjacent tcp-inlet delete %s", rec.Name, rec.Name)
 	}
 	route, err := routing.ParsePath(rec.Route)
 	if err != nil {
 		return nil, err
 	}
-	path := &portalPath{n: n, route: route, name: rec.Name}
-	dp := dataplane.NewInlet(dataplane.InletConfig{SessionConfig: dataplane.SessionConfig{Router: n.router, Logger: n.log.With("inlet", rec.Name)}, Path: path, Allow: path.allowed})
+	path := &portalPath{ps: ps, route: route, name: rec.Name}
+	dp := dataplane.NewInlet(dataplane.InletConfig{SessionConfig: dataplane.SessionConfig{Router: ps.cfg.Router, Logger: ps.cfg.Logger.With("inlet", rec.Name)}, Path: path, Allow: path.allowed})
 	in := &inlet{rec: rec, dp: dp, path: path}
 	if rec.Tun {
-		if err := n.startTransparent(in); err != nil {
+		if err := ps.startTransparent(in); err != nil {
 			dp.Close()
 			path.close()
 			return nil, err
@@ -296,22 +344,19 @@ func (n *Node) startInlet(rec state.Inlet) (*inlet, error) {
 		}
 		go dp.Serve(ln)
 	}
-	if n.portals.inlets == nil {
-		n.portals.inlets = map[string]*inlet{}
-	}
-	n.portals.inlets[rec.Name] = in
+	ps.inlets[rec.Name] = in
 	if rec.Tun {
 		return in, nil
 	}
-	n.log.Info("inlet listening", "listen", rec.Listen, "route", rec.Route)
+	ps.cfg.Logger.Info("inlet listening", "listen", rec.Listen, "route", rec.Route)
 	return in, nil
 }
 
-func (n *Node) inletInfo(in *inlet) api.Inlet {
+func (ps *portals) inletInfo(in *inlet) api.Inlet {
 	st := in.dp.Stats()
 	info := api.Inlet{
 		Name: in.rec.Name, Listen: in.rec.Listen, Route: in.rec.Route,
-		Policy: n.policyOf("tcp-inlet", in.rec.Name).String(), Up: in.path.up(),
+		Policy: ps.cfg.Policy("tcp-inlet", in.rec.Name).String(), Up: in.path.up(),
 		Active: st.Active.Load(), Total: st.Total.Load(), BytesIn: st.BytesIn.Load(), BytesOut: st.BytesOut.Load(),
 		Refused: st.Refused.Load(),
 	}
@@ -325,30 +370,37 @@ func (n *Node) inletInfo(in *inlet) api.Inlet {
 }
 
 func (n *Node) deleteInlet(ctx context.Context, name string) error {
+	name, err := n.portals.removeInlet(name)
+	if err != nil {
+		return err
+	}
+	return n.state.DeleteInlet(ctx, name)
+}
+
+// removeInlet stops the inlet name (a transparent one also by its virtual address), and
+// returns its name.
+func (ps *portals) removeInlet(name string) (string, error) {
 	if hp, err := hostPort(name); err == nil {
 		name = hp
 	}
-	n.portals.mu.Lock()
-	in := n.portals.inlets[name]
+	ps.mu.Lock()
+	in := ps.inlets[name]
 	if in == nil { // a transparent inlet by its virtual address
-		for _, o := range n.portals.inlets {
+		for _, o := range ps.inlets {
 			if o.rec.Tun && o.rec.Listen == name {
 				in = o
 			}
 		}
 	}
 	if in == nil {
-		n.portals.mu.Unlock()
-		return fmt.Errorf("no inlet %q; see: adjacent tcp-inlet list", name)
+		ps.mu.Unlock()
+		return "", fmt.Errorf("no inlet %q; see: adjacent tcp-inlet list", name)
 	}
-	delete(n.portals.inlets, in.rec.Name)
-	if in.rec.Tun {
-		n.stopTransparent(in, n.nameShared(in))
-	}
-	n.portals.mu.Unlock()
+	ps.dropLocked(in)
+	ps.mu.Unlock()
 	in.dp.Close()
 	in.path.close()
-	return n.state.DeleteInlet(ctx, in.rec.Name)
+	return in.rec.Name, nil
 }
 
 // restorePortals brings back the inlets and outlets of an earlier run.
@@ -358,7 +410,7 @@ func (n *Node) restorePortals(ctx context.Context) error {
 		return err
 	}
 	for _, o := range outs {
-		if err := n.startOutlet(o); err != nil {
+		if _, err := n.portals.startOutlet(o); err != nil {
 			n.log.Error("outlet not restored", "name", o.Name, "err", err)
 		}
 	}
@@ -367,28 +419,29 @@ func (n *Node) restorePortals(ctx context.Context) error {
 		return err
 	}
 	for _, in := range ins {
-		if _, err := n.startInlet(in); err != nil {
+		if _, err := n.portals.startInlet(in); err != nil {
 			n.log.Error("inlet not restored", "listen", in.Listen, "err", err)
 		}
 	}
 	return nil
 }
 
-func (n *Node) closePortals() {
-	n.portals.mu.Lock()
-	defer n.portals.mu.Unlock()
-	for _, in := range n.portals.inlets {
+// close stops all portals, and removes the TUN device.
+func (ps *portals) close() {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	for _, in := range ps.inlets {
 		if in.rec.Tun {
 			// The names go with the node: with no route to its address, a name left in the
 			// hosts file would send clients out by the default route. They come back on restore.
-			n.stopTransparent(in, n.nameShared(in))
-			delete(n.portals.inlets, in.rec.Name)
+			ps.stopTransparent(in, ps.nameShared(in))
+			delete(ps.inlets, in.rec.Name)
 		}
 		in.dp.Close()
 		in.path.close()
 	}
-	n.closeTransparent()
-	for _, o := range n.portals.outlets {
+	ps.closeTransparent()
+	for _, o := range ps.outlets {
 		o.dp.Close()
 	}
 }
@@ -396,14 +449,14 @@ func (n *Node) closePortals() {
 // portalPath keeps an inlet's way to its outlet: the channels along the route, re-created
 // on demand after they go (a restarted hub, a restarted outlet node).
 type portalPath struct {
-	n     *Node
+	ps    *portals
 	route routing.Path // ends at /service/OUTLET
 	name  string       // the inlet's, for its policy
 
-	mu       sync.Mutex
-	cur      dataplane.PathRoute
-	channels []*securechannel.Channel
-	closed   bool
+	mu      sync.Mutex
+	cur     dataplane.PathRoute
+	release func() // lets the channels of cur go
+	closed  bool
 	// worked: the path was built once. Then a hop without the service (a relay not yet
 	// registered again at a restarted hub) may come back, and is waited for like a timeout;
 	// before, it is a mistake, answered at once.
@@ -427,7 +480,7 @@ func (p *portalPath) Open(ctx context.Context) (dataplane.PathRoute, error) {
 			// The inlet's policy changed, or the outlet's node presented a credential it no
 			// longer passes: build anew, which refuses the path with the reason.
 		}
-		p.release()
+		p.releaseLocked()
 		actx, cancel := context.WithTimeout(ctx, pathAttempt)
 		err := p.build(actx)
 		cancel()
@@ -436,14 +489,14 @@ func (p *portalPath) Open(ctx context.Context) (dataplane.PathRoute, error) {
 			return p.cur, nil
 		}
 		if ctx.Err() != nil || !transient(err) && !(p.worked && errors.Is(err, routing.ErrNoService)) {
-			p.n.inletRefused(err)
+			p.ps.cfg.Refused(err)
 			return dataplane.PathRoute{}, asRefusal(err)
 		}
-		p.n.log.Debug("path to the outlet not built; retrying", "route", p.route.String(), "err", err)
+		p.ps.cfg.Logger.Debug("path to the outlet not built; retrying", "route", p.route.String(), "err", err)
 		select {
 		case <-time.After(100 * time.Millisecond):
 		case <-ctx.Done():
-			p.n.inletRefused(err)
+			p.ps.cfg.Refused(err)
 			return dataplane.PathRoute{}, asRefusal(err)
 		}
 	}
@@ -476,39 +529,51 @@ func transient(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) || errors.Is(err, errHubDown)
 }
 
-// build creates the channels of the path; p.mu is held.
+// build creates the channels of the path, and checks the inlet's policy on the outlet's
+// node; p.mu is held.
 func (p *portalPath) build(ctx context.Context) error {
-	prefix, last := p.route[:len(p.route)-1], p.route[len(p.route)-1]
-	res, err := p.n.resolve(ctx, prefix, nil, p.n.member())
+	b, err := p.ps.cfg.Build(ctx, p.route)
 	if err != nil {
 		return err
 	}
+	if ok, why := p.allowed(b.Peer); !ok {
+		b.release()
+		return fmt.Errorf("%w: %s: %s", errPolicy, b.Peer.Identifier(), why)
+	}
+	p.cur, p.release = b.PathRoute, b.release
+	return nil
+}
+
+// buildPath builds the channels of a route to an outlet, the last to the outlet's node.
+func (n *Node) buildPath(ctx context.Context, route routing.Path) (builtPath, error) {
+	prefix, last := route[:len(route)-1], route[len(route)-1]
+	res, err := n.resolve(ctx, prefix, nil, n.member())
+	if err != nil {
+		return builtPath{}, err
+	}
 	if len(res.channels) == 0 {
 		res.close()
-		return fmt.Errorf("route %s has no secure channel to the outlet's node", p.route)
+		return builtPath{}, fmt.Errorf("route %s has no secure channel to the outlet's node", route)
 	}
 	ch := res.channels[len(res.channels)-1]
-	if ok, why := p.allowed(ch.Peer()); !ok {
-		res.close()
-		return fmt.Errorf("%w: %s: %s", errPolicy, ch.Peer().Identifier(), why)
-	}
 	to := res.Route
 	if err := to.Append(routing.LocalAddress(last.Value)); err != nil {
 		res.close()
-		return err
+		return builtPath{}, err
 	}
-	p.channels = res.channels
-	p.cur = dataplane.PathRoute{
-		To: to, Flow: res.Flow, Done: ch.Done(), Peer: ch.Peer(), Link: res.Link,
-		Alive:  ch.Ping,
-		Broken: func() { ch.Close() },
-	}
-	return nil
+	return builtPath{
+		PathRoute: dataplane.PathRoute{
+			To: to, Flow: res.Flow, Done: ch.Done(), Peer: ch.Peer(), Link: res.Link,
+			Alive:  ch.Ping,
+			Broken: func() { ch.Close() },
+		},
+		release: res.close,
+	}, nil
 }
 
 // allowed evaluates the inlet's current policy for the outlet's node.
 func (p *portalPath) allowed(peer routing.Peer) (bool, string) {
-	return access.AllowedPeer(p.n.policyOf("tcp-inlet", p.name), peer)
+	return access.AllowedPeer(p.ps.cfg.Policy("tcp-inlet", p.name), peer)
 }
 
 func (p *portalPath) up() bool {
@@ -517,12 +582,12 @@ func (p *portalPath) up() bool {
 	return p.cur.Done != nil && !signals.Closed(p.cur.Done)
 }
 
-// release closes the channels of the last route; p.mu is held.
-func (p *portalPath) release() {
-	for i := len(p.channels) - 1; i >= 0; i-- {
-		p.channels[i].Close()
+// releaseLocked closes the channels of the last route; p.mu is held.
+func (p *portalPath) releaseLocked() {
+	if p.release != nil {
+		p.release()
 	}
-	p.channels = nil
+	p.release = nil
 	p.cur = dataplane.PathRoute{}
 }
 
@@ -530,34 +595,34 @@ func (p *portalPath) close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.closed = true
-	p.release()
+	p.releaseLocked()
 }
 
-func (n *Node) outletList() []api.Outlet {
-	n.portals.mu.Lock()
-	defer n.portals.mu.Unlock()
-	out := make([]api.Outlet, 0, len(n.portals.outlets))
-	for _, o := range n.portals.outlets {
-		out = append(out, n.outletInfo(o))
-	}
-	slices.SortFunc(out, func(a, b api.Outlet) int { return strings.Compare(a.Name, b.Name) })
-	return out
+func (ps *portals) outletList() []api.Outlet {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return listed(ps.outlets, ps.outletInfo, func(o api.Outlet) string { return o.Name })
 }
 
-func (n *Node) inletList() []api.Inlet {
-	n.portals.mu.Lock()
-	defer n.portals.mu.Unlock()
-	out := make([]api.Inlet, 0, len(n.portals.inlets))
-	for _, in := range n.portals.inlets {
-		out = append(out, n.inletInfo(in))
+func (ps *portals) inletList() []api.Inlet {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return listed(ps.inlets, ps.inletInfo, func(in api.Inlet) string { return in.Name })
+}
+
+// listed is the info of each portal of m, sorted by name.
+func listed[P, I any](m map[string]P, info func(P) I, name func(I) string) []I {
+	out := make([]I, 0, len(m))
+	for _, p := range m {
+		out = append(out, info(p))
 	}
-	slices.SortFunc(out, func(a, b api.Inlet) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b I) int { return strings.Compare(name(a), name(b)) })
 	return out
 }
 
 // status is the node at a glance.
 func (n *Node) status(ctx context.Context) api.Status {
-	st := api.Status{Node: n.info(), Inlets: n.inletList(), Outlets: n.outletList(), Relays: []api.Relay{}, Channels: []api.Channel{}}
+	st := api.Status{Node: n.info(), Inlets: n.portals.inletList(), Outlets: n.portals.outletList(), Relays: []api.Relay{}, Channels: []api.Channel{}}
 	if pr := n.project.Load(); pr != nil {
 		p := n.projectInfo()
 		st.Project = &p
@@ -577,4 +642,33 @@ func (n *Node) status(ctx context.Context) api.Status {
 	caps.MemberChannels, caps.StrangerChannels, caps.Refused = n.admit.counts()
 	st.Caps = &caps
 	return st
+}
+
+// inletNamed is the record of the live inlet key: by name, or a transparent one by its
+// virtual address.
+func (ps *portals) inletNamed(key string) (state.Inlet, bool) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if in, ok := ps.inlets[key]; ok {
+		return in.rec, true
+	}
+	for _, in := range ps.inlets {
+		if in.rec.Tun && in.rec.Listen == key {
+			return in.rec, true
+		}
+	}
+	return state.Inlet{}, false
+}
+
+// collect reads the counters of every portal, under the registry's lock: each inlet's with
+// whether its path is up, each outlet's.
+func (ps *portals) collect(inlet func(name string, st *dataplane.Counters, up bool), outlet func(name string, st *dataplane.Counters)) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	for name, in := range ps.inlets {
+		inlet(name, in.dp.Stats(), in.path.up())
+	}
+	for name, o := range ps.outlets {
+		outlet(name, o.dp.Stats())
+	}
 }

@@ -253,7 +253,7 @@ func (n *Node) handler() http.Handler {
 		reply(w, o, badRequest(err))
 	})
 	mux.HandleFunc("GET /v1/outlets", func(w http.ResponseWriter, r *http.Request) {
-		reply(w, n.outletList(), nil)
+		reply(w, n.portals.outletList(), nil)
 	})
 	mux.HandleFunc("DELETE /v1/outlets/{name}", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, struct{}{}, badRequest(n.deleteOutlet(r.Context(), r.PathValue("name"))))
@@ -267,7 +267,7 @@ func (n *Node) handler() http.Handler {
 		reply(w, in, badRequest(err))
 	})
 	mux.HandleFunc("GET /v1/inlets", func(w http.ResponseWriter, r *http.Request) {
-		reply(w, n.inletList(), nil)
+		reply(w, n.portals.inletList(), nil)
 	})
 	mux.HandleFunc("DELETE /v1/inlets/{name}", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, struct{}{}, badRequest(n.deleteInlet(r.Context(), r.PathValue("name"))))

@@ -111,12 +111,12 @@ func (n *Node) addressFor(ctx context.Context, name, file string, rng netip.Pref
 
 // startTransparent serves in on the TUN device, creating the device with the first
 // transparent inlet; portals.mu is held.
-func (n *Node) startTransparent(in *inlet) (err error) {
+func (ps *portals) startTransparent(in *inlet) (err error) {
 	ap, err := netip.ParseAddrPort(in.rec.Listen)
 	if err != nil {
 		return fmt.Errorf("stored address %q: %w", in.rec.Listen, err)
 	}
-	t := n.portals.tun
+	t := ps.tun
 	if t == nil {
 		if err := capNetAdmin.need("--tun"); err != nil {
 			return err
@@ -124,24 +124,24 @@ func (n *Node) startTransparent(in *inlet) (err error) {
 		if err := openTunDevice(); err != nil {
 			return err
 		}
-		dev, err := tun.Create(tun.Config{Logger: n.log})
+		dev, err := tun.Create(tun.Config{Logger: ps.cfg.Logger})
 		if errors.Is(err, tun.ErrPermission) {
 			return fmt.Errorf("--tun: the TUN device was refused although the node holds CAP_NET_ADMIN; a sandbox may deny /dev/net/tun (systemd: DeviceAllow=/dev/net/tun rw): %w", err)
 		}
 		if err != nil {
 			return err
 		}
-		st, err := stack.New(stack.Config{Device: dev, Logger: n.log})
+		st, err := stack.New(stack.Config{Device: dev, Logger: ps.cfg.Logger})
 		if err != nil {
 			dev.Close()
 			return err
 		}
 		st.Start()
 		t = &transparent{dev: dev, st: st}
-		n.portals.tun = t
+		ps.tun = t
 		defer func() {
 			if err != nil && st.Len() == 0 {
-				n.closeTransparent()
+				ps.closeTransparent()
 			}
 		}()
 	}
@@ -167,15 +167,15 @@ func (n *Node) startTransparent(in *inlet) (err error) {
 		}
 	}
 	in.dev = t.dev.Name()
-	n.log.Info("transparent inlet ready", "from", in.rec.Name, "address", ap.String(), "device", t.dev.Name(), "route", in.rec.Route)
+	ps.cfg.Logger.Info("transparent inlet ready", "from", in.rec.Name, "address", ap.String(), "device", t.dev.Name(), "route", in.rec.Route)
 	return nil
 }
 
 // stopTransparent undoes startTransparent for in; with keepHosts the hosts entry stays
 // (another inlet uses the name). The device goes with the last transparent inlet.
 // portals.mu is held.
-func (n *Node) stopTransparent(in *inlet, keepHosts bool) {
-	t := n.portals.tun
+func (ps *portals) stopTransparent(in *inlet, keepHosts bool) {
+	t := ps.tun
 	if t == nil {
 		return
 	}
@@ -185,35 +185,35 @@ func (n *Node) stopTransparent(in *inlet, keepHosts bool) {
 	}
 	t.st.Unregister(ap)
 	if err := t.dev.RemoveRoute(ap.Addr()); err != nil {
-		n.log.Warn("route not removed", "address", ap.Addr().String(), "err", err)
+		ps.cfg.Logger.Warn("route not removed", "address", ap.Addr().String(), "err", err)
 	}
 	if in.rec.Host != "" && !keepHosts {
 		if err := hosts.Remove(in.rec.HostsFile, in.rec.Host); err != nil {
-			n.log.Warn("hosts entry not removed", "name", in.rec.Host, "err", err)
+			ps.cfg.Logger.Warn("hosts entry not removed", "name", in.rec.Host, "err", err)
 		}
 	}
 	if t.st.Len() == 0 {
-		n.closeTransparent()
+		ps.closeTransparent()
 	}
 }
 
 // closeTransparent removes the device and its stack; portals.mu is held.
-func (n *Node) closeTransparent() {
-	t := n.portals.tun
+func (ps *portals) closeTransparent() {
+	t := ps.tun
 	if t == nil {
 		return
 	}
-	n.portals.tun = nil
+	ps.tun = nil
 	t.st.Close()
 	t.dev.Close()
 	t.st.Wait()
-	n.log.Info("tun device removed", "device", t.dev.Name())
+	ps.cfg.Logger.Info("tun device removed", "device", t.dev.Name())
 }
 
 // nameShared reports whether another transparent inlet than in maps the same name in the same
 // hosts file; portals.mu is held.
-func (n *Node) nameShared(in *inlet) bool {
-	for _, o := range n.portals.inlets {
+func (ps *portals) nameShared(in *inlet) bool {
+	for _, o := range ps.inlets {
 		if o != in && o.rec.Tun && o.rec.Host == in.rec.Host && o.rec.HostsFile == in.rec.HostsFile {
 			return true
 		}
