@@ -129,6 +129,7 @@ func (l *Listener) admit(key string, msg1, cookie []byte, link routing.Link) (d 
 	}
 	c := newChannel(l.router, l.cfg, false, link, l.flow)
 	c.strangers = l.strangers
+	c.origin = key
 	d.p = &pendingHS{c: c, origin: o, proven: proven}
 	o.pending = append(o.pending, d.p)
 	l.pending++

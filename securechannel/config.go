@@ -43,11 +43,27 @@ type Refresher interface {
 // a member.
 type Admitter interface {
 	// Admit is asked at the responder once the initiator is authenticated, before the
-	// channel is established, and again when a stranger's peer presents refreshed
-	// authentication data. An error refuses: the channel is not established and the
-	// error's text is the reason given to the initiator. Otherwise release is called once,
-	// when the channel closes or a later admission replaces this one.
-	Admit(peer routing.Peer) (member bool, release func(), err error)
+	// channel is established, and again (Admission.Again) when a stranger's peer presents
+	// refreshed authentication data. An error refuses: the channel is not established and
+	// the error's text is the reason given to the initiator. Otherwise release is called
+	// once, when the channel closes or a later admission replaces this one.
+	Admit(a Admission) (member bool, release func(), err error)
+}
+
+// Admission is what a listener tells its Admitter about a channel to admit.
+type Admission struct {
+	Peer routing.Peer
+	// Origin names where the channel's first handshake message came from, as the listener's
+	// handshake admission names it (Config.Origin, else the source address, else the
+	// link), for caps per origin.
+	Origin string
+	// Close closes the channel: an Admitter that makes room for a new channel by ending an
+	// older one calls the older one's Close (outside its own locks: it calls release).
+	Close func()
+	// Again is set when a stranger's peer presented refreshed authentication data over an
+	// established channel: only a member's admission changes anything then, so an Admitter
+	// need not make room for a stranger's.
+	Again bool
 }
 
 // Config configures channels and listeners. Zero durations take the documented defaults.
