@@ -106,6 +106,14 @@ type Config struct {
 	// that address costs the listener no more.
 	OriginRate  float64
 	OriginBurst int
+	// ListenerRate and ListenerBurst are the token bucket of the whole listener for first
+	// messages answered with message 2: beyond it, only senders that proved their origin
+	// with a cookie are answered so (and they still take its tokens), the others get a
+	// cookie. It bounds the Diffie–Hellman that many origins together cost, which their
+	// buckets alone do not (OriginRate times up to 4*MaxPending origins). Defaults 512 and
+	// 512.
+	ListenerRate  float64
+	ListenerBurst int
 	// Origin, for a listener, names who a first handshake message comes from: messages of
 	// one origin share one token bucket and compete for one fair share of the pending
 	// handshakes, and a cookie is good only for its origin. It returns "" for the default:
@@ -150,6 +158,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.OriginBurst <= 0 {
 		c.OriginBurst = 32
+	}
+	if c.ListenerRate <= 0 {
+		c.ListenerRate = 512
+	}
+	if c.ListenerBurst <= 0 {
+		c.ListenerBurst = 512
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
