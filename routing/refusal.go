@@ -21,8 +21,11 @@ import (
 //     reaches no one but the sender and cannot be reflected at a third party;
 //   - never in answer to a refusal, nor to a message sent to RefusalName (a worker that
 //     answered a refusal), so two nodes cannot answer each other forever;
-//   - at most refusalBurst per refusalPeriod per router (the rest are dropped as before), and
-//     its reason is short and bounded, so it amplifies little and costs little under a flood.
+//   - at most refusalBurst per refusalPeriod per link the messages came over (the rest are
+//     dropped as before), so one flooding peer spends its own link's budget, not others';
+//     the table of links is bounded (refusalLinks), links beyond it share one budget. The
+//     reason is short and bounded, so a refusal amplifies little and costs little under a
+//     flood.
 //
 // It says the same for a name that does not exist and one that is not open to the sender, so
 // a sender learns nothing it could not learn by sending to the name and getting no answer.
@@ -36,7 +39,8 @@ var ErrNoService = errors.New("unknown service")
 
 const (
 	refusalPeriod = time.Second
-	refusalBurst  = 64
+	refusalBurst  = 16  // per link
+	refusalLinks  = 256 // links with a budget of their own within a period
 	// maxRefusedName bounds the name a refusal repeats.
 	maxRefusedName = 64
 	// refusalLogInterval spaces the router's log lines about refusals.
@@ -61,21 +65,38 @@ func RefusalError(reason string) error {
 type refusals struct {
 	mu    sync.Mutex
 	start time.Time
-	sent  int
+	sent  map[Address]int // refusals this period by link (Link.Address); at most refusalLinks
+	over  int             // refusals this period over links beyond the table
 	log   *ratelog.Logger
 }
 
-// allow reports whether one more refusal may go out now.
-func (q *refusals) allow(now time.Time) bool {
+// allow reports whether one more refusal may go out now over link.
+func (q *refusals) allow(now time.Time, link Link) bool {
+	var key Address
+	if link != nil {
+		key = link.Address()
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if now.Sub(q.start) >= refusalPeriod {
-		q.start, q.sent = now, 0
+	if now.Sub(q.start) >= refusalPeriod || q.sent == nil {
+		q.start, q.over = now, 0
+		clear(q.sent)
+		if q.sent == nil {
+			q.sent = make(map[Address]int)
+		}
 	}
-	if q.sent >= refusalBurst {
+	n, ok := q.sent[key]
+	switch {
+	case !ok && len(q.sent) >= refusalLinks:
+		if q.over >= refusalBurst {
+			return false
+		}
+		q.over++
+	case n >= refusalBurst:
 		return false
+	default:
+		q.sent[key] = n + 1
 	}
-	q.sent++
 	return true
 }
 
@@ -88,7 +109,7 @@ func (r *Router) refuse(m *Message, name string, counter *atomic.Uint64, why str
 		return
 	}
 	back, err := m.ReplyRoute()
-	if err != nil || !r.refusal.allow(time.Now()) {
+	if err != nil || !r.refusal.allow(time.Now(), m.Local.Link) {
 		r.drop(m, nil, why)
 		return
 	}

@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -64,5 +65,53 @@ func TestRouterRefusesUnknownService(t *testing.T) {
 	}
 	if err := r.Register(RefusalName, &sink{}); err == nil {
 		t.Fatal("a worker took the refusal address")
+	}
+}
+
+// TestRefusalBudgetPerLink: a flood of messages for no service over one link spends that
+// link's refusals only: a sender over another link still learns at once that there is no such
+// service. Links beyond the table share one budget, so many links cannot make the router
+// answer without bound. Before, one budget of 64 a second served the whole router, and one
+// flooder took every other sender's refusals.
+func TestRefusalBudgetPerLink(t *testing.T) {
+	r := New(Config{Logger: quiet})
+	flow := r.NewFlow()
+	link := func(name string) (*sink, func()) {
+		s := &sink{}
+		must(t, r.Register(name, s))
+		return s, func() {
+			m := NewMessage()
+			m.Onward = MustRoute(LocalAddress("nobody"))
+			m.Return = MustRoute(LocalAddress(name), LocalAddress("client"))
+			m.Local = Local{Flow: flow, Spawner: FlowTransports, Link: testLink{LocalAddress(name)}}
+			m.SetPayload([]byte("hi"))
+			r.Send(m)
+		}
+	}
+	flooder, flood := link("conn.flood")
+	for range 10 * refusalBurst {
+		flood()
+	}
+	if n := len(flooder.got); n != refusalBurst {
+		t.Fatalf("%d refusals to the flooding link, want its burst %d", n, refusalBurst)
+	}
+	honest, ask := link("conn.honest")
+	ask()
+	if len(honest.got) != 1 {
+		t.Fatalf("another link's sender got %d refusals after one link's flood, want 1", len(honest.got))
+	}
+	// Many links: those beyond the table share one burst.
+	var answered int
+	var sinks []*sink
+	for i := range 2 * refusalLinks {
+		s, send := link("conn.many." + strconv.Itoa(i))
+		send()
+		sinks = append(sinks, s)
+	}
+	for _, s := range sinks {
+		answered += len(s.got)
+	}
+	if want := refusalLinks - 2 + refusalBurst; answered != want {
+		t.Fatalf("%d refusals to %d links, want %d (the table's, less the 2 links above, and one shared burst)", answered, 2*refusalLinks, want)
 	}
 }

@@ -9,10 +9,12 @@ import (
 // The admission of first handshake messages at a listener.
 //
 // Every first message has an origin (Config.Origin). An origin has a token bucket for the
-// Diffie–Hellman its messages cost and a share of the pending handshakes:
+// Diffie–Hellman its messages cost and a share of the pending handshakes; the listener has a
+// bucket of its own for all of them (ListenerRate):
 //
 //   - A first message without a cookie is answered with a cookie, not message 2, when the
-//     listener is under load (MaxPending/8 pending) or when its origin's bucket is below half.
+//     listener is under load (MaxPending/8 pending), when its origin's bucket is below half,
+//     or when the listener's bucket is empty.
 //   - A first message with a valid cookie is answered with message 2 while its origin has a
 //     token at all; a cookie that is not valid is dropped.
 //   - An answered handshake takes a pending place. When its origin holds
@@ -103,8 +105,13 @@ func (l *Listener) admit(key string, msg1, cookie []byte, link routing.Link) (d 
 	if !proven {
 		need = float64(l.cfg.OriginBurst/2) + 1 // the lower half is for proven senders
 	}
+	all := float64(l.cfg.ListenerBurst)
+	if !l.tokensAt.IsZero() {
+		all = min(all, l.tokens+max(0, now.Sub(l.tokensAt).Seconds())*l.cfg.ListenerRate)
+	}
+	l.tokens, l.tokensAt = all, now
 	switch {
-	case !proven && (l.pending >= l.loadMark() || tokens < need):
+	case !proven && (l.pending >= l.loadMark() || tokens < need || all < 1):
 		d.cookie = l.cookies.make(now, key, msg1)
 		return d
 	case tokens < need:
@@ -123,12 +130,14 @@ func (l *Listener) admit(key string, msg1, cookie []byte, link routing.Link) (d 
 		l.origins[key] = o
 	}
 	o.tokens--
+	l.tokens = max(0, l.tokens-1)
 	if v := l.victim(o); v != nil {
 		d.evict, d.evictAnswered = v.c, v.answered
 		l.unpend(v)
 	}
 	c := newChannel(l.router, l.cfg, false, link, l.flow)
 	c.strangers = l.strangers
+	c.origin = key
 	d.p = &pendingHS{c: c, origin: o, proven: proven}
 	o.pending = append(o.pending, d.p)
 	l.pending++

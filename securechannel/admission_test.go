@@ -420,3 +420,40 @@ func TestManySourcesFloodOverTCP(t *testing.T) {
 		t.Errorf("refusals logged %d times, want one line per interval (1 or 2)", n)
 	}
 }
+
+// TestListenerBucketBoundsDiffieHellman: first messages from many fresh origins, each within
+// its own bucket and the listener not under load, get message 2 (Diffie–Hellman) only up to
+// the listener's bucket, cookies beyond it; honest initiators, who answer the cookie, still
+// get through. Before, each origin's bucket was the only bound: 16 a second times up to 1024
+// origins.
+func TestListenerBucketBoundsDiffieHellman(t *testing.T) {
+	const burst, floods = 8, 40
+	p := newEchoPair(t, nil, func(c *Config) {
+		c.Origin = floodOrigin
+		c.MaxPending = 1024 // not under load: the load mark is 128
+		c.ListenerRate, c.ListenerBurst = 1e-9, burst
+		c.HandshakeTimeout = time.Minute
+	})
+	base := p.listener.Stats().Answered // the pair's own channel
+	var fs []*junkFlood
+	for i := range floods {
+		f := p.harnessFlood(t, "flood-"+strconv.Itoa(i), false)
+		f.first()
+		fs = append(fs, f)
+	}
+	var msg2s, cookies int64
+	eventually(t, "every flood message answered", func() bool {
+		msg2s, cookies = 0, 0
+		for _, f := range fs {
+			msg2s, cookies = msg2s+f.msg2s.Load(), cookies+f.cooks.Load()
+		}
+		return msg2s+cookies == floods
+	})
+	if want := int64(burst) - int64(base); msg2s != want {
+		t.Errorf("fresh origins got message 2 %d times, want %d (the listener's bucket)", msg2s, want)
+	}
+	p.honestHandshakes(t, 3, "the listener's bucket empty")
+	if st := p.listener.Stats(); st.Answered != burst+3 {
+		t.Errorf("answered with message 2: %d, want the bucket %d and the 3 proven honest ones", st.Answered, burst)
+	}
+}

@@ -52,6 +52,7 @@ type Channel struct {
 	lastAskRHS time.Time
 	pongs      []chan struct{} // Ping calls waiting for the next pong
 	admitted   func()          // the Admitter's release, called when the channel closes
+	origin     string          // a responder's: its first message's origin (Listener.originOf)
 	stranger   *time.Timer     // closes a stranger's channel at StrangerTimeout; nil for a member's
 
 	ready     chan struct{} // closed when the channel carries data both ways

@@ -43,11 +43,27 @@ type Refresher interface {
 // a member.
 type Admitter interface {
 	// Admit is asked at the responder once the initiator is authenticated, before the
-	// channel is established, and again when a stranger's peer presents refreshed
-	// authentication data. An error refuses: the channel is not established and the
-	// error's text is the reason given to the initiator. Otherwise release is called once,
-	// when the channel closes or a later admission replaces this one.
-	Admit(peer routing.Peer) (member bool, release func(), err error)
+	// channel is established, and again (Admission.Again) when a stranger's peer presents
+	// refreshed authentication data. An error refuses: the channel is not established and
+	// the error's text is the reason given to the initiator. Otherwise release is called
+	// once, when the channel closes or a later admission replaces this one.
+	Admit(a Admission) (member bool, release func(), err error)
+}
+
+// Admission is what a listener tells its Admitter about a channel to admit.
+type Admission struct {
+	Peer routing.Peer
+	// Origin names where the channel's first handshake message came from, as the listener's
+	// handshake admission names it (Config.Origin, else the source address, else the
+	// link), for caps per origin.
+	Origin string
+	// Close closes the channel: an Admitter that makes room for a new channel by ending an
+	// older one calls the older one's Close (outside its own locks: it calls release).
+	Close func()
+	// Again is set when a stranger's peer presented refreshed authentication data over an
+	// established channel: only a member's admission changes anything then, so an Admitter
+	// need not make room for a stranger's.
+	Again bool
 }
 
 // Config configures channels and listeners. Zero durations take the documented defaults.
@@ -90,6 +106,14 @@ type Config struct {
 	// that address costs the listener no more.
 	OriginRate  float64
 	OriginBurst int
+	// ListenerRate and ListenerBurst are the token bucket of the whole listener for first
+	// messages answered with message 2: beyond it, only senders that proved their origin
+	// with a cookie are answered so (and they still take its tokens), the others get a
+	// cookie. It bounds the Diffie–Hellman that many origins together cost, which their
+	// buckets alone do not (OriginRate times up to 4*MaxPending origins). Defaults 512 and
+	// 512.
+	ListenerRate  float64
+	ListenerBurst int
 	// Origin, for a listener, names who a first handshake message comes from: messages of
 	// one origin share one token bucket and compete for one fair share of the pending
 	// handshakes, and a cookie is good only for its origin. It returns "" for the default:
@@ -134,6 +158,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.OriginBurst <= 0 {
 		c.OriginBurst = 32
+	}
+	if c.ListenerRate <= 0 {
+		c.ListenerRate = 512
+	}
+	if c.ListenerBurst <= 0 {
+		c.ListenerBurst = 512
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

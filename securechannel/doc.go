@@ -7,7 +7,8 @@
 //
 // It knows nothing of identities or credentials: the handshake payloads that carry them are
 // opaque here and are checked by an interface implemented elsewhere (Authenticator). Another
-// (Admitter) caps a listener's channels per peer and tells members from strangers: a
+// (Admitter) caps a listener's channels per peer (and may close older ones: it is told each
+// channel's origin) and tells members from strangers: a
 // stranger's channel reaches only the workers opened to the listener's StrangerFlow, leaves
 // its link's pre-authentication caps in place, and closes after StrangerTimeout.
 package securechannel

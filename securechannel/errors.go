@@ -15,6 +15,8 @@ var (
 	errBuffer      = errors.New("buffer lacks room for the counter or the tag")
 	errClosed      = errors.New("securechannel: the channel is closed")
 	errEvicted     = errors.New("securechannel: the listener has too many handshakes in progress from this origin; try again")
+
+	errStrangerEvicted = errors.New("securechannel: the listener ended this channel of a non-member for a newer one, its origin holding the most such channels; try again")
 )
 
 // ErrStranger is why a stranger's channel closed (see Admitter): its peer did not become a

@@ -421,7 +421,7 @@ func (c *Channel) admit(peer routing.Peer) (member bool, err error) {
 	if c.cfg.Admitter == nil {
 		return true, nil
 	}
-	member, release, err := c.cfg.Admitter.Admit(peer)
+	member, release, err := c.cfg.Admitter.Admit(Admission{Peer: peer, Origin: c.origin, Close: c.evictStranger})
 	if err != nil {
 		return false, err
 	}
@@ -443,7 +443,7 @@ func (c *Channel) admitAgain() {
 	if c.cfg.Admitter == nil {
 		return
 	}
-	member, release, err := c.cfg.Admitter.Admit(c.peer)
+	member, release, err := c.cfg.Admitter.Admit(Admission{Peer: c.peer, Origin: c.origin, Close: c.evictStranger, Again: true})
 	if err != nil {
 		return // a stranger still, until StrangerTimeout
 	}
@@ -482,6 +482,12 @@ func (c *Channel) strangerExpired() {
 		c.log.Debug("closing a stranger's channel", "peer", c.peer.Identifier(), "after", c.cfg.StrangerTimeout)
 		c.close(fmt.Errorf("securechannel: %w (%v)", ErrStranger, c.cfg.StrangerTimeout), true)
 	}
+}
+
+// evictStranger closes the channel for the Admitter, which ended it to make room for
+// another origin's (Admission.Close).
+func (c *Channel) evictStranger() {
+	c.close(errStrangerEvicted, true)
 }
 
 // strangerRefusal is why a stranger's handshake through its channel is refused.

@@ -37,6 +37,8 @@ type Listener struct {
 	pending  int                // admitted handshakes not yet established or gone
 	origins  map[string]*origin // origins with pending handshakes or a bucket not yet full
 	swept    time.Time          // when origins was last swept of idle entries
+	tokens   float64            // the listener's bucket (Config.ListenerRate), as of tokensAt
+	tokensAt time.Time          // zero: the bucket is full
 	cookies  *cookieJar
 	channels map[*Channel]struct{}
 

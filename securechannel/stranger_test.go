@@ -28,10 +28,10 @@ func newTestAdmitter(max int, members ...string) *testAdmitter {
 	return a
 }
 
-func (a *testAdmitter) Admit(p routing.Peer) (bool, func(), error) {
+func (a *testAdmitter) Admit(ad Admission) (bool, func(), error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	id := p.Identifier()
+	id := ad.Peer.Identifier()
 	if a.max > 0 && a.held[id] >= a.max {
 		return false, nil, errors.New("refused: capacity")
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/adjacentnet/adjacent/control/trust"
 	"github.com/adjacentnet/adjacent/internal/ratelog"
 	"github.com/adjacentnet/adjacent/routing"
+	"github.com/adjacentnet/adjacent/securechannel"
 )
 
 // Caps bound what remote peers can make a node hold. Zero values take the defaults.
@@ -24,11 +25,15 @@ type Caps struct {
 	// members (handshakeOrigin), so the hub's cap bounds how many origins one member can
 	// pose as at a relay owner's listener.
 	ChannelsPerMember, HubChannelsPerMember int
-	// StrangerChannelsPerIdentity and StrangerChannels cap, at a hub, the channels of
-	// identities without a valid credential of the project (nodes come to enroll, members
-	// come to renew a lapsed credential): per identity, and in all. Such channels reach only
-	// the authority worker. Defaults 4 and 64.
-	StrangerChannelsPerIdentity, StrangerChannels int
+	// StrangerChannelsPerIdentity, StrangerChannelsPerOrigin and StrangerChannels cap, at a
+	// hub, the channels of identities without a valid credential of the project (nodes come
+	// to enroll, members come to renew a lapsed credential): per identity, per origin of the
+	// handshake (securechannel.Admission.Origin: the source address over TCP), and in all.
+	// Such channels reach only the authority worker. Defaults 4, 8 and 64. Over the cap per
+	// identity a channel is refused; over the others the oldest stranger's channel of its
+	// origin, or of the origin holding the most, is closed for it: identities are free to
+	// make, so a new origin always gets in and a flooding origin competes with itself.
+	StrangerChannelsPerIdentity, StrangerChannelsPerOrigin, StrangerChannels int
 	// StrangerTimeout closes a stranger's channel whose identity has not presented a valid
 	// credential over it by then. Default 30s.
 	StrangerTimeout time.Duration
@@ -47,6 +52,7 @@ func (c *Caps) setDefaults() {
 	def(&c.ChannelsPerMember, 256)
 	def(&c.HubChannelsPerMember, 16)
 	def(&c.StrangerChannelsPerIdentity, 4)
+	def(&c.StrangerChannelsPerOrigin, 8)
 	def(&c.StrangerChannels, 64)
 	def(&c.OutletSessionsPerPeer, 1024)
 	def(&c.RelaysPerIdentity, 16)
@@ -60,7 +66,8 @@ func (c *Caps) setDefaults() {
 const refusalLogInterval = 10 * time.Second
 
 // admission is the listener's securechannel.Admitter: it counts the channels each identity
-// holds, as a member or as a stranger, and refuses those over the caps.
+// holds, as a member or as a stranger, and each origin as a stranger, and refuses or evicts
+// those over the caps.
 type admission struct {
 	n    *Node
 	caps *Caps
@@ -68,10 +75,20 @@ type admission struct {
 	mu        sync.Mutex
 	members   map[string]int // channels by identifier
 	strangers map[string]int
-	inAll     int // strangers' channels in all
+	origins   map[string][]*strangerChannel // strangers' channels by origin, oldest first; no empty entries
+	inAll     int                           // strangers' channels in all
 
 	refused  atomic.Uint64
+	evicted  atomic.Uint64 // strangers' channels closed for another's
 	refusals *ratelog.Logger
+}
+
+// strangerChannel is one stranger's channel admitted at the listener. gone is set, under the
+// admission's mutex, when its place was given back.
+type strangerChannel struct {
+	id, origin string
+	close      func()
+	gone       bool
 }
 
 func newAdmission(n *Node) *admission {
@@ -79,18 +96,29 @@ func newAdmission(n *Node) *admission {
 		n: n, caps: &n.cfg.Caps,
 		members:   make(map[string]int),
 		strangers: make(map[string]int),
+		origins:   make(map[string][]*strangerChannel),
 		refusals:  ratelog.New(n.log.With("component", "node"), slog.LevelWarn, "refused channels or relays over the caps per identity", refusalLogInterval),
 	}
 }
 
 // Admit implements securechannel.Admitter.
-func (a *admission) Admit(peer routing.Peer) (bool, func(), error) {
+func (a *admission) Admit(ad securechannel.Admission) (bool, func(), error) {
+	peer := ad.Peer
 	id := peer.Identifier()
 	member := a.n.vouched(peer)
 	limit := a.caps.ChannelsPerMember
 	if p := a.n.project.Load(); p != nil && p.hub {
 		limit = a.caps.HubChannelsPerMember
 	}
+	if !member && ad.Again {
+		return false, func() {}, nil // a stranger still: the channel keeps its place
+	}
+	var evict *strangerChannel
+	defer func() {
+		if evict != nil { // outside a.mu: closing the channel releases its place
+			evict.close()
+		}
+	}()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var err error
@@ -99,35 +127,93 @@ func (a *admission) Admit(peer routing.Peer) (bool, func(), error) {
 		err = fmt.Errorf("refused: capacity: %s holds %d secure channels to this node, the most one identity may; close some (adjacent secure-channel list)", id, limit)
 	case member:
 		a.members[id]++
-		return true, a.release(a.members, id, false), nil
+		return true, a.release(id), nil
 	case a.strangers[id] >= a.caps.StrangerChannelsPerIdentity:
 		err = fmt.Errorf("refused: capacity: %s holds %d secure channels to this hub without a valid credential of the project, the most it may; enroll with a ticket, or renew the credential, over one of them", id, a.caps.StrangerChannelsPerIdentity)
-	case a.inAll >= a.caps.StrangerChannels:
-		err = fmt.Errorf("refused: capacity: this hub holds %d secure channels of identities without a valid credential of the project, the most it may; try again in a minute", a.caps.StrangerChannels)
 	default:
+		if evict = a.strangerVictim(ad.Origin); evict != nil {
+			a.unhold(evict)
+			a.evicted.Add(1)
+			a.refusals.Note(slog.String("last_peer", evict.id), slog.String("reason", "a stranger's channel of the origin holding the most closed for a newer one"), slog.String("last_origin", ad.Origin))
+		}
+		s := &strangerChannel{id: id, origin: ad.Origin, close: ad.Close}
+		if s.close == nil {
+			s.close = func() {}
+		}
 		a.strangers[id]++
+		a.origins[ad.Origin] = append(a.origins[ad.Origin], s)
 		a.inAll++
-		return false, a.release(a.strangers, id, true), nil
+		var once sync.Once
+		return false, func() {
+			once.Do(func() {
+				a.mu.Lock()
+				defer a.mu.Unlock()
+				a.unhold(s)
+			})
+		}, nil
 	}
 	a.refused.Add(1)
 	a.refusals.Note(slog.String("last_peer", id), slog.Bool("member", member), slog.String("reason", err.Error()))
 	return false, nil, err
 }
 
-// release returns the function that gives back one channel of id in table, once.
-func (a *admission) release(table map[string]int, id string, stranger bool) func() {
+// release returns the function that gives back one member's channel of id, once.
+func (a *admission) release(id string) func() {
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			a.mu.Lock()
 			defer a.mu.Unlock()
-			if table[id]--; table[id] <= 0 {
-				delete(table, id)
-			}
-			if stranger {
-				a.inAll--
+			if a.members[id]--; a.members[id] <= 0 {
+				delete(a.members, id)
 			}
 		})
+	}
+}
+
+// strangerVictim picks the stranger's channel that gives up its place for a new one from
+// origin, if one must: the oldest of origin's when origin holds StrangerChannelsPerOrigin
+// or already as many as any other, else the oldest of the origin holding the most. a.mu is
+// held.
+func (a *admission) strangerVictim(origin string) *strangerChannel {
+	from := a.origins[origin]
+	if len(from) < a.caps.StrangerChannelsPerOrigin {
+		if a.inAll < a.caps.StrangerChannels {
+			return nil
+		}
+		for _, x := range a.origins {
+			if len(x) > len(from) {
+				from = x
+			}
+		}
+	}
+	if len(from) == 0 {
+		return nil
+	}
+	return from[0]
+}
+
+// unhold gives back s's place; it does nothing the second time. a.mu is held.
+func (a *admission) unhold(s *strangerChannel) {
+	if s.gone {
+		return
+	}
+	s.gone = true
+	if a.strangers[s.id]--; a.strangers[s.id] <= 0 {
+		delete(a.strangers, s.id)
+	}
+	a.inAll--
+	held := a.origins[s.origin]
+	for i, x := range held {
+		if x == s {
+			held = append(held[:i:i], held[i+1:]...)
+			break
+		}
+	}
+	if len(held) == 0 {
+		delete(a.origins, s.origin)
+	} else {
+		a.origins[s.origin] = held
 	}
 }
 

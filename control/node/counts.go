@@ -88,8 +88,8 @@ type countingAdmitter struct {
 	c     *counts
 }
 
-func (a countingAdmitter) Admit(peer routing.Peer) (bool, func(), error) {
-	member, release, err := a.inner.Admit(peer)
+func (a countingAdmitter) Admit(ad securechannel.Admission) (bool, func(), error) {
+	member, release, err := a.inner.Admit(ad)
 	if err != nil {
 		a.c.failed[responder][failCapacity].Add(1)
 	}

@@ -27,7 +27,8 @@
 // What remote peers can make the node hold is capped per identity (Caps, admission.go): its
 // listener's channels, and at a hub the channels of strangers (identities without a valid
 // credential of the project, which reach only the authority and are closed if they do not
-// become members) and the relays each member holds.
+// become members; capped per origin too, the origin holding the most giving up its oldest
+// when the pool is full) and the relays each member holds.
 //
 // With Config.Metrics the node serves Prometheus metrics (metrics.go): a collector that
 // reads, at scrape time, the counters the node and its packages keep anyway, and the few

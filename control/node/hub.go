@@ -198,7 +198,10 @@ func (n *Node) registerHubWorkers(listenerFlow routing.FlowID) error {
 	for _, name := range []string{authorityWorker, relaysWorker} {
 		n.router.Unregister(name)
 	}
-	auth := rpc.NewServer(n.ctx, n.router, authorityWorker, 16, n.log, n.serveAuthority)
+	// Members' refreshes (Credential, Revocations) keep their 16 slots: a caller has at most 2
+	// requests in flight, and strangers (enrollment, lapsed credentials) 4 slots of their own.
+	auth := rpc.NewServer(n.ctx, n.router, authorityWorker, 16, n.log, n.serveAuthority).
+		Limit(rpc.Limits{PerCaller: 2, Guest: func(p routing.Peer) bool { return !n.vouched(p) }, GuestSlots: 4})
 	if err := n.router.Register(authorityWorker, auth, listenerFlow); err != nil {
 		return err
 	}

@@ -2,13 +2,18 @@ package rpc
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/adjacentnet/adjacent/internal/randid"
+	"github.com/adjacentnet/adjacent/internal/ratelog"
 	"github.com/adjacentnet/adjacent/routing"
 )
 
@@ -114,6 +119,7 @@ type Handler func(ctx context.Context, q *Request) (any, error)
 
 // Server is a worker that runs its handler for each message, at most Concurrency at a time;
 // requests beyond that are dropped (the caller times out), which bounds what a flood costs.
+// Limits keep one caller, or callers of a lesser kind, from taking every slot.
 type Server struct {
 	router  *routing.Router
 	handle  Handler
@@ -122,11 +128,81 @@ type Server struct {
 	ctx     context.Context
 	self    routing.Address
 	maxBody int
+
+	limits   Limits
+	guests   chan struct{} // the guests' slots, with Limits.Guest
+	mu       sync.Mutex
+	inFlight map[string]int // requests in flight by caller, with Limits.PerCaller; no zero entries
+	dropped  atomic.Uint64
+	drops    *ratelog.Logger
+}
+
+// Limits bound what one caller, and callers of a lesser kind, can take of a Server's slots.
+type Limits struct {
+	// PerCaller caps the requests of one caller in flight (by Peer.Identifier; requests
+	// without a peer are one caller). Zero: no cap.
+	PerCaller int
+	// Guest, if set, tells the callers whose requests take their slots from a pool of
+	// GuestSlots (default 2) of their own, never from the server's: callers that must not
+	// starve the others, such as non-members at a hub's authority.
+	Guest      func(peer routing.Peer) bool
+	GuestSlots int
 }
 
 // NewServer returns a server worker answering from the local address name.
 func NewServer(ctx context.Context, r *routing.Router, name string, concurrency int, log *slog.Logger, h Handler) *Server {
-	return &Server{router: r, handle: h, log: log, sem: make(chan struct{}, concurrency), ctx: ctx, self: routing.LocalAddress(name), maxBody: MaxMessage}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Server{
+		router: r, handle: h, log: log, sem: make(chan struct{}, concurrency), ctx: ctx, self: routing.LocalAddress(name), maxBody: MaxMessage,
+		inFlight: make(map[string]int),
+		drops:    ratelog.New(log.With("component", "rpc", "service", name), slog.LevelWarn, "dropped requests over the service's limits", 10*time.Second),
+	}
+}
+
+// Limit sets s's limits and returns s. Call it before s receives messages.
+func (s *Server) Limit(l Limits) *Server {
+	s.limits = l
+	if l.Guest != nil {
+		s.guests = make(chan struct{}, cmp.Or(l.GuestSlots, 2))
+	}
+	return s
+}
+
+// Dropped counts the requests dropped for want of a slot or over Limits.PerCaller.
+func (s *Server) Dropped() uint64 { return s.dropped.Load() }
+
+// take takes a slot for a request of peer, or says why there is none. It gives back the
+// function that returns the slot.
+func (s *Server) take(peer routing.Peer) (func(), string) {
+	sem, kind := s.sem, "member"
+	if s.limits.Guest != nil && s.limits.Guest(peer) {
+		sem, kind = s.guests, "guest"
+	}
+	var id string
+	if peer != nil {
+		id = peer.Identifier()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.limits.PerCaller > 0 && s.inFlight[id] >= s.limits.PerCaller {
+		return nil, "the caller's requests in flight"
+	}
+	select {
+	case sem <- struct{}{}:
+	default:
+		return nil, "every " + kind + " slot busy"
+	}
+	s.inFlight[id]++
+	return func() {
+		<-sem
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.inFlight[id]--; s.inFlight[id] <= 0 {
+			delete(s.inFlight, id)
+		}
+	}, ""
 }
 
 // HandleMessage starts the handler on its own goroutine.
@@ -139,14 +215,19 @@ func (s *Server) HandleMessage(m *routing.Message) {
 		m.Release() // no answer could go back the way m came, or too large
 		return
 	}
-	select {
-	case s.sem <- struct{}{}:
-	default:
+	done, why := s.take(m.Local.Peer)
+	if done == nil {
+		s.dropped.Add(1)
+		var last string
+		if m.Local.Peer != nil {
+			last = m.Local.Peer.Identifier()
+		}
+		s.drops.Note(slog.String("reason", why), slog.String("last_peer", last))
 		m.Release()
 		return
 	}
 	go func() {
-		defer func() { <-s.sem }()
+		defer done()
 		q := &Request{Peer: m.Local.Peer, Flow: m.Local.Flow, body: m.Payload(), msg: m}
 		result, err := s.handle(s.ctx, q)
 		var env envelope
