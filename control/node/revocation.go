@@ -138,7 +138,7 @@ func (n *Node) handleEvent(m *routing.Message) {
 		n.dropEvent(m, errEventRate)
 		return
 	}
-	ev, err := s.Verify(p.authorityHistory(), p.name, n.cfg.Now())
+	ev, err := s.VerifyWithin(p.authorityHistory(), p.name, n.cfg.Now(), n.retiredKeyGrace())
 	if err != nil {
 		n.dropEvent(m, err)
 		return
@@ -258,7 +258,7 @@ func (n *Node) fetchRevocations(ctx context.Context, p *project) {
 		s, err := event.Decode(raw)
 		if err == nil {
 			var ev event.Event
-			if ev, err = s.Verify(p.authorityHistory(), p.name, now); err == nil && ev.Kind == event.KindRevoked && ev.Subject != n.self.history.Identifier() {
+			if ev, err = s.VerifyWithin(p.authorityHistory(), p.name, now, n.retiredKeyGrace()); err == nil && ev.Kind == event.KindRevoked && ev.Subject != n.self.history.Identifier() {
 				n.revoke(p, ev.Subject, ev.Until)
 				continue
 			}
