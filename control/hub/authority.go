@@ -148,7 +148,7 @@ func (s *AuthorityService) manage(ctx context.Context, by identity.Identifier, r
 	case MemberAdd:
 		return nil, s.addMember(ctx, by, r)
 	case MemberDelete:
-		return nil, s.deleteMember(ctx, r.Member)
+		return s.deleteMember(ctx, r.Member)
 	}
 	return nil, fmt.Errorf("unknown authority operation %q", req.Op())
 }
@@ -235,23 +235,23 @@ func (s *AuthorityService) tellAttributesChanged(id identity.Identifier) {
 
 // deleteMember removes a member and records its revocation in the member store, has the
 // node refuse it and tells every connected member to refuse it too.
-func (s *AuthorityService) deleteMember(ctx context.Context, id identity.Identifier) error {
+func (s *AuthorityService) deleteMember(ctx context.Context, id identity.Identifier) (api.MemberDeleted, error) {
 	if id == s.cfg.Authority.Identifier() {
-		return errors.New("member delete: the hub cannot remove itself")
+		return api.MemberDeleted{}, errors.New("member delete: the hub cannot remove itself")
 	}
 	s.membership.Lock()
 	defer s.membership.Unlock()
 	r, ok, err := s.cfg.Authority.Revoke(ctx, id)
 	if err != nil {
-		return err
+		return api.MemberDeleted{}, err
 	}
 	if !ok {
-		return fmt.Errorf("member delete: %s is not a member of project %s", id, s.cfg.Project)
+		return api.MemberDeleted{}, fmt.Errorf("member delete: %s is not a member of project %s", id, s.cfg.Project)
 	}
-	s.cfg.Logger.Info("member deleted", "project", s.cfg.Project, "member", id, "refused_until", r.Until)
+	s.cfg.Logger.Info("member deleted", "project", s.cfg.Project, "member", id, "refused_until", r.Until, "ticket_uses_voided", r.TicketUsesVoided)
 	s.cfg.Revoked.Enforce(id, r.Until)
 	s.Announce(r)
-	return nil
+	return api.MemberDeleted{Identifier: string(id), TicketUsesVoided: r.TicketUsesVoided}, nil
 }
 
 // Announce sends the signed revocation r to the members connected to this hub.
