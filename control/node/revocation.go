@@ -249,8 +249,10 @@ func (n *Node) fetchRevocations(ctx context.Context, p *project) {
 		return
 	}
 	if err != nil {
-		n.log.Warn("could not read the revoked members from the hub; the hub refuses them anyway", "err", err)
-		return
+		n.log.Warn("could not read the revoked members from the hub; the hub refuses them anyway", "err", err, "read", len(events))
+		if len(events) == 0 {
+			return
+		}
 	}
 	ans := hub.RevocationsAnswer{Events: events}
 	now := n.cfg.Now()
