@@ -184,10 +184,17 @@ func projectMember(g *globals) *cobra.Command {
 		Example: "  adjacent project member delete I0123...",
 		Args:    exactArgs(1, "adjacent project member delete IDENTIFIER"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := g.call(cmd, "DELETE", "/v1/project/members/"+url.PathEscape(args[0]), nil, nil); err != nil {
+			var d api.MemberDeleted
+			if err := g.call(cmd, "DELETE", "/v1/project/members/"+url.PathEscape(args[0]), nil, &d); err != nil {
 				return err
 			}
-			return g.print(map[string]string{"deleted": args[0]}, func(w io.Writer) { fmt.Fprintf(w, "Deleted %s\n", args[0]) })
+			d.Identifier = args[0]
+			return g.print(d, func(w io.Writer) {
+				fmt.Fprintf(w, "Deleted %s\n", args[0])
+				if d.TicketUsesVoided > 0 {
+					fmt.Fprintf(w, "Voided the ticket it enrolled with (%d uses were left): it cannot enroll again with it\n", d.TicketUsesVoided)
+				}
+			})
 		},
 	}
 	cmd.AddCommand(list, add, del)

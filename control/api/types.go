@@ -137,6 +137,14 @@ type Member struct {
 	Changes int `json:"changes,omitempty"`
 }
 
+// MemberDeleted is the answer to a member delete.
+type MemberDeleted struct {
+	Identifier string `json:"deleted"`
+	// TicketUsesVoided is how many uses the ticket the member enrolled with had left: deleting
+	// a member voids that ticket, so it cannot enroll again with it.
+	TicketUsesVoided int `json:"ticket_uses_voided"`
+}
+
 // Relay is a relay at the hub.
 type Relay struct {
 	Name    string `json:"name"`

@@ -245,7 +245,7 @@ func (a *Authority) Enroll(ctx context.Context, id identity.Identifier, secret [
 			}
 		}
 	}
-	m := Member{Identifier: id, Attributes: attrs, AddedBy: t.CreatedBy, Added: a.cfg.Now()}
+	m := Member{Identifier: id, Attributes: attrs, AddedBy: t.CreatedBy, Added: a.cfg.Now(), Ticket: t.SecretHash}
 	if err := a.cfg.Store.PutMember(ctx, m); err != nil {
 		return nil, err
 	}
@@ -294,6 +294,13 @@ const revocationMargin = time.Minute
 func (a *Authority) Revoke(ctx context.Context, id identity.Identifier) (Revocation, bool, error) {
 	now := a.cfg.Now()
 	r := Revocation{Identifier: id, Revoked: now, Until: now.Add(a.cfg.Lifetime + revocationMargin)}
+	m, err := a.cfg.Store.Member(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return Revocation{}, false, nil
+	}
+	if err != nil {
+		return Revocation{}, false, err
+	}
 	ok, err := a.cfg.Store.RevokeMember(ctx, r)
 	if err != nil || !ok {
 		return Revocation{}, ok, err
@@ -301,6 +308,13 @@ func (a *Authority) Revoke(ctx context.Context, id identity.Identifier) (Revocat
 	// A ticket dies with its maker.
 	if _, err := a.cfg.Store.DeleteTickets(ctx, id); err != nil {
 		return r, true, fmt.Errorf("authority: delete the tickets of %s: %w", id, err)
+	}
+	// And the ticket the member enrolled with dies with it: else the member enrolls again
+	// with it at once, under a fresh identity.
+	if m.Ticket != ([32]byte{}) {
+		if r.TicketUsesVoided, err = a.cfg.Store.VoidTicket(ctx, m.Ticket); err != nil {
+			return r, true, fmt.Errorf("authority: void the ticket %s enrolled with: %w", id, err)
+		}
 	}
 	return r, true, nil
 }

@@ -13,7 +13,10 @@
 // Tickets are bearer secrets, so they are bounded: at most MaxTicketUses uses and
 // MaxTicketExpiry of life, their relay name and attributes checked when they are made by the
 // rules that apply when they are used, and a ticket dies with its maker: deleting a member
-// deletes its tickets, and a ticket whose maker is no longer an enroller is refused.
+// deletes its tickets, and a ticket whose maker is no longer an enroller is refused. A
+// ticket also dies with the member that enrolled with it: each member records the hash of
+// the ticket it redeemed, and deleting it takes that ticket's remaining uses, so the member
+// cannot enroll again with it under a fresh identity (nor can others it was shared with).
 //
 // The package does not speak to the network or decide policy: the node serves enrollment and
 // refresh requests over secure channels, and control/policy decides what attributes admit.

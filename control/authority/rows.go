@@ -43,8 +43,11 @@ func DecodeAttributes(s string) (map[string]string, error) {
 }
 
 // StoredMember returns the member of a stored row's columns.
-func StoredMember(id, attrs, by string, added time.Time) (Member, error) {
+func StoredMember(id, attrs, by string, added time.Time, ticket []byte) (Member, error) {
 	m := Member{Identifier: identity.Identifier(id), AddedBy: identity.Identifier(by), Added: added}
+	if len(ticket) == len(m.Ticket) {
+		copy(m.Ticket[:], ticket)
+	}
 	var err error
 	m.Attributes, err = DecodeAttributes(attrs)
 	return m, err

@@ -28,6 +28,9 @@ type Member struct {
 	Attributes map[string]string
 	AddedBy    identity.Identifier // who added it: an enroller, or the authority itself
 	Added      time.Time
+	// Ticket is the SHA-256 of the secret of the ticket the member enrolled with (zero if it
+	// was added otherwise), so that deleting the member voids that ticket too.
+	Ticket [32]byte
 }
 
 // Ticket is a stored enrollment ticket. Only the SHA-256 of its secret is kept, so the store
@@ -47,6 +50,9 @@ type Revocation struct {
 	Identifier identity.Identifier
 	Revoked    time.Time // when the member was deleted
 	Until      time.Time // refuse it until then: the last credential it could hold expires
+	// TicketUsesVoided is how many uses Authority.Revoke took from the ticket the member
+	// enrolled with (not stored).
+	TicketUsesVoided int
 }
 
 // Store keeps an authority's members, tickets and revocations. Implementations are safe for concurrent
@@ -81,6 +87,10 @@ type Store interface {
 	// DeleteTickets deletes every ticket made by createdBy, used or not, and returns how
 	// many there were: a ticket dies with its enroller.
 	DeleteTickets(ctx context.Context, createdBy identity.Identifier) (int, error)
+	// VoidTicket takes every use left from the ticket whose secret hashes to h, and returns
+	// how many it had (0 also when there is no such ticket): a ticket dies with the member
+	// that enrolled with it.
+	VoidTicket(ctx context.Context, h [32]byte) (int, error)
 	// Close releases the store. It is idempotent.
 	Close() error
 }

@@ -126,3 +126,39 @@ func TestTicketOfFormerEnrollerVoid(t *testing.T) {
 		t.Errorf("Enroll with the authority's own ticket: %v", err)
 	}
 }
+
+// TestDeletedMemberCannotRejoinWithItsTicket: a member deleted from the project cannot enroll
+// again, under a fresh identity, with the multi-use ticket it enrolled with: deleting it takes
+// the ticket's remaining uses, and says how many. Another member's ticket stays good.
+func TestDeletedMemberCannotRejoinWithItsTicket(t *testing.T) {
+	a := newAuthority(t)
+	ctx := t.Context()
+	mk := func() [32]byte {
+		s, _, err := a.CreateTicket(ctx, a.Identifier(), authority.TicketOptions{Uses: ptr(10)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	shared, other := mk(), mk()
+	thief := storetest.ID(1)
+	if _, err := a.Enroll(ctx, thief, shared[:]); err != nil {
+		t.Fatalf("Enroll: %v", err)
+	}
+	if _, err := a.Enroll(ctx, storetest.ID(2), other[:]); err != nil {
+		t.Fatalf("Enroll: %v", err)
+	}
+	r, ok, err := a.Revoke(ctx, thief)
+	if !ok || err != nil {
+		t.Fatalf("Revoke = %v, %v", ok, err)
+	}
+	if r.TicketUsesVoided != 9 {
+		t.Errorf("Revoke voided %d uses of the member's ticket, want 9", r.TicketUsesVoided)
+	}
+	if _, err := a.Enroll(ctx, storetest.ID(3), shared[:]); err == nil || !strings.Contains(err.Error(), "already used") {
+		t.Errorf("Enroll with the deleted member's ticket, fresh identity = %v, want it refused as used", err)
+	}
+	if _, err := a.Enroll(ctx, storetest.ID(4), other[:]); err != nil {
+		t.Errorf("Enroll with another member's ticket: %v", err)
+	}
+}

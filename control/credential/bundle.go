@@ -110,6 +110,25 @@ func DecodeBundle(data []byte) (*Bundle, error) {
 //
 // The checks run in that order and the first failure is returned.
 func (b *Bundle) Verify(trusted func(identity.Identifier) *identity.History, subject identity.Identifier, now time.Time) error {
+	return b.VerifyWith(trusted, subject, now, Options{AdoptIssuer: true})
+}
+
+// Options says what VerifyWith accepts beyond Verify's checks.
+type Options struct {
+	// AdoptIssuer lets the bundle's Issuer history take the place of the trusted one when
+	// it extends it. Set it only for bundles from the authority itself (a member's channel
+	// to its hub): a thief of the authority's retired key can fork its history, and a
+	// member that missed the rotation would take the fork from any peer.
+	AdoptIssuer bool
+	// RetiredKeyGrace is how long after a rotation of the issuer the signing-key
+	// attestations its retired primary key made still verify
+	// (identity.Attestation.VerifyWithin): the project's credential lifetime plus clock
+	// skew, since what the retired key signed lives no longer. 0: identity.RetiredKeyGrace.
+	RetiredKeyGrace time.Duration
+}
+
+// VerifyWith is Verify with opts.
+func (b *Bundle) VerifyWith(trusted func(identity.Identifier) *identity.History, subject identity.Identifier, now time.Time, opts Options) error {
 	if b.Credential == nil || b.Attestation == nil {
 		return fmt.Errorf("credential: verify: bundle without a credential or an attestation: %w", ErrMalformed)
 	}
@@ -119,7 +138,7 @@ func (b *Bundle) Verify(trusted func(identity.Identifier) *identity.History, sub
 	if h == nil {
 		return verifyErr(fmt.Sprintf("credential issuer %s is not a trusted authority", issuer), ErrUntrustedIssuer)
 	}
-	if b.Issuer == nil && len(b.issuerRaw) > 0 && int(b.issuerRaw[0]) > h.Len() { // its change count
+	if opts.AdoptIssuer && b.Issuer == nil && len(b.issuerRaw) > 0 && int(b.issuerRaw[0]) > h.Len() { // its change count
 		ih, err := identity.DecodeHistory(b.issuerRaw)
 		if err != nil {
 			return verifyErr(fmt.Sprintf("credential issuer %s: the history in the bundle: %v", issuer, err), ErrMalformed, err)
@@ -129,7 +148,7 @@ func (b *Bundle) Verify(trusted func(identity.Identifier) *identity.History, sub
 		}
 		b.Issuer = ih
 	}
-	if b.Issuer != nil && b.Issuer.Len() > h.Len() {
+	if opts.AdoptIssuer && b.Issuer != nil && b.Issuer.Len() > h.Len() {
 		if err := b.Issuer.Extends(h); err != nil {
 			return verifyErr(fmt.Sprintf("credential issuer %s: the history in the bundle does not extend the trusted one: %v", issuer, err),
 				ErrSigningKey, identity.ErrNotExtension)
@@ -144,7 +163,7 @@ func (b *Bundle) Verify(trusted func(identity.Identifier) *identity.History, sub
 		return verifyErr(fmt.Sprintf("credential signing key of %s is attested for %v, not %v", issuer, p, identity.PurposeCredentialSigning),
 			ErrSigningKey, identity.ErrPurpose)
 	}
-	if err := a.Verify(h, now); err != nil {
+	if err := a.VerifyWithin(h, now, opts.RetiredKeyGrace); err != nil {
 		return verifyErr(fmt.Sprintf("credential signing key of %s is not valid: %v", issuer, err), ErrSigningKey, err)
 	}
 	if !c.verifySignature(a.PublicKey()) {

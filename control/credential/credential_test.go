@@ -644,3 +644,49 @@ func TestGolden(t *testing.T) {
 		t.Errorf("Verify(golden): %v", err)
 	}
 }
+
+// TestPeerBundleCannotTeachAForkedIssuerHistory: a thief of the authority's retired key forks
+// its history (the stolen key rotates to the thief's) and mints a credential under it. A
+// verifier that missed the real rotation takes the fork from a bundle with Verify (a bundle
+// from the hub itself), but not with VerifyWith without AdoptIssuer (any peer's), so a peer
+// cannot make a member trust the thief's key.
+func TestPeerBundleCannotTeachAForkedIssuerHistory(t *testing.T) {
+	f := newFixture(t)
+	fork := f.authority.Clone()
+	if err := fork.Rotate(key(keyAuthority), key(keyStray), t0.Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	att := f.attest(t, key(keyStray), f.authority.Identifier(), identity.PurposeCredentialSigning, key(keySigning).Public(), t0, t0.Add(24*time.Hour))
+	b := &Bundle{Credential: f.issue(t, testAttrs, t0, t0.Add(time.Hour)), Attestation: att, Issuer: fork}
+	d, err := DecodeBundle(b.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.VerifyWith(f.trusted, f.member.Identifier(), t0, Options{}); !errors.Is(err, ErrSigningKey) {
+		t.Errorf("VerifyWith(a peer's bundle with a forked issuer history) = %v, want %v", err, ErrSigningKey)
+	}
+	if d.Issuer != nil {
+		t.Errorf("VerifyWith without AdoptIssuer set Issuer to %v", d.Issuer)
+	}
+}
+
+// TestRetiredKeyCredentialsLiveOnlyTheProjectLifetime: after the authority rotated, a
+// credential under a signing key the retired key attested (backdated by a thief) verifies with
+// a grace of the project's credential lifetime plus skew until that grace is over, and not for
+// identity.RetiredKeyGrace.
+func TestRetiredKeyCredentialsLiveOnlyTheProjectLifetime(t *testing.T) {
+	f := newFixture(t)
+	b := f.bundle(t)
+	rotation := t0.Add(-time.Minute)
+	if err := f.authority.Rotate(key(keyAuthority), key(keyStray), rotation); err != nil {
+		t.Fatal(err)
+	}
+	grace := time.Hour + identity.MaxClockSkew
+	stolen := &Bundle{Credential: f.issue(t, testAttrs, rotation, rotation.Add(48*time.Hour)), Attestation: b.Attestation}
+	if err := stolen.VerifyWith(f.trusted, f.member.Identifier(), rotation.Add(grace-time.Second), Options{RetiredKeyGrace: grace}); err != nil {
+		t.Errorf("VerifyWith(within the grace) = %v, want nil", err)
+	}
+	if err := stolen.VerifyWith(f.trusted, f.member.Identifier(), rotation.Add(grace), Options{RetiredKeyGrace: grace}); !errors.Is(err, identity.ErrRetiredKey) {
+		t.Errorf("VerifyWith(grace over) = %v, want %v", err, identity.ErrRetiredKey)
+	}
+}

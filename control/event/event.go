@@ -178,6 +178,14 @@ func (s *Signed) Issuer() identity.Identifier { return identity.IdentifierOf(s.i
 // The checks run in that order, the cheap ones before the signatures, and the first failure
 // is returned.
 func (s *Signed) Verify(authority *identity.History, project string, now time.Time) (Event, error) {
+	return s.VerifyWithin(authority, project, now, identity.RetiredKeyGrace)
+}
+
+// VerifyWithin is Verify with the attestation checked by identity.Attestation.VerifyWithin
+// and grace: after the authority rotated, an event signed under a key its retired primary
+// key attested (backdated by a thief of that key, say) is refused from grace after the
+// rotation on. A project passes its credential lifetime plus clock skew.
+func (s *Signed) VerifyWithin(authority *identity.History, project string, now time.Time, grace time.Duration) (Event, error) {
 	issuer := s.Issuer()
 	if issuer != authority.Identifier() {
 		return Event{}, fmt.Errorf("event: verify: issued by %s, not the authority %s: %w", issuer, authority.Identifier(), ErrUntrustedIssuer)
@@ -193,7 +201,7 @@ func (s *Signed) Verify(authority *identity.History, project string, now time.Ti
 		return Event{}, fmt.Errorf("event: verify: signing key attested by %s for %v, want %s for %v: %w",
 			a.Subject(), a.Purpose(), issuer, identity.PurposeCredentialSigning, ErrSigningKey)
 	}
-	if err := a.Verify(authority, now); err != nil {
+	if err := a.VerifyWithin(authority, now, grace); err != nil {
 		return Event{}, fmt.Errorf("event: verify: %w: %w", ErrSigningKey, err)
 	}
 	if !ed25519.Verify(a.PublicKey(), s.signedMessage(), s.sig[:]) {

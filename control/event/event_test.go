@@ -238,3 +238,30 @@ func BenchmarkDrop(b *testing.B) {
 		})
 	}
 }
+
+// TestRetiredKeyEventsRefusedAfterTheProjectGrace: after the authority rotated, a thief of the
+// retired primary key signs a revocation under a signing key that key attested before the
+// rotation. With the project's grace (credential lifetime plus skew) it is refused once the
+// grace is over, where Verify's RetiredKeyGrace would take it for 7 days.
+func TestRetiredKeyEventsRefusedAfterTheProjectGrace(t *testing.T) {
+	a := newAuthority(t, 1)
+	rotation := t0.Add(-30 * time.Minute)
+	if err := a.history.Rotate(key(1), key(9), rotation); err != nil {
+		t.Fatal(err)
+	}
+	grace := time.Hour + identity.MaxClockSkew
+	for _, tt := range []struct {
+		now  time.Time
+		want error
+	}{{rotation.Add(grace - time.Minute), nil}, {rotation.Add(grace + time.Minute), identity.ErrRetiredKey}} {
+		e := revocation()
+		e.Issued, e.Until = tt.now, tt.now.Add(time.Hour)
+		s, err := Decode(a.sign(t, e))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.VerifyWithin(a.history, "acme", tt.now, grace); tt.want == nil && err != nil || !errors.Is(err, tt.want) {
+			t.Errorf("VerifyWithin(now rotation+%v) = %v, want %v", tt.now.Sub(rotation), err, tt.want)
+		}
+	}
+}

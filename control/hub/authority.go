@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -113,7 +114,7 @@ func (s *AuthorityService) Serve(ctx context.Context, peer routing.Peer, req Aut
 	case Enroll:
 		return s.enroll(ctx, id, r)
 	case Revocations:
-		return s.revocationsFor(c)
+		return s.revocationsFor(c, r.After)
 	case Credential:
 		if s.isRevoked(id) {
 			return nil, fmt.Errorf("%s is no longer a member of project %s", id, s.cfg.Project)
@@ -148,7 +149,7 @@ func (s *AuthorityService) manage(ctx context.Context, by identity.Identifier, r
 	case MemberAdd:
 		return nil, s.addMember(ctx, by, r)
 	case MemberDelete:
-		return nil, s.deleteMember(ctx, r.Member)
+		return s.deleteMember(ctx, r.Member)
 	}
 	return nil, fmt.Errorf("unknown authority operation %q", req.Op())
 }
@@ -235,23 +236,23 @@ func (s *AuthorityService) tellAttributesChanged(id identity.Identifier) {
 
 // deleteMember removes a member and records its revocation in the member store, has the
 // node refuse it and tells every connected member to refuse it too.
-func (s *AuthorityService) deleteMember(ctx context.Context, id identity.Identifier) error {
+func (s *AuthorityService) deleteMember(ctx context.Context, id identity.Identifier) (api.MemberDeleted, error) {
 	if id == s.cfg.Authority.Identifier() {
-		return errors.New("member delete: the hub cannot remove itself")
+		return api.MemberDeleted{}, errors.New("member delete: the hub cannot remove itself")
 	}
 	s.membership.Lock()
 	defer s.membership.Unlock()
 	r, ok, err := s.cfg.Authority.Revoke(ctx, id)
 	if err != nil {
-		return err
+		return api.MemberDeleted{}, err
 	}
 	if !ok {
-		return fmt.Errorf("member delete: %s is not a member of project %s", id, s.cfg.Project)
+		return api.MemberDeleted{}, fmt.Errorf("member delete: %s is not a member of project %s", id, s.cfg.Project)
 	}
-	s.cfg.Logger.Info("member deleted", "project", s.cfg.Project, "member", id, "refused_until", r.Until)
+	s.cfg.Logger.Info("member deleted", "project", s.cfg.Project, "member", id, "refused_until", r.Until, "ticket_uses_voided", r.TicketUsesVoided)
 	s.cfg.Revoked.Enforce(id, r.Until)
 	s.Announce(r)
-	return nil
+	return api.MemberDeleted{Identifier: string(id), TicketUsesVoided: r.TicketUsesVoided}, nil
 }
 
 // Announce sends the signed revocation r to the members connected to this hub.
@@ -313,28 +314,35 @@ func (s *AuthorityService) Reload(ctx context.Context) {
 	}
 }
 
-// MaxRevocationsAnswer bounds the revocations a hub hands a member in one answer, within
-// rpc.MaxMessage; the latest to end go first. The hub refuses all of them itself anyway.
+// MaxRevocationsAnswer bounds the revocations a hub hands a member in one answer (a page),
+// within rpc.MaxMessage; the member asks for the next page until it has them all.
 const MaxRevocationsAnswer = 128
 
 // revocationsFor answers a member that (re)connected with the revocations in force, each
 // signed, so that it refuses them too without having heard the announcements. Only members
 // are told.
-func (s *AuthorityService) revocationsFor(c Caller) (RevocationsAnswer, error) {
+// They come in pages of MaxRevocationsAnswer in identifier order, starting after after.
+func (s *AuthorityService) revocationsFor(c Caller, after identity.Identifier) (RevocationsAnswer, error) {
 	now := s.cfg.Now()
 	if !IsMember(c, s.cfg.Project, now) || s.isRevoked(identity.Identifier(c.Identifier())) {
 		return RevocationsAnswer{}, fmt.Errorf("%s is not a member of project %s", c.Identifier(), s.cfg.Project)
 	}
 	var rs []authority.Revocation
 	s.cfg.Revoked.Range(func(id identity.Identifier, until time.Time) bool {
-		if now.Before(until) {
+		if now.Before(until) && id > after {
 			rs = append(rs, authority.Revocation{Identifier: id, Until: until})
 		}
 		return true
 	})
-	slices.SortFunc(rs, func(a, b authority.Revocation) int { return b.Until.Compare(a.Until) })
+	slices.SortFunc(rs, func(a, b authority.Revocation) int {
+		return strings.Compare(string(a.Identifier), string(b.Identifier))
+	})
 	ans := RevocationsAnswer{Events: [][]byte{}}
-	for _, r := range rs[:min(len(rs), MaxRevocationsAnswer)] {
+	if len(rs) > MaxRevocationsAnswer {
+		rs = rs[:MaxRevocationsAnswer]
+		ans.Next = string(rs[len(rs)-1].Identifier)
+	}
+	for _, r := range rs {
 		b, err := s.signedRevocation(r, now)
 		if err != nil {
 			return RevocationsAnswer{}, err

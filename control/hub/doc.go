@@ -1,6 +1,7 @@
 // Package hub holds the services a project's hub runs for its members, each its own type
 // with a typed configuration: the authority service (AuthorityService: enrollment,
-// credential refresh, the revocations in force, and for enrollers tickets and member
+// credential refresh, the revocations in force (in pages of MaxRevocationsAnswer that a
+// member walks with Revocations.After), and for enrollers tickets and member
 // management) and the relay service (RelayService: relays created, deleted and listed by
 // members, capped per identity, each remembering its owner and the clients it admitted).
 // The node (control/node) wires them: it registers them as rpc workers behind its listener

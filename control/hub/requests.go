@@ -45,7 +45,9 @@ type Enroll struct{ Secret [SecretSize]byte }
 type Credential struct{}
 
 // Revocations asks for the revocations in force, each signed by the authority; members only.
-type Revocations struct{}
+// They come in pages of at most MaxRevocationsAnswer, in identifier order: After is "" for
+// the first page, then the answer's Next, until Next is "".
+type Revocations struct{ After identity.Identifier }
 
 // Ticket asks for a ticket; enrollers only.
 type Ticket struct{ Options authority.TicketOptions }
@@ -70,9 +72,11 @@ func (MemberList) Op() Op   { return OpMemberList }
 func (MemberAdd) Op() Op    { return OpMemberAdd }
 func (MemberDelete) Op() Op { return OpMemberDelete }
 
-func (r Enroll) wire() authorityWire    { return authorityWire{Op: OpEnroll, Secret: r.Secret[:]} }
-func (Credential) wire() authorityWire  { return authorityWire{Op: OpCredential} }
-func (Revocations) wire() authorityWire { return authorityWire{Op: OpRevocations} }
+func (r Enroll) wire() authorityWire   { return authorityWire{Op: OpEnroll, Secret: r.Secret[:]} }
+func (Credential) wire() authorityWire { return authorityWire{Op: OpCredential} }
+func (r Revocations) wire() authorityWire {
+	return authorityWire{Op: OpRevocations, After: string(r.After)}
+}
 func (r Ticket) wire() authorityWire {
 	o := r.Options
 	return authorityWire{Op: OpTicket, Ticket: &o}
@@ -101,6 +105,7 @@ type authorityWire struct {
 	Ticket     *authority.TicketOptions `json:"ticket,omitempty"`
 	Member     string                   `json:"member,omitempty"`
 	Attributes map[string]string        `json:"attributes,omitempty"`
+	After      string                   `json:"after,omitempty"` // revocations: the page after this identifier
 }
 
 // EncodeAuthority returns the wire form of r.
@@ -114,6 +119,9 @@ func DecodeAuthority(b []byte) (AuthorityRequest, error) {
 	var w authorityWire
 	if err := decodeStrict(b, &w); err != nil {
 		return nil, err
+	}
+	if w.After != "" && w.Op != OpRevocations {
+		return nil, fmt.Errorf("%w: %s with fields of another operation", errMalformed, w.Op)
 	}
 	only := func(secret, tkt, member, attrs bool) error {
 		if (!secret && w.Secret != nil) || (!tkt && w.Ticket != nil) || (!member && w.Member != "") || (!attrs && w.Attributes != nil) {
@@ -140,7 +148,14 @@ func DecodeAuthority(b []byte) (AuthorityRequest, error) {
 		case OpCredential:
 			return Credential{}, nil
 		case OpRevocations:
-			return Revocations{}, nil
+			if w.After == "" {
+				return Revocations{}, nil
+			}
+			after, err := identity.ParseIdentifier(w.After)
+			if err != nil {
+				return nil, fmt.Errorf("%w: revocations after: %w", errMalformed, err)
+			}
+			return Revocations{After: after}, nil
 		}
 		return MemberList{}, nil
 	case OpTicket:
@@ -219,9 +234,11 @@ type CredentialAnswer struct {
 	Project    string `json:"project"`
 }
 
-// RevocationsAnswer is the answer to Revocations: signed events, one per revoked member.
+// RevocationsAnswer is the answer to Revocations: signed events, one per revoked member, and
+// Next, the identifier to ask after for the next page, or "" after the last one.
 type RevocationsAnswer struct {
 	Events [][]byte `json:"events"`
+	Next   string   `json:"next,omitempty"`
 }
 
 // The relay service's operations.

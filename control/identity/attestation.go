@@ -115,7 +115,9 @@ func (a *Attestation) Expires() time.Time { return time.Unix(a.expires, 0) }
 // current, such as credentials (which live at most a week), until they are replaced; after
 // it, only attestations by keys still current verify. The time an attestation claims is the
 // signer's word: a thief of the retired key can backdate one, and the grace bounds how long
-// that works.
+// that works, so a project verifies with VerifyWithin and a grace of its own credential
+// lifetime plus MaxClockSkew: what was signed before the rotation then stays valid until it
+// expires and no longer.
 const RetiredKeyGrace = 7 * 24 * time.Hour
 
 // Verify checks that a was made about h by the primary key that was current when a says it
@@ -129,14 +131,24 @@ const RetiredKeyGrace = 7 * 24 * time.Hour
 // until RetiredKeyGrace after the rotation (then ErrRetiredKey). VerifyCurrent is the strict
 // form, for what a holder presents of itself.
 func (a *Attestation) Verify(h *History, now time.Time) error {
+	return a.VerifyWithin(h, now, RetiredKeyGrace)
+}
+
+// VerifyWithin is Verify with grace in place of RetiredKeyGrace: an attestation made by a
+// retired primary key verifies until grace after the rotation that retired it. A grace of
+// zero or less, or more than RetiredKeyGrace, is RetiredKeyGrace.
+func (a *Attestation) VerifyWithin(h *History, now time.Time, grace time.Duration) error {
+	if grace <= 0 || grace > RetiredKeyGrace {
+		grace = RetiredKeyGrace
+	}
 	i := h.changeAt(a.created)
 	if err := a.verify(h, i, now); err != nil {
 		return err
 	}
 	if i+1 < len(h.changes) {
-		if retired := time.Unix(h.changes[i+1].created, 0); !now.Before(retired.Add(RetiredKeyGrace)) {
+		if retired := time.Unix(h.changes[i+1].created, 0); !now.Before(retired.Add(grace)) {
 			return fmt.Errorf("identity: verify attestation of %v key: made by a primary key retired at %v, more than %v before now (%v); attest the key again with the current one: %w",
-				a.purpose, retired.UTC(), RetiredKeyGrace, now.UTC(), ErrRetiredKey)
+				a.purpose, retired.UTC(), grace, now.UTC(), ErrRetiredKey)
 		}
 	}
 	return nil

@@ -214,3 +214,23 @@ func TestRotatedHistoryRefusesRetiredKeySignatures(t *testing.T) {
 		t.Errorf("Verify(unrotated history) = %v, want nil", err)
 	}
 }
+
+// TestRetiredKeyBackdatedAttestationHoldsOnlyForTheGraceGiven: a thief of a retired primary
+// key backdates an attestation to before the rotation; with VerifyWithin and a project's
+// grace (its credential lifetime plus clock skew, here 1 h + 1 min), the attestation stops
+// verifying when that grace is over, not RetiredKeyGrace (7 days) after the rotation.
+func TestRetiredKeyBackdatedAttestationHoldsOnlyForTheGraceGiven(t *testing.T) {
+	h := newHistory(t, 1, 2)
+	rotation := t0.Add(time.Hour)
+	stolen := attest(t, h, key(1), rotation.Add(-time.Second), rotation.Add(30*24*time.Hour))
+	grace := time.Hour + MaxClockSkew
+	if err := stolen.VerifyWithin(h, rotation.Add(grace-time.Second), grace); err != nil {
+		t.Errorf("VerifyWithin(last second of the grace) = %v, want nil", err)
+	}
+	if err := stolen.VerifyWithin(h, rotation.Add(grace), grace); !errors.Is(err, ErrRetiredKey) {
+		t.Errorf("VerifyWithin(grace over) = %v, want %v", err, ErrRetiredKey)
+	}
+	if err := stolen.VerifyWithin(h, rotation.Add(2*time.Hour), 30*24*time.Hour); err != nil {
+		t.Errorf("VerifyWithin(grace above the maximum) = %v, want nil (capped at RetiredKeyGrace)", err)
+	}
+}

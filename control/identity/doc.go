@@ -8,7 +8,8 @@
 // stays the same. A verifier that knows a history accepts only histories that extend it
 // (History.Extends), never a shorter or forked one. An attestation verifies under the key that
 // was primary when it was made, so a retired key's signatures made after its rotation fail,
-// and its earlier ones hold for RetiredKeyGrace. Every signature is domain-separated by a
+// and its earlier ones hold for a grace after it: the caller's (VerifyWithin; a project's
+// credential lifetime plus clock skew), at most RetiredKeyGrace. Every signature is domain-separated by a
 // fixed context string.
 //
 // Private keys never enter this package: signing goes through the Signer interface, which

@@ -10,6 +10,7 @@ import (
 
 	"github.com/adjacentnet/adjacent/control/api"
 	"github.com/adjacentnet/adjacent/control/hub"
+	"github.com/adjacentnet/adjacent/control/identity"
 	"github.com/adjacentnet/adjacent/control/rpc"
 	"github.com/adjacentnet/adjacent/internal/backoff"
 	"github.com/adjacentnet/adjacent/routing"
@@ -228,13 +229,32 @@ func (s *Session[C]) Credential(ctx context.Context) ([]byte, error) {
 	return ans.Credential, nil
 }
 
-// Revocations asks the hub for the revocations in force, signed events the node verifies.
+// MaxRevocationPages bounds the pages of revocations a member asks its hub for after it
+// (re)connected: MaxRevocationPages × hub.MaxRevocationsAnswer revocations at most.
+const MaxRevocationPages = 256
+
+// Revocations asks the hub for the revocations in force, signed events the node verifies:
+// page after page (hub.Revocations), until the hub says there are no more, the pages stop
+// advancing, or MaxRevocationPages were read.
 func (s *Session[C]) Revocations(ctx context.Context) ([][]byte, error) {
-	var ans hub.RevocationsAnswer
-	if err := s.callNow(ctx, AuthorityWorker, hub.Revocations{}, &ans); err != nil {
-		return nil, err
+	var all [][]byte
+	var after identity.Identifier
+	for range MaxRevocationPages {
+		var ans hub.RevocationsAnswer
+		if err := s.callNow(ctx, AuthorityWorker, hub.Revocations{After: after}, &ans); err != nil {
+			if len(all) > 0 {
+				return all, fmt.Errorf("revocations after %s: %w", after, err)
+			}
+			return nil, err
+		}
+		all = append(all, ans.Events...)
+		next := identity.Identifier(ans.Next)
+		if next == "" || next <= after {
+			return all, nil
+		}
+		after = next
 	}
-	return ans.Events, nil
+	return all, nil
 }
 
 // CreateRelay registers relay name at the hub, pointed at this member's channel.

@@ -34,7 +34,13 @@ type fakeHub struct {
 	router *routing.Router
 	mu     sync.Mutex
 	seen   []string // "channel worker op name"
+	// revoked, if set, is how many revocations the hub holds: it answers them in pages of
+	// hub.MaxRevocationsAnswer, as a hub does.
+	revoked int
 }
+
+// revokedID is the fake hub's identifier of revocation i, in identifier order.
+func revokedID(i int) string { return fmt.Sprintf("I%064x", i) }
 
 func (h *fakeHub) channel(t *testing.T, name string) *channel {
 	c := &channel{name: name, flow: h.router.NewFlow(), done: make(chan struct{})}
@@ -42,7 +48,7 @@ func (h *fakeHub) channel(t *testing.T, name string) *channel {
 		defer m.Release()
 		m.Onward.Pop()
 		worker := m.Onward.NextAddress().Value
-		var req struct{ Op, Name string }
+		var req struct{ Op, Name, After string }
 		json.Unmarshal(m.Payload(), &req)
 		h.mu.Lock()
 		h.seen = append(h.seen, fmt.Sprint(name, " ", worker, " ", req.Op, " ", req.Name))
@@ -52,7 +58,20 @@ func (h *fakeHub) channel(t *testing.T, name string) *channel {
 		case "credential":
 			result = hub.CredentialAnswer{Credential: []byte("fresh"), Project: "acme"}
 		case "revocations":
-			result = hub.RevocationsAnswer{Events: [][]byte{[]byte("ev")}}
+			if h.revoked == 0 {
+				result = hub.RevocationsAnswer{Events: [][]byte{[]byte("ev")}}
+				break
+			}
+			ans := hub.RevocationsAnswer{Events: [][]byte{}}
+			for i := range h.revoked {
+				if revokedID(i) > req.After && len(ans.Events) < hub.MaxRevocationsAnswer {
+					ans.Events = append(ans.Events, []byte(revokedID(i)))
+				}
+			}
+			if n := len(ans.Events); n == hub.MaxRevocationsAnswer && string(ans.Events[n-1]) != revokedID(h.revoked-1) {
+				ans.Next = string(ans.Events[n-1])
+			}
+			result = ans
 		default:
 			result = map[string]string{"name": req.Name}
 		}
@@ -262,5 +281,40 @@ func TestBackoff(t *testing.T) {
 				t.Fatalf("Backoff(%d) = %v, want in [%v, %v]", f, d, lo, 2*lo)
 			}
 		}
+	}
+}
+
+// TestSessionReadsEveryRevocationPage: a member that reconnects to a hub holding more
+// revocations than one answer carries (hub.MaxRevocationsAnswer, 128) asks page after page
+// and learns every one. (Before, it learned the first 128 and missed the rest.)
+func TestSessionReadsEveryRevocationPage(t *testing.T) {
+	h := &fakeHub{router: routing.New(routing.Config{}), revoked: 2*hub.MaxRevocationsAnswer + 44}
+	c := h.channel(t, "sc.1")
+	s := member.NewSession(member.Config[*channel]{
+		Router: h.router, CallTimeout: 2 * time.Second,
+		Connect: func(ctx context.Context) (*channel, error) { return c, nil },
+		Backoff: func(int) time.Duration { return time.Millisecond },
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	defer func() { cancel(); <-done }()
+	go func() { s.Run(ctx); close(done) }()
+	if _, err := s.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := s.Revocations(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != h.revoked {
+		t.Fatalf("Revocations = %d events, want all %d", len(evs), h.revoked)
+	}
+	for i, ev := range evs {
+		if string(ev) != revokedID(i) {
+			t.Fatalf("event %d is %s, want %s (each once, in order)", i, ev, revokedID(i))
+		}
+	}
+	if n := len(h.requests()); n != 3 {
+		t.Errorf("%d requests, want 3 pages", n)
 	}
 }

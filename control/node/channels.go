@@ -58,9 +58,16 @@ func (cs *channels) list() []*securechannel.Channel {
 // channelConfig is the secure-channel configuration of this node, accepting only the given
 // identifiers as peers if any are given, and only project members if require is set.
 func (n *Node) channelConfig(authorized []identity.Identifier, require bool) securechannel.Config {
+	return n.channelConfigTo(authorized, require, false)
+}
+
+// channelConfigTo is channelConfig; toHub marks the member's channel to its hub, the only
+// one that teaches the node the authority's rotation.
+func (n *Node) channelConfigTo(authorized []identity.Identifier, require, toHub bool) securechannel.Config {
 	k := n.self.keys() // one set of keys: the static key and the attestation must match
 	tc := n.trustConfig(authorized, require)
 	tc.Self = k.trust()
+	tc.AuthorityChannel = toHub
 	return securechannel.Config{
 		Static: k.static.DH(),
 		Auth:   &countingAuth{inner: trust.New(tc), c: &n.counts, role: responder},
@@ -181,7 +188,7 @@ func (n *Node) resolve(ctx context.Context, path routing.Path, authorized []iden
 			if i == lastSecure {
 				auth = authorized
 			}
-			ch, err := n.initiate(ctx, to, n.channelConfig(auth, require))
+			ch, err := n.initiate(ctx, to, n.channelConfigTo(auth, require, i == lastSecure && isHubChannel(ctx)))
 			if err != nil {
 				return fail(fmt.Errorf("secure channel to %s: %w", routing.Path(path[:i+1]), err))
 			}

@@ -67,10 +67,21 @@ func (n *Node) projectHop(ctx context.Context, name string) (*securechannel.Chan
 	return n.waitHub(ctx)
 }
 
+type hubChannelKey struct{}
+
+// withHubChannel marks ctx as resolving the member's channel to its hub: the last channel of
+// the route is the one on which the node learns the authority's rotation
+// (trust.Config.AuthorityChannel).
+func withHubChannel(ctx context.Context) context.Context {
+	return context.WithValue(ctx, hubChannelKey{}, true)
+}
+
+func isHubChannel(ctx context.Context) bool { return ctx.Value(hubChannelKey{}) != nil }
+
 // connectHub opens a channel to the hub that verifies the authority's identity.
 func (n *Node) connectHub(ctx context.Context, p *project, require bool) (*securechannel.Channel, error) {
 	path := append(append(routing.Path{}, p.hubRoute...), routing.Hop{Proto: routing.ProtoSecure, Value: listenerName})
-	res, err := n.resolve(ctx, path, []identity.Identifier{p.authority.Identifier()}, require)
+	res, err := n.resolve(withHubChannel(ctx), path, []identity.Identifier{p.authority.Identifier()}, require)
 	if err != nil {
 		return nil, err
 	}
@@ -182,7 +193,8 @@ func (n *Node) checkCredential(p *project, raw []byte) (*credential.Bundle, erro
 		}
 		return nil
 	}
-	if err := b.Verify(trusted, n.self.history.Identifier(), n.cfg.Now()); err != nil {
+	opts := credential.Options{AdoptIssuer: true, RetiredKeyGrace: n.retiredKeyGrace()} // from the hub itself
+	if err := b.VerifyWith(trusted, n.self.history.Identifier(), n.cfg.Now(), opts); err != nil {
 		return nil, fmt.Errorf("credential from the authority: %w", err)
 	}
 	return b, nil

@@ -191,9 +191,29 @@ func (n *Node) trustConfig(authorized []identity.Identifier, require bool) trust
 		Known:             n.knownHistory,
 		Learn:             n.learnHistory,
 		Present:           n.present,
+		RetiredKeyGrace:   n.retiredKeyGrace,
 		Now:               n.cfg.Now,
 		Refreshed:         func(routing.Peer) { n.recheckPolicies() },
 	}
+}
+
+// retiredKeyGrace is how long after the authority rotated the signing keys its retired key
+// attested still verify here: the project's credential lifetime plus clock skew, since what
+// the authority signed before the rotation lives no longer, and a thief of the retired key
+// gets no more. The hub knows the lifetime; a member reads it off its own credential.
+// Without either, identity.RetiredKeyGrace (the longest lifetime a project may have).
+func (n *Node) retiredKeyGrace() time.Duration {
+	p := n.project.Load()
+	if p == nil {
+		return identity.RetiredKeyGrace
+	}
+	if p.auth != nil {
+		return p.auth.Lifetime() + identity.MaxClockSkew
+	}
+	if b := p.cred.Load(); b != nil {
+		return b.Credential.Expires().Sub(b.Credential.Issued()) + identity.MaxClockSkew
+	}
+	return identity.RetiredKeyGrace
 }
 
 // member reports whether the node belongs to a project (as hub or member).

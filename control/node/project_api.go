@@ -35,6 +35,8 @@ func assign(resp, out any) error {
 		*r = out.(api.Ticket)
 	case *[]api.Member:
 		*r = out.([]api.Member)
+	case *api.MemberDeleted:
+		*r = out.(api.MemberDeleted)
 	default:
 		return fmt.Errorf("internal: cannot assign %T", out)
 	}

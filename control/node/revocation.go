@@ -138,7 +138,7 @@ func (n *Node) handleEvent(m *routing.Message) {
 		n.dropEvent(m, errEventRate)
 		return
 	}
-	ev, err := s.Verify(p.authorityHistory(), p.name, n.cfg.Now())
+	ev, err := s.VerifyWithin(p.authorityHistory(), p.name, n.cfg.Now(), n.retiredKeyGrace())
 	if err != nil {
 		n.dropEvent(m, err)
 		return
@@ -249,8 +249,10 @@ func (n *Node) fetchRevocations(ctx context.Context, p *project) {
 		return
 	}
 	if err != nil {
-		n.log.Warn("could not read the revoked members from the hub; the hub refuses them anyway", "err", err)
-		return
+		n.log.Warn("could not read the revoked members from the hub; the hub refuses them anyway", "err", err, "read", len(events))
+		if len(events) == 0 {
+			return
+		}
 	}
 	ans := hub.RevocationsAnswer{Events: events}
 	now := n.cfg.Now()
@@ -258,7 +260,7 @@ func (n *Node) fetchRevocations(ctx context.Context, p *project) {
 		s, err := event.Decode(raw)
 		if err == nil {
 			var ev event.Event
-			if ev, err = s.Verify(p.authorityHistory(), p.name, now); err == nil && ev.Kind == event.KindRevoked && ev.Subject != n.self.history.Identifier() {
+			if ev, err = s.VerifyWithin(p.authorityHistory(), p.name, now, n.retiredKeyGrace()); err == nil && ev.Kind == event.KindRevoked && ev.Subject != n.self.history.Identifier() {
 				n.revoke(p, ev.Subject, ev.Until)
 				continue
 			}

@@ -190,8 +190,9 @@ func (n *Node) handler() http.Handler {
 			reply(w, nil, &statusError{http.StatusBadRequest, fmt.Errorf("member delete: %w", err)})
 			return
 		}
-		err = n.authorityCall(r.Context(), hub.MemberDelete{Member: id}, nil)
-		reply(w, struct{}{}, err)
+		var d api.MemberDeleted
+		err = n.authorityCall(r.Context(), hub.MemberDelete{Member: id}, &d)
+		reply(w, d, err)
 	})
 	mux.HandleFunc("POST /v1/enroll", func(w http.ResponseWriter, r *http.Request) {
 		var req api.Enroll

@@ -99,8 +99,9 @@ func TestPeerRotationNeverRolledBack(t *testing.T) {
 	}
 }
 
-// TestAuthorityRotationLearnedFromCredentials: a verifier that trusts the authority's history
-// from before its rotation accepts a credential signed under the re-attested signing key when
+// TestAuthorityRotationLearnedFromCredentials: on a member's channel to its hub
+// (AuthorityChannel), a verifier that trusts the authority's history from before its rotation
+// accepts a credential signed under the re-attested signing key when
 // the bundle carries the authority's new history, learns that history, and keeps accepting
 // credentials issued before the rotation.
 func TestAuthorityRotationLearnedFromCredentials(t *testing.T) {
@@ -128,7 +129,7 @@ func TestAuthorityRotationLearnedFromCredentials(t *testing.T) {
 
 	known := histories{auth.self.History.Identifier(): auth.self.History}
 	verifier := New(Config{Self: bob.self, Authority: known.known, RequireCredential: true, Learn: known.learn, Known: known.known,
-		Now: func() time.Time { return now }})
+		AuthorityChannel: true, Now: func() time.Time { return now }})
 	payload, _ := New(Config{Self: alice.self, Credentials: func() []*credential.Bundle { return []*credential.Bundle{before} }}).Payload()
 	p, err := verifier.Authenticate(payload, alice.static.Public)
 	if err != nil {
@@ -151,5 +152,41 @@ func TestAuthorityRotationLearnedFromCredentials(t *testing.T) {
 	bare := &credential.Bundle{Credential: c, Attestation: att}
 	if err := stale.Refresh(p2, bare.Encode()); !errors.Is(err, identity.ErrBadSignature) {
 		t.Fatalf("Refresh without the authority's history = %v, want %v", err, identity.ErrBadSignature)
+	}
+}
+
+// TestForkedAuthorityHistoryNotLearnedFromPeers: a thief of the authority's retired primary
+// key forks its history (the stolen key rotates to the thief's) and hands a member a
+// credential signed under a key the fork attests. A verifier that missed the real rotation
+// neither accepts that credential from a peer nor learns the fork; only bundles on its
+// channel to the hub teach it the authority's rotation.
+func TestForkedAuthorityHistoryNotLearnedFromPeers(t *testing.T) {
+	auth := newAuthority(t, 10)
+	alice, bob := newParty(t, 1), newParty(t, 2)
+	aliceID := alice.self.History.Identifier()
+	member := map[string]string{"project_member": "true"}
+	thief := signer{privFromSeed(13)}
+	fork := auth.self.History.Clone()
+	if err := fork.Rotate(auth.signer, thief, now.Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	att, err := identity.Attest(thief, fork.Identifier(), identity.PurposeCredentialSigning, auth.signing.Public(), now.Add(-time.Minute), now.Add(24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := credential.Issue(auth.signing, fork.Identifier(), aliceID, member, now, now.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := &credential.Bundle{Credential: c, Attestation: att, Issuer: fork}
+	known := histories{auth.self.History.Identifier(): auth.self.History}
+	verifier := New(Config{Self: bob.self, Authority: known.known, RequireCredential: true, Learn: known.learn, Known: known.known,
+		Now: func() time.Time { return now }})
+	payload, _ := New(Config{Self: alice.self, Credentials: func() []*credential.Bundle { return []*credential.Bundle{forged} }}).Payload()
+	if _, err := verifier.Authenticate(payload, alice.static.Public); err == nil {
+		t.Errorf("Authenticate with a credential under a forked authority history from a peer succeeded")
+	}
+	if h := known[fork.Identifier()]; h.Len() != 1 {
+		t.Errorf("the verifier learned the authority history of %d changes from a peer, want it kept at 1", h.Len())
 	}
 }

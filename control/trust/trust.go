@@ -60,6 +60,16 @@ type Config struct {
 	// same static key attested again by the new primary key, so that channels opened before
 	// the rotation re-handshake under the identity peers now know.
 	Present func(Self) Self
+	// AuthorityChannel marks the authenticator of a member's own channel to its hub: only
+	// there is a longer history of the authority learned (from the hub's own history or the
+	// issuer history in its credential bundles). Elsewhere credentials verify against the
+	// authority's history this node knows, so that a thief of a retired authority key
+	// cannot fork members who missed the rotation through their peers.
+	AuthorityChannel bool
+	// RetiredKeyGrace, if set, returns how long after the authority's rotation the
+	// signing keys its retired key attested still verify: the project's credential
+	// lifetime plus clock skew (credential.Options.RetiredKeyGrace).
+	RetiredKeyGrace func() time.Duration
 }
 
 // Authenticator implements securechannel.Authenticator (and Refresher) for one channel or
@@ -149,7 +159,7 @@ func (a *Authenticator) Authenticate(data, remoteStatic []byte) (routing.Peer, e
 		attrs := withIdentifier(nil, id)
 		peer.attrs.Store(&attrs)
 	}
-	if a.cfg.Learn != nil && h.Len() > known && !peer.Expires().IsZero() {
+	if a.cfg.Learn != nil && h.Len() > known && !peer.Expires().IsZero() && (a.cfg.AuthorityChannel || !a.isAuthority(id)) {
 		a.cfg.Learn(h)
 	}
 	return peer, nil
@@ -180,10 +190,14 @@ func (a *Authenticator) apply(peer *Peer, raw []byte, now time.Time) error {
 	if a.cfg.Authority == nil {
 		return fmt.Errorf("trust: peer %s: credential from %s: %w", peer.id, b.Credential.Issuer(), credential.ErrUntrustedIssuer)
 	}
-	if err := b.Verify(a.cfg.Authority, peer.id, now); err != nil {
+	opts := credential.Options{AdoptIssuer: a.cfg.AuthorityChannel}
+	if a.cfg.RetiredKeyGrace != nil {
+		opts.RetiredKeyGrace = a.cfg.RetiredKeyGrace()
+	}
+	if err := b.VerifyWith(a.cfg.Authority, peer.id, now, opts); err != nil {
 		return fmt.Errorf("trust: peer %s: %w", peer.id, err)
 	}
-	if a.cfg.Learn != nil && b.Issuer != nil {
+	if a.cfg.Learn != nil && a.cfg.AuthorityChannel && b.Issuer != nil {
 		if h := a.cfg.Authority(b.Issuer.Identifier()); h != nil && b.Issuer.Len() > h.Len() {
 			a.cfg.Learn(b.Issuer) // Verify checked that it extends h
 		}
@@ -192,6 +206,11 @@ func (a *Authenticator) apply(peer *Peer, raw []byte, now time.Time) error {
 	peer.attrs.Store(&attrs)
 	peer.expires.Store(b.Credential.Expires().Unix())
 	return nil
+}
+
+// isAuthority reports whether id is a trusted credential issuer's.
+func (a *Authenticator) isAuthority(id identity.Identifier) bool {
+	return a.cfg.Authority != nil && a.cfg.Authority(id) != nil
 }
 
 // Peer is an authenticated secure-channel peer and what its credentials say about it.

@@ -53,6 +53,7 @@ var migrations = []string{
 		revoked timestamptz NOT NULL,
 		until timestamptz NOT NULL
 	)`,
+	`ALTER TABLE ` + Schema + `.members ADD COLUMN ticket bytea`,
 }
 
 // Open connects to the PostgreSQL database at dsn (a URL or key=value connection string),
@@ -136,9 +137,9 @@ func (s *Store) PutMember(ctx context.Context, m authority.Member) error {
 	}
 	err = s.with(ctx, func(c *pgx.Conn) error {
 		return pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, `INSERT INTO `+Schema+`.members (identifier, attributes, added_by, added) VALUES ($1, $2, $3, $4)
-				ON CONFLICT (identifier) DO UPDATE SET attributes = excluded.attributes, added_by = excluded.added_by, added = excluded.added`,
-				string(m.Identifier), attrs, string(m.AddedBy), m.Added); err != nil {
+			if _, err := tx.Exec(ctx, `INSERT INTO `+Schema+`.members (identifier, attributes, added_by, added, ticket) VALUES ($1, $2, $3, $4, $5)
+				ON CONFLICT (identifier) DO UPDATE SET attributes = excluded.attributes, added_by = excluded.added_by, added = excluded.added, ticket = excluded.ticket`,
+				string(m.Identifier), attrs, string(m.AddedBy), m.Added, ticketColumn(m.Ticket)); err != nil {
 				return err
 			}
 			_, err := tx.Exec(ctx, `DELETE FROM `+Schema+`.revocations WHERE identifier = $1`, string(m.Identifier))
@@ -151,17 +152,26 @@ func (s *Store) PutMember(ctx context.Context, m authority.Member) error {
 	return nil
 }
 
-const memberColumns = `identifier, attributes, added_by, added`
+const memberColumns = `identifier, attributes, added_by, added, ticket`
+
+// ticketColumn is a member's ticket hash as stored: NULL for none.
+func ticketColumn(h [32]byte) []byte {
+	if h == ([32]byte{}) {
+		return nil
+	}
+	return h[:]
+}
 
 func scanMember(row pgx.Row) (authority.Member, error) {
 	var (
 		m            authority.Member
 		id, by, attr string
+		ticket       []byte
 	)
-	if err := row.Scan(&id, &attr, &by, &m.Added); err != nil {
+	if err := row.Scan(&id, &attr, &by, &m.Added, &ticket); err != nil {
 		return m, err
 	}
-	return authority.StoredMember(id, attr, by, m.Added)
+	return authority.StoredMember(id, attr, by, m.Added, ticket)
 }
 
 // Member returns the member with identifier id, or authority.ErrNotFound.
@@ -327,6 +337,24 @@ func (s *Store) DeleteTickets(ctx context.Context, createdBy identity.Identifier
 	})
 	if err != nil {
 		return 0, fmt.Errorf("pgstore: delete tickets of %s: %w", createdBy, err)
+	}
+	return int(n), nil
+}
+
+// VoidTicket takes every use left from the ticket whose secret hashes to h and returns how
+// many it had.
+func (s *Store) VoidTicket(ctx context.Context, h [32]byte) (int, error) {
+	var n int64
+	err := s.with(ctx, func(c *pgx.Conn) error {
+		err := c.QueryRow(ctx, `UPDATE `+Schema+`.tickets t SET uses_left = 0 FROM `+Schema+`.tickets old
+			WHERE t.secret_hash = $1 AND old.secret_hash = t.secret_hash AND t.uses_left > 0 RETURNING old.uses_left`, h[:]).Scan(&n)
+		if errors.Is(err, pgx.ErrNoRows) {
+			n, err = 0, nil
+		}
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("pgstore: void ticket: %w", err)
 	}
 	return int(n), nil
 }

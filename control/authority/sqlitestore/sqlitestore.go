@@ -47,6 +47,7 @@ var migrations = []string{
 		revoked INTEGER NOT NULL,
 		until INTEGER NOT NULL
 	)`,
+	`ALTER TABLE members ADD COLUMN ticket BLOB`,
 }
 
 // Open opens (creating, mode 0600) and migrates the store at path.
@@ -131,9 +132,9 @@ func (s *Store) PutMember(ctx context.Context, m authority.Member) error {
 		return fmt.Errorf("sqlitestore: put member %s: %w", m.Identifier, err)
 	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO members (identifier, attributes, added_by, added) VALUES (?, ?, ?, ?)
-			ON CONFLICT (identifier) DO UPDATE SET attributes = excluded.attributes, added_by = excluded.added_by, added = excluded.added`,
-			string(m.Identifier), attrs, string(m.AddedBy), m.Added.UnixMicro()); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO members (identifier, attributes, added_by, added, ticket) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (identifier) DO UPDATE SET attributes = excluded.attributes, added_by = excluded.added_by, added = excluded.added, ticket = excluded.ticket`,
+			string(m.Identifier), attrs, string(m.AddedBy), m.Added.UnixMicro(), ticketColumn(m.Ticket)); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `DELETE FROM revocations WHERE identifier = ?`, string(m.Identifier))
@@ -207,7 +208,15 @@ func (s *Store) Revocations(ctx context.Context, now time.Time) ([]authority.Rev
 	return all, nil
 }
 
-const memberColumns = `identifier, attributes, added_by, added`
+const memberColumns = `identifier, attributes, added_by, added, ticket`
+
+// ticketColumn is a member's ticket hash as stored: NULL for none.
+func ticketColumn(h [32]byte) any {
+	if h == ([32]byte{}) {
+		return nil
+	}
+	return h[:]
+}
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -216,11 +225,12 @@ func scanMember(row scanner) (authority.Member, error) {
 		m            authority.Member
 		id, by, attr string
 		added        int64
+		ticket       []byte
 	)
-	if err := row.Scan(&id, &attr, &by, &added); err != nil {
+	if err := row.Scan(&id, &attr, &by, &added, &ticket); err != nil {
 		return m, err
 	}
-	return authority.StoredMember(id, attr, by, time.UnixMicro(added))
+	return authority.StoredMember(id, attr, by, time.UnixMicro(added), ticket)
 }
 
 // Member returns the member with identifier id, or authority.ErrNotFound.
@@ -330,6 +340,28 @@ func (s *Store) DeleteTickets(ctx context.Context, createdBy identity.Identifier
 		return 0, fmt.Errorf("sqlitestore: delete tickets of %s: %w", createdBy, err)
 	}
 	return int(n), nil
+}
+
+// VoidTicket takes every use left from the ticket whose secret hashes to h and returns how
+// many it had.
+func (s *Store) VoidTicket(ctx context.Context, h [32]byte) (int, error) {
+	var n int
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `SELECT uses_left FROM tickets WHERE secret_hash = ? AND uses_left > 0`, h[:]).Scan(&n)
+		if errors.Is(err, sql.ErrNoRows) {
+			n = 0
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE tickets SET uses_left = 0 WHERE secret_hash = ?`, h[:])
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sqlitestore: void ticket: %w", err)
+	}
+	return n, nil
 }
 
 func scanTicket(row scanner) (authority.Ticket, error) {

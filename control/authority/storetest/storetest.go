@@ -35,6 +35,8 @@ func Run(t *testing.T, open func(t *testing.T) authority.Store) {
 		{"TicketExpiry", testTicketExpiry},
 		{"UsedAndExpiredTicket", testUsedAndExpiredTicket},
 		{"DeleteTickets", testDeleteTickets},
+		{"MemberKeepsItsTicket", testMemberKeepsItsTicket},
+		{"VoidTicket", testVoidTicket},
 		{"RevokeMember", testRevokeMember},
 		{"RevocationExpires", testRevocationExpires},
 		{"PutMemberLiftsRevocation", testPutMemberLiftsRevocation},
@@ -410,6 +412,43 @@ func testDeleteTickets(t *testing.T, s authority.Store) {
 	}
 	if n, err := s.DeleteTickets(ctx(t), ID(3)); err != nil || n != 0 {
 		t.Errorf("DeleteTickets of an enroller with none = %d, %v, want 0, nil", n, err)
+	}
+}
+
+// testMemberKeepsItsTicket: the hash of the ticket a member enrolled with comes back with
+// it, and is replaced when it is put again; a member without one has none.
+func testMemberKeepsItsTicket(t *testing.T, s authority.Store) {
+	m := member(1, nil)
+	m.Ticket = SecretHash(7)
+	mustPut(t, s, m)
+	mustPut(t, s, member(2, nil))
+	if got, err := s.Member(ctx(t), ID(1)); err != nil || got.Ticket != SecretHash(7) {
+		t.Errorf("Member(1).Ticket = %x, %v, want %x", got.Ticket, err, SecretHash(7))
+	}
+	if got, err := s.Member(ctx(t), ID(2)); err != nil || got.Ticket != ([32]byte{}) {
+		t.Errorf("Member(2).Ticket = %x, %v, want none", got.Ticket, err)
+	}
+	m.Ticket = SecretHash(8)
+	mustPut(t, s, m)
+	if all, err := s.Members(ctx(t)); err != nil || len(all) != 2 || all[0].Ticket != SecretHash(8) && all[1].Ticket != SecretHash(8) {
+		t.Errorf("Members() after a put with another ticket = %v, %v, want one with %x", all, err, SecretHash(8))
+	}
+}
+
+// testVoidTicket: a voided ticket has no uses left and says how many it had; voiding it again,
+// or a ticket not stored, voids nothing.
+func testVoidTicket(t *testing.T, s authority.Store) {
+	mustAdd(t, s, authority.Ticket{SecretHash: SecretHash(1), UsesLeft: 5, Expires: t0, CreatedBy: ID(1)})
+	if n, err := s.VoidTicket(ctx(t), SecretHash(1)); err != nil || n != 5 {
+		t.Errorf("VoidTicket = %d, %v, want 5, nil", n, err)
+	}
+	if _, err := s.RedeemTicket(ctx(t), SecretHash(1), t0.Add(-time.Hour)); !errors.Is(err, authority.ErrTicketUsed) {
+		t.Errorf("RedeemTicket of a voided ticket = %v, want %v", err, authority.ErrTicketUsed)
+	}
+	for _, h := range [][32]byte{SecretHash(1), SecretHash(2)} {
+		if n, err := s.VoidTicket(ctx(t), h); err != nil || n != 0 {
+			t.Errorf("VoidTicket(%x) = %d, %v, want 0, nil", h[:4], n, err)
+		}
 	}
 }
 
