@@ -474,13 +474,13 @@ func TestSteadyTrafficOutlivesWriteDeadline(t *testing.T) {
 // must not end one that takes longer than DeadAfter for the whole queue. It used to: the
 // writer goroutine gave the socket up to 1024 queued frames in one write under one deadline.
 func TestSlowSteadyReaderOutlivesWriteDeadline(t *testing.T) {
-	// The whole queue takes at least frames*5ms = 2s, twice DeadAfter; DeadAfter itself is
+	// The whole queue takes at least frames*5ms = 3s, more than DeadAfter; DeadAfter itself is
 	// long enough that a loaded machine's scheduling pauses do not look like a stall.
-	const frames, size = 400, 64 << 10
+	const frames, size = 600, 64 << 10
 	// The server's heartbeats keep the client's read side alive; its writes are what is
 	// under test.
 	server := newNode(t, Config{HeartbeatInterval: 50 * time.Millisecond})
-	client := newNode(t, Config{DeadAfter: time.Second, HeartbeatInterval: 50 * time.Millisecond})
+	client := newNode(t, Config{DeadAfter: 2 * time.Second, HeartbeatInterval: 50 * time.Millisecond})
 	got := make(chan int, frames+1)
 	server.r.Register("sink", routing.WorkerFunc(func(m *routing.Message) {
 		m.Local.Link.Authenticated()
