@@ -19,13 +19,21 @@ import (
 
 // Window sizes of a session's receive side, in bytes. The window starts small and doubles,
 // up to the cap, each time the receiver finds it has written everything it was sent (the
-// application keeps up, so the path's bandwidth-delay product is the limit); a receiver whose
-// application stops reading never grows it. The cap bounds what one session can hold in
-// memory at each node on its path.
+// application keeps up) and it wrote the last whole window within maxWindowDelay (so the
+// window, not the path's rate, is the limit); a receiver whose application stops reading
+// never grows it. The cap bounds what one session can hold in memory at each node on its
+// path.
 const (
 	DefaultWindow    = 256 << 10
 	DefaultWindowCap = 8 << 20
 )
+
+// maxWindowDelay is how long a whole window may take to arrive and still grow. On a slow path
+// a window that takes longer already holds more than the path carries in that time; a larger
+// one would only queue bytes in the link to the hub that every session and channel of the
+// node shares, ahead of their keepalives and credential refreshes (TestImpairedHub found
+// channels dying of that).
+const maxWindowDelay = 200 * time.Millisecond
 
 // chunk is the most a session reads from its socket into one frame.
 const chunk = 64 << 10
@@ -115,6 +123,11 @@ type session struct {
 	window    int  // current receive window
 	capWindow int
 	consumed  int // written since the last window update
+	// The pace of the last whole window: grow only after one written within maxWindowDelay.
+	markAt    time.Time // when the last whole window had been written
+	sinceMark int       // written since markAt
+	fast      bool      // that window took at most maxWindowDelay
+	now       func() time.Time
 	finSent   bool
 	finDone   bool // the peer's FIN reached the socket (CloseWrite)
 }
@@ -133,6 +146,7 @@ func newSession(cfg SessionConfig, stats *Counters, name string, ended func()) *
 		done:      make(chan struct{}),
 		window:    cfg.Window,
 		capWindow: cfg.WindowCap,
+		now:       time.Now,
 	}
 	s.writeFn = s.writeLoop
 	return s
@@ -400,13 +414,19 @@ func (s *session) wrote(n int, st sockio.State, err error) bool {
 func (s *session) returnCredit(n int) {
 	s.mu.Lock()
 	s.consumed += n
+	if s.sinceMark += n; s.sinceMark >= s.window {
+		t := s.now()
+		s.fast = !s.markAt.IsZero() && t.Sub(s.markAt) <= maxWindowDelay
+		s.markAt, s.sinceMark = t, 0
+	}
 	grant := 0
 	if s.consumed >= s.window/4 {
 		grant = s.consumed
 		s.consumed = 0
-		if s.q.Len() == 0 && s.window < s.capWindow {
+		if s.fast && s.q.Len() == 0 && s.window < s.capWindow {
 			grant += s.window // double
 			s.window *= 2
+			s.fast = false // the doubled window must show its own pace
 		}
 	}
 	s.mu.Unlock()
