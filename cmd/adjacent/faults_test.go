@@ -299,6 +299,11 @@ func (f *faults) transfer(seed uint64, up, down int64, checked ends) error {
 	if err != nil {
 		return err
 	}
+	return exchangeOn(c, seed, up, down, checked)
+}
+
+// exchangeOn runs a transfer over c, a connection to the inlet, and closes it.
+func exchangeOn(c net.Conn, seed uint64, up, down int64, checked ends) error {
 	defer c.Close()
 	tc := c.(*net.TCPConn)
 	tc.SetDeadline(time.Now().Add(hangAfter))

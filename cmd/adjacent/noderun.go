@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -46,5 +47,19 @@ func runForeground(cmd *cobra.Command, h home.Home, listen, identity, logLevel s
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	return node.Run(ctx, node.Config{Home: h, Listen: listen, Identity: identity, Logger: log})
+	cfg := node.Config{Home: h, Listen: listen, Identity: identity, Logger: log}
+	if v := os.Getenv(rehandshakeEnv); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second {
+			return fmt.Errorf("%s=%q: want a duration of at least 1s, such as 30s", rehandshakeEnv, v)
+		}
+		cfg.Rehandshake = d
+	}
+	return node.Run(ctx, cfg)
 }
+
+// rehandshakeEnv, when set, is how old a channel's keys get before a fresh handshake
+// replaces them (default 1h): the reliability tests shorten it so that re-handshakes
+// happen during their runs.
+const rehandshakeEnv = "ADJACENT_REHANDSHAKE_AFTER"
+

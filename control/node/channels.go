@@ -66,6 +66,8 @@ func (n *Node) channelConfig(authorized []identity.Identifier, require bool) sec
 		Auth:   trust.New(tc),
 		Logger: n.log,
 		Now:    n.cfg.Now,
+
+		RehandshakeAfter: n.cfg.Rehandshake,
 	}
 }
 
@@ -203,6 +205,7 @@ func channelInfo(c *securechannel.Channel) api.Channel {
 	}
 	s := c.Stats()
 	info.MessagesIn, info.MessagesOut, info.BytesIn, info.BytesOut = s.MessagesIn, s.MessagesOut, s.BytesIn, s.BytesOut
+	info.Generation = int(s.Generation)
 	return info
 }
 

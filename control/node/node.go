@@ -34,6 +34,9 @@ type Config struct {
 	TCP      tcp.Config       // transport tuning; its Logger defaults to Logger
 	Caps     Caps             // what remote peers can make the node hold
 	Now      func() time.Time // default time.Now
+	// Rehandshake is how old a channel's keys get before the initiator replaces them with
+	// a fresh handshake; default securechannel's (1h). Soak and fault tests shorten it.
+	Rehandshake time.Duration
 }
 
 // Node is a running node.
