@@ -62,4 +62,3 @@ func runForeground(cmd *cobra.Command, h home.Home, listen, identity, logLevel s
 // replaces them (default 1h): the reliability tests shorten it so that re-handshakes
 // happen during their runs.
 const rehandshakeEnv = "ADJACENT_REHANDSHAKE_AFTER"
-
