@@ -64,6 +64,15 @@ func newRow(t *testing.T, scenario, load, faults string) *scenarioRow {
 	return r
 }
 
+// faultScenarios are the kill tests' faults, for their rows.
+var faultScenarios = map[string]string{
+	"TestKillHubDuringTransfers":         "kill -9 of the hub, restarted",
+	"TestKillOutletNodeDuringTransfers":  "kill -9 of the outlet's node, restarted",
+	"TestKillInletNodeDuringTransfers":   "kill -9 of the inlet's node, restarted",
+	"TestHubStoreRestartDuringTransfers": "the hub's PostgreSQL stopped 3s and started, 10s credentials",
+	"TestTargetRestartDuringTransfers":   "the outlet's target stopped (resets) and started",
+}
+
 // envSize reads a byte count from the environment: a number with an optional KiB, MiB or
 // GiB suffix; def when unset.
 func envSize(t *testing.T, name string, def int64) int64 {
