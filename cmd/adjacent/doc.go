@@ -9,4 +9,9 @@
 // RFC 3339. Exit codes: 0, 1 when the command failed, 2 when the command line is wrong; an
 // error is one line on stderr, or with --output json the object
 // {"error": "...", "exit_code": N} on stderr.
+//
+// The node reads $ADJACENT_REHANDSHAKE_AFTER (a duration, default 1h): how old a channel's
+// keys get before a fresh handshake replaces them. Tests shorten it so that re-handshakes
+// happen during their runs. The reliability tests of issue 16 (TestImpairedHub,
+// the kill tests in faults_test.go, TestSoak) write rows of `make reliability`'s table.
 package main
