@@ -165,7 +165,8 @@ func TestImpairedHub(t *testing.T) {
 			out, err := w.blast(w.analysis, 2*time.Minute+time.Duration(n/50e3)*time.Second, "exchange", "-to", run.addr, "-bytes", strconv.FormatInt(n, 10))
 			t.Logf("%s: %s, %s to %s", run.name, out, start.Format("15:04:05.000"), time.Now().Format("15:04:05.000"))
 			if err != nil || !strings.HasPrefix(out, "ok") {
-				row.BytesLost += n
+				row.BytesLost = -1 // the stream broke
+				row.Notes = fmt.Sprintf("%s: %s", run.name, out)
 				t.Fatalf("%s: blast exchange: %v: %s\n%s", run.name, err, out, w.logsOf())
 			}
 			var secs float64
@@ -177,6 +178,7 @@ func TestImpairedHub(t *testing.T) {
 			keys.end()
 			t.Logf("%s, round %d: %s; %d credential refreshes, %d re-handshakes during it", run.name, round+1, out, keys.refreshes, keys.rehandshakes)
 			if len(keys.lost) > 0 {
+				row.Notes = fmt.Sprintf("%s: channels closed during the transfer (%d)", run.name, len(keys.lost))
 				t.Fatalf("%s: channels closed during the transfer: %s\n%s", run.name, strings.Join(keys.lost, "; "), w.logsOf())
 			}
 			psqls()
