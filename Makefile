@@ -2,7 +2,7 @@
 GO ?= go
 export PATH := /usr/local/go/bin:$(PATH)
 
-.PHONY: build test demo bench fuzz setup man
+.PHONY: build test demo bench fuzz setup man reliability soak
 
 build:
 	$(GO) build -o bin/adjacent ./cmd/adjacent
@@ -26,3 +26,15 @@ bench:
 
 fuzz:
 	FUZZTIME=$${FUZZTIME:-60s} scripts/fuzz.sh
+
+# Issue 16's table: the impaired links (1 GiB each way unless ADJACENT_IMPAIRED_BYTES), the
+# kill -9, store and target restarts, a 2-minute soak and every fuzzer, as root; prints the
+# table and writes docs/reliability.md.
+reliability:
+	$(GO) run ./internal/cmd/reliability -fuzztime $${FUZZTIME:-10s}
+
+# The one-hour soak (ADJACENT_SOAK_DURATION to change it), as root: writes its curves to
+# docs/soak (a table and an SVG chart).
+soak:
+	ADJACENT_SOAK_DURATION=$${ADJACENT_SOAK_DURATION:-1h} ADJACENT_SOAK_OUT=$${ADJACENT_SOAK_OUT:-$(CURDIR)/docs/soak} \
+		$(GO) test -count=1 -timeout 3h -v -run '^TestSoak$$' ./cmd/adjacent

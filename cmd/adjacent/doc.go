@@ -14,4 +14,9 @@
 // `config show` and `reload` ask the running node; `service install` and `uninstall`
 // (service.go) write the unit and sysusers entry of package dist, the directories and the
 // config below / (or a staged --root), and call systemctl only when systemd is PID 1.
+//
+// The node reads $ADJACENT_REHANDSHAKE_AFTER (a duration, default 1h): how old a channel's
+// keys get before a fresh handshake replaces them. Tests shorten it so that re-handshakes
+// happen during their runs. The reliability tests of issue 16 (TestImpairedHub,
+// the kill tests in faults_test.go, TestSoak) write rows of `make reliability`'s table.
 package main

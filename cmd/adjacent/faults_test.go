@@ -199,6 +199,7 @@ func (f *faults) restart(home string) time.Time {
 // the time fault returns (when the process is back).
 func (f *faults) run(checked ends, fault func() (back time.Time)) {
 	t := f.t
+	row := newRow(t, t.Name(), fmt.Sprintf("%d paced transfers of up to %s each way", transfers, sizeText(maxTransfer)), faultScenarios[t.Name()])
 	f.target.mu.Lock()
 	f.target.check = checked.server
 	f.target.mu.Unlock()
@@ -247,7 +248,9 @@ func (f *faults) run(checked ends, fault func() (back time.Time)) {
 	bad = append(bad, f.target.bad...)
 	f.target.mu.Unlock()
 	t.Logf("%d transfers completed before the fault, %d in all, %d ended in a reset or an error", before, completed.Load(), failed.Load())
+	row.Load += fmt.Sprintf(": %d completed, %d reset", completed.Load(), failed.Load())
 	if len(bad) > 0 {
+		row.BytesLost = -1 // a broken stream lost bytes or delivered wrong ones
 		t.Errorf("%d transfers broke their stream:\n%s\n%s", len(bad), strings.Join(bad[:min(len(bad), 10)], "\n"), f.logs())
 	}
 }
@@ -299,6 +302,11 @@ func (f *faults) transfer(seed uint64, up, down int64, checked ends) error {
 	if err != nil {
 		return err
 	}
+	return exchangeOn(c, seed, up, down, checked)
+}
+
+// exchangeOn runs a transfer over c, a connection to the inlet, and closes it.
+func exchangeOn(c net.Conn, seed uint64, up, down int64, checked ends) error {
 	defer c.Close()
 	tc := c.(*net.TCPConn)
 	tc.SetDeadline(time.Now().Add(hangAfter))

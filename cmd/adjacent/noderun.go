@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -99,5 +100,17 @@ func runForeground(cmd *cobra.Command, h home.Home, listen, identity string, dae
 		}()
 		cfg.Reload = reload
 	}
+	if v := os.Getenv(rehandshakeEnv); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second {
+			return fmt.Errorf("%s=%q: want a duration of at least 1s, such as 30s", rehandshakeEnv, v)
+		}
+		cfg.Rehandshake = d
+	}
 	return node.Run(ctx, cfg)
 }
+
+// rehandshakeEnv, when set, is how old a channel's keys get before a fresh handshake
+// replaces them (default 1h): the reliability tests shorten it so that re-handshakes
+// happen during their runs.
+const rehandshakeEnv = "ADJACENT_REHANDSHAKE_AFTER"

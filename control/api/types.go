@@ -80,6 +80,7 @@ type Channel struct {
 	MessagesOut uint64    `json:"messages_out"`
 	BytesIn     uint64    `json:"bytes_in"`
 	BytesOut    uint64    `json:"bytes_out"`
+	Generation  int       `json:"generation"` // handshakes over the channel's life, modulo 256
 }
 
 // CreateProject turns the node into the hub of a new project.

@@ -73,6 +73,8 @@ func (n *Node) channelConfigTo(authorized []identity.Identifier, require, toHub 
 		Auth:   &countingAuth{inner: trust.New(tc), c: &n.counts, role: responder},
 		Logger: n.log,
 		Now:    n.cfg.Now,
+
+		RehandshakeAfter: n.cfg.Rehandshake,
 	}
 }
 
@@ -210,6 +212,7 @@ func channelInfo(c *securechannel.Channel) api.Channel {
 	}
 	s := c.Stats()
 	info.MessagesIn, info.MessagesOut, info.BytesIn, info.BytesOut = s.MessagesIn, s.MessagesOut, s.BytesIn, s.BytesOut
+	info.Generation = int(s.Generation)
 	return info
 }
 

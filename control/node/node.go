@@ -45,6 +45,9 @@ type Config struct {
 	ConfigFile string
 	Reload     <-chan struct{}
 	LogLevel   *slog.LevelVar // set from the config's log_level, if any
+	// Rehandshake is how old a channel's keys get before the initiator replaces them with
+	// a fresh handshake; default securechannel's (1h). Soak and fault tests shorten it.
+	Rehandshake time.Duration
 }
 
 // Node is a running node.
