@@ -28,7 +28,9 @@ type OutletConfig struct {
 	Allow Allow
 	// MaxSessionsPerPeer caps the sessions one peer identity holds at once, dials in
 	// progress included (each is a dial, a connection to the target and goroutines); a
-	// connect over it is refused with "refused: capacity". Default 1024.
+	// connect over it is refused with "refused: capacity". Default 16384: a site behind one
+	// inlet node may hold thousands of pooled connections (an idle session costs about 8 KiB
+	// at each node), and the cap is there to bound a flood, not to ration honest clients.
 	MaxSessionsPerPeer int
 }
 
@@ -66,7 +68,7 @@ func NewOutlet(cfg OutletConfig) *Outlet {
 		cfg.Dial = d.DialContext
 	}
 	if cfg.MaxSessionsPerPeer <= 0 {
-		cfg.MaxSessionsPerPeer = 1024
+		cfg.MaxSessionsPerPeer = 16384
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	o := &Outlet{

@@ -37,7 +37,8 @@ type Caps struct {
 	// StrangerTimeout closes a stranger's channel whose identity has not presented a valid
 	// credential over it by then. Default 30s.
 	StrangerTimeout time.Duration
-	// OutletSessionsPerPeer caps the sessions of each outlet per peer identity. Default 1024.
+	// OutletSessionsPerPeer caps the sessions of each outlet per peer identity. Default
+	// 16384 (dataplane.OutletConfig.MaxSessionsPerPeer says why).
 	OutletSessionsPerPeer int
 	// RelaysPerIdentity caps, at a hub, the relays one identity holds. Default 16.
 	RelaysPerIdentity int
@@ -54,7 +55,7 @@ func (c *Caps) setDefaults() {
 	def(&c.StrangerChannelsPerIdentity, 4)
 	def(&c.StrangerChannelsPerOrigin, 8)
 	def(&c.StrangerChannels, 64)
-	def(&c.OutletSessionsPerPeer, 1024)
+	def(&c.OutletSessionsPerPeer, 16384)
 	def(&c.RelaysPerIdentity, 16)
 	if c.StrangerTimeout <= 0 {
 		c.StrangerTimeout = 30 * time.Second
