@@ -68,26 +68,6 @@ func serviceNode(t *testing.T, home, file string) (stop func()) {
 	}
 }
 
-// echoServer echoes every connection on a loopback port.
-func echoTarget(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
-	return l.Addr().String()
-}
-
 // echoOnce sends n random bytes through addr and checks they come back unchanged.
 func echoOnce(addr string, n int) error {
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
@@ -175,7 +155,7 @@ func TestConfigReload(t *testing.T) {
 		writeConfig(t, path, mustCLI(t, append([]string{"--home", hubHome, "project", "ticket"}, flags...)...))
 		return path
 	}
-	db, web := echoTarget(t), echoTarget(t)
+	db, web := echoServer(t), echoServer(t)
 	bankV1 := fmt.Sprintf(`enroll:
   ticket: %s
 relays: [postgres]

@@ -113,8 +113,8 @@ func TestMetrics(t *testing.T) {
 	mustCLI(t, "--home", analysis, "node", "create", "--metrics", anaM, "--listen", anaListen)
 	mustCLI(t, "--home", analysis, "enroll", strings.TrimSpace(mustCLI(t, "--home", h, "project", "ticket")))
 
-	mustCLI(t, "--home", bank, "tcp-outlet", "create", "--to", echoTarget(t), "--from", "db")
-	mustCLI(t, "--home", bank, "tcp-outlet", "create", "--to", echoTarget(t), "--from", "closed", "--allow", `(= subject.role "nobody")`)
+	mustCLI(t, "--home", bank, "tcp-outlet", "create", "--to", echoServer(t), "--from", "db")
+	mustCLI(t, "--home", bank, "tcp-outlet", "create", "--to", echoServer(t), "--from", "closed", "--allow", `(= subject.role "nobody")`)
 	inlet, closed := freePort(t), freePort(t)
 	mustCLI(t, "--home", analysis, "tcp-inlet", "create", "--from", inlet, "--via", "postgres", "--to", "db")
 	mustCLI(t, "--home", analysis, "tcp-inlet", "create", "--from", closed, "--via", "postgres", "--to", "closed", "--no-wait") // its outlet refuses this node: that is what is counted
