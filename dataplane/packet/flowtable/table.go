@@ -206,11 +206,7 @@ func (t *Table) Forward(peer uint64, client, virtual, target netip.AddrPort, fla
 	defer t.mu.Unlock()
 	now := t.now()
 	i, found := t.fwd[k]
-	if found && t.expired(i, now) {
-		t.remove(i)
-		t.stats.Expired++
-		found = false
-	}
+	found = t.live(i, found, now)
 	if !found {
 		if !synOnly {
 			t.stats.NoFlow++
@@ -238,6 +234,17 @@ func (t *Table) Forward(peer uint64, client, virtual, target netip.AddrPort, fla
 	return t.flow(i), nil
 }
 
+// live reports whether the flow at i, found by a lookup, is still live at now; one that
+// expired is removed and counted. t.mu is held.
+func (t *Table) live(i int32, found bool, now int64) bool {
+	if found && t.expired(i, now) {
+		t.remove(i)
+		t.stats.Expired++
+		return false
+	}
+	return found
+}
+
 // Reply steps the flow of a segment the target sent to the local port, and returns it. A
 // segment of no flow gets ErrNoFlow: the target's side never opens one.
 func (t *Table) Reply(target netip.AddrPort, port uint16, flags header.TCPFlags) (Flow, error) {
@@ -246,11 +253,7 @@ func (t *Table) Reply(target netip.AddrPort, port uint16, flags header.TCPFlags)
 	defer t.mu.Unlock()
 	now := t.now()
 	i, found := t.rev[k]
-	if found && t.expired(i, now) {
-		t.remove(i)
-		t.stats.Expired++
-		found = false
-	}
+	found = t.live(i, found, now)
 	if !found {
 		t.stats.NoFlow++
 		return Flow{}, ErrNoFlow
