@@ -32,6 +32,9 @@ type OutletConfig struct {
 	// inlet node may hold thousands of pooled connections (an idle session costs about 8 KiB
 	// at each node), and the cap is there to bound a flood, not to ration honest clients.
 	MaxSessionsPerPeer int
+	// Packets takes the messages of packet-mode portals to this outlet (kinds from
+	// FirstPacketKind), which carry the clients' own TCP segments; nil drops them.
+	Packets routing.Worker
 }
 
 // refusalLogInterval spaces an outlet's log lines about refused connects.
@@ -92,6 +95,14 @@ func (o *Outlet) Stats() *Counters { return &o.stats }
 // HandleMessage takes a connect from an inlet; it runs on the transport's goroutine, so the
 // dial happens on its own. A check is answered as the connect would be, without the dial.
 func (o *Outlet) HandleMessage(m *routing.Message) {
+	if p := m.Payload(); len(p) > 0 && p[0] >= FirstPacketKind {
+		if o.cfg.Packets == nil {
+			m.Release()
+			return
+		}
+		o.cfg.Packets.HandleMessage(m)
+		return
+	}
 	c, err := parse(m.Payload())
 	if err != nil || c.kind != msgConnect && c.kind != msgCheck {
 		m.Release()

@@ -25,6 +25,10 @@ const (
 	msgChecked byte = 9 // outlet -> inlet
 )
 
+// FirstPacketKind and the kinds after it belong to packet-mode portals (dataplane/packet/portal):
+// an outlet hands such a message to its OutletConfig.Packets.
+const FirstPacketKind byte = 16
+
 // pathNeeds is what the portal protocol needs of the path under a session: every message,
 // once and in order (routing.Stream). Data carries no offset and credit no sequence number:
 // a lost window update stalls the session for good, a lost or reordered data message

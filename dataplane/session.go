@@ -50,6 +50,7 @@ type Counters struct {
 	PolicyResets      atomic.Int64 // live sessions reset because their peer no longer passed the policy
 	Denied            atomic.Int64 // outlets: connects the policy refused
 	Refused           atomic.Int64 // outlets: connects over the cap of sessions per peer; inlets: connects refused, by the outlet or on the path
+	Dropped           atomic.Int64 // packet portals: batches of packets dropped under back-pressure
 }
 
 // SessionConfig is what inlets and outlets configure alike for their portal sessions. Zero

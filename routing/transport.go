@@ -207,3 +207,16 @@ func kindNames(hostPort bool) string {
 // InNode is what a message gets that never leaves the node (a link of nil): delivery is a
 // synchronous call.
 func InNode() Guarantees { return Guarantees{Reliable: true, Ordered: true, MaxMessage: MaxBufferData} }
+
+// Backlogged is what a link that queues may implement as well: how many bytes wait in it to
+// be written. A sender with no window of its own (a packet portal, which carries its
+// clients' own TCP) drops rather than queue past a bound, and lets the clients' TCP recover.
+type Backlogged interface{ Backlog() int }
+
+// BacklogOf returns the bytes waiting in l, or 0 if l does not say.
+func BacklogOf(l Link) int {
+	if b, ok := l.(Backlogged); ok {
+		return b.Backlog()
+	}
+	return 0
+}

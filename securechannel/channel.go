@@ -164,6 +164,9 @@ func (c *Channel) Guarantees() routing.Guarantees {
 	return g
 }
 
+// Backlog implements routing.Backlogged: what waits in the link the channel runs over.
+func (c *Channel) Backlog() int { return routing.BacklogOf(c.link) }
+
 // channelOverhead bounds what a channel adds to a message: its framing and tag, and the
 // routes of the message that carries the ciphertext.
 const channelOverhead = transportOverhead + 1 + 2*(1+routing.MaxRouteBytes)

@@ -143,3 +143,10 @@ func (d *Device) Close() error {
 	mu.Unlock()
 	return d.Device.Close()
 }
+
+// HasRoute reports whether a's host route points at the device.
+func (d *Device) HasRoute(a netip.Addr) bool {
+	mu.Lock()
+	defer mu.Unlock()
+	return d.routes[a.Unmap()] > 0
+}

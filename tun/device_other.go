@@ -15,3 +15,5 @@ func (d *Device) RemoveRoute(a netip.Addr) error { return ErrUnsupported }
 
 // Close is not supported on this platform.
 func (d *Device) Close() error { return ErrUnsupported }
+
+func (d *Device) HasRoute(a netip.Addr) bool { return false }

@@ -97,7 +97,7 @@ func inletCommand(g *globals) *cobra.Command {
 	}
 	var req api.CreateInlet
 	create := &cobra.Command{
-		Use:   "create --from [HOST:]PORT (--via RELAY [--to OUTLET] | --to ROUTE) [--tun [--hosts-file PATH]]",
+		Use:   "create --from [HOST:]PORT (--via RELAY [--to OUTLET] | --to ROUTE) [--tun [--raw] [--hosts-file PATH]]",
 		Short: "Listen on [HOST:]PORT and carry each connection to an outlet",
 		Long: `Listen on [HOST:]PORT and carry each connection to an outlet.
 
@@ -109,17 +109,24 @@ a path that comes later.
 With --tun the inlet is transparent: clients connect to HOST:PORT itself, which the node
 serves on its TUN device. HOST is an IP address (IPv4 or IPv6), or a name that the node maps
 to an address from --address-range and writes into a managed block of --hosts-file. It needs
-CAP_NET_ADMIN: run the node as root or as the system service.`,
+CAP_NET_ADMIN: run the node as root or as the system service.
+
+With --tun --raw the inlet is in packet mode: no stack in either node terminates the client's
+TCP. Its segments travel, batched, to the outlet's node, which injects them toward the target
+through a raw socket (it needs CAP_NET_RAW and CAP_NET_ADMIN for its nftables rules), so the
+client's and the server's kernels talk TCP to each other. An outlet's node that cannot do
+this refuses, and tcp-inlet list shows why.`,
 		Example: `  adjacent tcp-inlet create --from 15432 --via postgres
   adjacent tcp-inlet create --from 15432 --to /ip4/10.0.0.2/tcp/4000/secure/api/service/outlet
-  adjacent tcp-inlet create --from db.bank.internal:5432 --via postgres --tun`,
-		Args: exactArgs(0, "adjacent tcp-inlet create --from [HOST:]PORT (--via RELAY [--to OUTLET] | --to ROUTE) [--allow EXPR] [--tun [--hosts-file PATH]]"),
+  adjacent tcp-inlet create --from db.bank.internal:5432 --via postgres --tun
+  adjacent tcp-inlet create --from db.bank.internal:5432 --via postgres --tun --raw`,
+		Args: exactArgs(0, "adjacent tcp-inlet create --from [HOST:]PORT (--via RELAY [--to OUTLET] | --to ROUTE) [--allow EXPR] [--tun [--raw] [--hosts-file PATH]]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if req.From == "" {
 				return fmt.Errorf("tcp-inlet create needs --from [HOST:]PORT, e.g. --from 15432")
 			}
-			if (req.HostsFile != "" || req.AddressRange != "") && !req.Tun {
-				return fmt.Errorf("tcp-inlet create: --hosts-file and --address-range go with --tun")
+			if (req.HostsFile != "" || req.AddressRange != "" || req.Raw) && !req.Tun {
+				return fmt.Errorf("tcp-inlet create: --hosts-file, --address-range and --raw go with --tun: add --tun, and give --from the HOST:PORT clients connect to")
 			}
 			if req.HostsFile != "" {
 				abs, err := filepath.Abs(req.HostsFile)
@@ -136,11 +143,15 @@ CAP_NET_ADMIN: run the node as root or as the system service.`,
 				return err
 			}
 			return g.print(in, func(w io.Writer) {
+				kind := "Transparent inlet"
+				if in.Raw {
+					kind = "Transparent packet-mode inlet"
+				}
 				switch {
 				case in.Host != "":
-					fmt.Fprintf(w, "Transparent inlet on %s (%s in %s, device %s), connected through %s\n", in.Listen, in.Host, in.HostsFile, in.Tun, in.Route)
+					fmt.Fprintf(w, "%s on %s (%s in %s, device %s), connected through %s\n", kind, in.Listen, in.Host, in.HostsFile, in.Tun, in.Route)
 				case in.Tun != "":
-					fmt.Fprintf(w, "Transparent inlet on %s (device %s), connected through %s\n", in.Listen, in.Tun, in.Route)
+					fmt.Fprintf(w, "%s on %s (device %s), connected through %s\n", kind, in.Listen, in.Tun, in.Route)
 				default:
 					if req.NoWait {
 						fmt.Fprintf(w, "Inlet listening on %s, through %s (its path not checked: --no-wait)\n", in.Listen, in.Route)
@@ -157,6 +168,7 @@ CAP_NET_ADMIN: run the node as root or as the system service.`,
 	create.Flags().StringVar(&req.Allow, "allow", "", "policy the outlet's node must satisfy (default: project members)")
 	create.Flags().BoolVar(&req.NoWait, "no-wait", false, "create the inlet without checking its path first (for a relay or outlet that comes later)")
 	create.Flags().BoolVar(&req.Tun, "tun", false, "transparent: serve HOST:PORT itself on the node's TUN device (needs CAP_NET_ADMIN)")
+	create.Flags().BoolVar(&req.Raw, "raw", false, "with --tun: packet mode, the clients' own TCP segments travel to the outlet (its node needs CAP_NET_RAW)")
 	create.Flags().StringVar(&req.HostsFile, "hosts-file", "", "with --tun and a host name: the hosts file to map it in (default /etc/hosts)")
 	create.Flags().StringVar(&req.AddressRange, "address-range", "", "with --tun and a host name: where its address comes from (default 100.127.0.0/16)")
 	list := &cobra.Command{
@@ -180,6 +192,9 @@ CAP_NET_ADMIN: run the node as root or as the system service.`,
 
 // transparentNote describes a transparent inlet in listings.
 func transparentNote(in api.Inlet) string {
+	if in.Raw {
+		in.Tun += ", packet mode"
+	}
 	switch {
 	case in.Host != "":
 		return fmt.Sprintf(", transparent (%s, %s)", in.Host, in.Tun)

@@ -221,6 +221,9 @@ type CreateInlet struct {
 	Tun          bool   `json:"tun,omitempty"`
 	HostsFile    string `json:"hosts_file,omitempty"`
 	AddressRange string `json:"address_range,omitempty"`
+	// Raw (with Tun) makes a packet-mode inlet: the clients' own TCP segments travel to the
+	// outlet, whose node injects them with a raw socket (it needs CAP_NET_RAW).
+	Raw bool `json:"raw,omitempty"`
 	// NoWait creates the inlet without checking its path first (for a relay or outlet that
 	// comes later); by default a path that does not work, or refuses, fails the create.
 	NoWait bool `json:"no_wait,omitempty"`
@@ -235,7 +238,8 @@ type Inlet struct {
 	Tun       string `json:"tun,omitempty"`  // the TUN device of a transparent inlet
 	Host      string `json:"host,omitempty"` // its name in HostsFile
 	HostsFile string `json:"hosts_file,omitempty"`
-	Up        bool   `json:"up"` // the path to the outlet is established
+	Raw       bool   `json:"raw,omitempty"` // packet mode
+	Up        bool   `json:"up"`            // the path to the outlet is established
 	Active    int64  `json:"active"`
 	Total     int64  `json:"total"`
 	BytesIn   int64  `json:"bytes_in"`  // from local clients into the portal

@@ -5,7 +5,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/adjacentnet/adjacent/dataplane"
 )
 
 // Policies apply to live portal sessions, not only to new ones: each session knows its
@@ -68,11 +67,11 @@ func ticking(ctx context.Context, period time.Duration, kick <-chan struct{}, f 
 // admits, and returns how many. The portals log what they cut.
 func (ps *portals) recheck() int {
 	ps.mu.Lock()
-	outs := make([]*dataplane.Outlet, 0, len(ps.outlets))
+	outs := make([]interface{ Recheck() int }, 0, 2*len(ps.outlets))
 	for _, o := range ps.outlets {
-		outs = append(outs, o.dp)
+		outs = append(outs, o.dp, o.pk)
 	}
-	ins := make([]*dataplane.Inlet, 0, len(ps.inlets))
+	ins := make([]portalInlet, 0, len(ps.inlets))
 	for _, in := range ps.inlets {
 		ins = append(ins, in.dp)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/adjacentnet/adjacent/control/policy"
 	"github.com/adjacentnet/adjacent/control/state"
 	"github.com/adjacentnet/adjacent/dataplane"
+	"github.com/adjacentnet/adjacent/dataplane/packet/portal"
 	"github.com/adjacentnet/adjacent/internal/signals"
 	"github.com/adjacentnet/adjacent/routing"
 	"github.com/adjacentnet/adjacent/securechannel"
@@ -34,7 +35,9 @@ type portals struct {
 	mu      sync.Mutex
 	inlets  map[string]*inlet
 	outlets map[string]*outlet
-	tun     *transparent // while there are transparent inlets
+	tun     *transparent   // while there are transparent inlets
+	raw     *packetDevice  // while there are packet-mode inlets
+	engine  *portal.Engine // the outlets' packet side, started by the first packet flow
 }
 
 // portalsConfig is what the registry needs from the node.
@@ -63,19 +66,31 @@ type builtPath struct {
 }
 
 func newPortals(cfg portalsConfig) *portals {
-	return &portals{cfg: cfg, inlets: map[string]*inlet{}, outlets: map[string]*outlet{}}
+	return &portals{cfg: cfg, inlets: map[string]*inlet{}, outlets: map[string]*outlet{},
+		engine: portal.NewEngine(portal.EngineConfig{Router: cfg.Router, Logger: cfg.Logger})}
 }
 
 type outlet struct {
 	rec state.Outlet
 	dp  *dataplane.Outlet
+	pk  *portal.Outlet // its packet side, to which dp hands the packet portals' messages
 }
 
 type inlet struct {
 	rec  state.Inlet
-	dp   *dataplane.Inlet
+	dp   portalInlet
 	path *portalPath
 	dev  string // a transparent inlet's TUN device
+}
+
+// portalInlet is what the registry asks of an inlet's data plane: a classic or transparent
+// inlet's (dataplane.Inlet) or a packet-mode one's (portal.Inlet).
+type portalInlet interface {
+	Check(ctx context.Context) error
+	Stats() *dataplane.Counters
+	LastRefusal() (string, time.Time)
+	Recheck() int
+	Close() error
 }
 
 // hostPort completes [HOST:]PORT with the loopback address, as the config file does.
@@ -117,25 +132,30 @@ func (ps *portals) startOutlet(rec state.Outlet) (*outlet, error) {
 		return nil, fmt.Errorf("an outlet named %q exists; delete it first or choose another name with --from", rec.Name)
 	}
 	name := rec.Name
+	admit := func(m *routing.Message) (bool, string) {
+		if ps.cfg.Revoked(m, "outlet "+name) {
+			return false, "the sender's membership was revoked"
+		}
+		return access.Allowed(ps.cfg.Policy("tcp-outlet", name), m)
+	}
+	allow := func(peer routing.Peer) (bool, string) {
+		return access.AllowedPeer(ps.cfg.Policy("tcp-outlet", name), peer)
+	}
+	pk := portal.NewOutlet(portal.OutletConfig{Name: name, Target: rec.Target, Admit: admit, Allow: allow,
+		Engine: ps.engine, Logger: ps.cfg.Logger.With("outlet", name)})
 	dp := dataplane.NewOutlet(dataplane.OutletConfig{
 		SessionConfig: dataplane.SessionConfig{Router: ps.cfg.Router, Logger: ps.cfg.Logger.With("outlet", name)},
 		Target:        rec.Target,
 		// Each session is a dial and a connection to the target: capped per peer.
 		MaxSessionsPerPeer: ps.cfg.OutletSessionsPerPeer,
-		Admit: func(m *routing.Message) (bool, string) {
-			if ps.cfg.Revoked(m, "outlet "+name) {
-				return false, "the sender's membership was revoked"
-			}
-			return access.Allowed(ps.cfg.Policy("tcp-outlet", name), m)
-		},
-		Allow: func(peer routing.Peer) (bool, string) {
-			return access.AllowedPeer(ps.cfg.Policy("tcp-outlet", name), peer)
-		},
+		Admit:              admit,
+		Allow:              allow,
+		Packets:            pk,
 	})
 	if err := ps.cfg.Router.Register(name, dp, ps.cfg.Flow()); err != nil {
 		return nil, fmt.Errorf("name %q is taken by another worker", name)
 	}
-	o := &outlet{rec: rec, dp: dp}
+	o := &outlet{rec: rec, dp: dp, pk: pk}
 	ps.outlets[name] = o
 	ps.cfg.Logger.Info("outlet ready", "name", name, "target", rec.Target)
 	return o, nil
@@ -161,12 +181,14 @@ func (ps *portals) outletTarget(name string) (string, bool) {
 	return o.rec.Target, true
 }
 
+// outletInfo describes o: its sessions and packet flows together.
 func (ps *portals) outletInfo(o *outlet) api.Outlet {
-	st := o.dp.Stats()
+	st, pk := o.dp.Stats(), o.pk.Stats()
 	return api.Outlet{
 		Name: o.rec.Name, Target: o.rec.Target, Address: "/service/" + o.rec.Name,
 		Policy: ps.cfg.Policy("tcp-outlet", o.rec.Name).String(),
-		Active: st.Active.Load(), Total: st.Total.Load(), BytesIn: st.BytesIn.Load(), BytesOut: st.BytesOut.Load(),
+		Active: st.Active.Load(), Total: st.Total.Load() + pk.Total.Load(),
+		BytesIn: st.BytesIn.Load() + pk.BytesIn.Load(), BytesOut: st.BytesOut.Load() + pk.BytesOut.Load(),
 	}
 }
 
@@ -188,6 +210,7 @@ func (ps *portals) removeOutlet(name string) error {
 	}
 	ps.cfg.Router.Unregister(name)
 	o.dp.Close()
+	o.pk.Close()
 	return nil
 }
 
@@ -200,9 +223,10 @@ func (n *Node) createInlet(ctx context.Context, req api.CreateInlet) (api.Inlet,
 			return api.Inlet{}, fmt.Errorf("tcp-inlet create: %w", err)
 		}
 		rec = r
+		rec.Raw = req.Raw
 	} else {
-		if req.HostsFile != "" || req.AddressRange != "" {
-			return api.Inlet{}, errors.New("tcp-inlet create: --hosts-file and --address-range go with --tun")
+		if req.HostsFile != "" || req.AddressRange != "" || req.Raw {
+			return api.Inlet{}, errors.New("tcp-inlet create: --hosts-file, --address-range and --raw go with --tun")
 		}
 		listen, err := hostPort(req.From)
 		if err != nil {
@@ -283,7 +307,10 @@ func (ps *portals) stopInlet(in *inlet) {
 // dropLocked takes in out of the registry, and off the TUN device; ps.mu is held.
 func (ps *portals) dropLocked(in *inlet) {
 	delete(ps.inlets, in.rec.Name)
-	if in.rec.Tun {
+	switch {
+	case in.rec.Raw:
+		ps.stopRaw(in, ps.nameShared(in))
+	case in.rec.Tun:
 		ps.stopTransparent(in, ps.nameShared(in))
 	}
 }
@@ -326,6 +353,15 @@ func (ps *portals) startInlet(rec state.Inlet) (*inlet, error) {
 		return nil, err
 	}
 	path := &portalPath{ps: ps, route: route, name: rec.Name}
+	if rec.Raw {
+		in := &inlet{rec: rec, path: path}
+		if err := ps.startRaw(in); err != nil {
+			path.close()
+			return nil, err
+		}
+		ps.inlets[rec.Name] = in
+		return in, nil
+	}
 	dp := dataplane.NewInlet(dataplane.InletConfig{SessionConfig: dataplane.SessionConfig{Router: ps.cfg.Router, Logger: ps.cfg.Logger.With("inlet", rec.Name)}, Path: path, Allow: path.allowed})
 	in := &inlet{rec: rec, dp: dp, path: path}
 	if rec.Tun {
@@ -364,7 +400,7 @@ func (ps *portals) inletInfo(in *inlet) api.Inlet {
 		info.LastRefusal, info.LastRefusalAt = why, &at
 	}
 	if in.rec.Tun {
-		info.Tun, info.Host, info.HostsFile = in.dev, in.rec.Host, in.rec.HostsFile
+		info.Tun, info.Host, info.HostsFile, info.Raw = in.dev, in.rec.Host, in.rec.HostsFile, in.rec.Raw
 	}
 	return info
 }
@@ -431,9 +467,13 @@ func (ps *portals) close() {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	for _, in := range ps.inlets {
-		if in.rec.Tun {
-			// The names go with the node: with no route to its address, a name left in the
-			// hosts file would send clients out by the default route. They come back on restore.
+		// The names go with the node: with no route to its address, a name left in the
+		// hosts file would send clients out by the default route. They come back on restore.
+		switch {
+		case in.rec.Raw:
+			ps.stopRaw(in, ps.nameShared(in))
+			delete(ps.inlets, in.rec.Name)
+		case in.rec.Tun:
 			ps.stopTransparent(in, ps.nameShared(in))
 			delete(ps.inlets, in.rec.Name)
 		}
@@ -441,9 +481,12 @@ func (ps *portals) close() {
 		in.path.close()
 	}
 	ps.closeTransparent()
+	ps.closeRaw()
 	for _, o := range ps.outlets {
 		o.dp.Close()
+		o.pk.Close()
 	}
+	ps.engine.Close()
 }
 
 // portalPath keeps an inlet's way to its outlet: the channels along the route, re-created

@@ -116,6 +116,9 @@ func (ps *portals) startTransparent(in *inlet) (err error) {
 	if err != nil {
 		return fmt.Errorf("stored address %q: %w", in.rec.Listen, err)
 	}
+	if r := ps.raw; r != nil && r.dev.HasRoute(ap.Addr()) {
+		return fmt.Errorf("%s is an address of a packet-mode inlet (--raw); one address has one mode: delete that inlet, or choose another address", ap.Addr())
+	}
 	t := ps.tun
 	if t == nil {
 		if err := capNetAdmin.need("--tun"); err != nil {
@@ -145,7 +148,7 @@ func (ps *portals) startTransparent(in *inlet) (err error) {
 			}
 		}()
 	}
-	dp := in.dp
+	dp := in.dp.(*dataplane.Inlet)
 	if err := t.st.Register(ap, func(ctx context.Context, f stack.Flow) (stack.Session, error) {
 		p, err := dp.Dial(ctx)
 		if err != nil {
@@ -155,20 +158,41 @@ func (ps *portals) startTransparent(in *inlet) (err error) {
 	}); err != nil {
 		return fmt.Errorf("%s is served by another transparent inlet; delete it first", ap)
 	}
-	if err := t.dev.AddRoute(ap.Addr()); err != nil {
+	if err := ps.mapAddress(t.dev, in, ap); err != nil {
 		t.st.Unregister(ap)
+		return err
+	}
+	ps.cfg.Logger.Info("transparent inlet ready", "from", in.rec.Name, "address", ap.String(), "device", t.dev.Name(), "route", in.rec.Route)
+	return nil
+}
+
+// mapAddress points ap's address at dev and, for a name, writes it into the hosts file;
+// on success in.dev is dev's name.
+func (ps *portals) mapAddress(dev *tun.Device, in *inlet, ap netip.AddrPort) error {
+	if err := dev.AddRoute(ap.Addr()); err != nil {
 		return err
 	}
 	if in.rec.Host != "" {
 		if err := hosts.Set(in.rec.HostsFile, in.rec.Host, ap.Addr()); err != nil {
-			t.st.Unregister(ap)
-			t.dev.RemoveRoute(ap.Addr())
+			dev.RemoveRoute(ap.Addr())
 			return fmt.Errorf("%w; give a hosts file the node may write with --hosts-file, or an IP address as HOST", err)
 		}
 	}
-	in.dev = t.dev.Name()
-	ps.cfg.Logger.Info("transparent inlet ready", "from", in.rec.Name, "address", ap.String(), "device", t.dev.Name(), "route", in.rec.Route)
+	in.dev = dev.Name()
 	return nil
+}
+
+// unmapAddress undoes mapAddress; with keepHosts the hosts entry stays (another inlet uses
+// the name).
+func (ps *portals) unmapAddress(dev *tun.Device, in *inlet, ap netip.AddrPort, keepHosts bool) {
+	if err := dev.RemoveRoute(ap.Addr()); err != nil {
+		ps.cfg.Logger.Warn("route not removed", "address", ap.Addr().String(), "err", err)
+	}
+	if in.rec.Host != "" && !keepHosts {
+		if err := hosts.Remove(in.rec.HostsFile, in.rec.Host); err != nil {
+			ps.cfg.Logger.Warn("hosts entry not removed", "name", in.rec.Host, "err", err)
+		}
+	}
 }
 
 // stopTransparent undoes startTransparent for in; with keepHosts the hosts entry stays
@@ -184,14 +208,7 @@ func (ps *portals) stopTransparent(in *inlet, keepHosts bool) {
 		return
 	}
 	t.st.Unregister(ap)
-	if err := t.dev.RemoveRoute(ap.Addr()); err != nil {
-		ps.cfg.Logger.Warn("route not removed", "address", ap.Addr().String(), "err", err)
-	}
-	if in.rec.Host != "" && !keepHosts {
-		if err := hosts.Remove(in.rec.HostsFile, in.rec.Host); err != nil {
-			ps.cfg.Logger.Warn("hosts entry not removed", "name", in.rec.Host, "err", err)
-		}
-	}
+	ps.unmapAddress(t.dev, in, ap, keepHosts)
 	if t.st.Len() == 0 {
 		ps.closeTransparent()
 	}

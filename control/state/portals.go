@@ -14,7 +14,8 @@ type Outlet struct {
 
 // Inlet is a stored TCP inlet: the address it listens on and the route text to its outlet.
 // A transparent inlet (Tun) listens on a virtual address of the node's TUN device; Host is
-// the name mapped to that address in HostsFile, or empty.
+// the name mapped to that address in HostsFile, or empty; a Raw one carries the clients'
+// TCP segments (packet mode) instead of terminating their connections.
 type Inlet struct {
 	Name      string
 	Listen    string
@@ -23,6 +24,7 @@ type Inlet struct {
 	Tun       bool
 	Host      string
 	HostsFile string
+	Raw       bool
 }
 
 // PutOutlet stores an outlet, replacing one of the same name.
@@ -61,10 +63,10 @@ func (s *Store) DeleteOutlet(ctx context.Context, name string) error {
 
 // PutInlet stores an inlet, replacing one of the same name.
 func (s *Store) PutInlet(ctx context.Context, in Inlet) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO inlets (name, listen, route, created, tun, host, hosts_file) VALUES (?, ?, ?, ?, ?, ?, ?)
+	_, err := s.db.ExecContext(ctx, `INSERT INTO inlets (name, listen, route, created, tun, host, hosts_file, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET listen = excluded.listen, route = excluded.route,
-			tun = excluded.tun, host = excluded.host, hosts_file = excluded.hosts_file`,
-		in.Name, in.Listen, in.Route, in.Created, in.Tun, in.Host, in.HostsFile)
+			tun = excluded.tun, host = excluded.host, hosts_file = excluded.hosts_file, raw = excluded.raw`,
+		in.Name, in.Listen, in.Route, in.Created, in.Tun, in.Host, in.HostsFile, in.Raw)
 	if err != nil {
 		return fmt.Errorf("state: store inlet %s: %w", in.Name, err)
 	}
@@ -73,7 +75,7 @@ func (s *Store) PutInlet(ctx context.Context, in Inlet) error {
 
 // Inlets returns the stored inlets.
 func (s *Store) Inlets(ctx context.Context) ([]Inlet, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT name, listen, route, created, tun, host, hosts_file FROM inlets ORDER BY name`)
+	rows, err := s.db.QueryContext(ctx, `SELECT name, listen, route, created, tun, host, hosts_file, raw FROM inlets ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("state: list inlets: %w", err)
 	}
@@ -81,7 +83,7 @@ func (s *Store) Inlets(ctx context.Context) ([]Inlet, error) {
 	var out []Inlet
 	for rows.Next() {
 		var in Inlet
-		if err := rows.Scan(&in.Name, &in.Listen, &in.Route, &in.Created, &in.Tun, &in.Host, &in.HostsFile); err != nil {
+		if err := rows.Scan(&in.Name, &in.Listen, &in.Route, &in.Created, &in.Tun, &in.Host, &in.HostsFile, &in.Raw); err != nil {
 			return nil, err
 		}
 		out = append(out, in)

@@ -41,6 +41,8 @@ var migrations = []string{
 	ALTER TABLE inlets ADD COLUMN hosts_file TEXT NOT NULL DEFAULT ''`,
 	// The longest identity history seen of each peer that rotated its key.
 	`CREATE TABLE peer_histories (identifier TEXT PRIMARY KEY, changes INTEGER NOT NULL, history BLOB NOT NULL)`,
+	// Packet-mode (raw) transparent inlets carry the clients' own TCP segments.
+	`ALTER TABLE inlets ADD COLUMN raw INTEGER NOT NULL DEFAULT 0`,
 }
 
 // Open opens (creating, mode 0600) and migrates the database at path.

@@ -63,6 +63,9 @@ func (c *Conn) Done() <-chan struct{} { return c.done }
 // Guarantees implements routing.Link: those of the transport.
 func (c *Conn) Guarantees() routing.Guarantees { return c.t.Guarantees() }
 
+// Backlog implements routing.Backlogged: the bytes queued to be written to the socket.
+func (c *Conn) Backlog() int { return c.q.Len() }
+
 // Authenticated raises the frame cap: a secure channel completed a handshake over c.
 func (c *Conn) Authenticated() {
 	c.authenticated.Store(true)

@@ -77,12 +77,12 @@ func TestRandomOps(t *testing.T) {
 			if rng.IntN(2) == 0 {
 				fl = flags[rng.IntN(len(flags))]
 			}
-			f, err := tab.Forward(uint64(rng.IntN(4)), client(rng.IntN(30)), virtual, targets[rng.IntN(3)], fl)
+			f, err := tab.Forward(uint64(rng.IntN(4)), client(rng.IntN(30)), virtual, targets[rng.IntN(3)], fl, 0)
 			if err == nil {
 				ports = append(ports, f.Port)
 			}
 		case op < 85 && len(ports) > 0:
-			tab.Reply(targets[rng.IntN(3)], ports[rng.IntN(len(ports))], flags[rng.IntN(len(flags))])
+			tab.Reply(targets[rng.IntN(3)], ports[rng.IntN(len(ports))], flags[rng.IntN(len(flags))], 0)
 		case op < 95:
 			clk.add(time.Duration(rng.IntN(200)) * time.Millisecond)
 		case op < 99:

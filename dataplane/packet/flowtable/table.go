@@ -63,6 +63,10 @@ type Config struct {
 	MaxFlows   int       // [65536] flows in all
 	MaxPerPeer int       // [4096] flows of one peer
 	Ports      PortRange // [40000-40999] local ports; First must not exceed Last
+	// KeepPort makes a flow's port its client's port, with no translation (Ports unused):
+	// the inlet's table, which only tracks its clients' flows. A second client address
+	// with the same port toward the same virtual address gets ErrNoPort.
+	KeepPort bool
 	Timeouts   Timeouts
 	Now        func() time.Time // [time.Now]
 	Rand       io.Reader        // [crypto/rand.Reader] seeds the port choice
@@ -76,6 +80,10 @@ type Flow struct {
 	Target  netip.AddrPort // where the outlet sends it
 	Port    uint16         // the outlet's local port toward Target
 	State   State
+	// ClientNext and TargetNext are the sequence numbers each side sends next, as the
+	// table last saw them (the next arguments of Forward and Reply): where a RST that
+	// cuts the flow must start to be accepted.
+	ClientNext, TargetNext uint32
 }
 
 // Stats counts what the table did since it was made.
@@ -113,6 +121,8 @@ type entry struct {
 	state      State
 	listed     State // the state whose list holds the entry
 	fins       uint8 // finFwd | finRev
+	fwdNext    uint32
+	revNext    uint32
 }
 
 const (
@@ -195,8 +205,9 @@ func New(cfg Config) (*Table, error) {
 // An unknown (or expired) flow opens for a SYN-only segment, toward target from a free
 // local port, if the table and the peer's share have room; any other segment of an unknown
 // flow gets ErrNoFlow. A SYN-only segment of a flow in TIME_WAIT or CLOSE starts it anew on
-// the same port. Callers authorize the peer before a SYN reaches Forward.
-func (t *Table) Forward(peer uint64, client, virtual, target netip.AddrPort, flags header.TCPFlags) (Flow, error) {
+// the same port. Callers authorize the peer before a SYN reaches Forward. next is the
+// sequence number after the segment (Flow.ClientNext).
+func (t *Table) Forward(peer uint64, client, virtual, target netip.AddrPort, flags header.TCPFlags, next uint32) (Flow, error) {
 	k, ok := makeFwdKey(peer, client, virtual)
 	if ta := target.Addr().Unmap(); !ok || !ta.IsValid() || ta.Is4() != client.Addr().Unmap().Is4() {
 		return Flow{}, ErrAddresses
@@ -216,6 +227,7 @@ func (t *Table) Forward(peer uint64, client, virtual, target netip.AddrPort, fla
 		if i, err = t.open(k, target, now); err != nil {
 			return Flow{}, err
 		}
+		t.entries[i].fwdNext = next
 		return t.flow(i), nil
 	}
 	e := &t.entries[i]
@@ -230,6 +242,7 @@ func (t *Table) Forward(peer uint64, client, virtual, target netip.AddrPort, fla
 	if flags&header.TCPFlagFin != 0 && e.state != Close {
 		e.fins |= finFwd
 	}
+	e.fwdNext = next
 	t.touch(i, now)
 	return t.flow(i), nil
 }
@@ -246,8 +259,9 @@ func (t *Table) live(i int32, found bool, now int64) bool {
 }
 
 // Reply steps the flow of a segment the target sent to the local port, and returns it. A
-// segment of no flow gets ErrNoFlow: the target's side never opens one.
-func (t *Table) Reply(target netip.AddrPort, port uint16, flags header.TCPFlags) (Flow, error) {
+// segment of no flow gets ErrNoFlow: the target's side never opens one. next is the
+// sequence number after the segment (Flow.TargetNext).
+func (t *Table) Reply(target netip.AddrPort, port uint16, flags header.TCPFlags, next uint32) (Flow, error) {
 	k := revKey{target: target.Addr().Unmap().As16(), tport: target.Port(), port: port}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -268,6 +282,7 @@ func (t *Table) Reply(target netip.AddrPort, port uint16, flags header.TCPFlags)
 	if flags&header.TCPFlagFin != 0 && e.state != Close {
 		e.fins |= finRev
 	}
+	e.revNext = next
 	t.touch(i, now)
 	return t.flow(i), nil
 }
@@ -345,7 +360,13 @@ func (t *Table) open(k fwdKey, target netip.AddrPort, now int64) (int32, error) 
 		return -1, ErrPeerFull
 	}
 	rk := revKey{target: target.Addr().Unmap().As16(), tport: target.Port()}
-	if !t.freePort(&rk) && (t.expire(now) == 0 || !t.freePort(&rk)) {
+	if t.cfg.KeepPort {
+		rk.port = k.cport
+		if i, used := t.rev[rk]; used && t.live(i, true, now) {
+			t.stats.NoPort++
+			return -1, ErrNoPort
+		}
+	} else if !t.freePort(&rk) && (t.expire(now) == 0 || !t.freePort(&rk)) {
 		t.stats.NoPort++
 		return -1, ErrNoPort
 	}
@@ -457,6 +478,9 @@ func (t *Table) flow(i int32) Flow {
 		Target:  netip.AddrPortFrom(netip.AddrFrom16(e.rev.target).Unmap(), e.rev.tport),
 		Port:    e.rev.port,
 		State:   e.state,
+
+		ClientNext: e.fwdNext,
+		TargetNext: e.revNext,
 	}
 }
 

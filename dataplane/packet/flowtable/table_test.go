@@ -49,14 +49,14 @@ func newTable(t testing.TB, cfg Config) (*Table, *clock) {
 func TestOpensOnlyOnSYNOnly(t *testing.T) {
 	tab, _ := newTable(t, Config{})
 	for _, f := range []header.TCPFlags{ack, synAck, rst, finAck, header.TCPFlagSyn | header.TCPFlagFin, 0} {
-		if _, err := tab.Forward(1, client(1), virtual, target, f); !errors.Is(err, ErrNoFlow) {
+		if _, err := tab.Forward(1, client(1), virtual, target, f, 0); !errors.Is(err, ErrNoFlow) {
 			t.Errorf("Forward(unknown flow, %v) = %v, want %v", f, err, ErrNoFlow)
 		}
 	}
-	if _, err := tab.Reply(target, 40000, synAck); !errors.Is(err, ErrNoFlow) {
+	if _, err := tab.Reply(target, 40000, synAck, 0); !errors.Is(err, ErrNoFlow) {
 		t.Errorf("Reply(unknown flow) = %v, want %v", err, ErrNoFlow)
 	}
-	f, err := tab.Forward(1, client(1), virtual, target, syn)
+	f, err := tab.Forward(1, client(1), virtual, target, syn, 0)
 	if err != nil {
 		t.Fatalf("Forward(SYN) = %v", err)
 	}
@@ -99,9 +99,9 @@ func TestStates(t *testing.T) {
 				var f Flow
 				var err error
 				if s.reply {
-					f, err = tab.Reply(target, port, s.flags)
+					f, err = tab.Reply(target, port, s.flags, 0)
 				} else {
-					f, err = tab.Forward(7, client(1), virtual, target, s.flags)
+					f, err = tab.Forward(7, client(1), virtual, target, s.flags, 0)
 				}
 				if err != nil {
 					t.Fatalf("step %d (%v): %v", n, s.flags, err)
@@ -143,9 +143,9 @@ func TestTimeouts(t *testing.T) {
 				clk.add(time.Second) // each packet refreshes the flow
 				var err error
 				if s.reply {
-					f, err = tab.Reply(target, f.Port, s.flags)
+					f, err = tab.Reply(target, f.Port, s.flags, 0)
 				} else {
-					f, err = tab.Forward(1, client(1), virtual, target, s.flags)
+					f, err = tab.Forward(1, client(1), virtual, target, s.flags, 0)
 				}
 				if err != nil {
 					t.Fatal(err)
@@ -162,7 +162,7 @@ func TestTimeouts(t *testing.T) {
 			if n := tab.Expire(); n != 1 || tab.Len() != 0 {
 				t.Fatalf("at %v: Expire() = %d, Len() = %d, want 1, 0", timeout[state], n, tab.Len())
 			}
-			if _, err := tab.Reply(target, f.Port, ack); !errors.Is(err, ErrNoFlow) {
+			if _, err := tab.Reply(target, f.Port, ack, 0); !errors.Is(err, ErrNoFlow) {
 				t.Errorf("Reply after expiry = %v, want %v", err, ErrNoFlow)
 			}
 		})
@@ -175,23 +175,23 @@ func TestExpiryOrder(t *testing.T) {
 	tab, clk := newTable(t, Config{Timeouts: Timeouts{Established: time.Minute}})
 	ports := make([]uint16, 4)
 	for i := range ports {
-		f, _ := tab.Forward(1, client(i), virtual, target, syn)
-		tab.Reply(target, f.Port, synAck)
-		tab.Forward(1, client(i), virtual, target, ack)
+		f, _ := tab.Forward(1, client(i), virtual, target, syn, 0)
+		tab.Reply(target, f.Port, synAck, 0)
+		tab.Forward(1, client(i), virtual, target, ack, 0)
 		ports[i] = f.Port
 	}
 	for range 3 {
 		clk.add(30 * time.Second)
-		tab.Reply(target, ports[2], ack) // flow 2 stays busy
+		tab.Reply(target, ports[2], ack, 0) // flow 2 stays busy
 	}
 	if n := tab.Expire(); n != 3 {
 		t.Errorf("Expire() = %d, want 3 (all but the busy flow)", n)
 	}
-	if f, err := tab.Forward(1, client(2), virtual, target, ack); err != nil || f.State != Established {
+	if f, err := tab.Forward(1, client(2), virtual, target, ack, 0); err != nil || f.State != Established {
 		t.Errorf("busy flow: Forward = %+v, %v, want it established", f, err)
 	}
 	clk.add(time.Minute)
-	if _, err := tab.Forward(1, client(2), virtual, target, ack); !errors.Is(err, ErrNoFlow) {
+	if _, err := tab.Forward(1, client(2), virtual, target, ack, 0); !errors.Is(err, ErrNoFlow) {
 		t.Errorf("Forward on an expired flow = %v, want %v", err, ErrNoFlow)
 	}
 	if got := tab.Stats(); got.Expired != 4 || got.Flows != 0 {
@@ -205,7 +205,7 @@ func TestSYNFloodFillsOnlyItsShare(t *testing.T) {
 	tab, clk := newTable(t, Config{MaxFlows: 350, MaxPerPeer: 100, Ports: PortRange{40000, 49999}})
 	refused := 0
 	for i := range 1000 {
-		if _, err := tab.Forward(1, client(i), virtual, target, syn); errors.Is(err, ErrPeerFull) {
+		if _, err := tab.Forward(1, client(i), virtual, target, syn, 0); errors.Is(err, ErrPeerFull) {
 			refused++
 		} else if err != nil {
 			t.Fatalf("flood SYN %d: %v", i, err)
@@ -216,14 +216,14 @@ func TestSYNFloodFillsOnlyItsShare(t *testing.T) {
 	}
 	for p := uint64(2); p <= 3; p++ {
 		for i := range 100 {
-			if _, err := tab.Forward(p, client(i), virtual, target, syn); err != nil {
+			if _, err := tab.Forward(p, client(i), virtual, target, syn, 0); err != nil {
 				t.Fatalf("peer %d SYN %d beside the flood: %v", p, i, err)
 			}
 		}
 	}
 	for p := uint64(4); p <= 5; p++ { // 100 flows want in; 50 fit
 		for i := range 50 {
-			_, err := tab.Forward(p, client(i), virtual, target, syn)
+			_, err := tab.Forward(p, client(i), virtual, target, syn, 0)
 			if p == 4 && err != nil || p == 5 && !errors.Is(err, ErrFull) {
 				t.Fatalf("peer %d SYN %d with %d flows: %v", p, i, tab.Len(), err)
 			}
@@ -233,7 +233,7 @@ func TestSYNFloodFillsOnlyItsShare(t *testing.T) {
 		t.Errorf("Stats() = %+v, want 50 full, 900 peer full, 350 flows", got)
 	}
 	clk.add(30 * time.Second) // the SYN_SENT timeout
-	if _, err := tab.Forward(1, client(5000), virtual, target, syn); err != nil {
+	if _, err := tab.Forward(1, client(5000), virtual, target, syn, 0); err != nil {
 		t.Errorf("SYN after the flood's flows expired: %v", err)
 	}
 	if tab.Len() != 1 {
@@ -246,7 +246,7 @@ func TestPorts(t *testing.T) {
 	other := netip.MustParseAddrPort("127.0.0.2:5432")
 	seen := map[uint16]int{}
 	for i := range 3 {
-		f, err := tab.Forward(1, client(i), virtual, target, syn)
+		f, err := tab.Forward(1, client(i), virtual, target, syn, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -255,20 +255,20 @@ func TestPorts(t *testing.T) {
 	if len(seen) != 3 {
 		t.Errorf("3 flows to one target got ports %v, want 3 distinct", seen)
 	}
-	if _, err := tab.Forward(1, client(3), virtual, target, syn); !errors.Is(err, ErrNoPort) {
+	if _, err := tab.Forward(1, client(3), virtual, target, syn, 0); !errors.Is(err, ErrNoPort) {
 		t.Errorf("4th flow to a target over a 3-port range: %v, want %v", err, ErrNoPort)
 	}
-	if _, err := tab.Forward(1, client(3), virtual, other, syn); err != nil {
+	if _, err := tab.Forward(1, client(3), virtual, other, syn, 0); err != nil {
 		t.Errorf("flow to another target: %v, want a port", err)
 	}
 	for port, i := range seen {
-		f, err := tab.Reply(target, port, synAck)
+		f, err := tab.Reply(target, port, synAck, 0)
 		if err != nil || f.Client != client(i) {
 			t.Errorf("Reply(%v, %d) = %+v, %v; want the flow of %v", target, port, f, err, client(i))
 		}
 	}
 	clk.add(30 * time.Second) // the SYN_SENT timeout frees the ports
-	if _, err := tab.Forward(1, client(4), virtual, target, syn); err != nil {
+	if _, err := tab.Forward(1, client(4), virtual, target, syn, 0); err != nil {
 		t.Errorf("flow to the target after its ports' flows expired: %v", err)
 	}
 	if _, err := New(Config{Ports: PortRange{5, 4}}); err == nil {
@@ -279,26 +279,26 @@ func TestPorts(t *testing.T) {
 func TestPeersAndFamilies(t *testing.T) {
 	tab, _ := newTable(t, Config{})
 	// Two inlets may have clients at the same address: their flows are distinct.
-	a, _ := tab.Forward(1, client(1), virtual, target, syn)
-	b, err := tab.Forward(2, client(1), virtual, target, syn)
+	a, _ := tab.Forward(1, client(1), virtual, target, syn, 0)
+	b, err := tab.Forward(2, client(1), virtual, target, syn, 0)
 	if err != nil || a.Port == b.Port {
 		t.Errorf("same client behind two peers: ports %d and %d (%v), want two flows", a.Port, b.Port, err)
 	}
 	v6 := netip.MustParseAddrPort("[fd00::1]:40000")
-	if _, err := tab.Forward(1, v6, virtual, target, syn); !errors.Is(err, ErrAddresses) {
+	if _, err := tab.Forward(1, v6, virtual, target, syn, 0); !errors.Is(err, ErrAddresses) {
 		t.Errorf("Forward(ipv6 client, ipv4 virtual) = %v, want %v", err, ErrAddresses)
 	}
-	if _, err := tab.Forward(1, client(1), virtual, netip.MustParseAddrPort("[::1]:5432"), syn); !errors.Is(err, ErrAddresses) {
+	if _, err := tab.Forward(1, client(1), virtual, netip.MustParseAddrPort("[::1]:5432"), syn, 0); !errors.Is(err, ErrAddresses) {
 		t.Errorf("Forward(ipv4 flow, ipv6 target) = %v, want %v", err, ErrAddresses)
 	}
-	f, err := tab.Forward(1, v6, netip.MustParseAddrPort("[fd7a::1]:5432"), netip.MustParseAddrPort("[::1]:5432"), syn)
+	f, err := tab.Forward(1, v6, netip.MustParseAddrPort("[fd7a::1]:5432"), netip.MustParseAddrPort("[::1]:5432"), syn, 0)
 	if err != nil || f.Client != v6 || !f.Target.Addr().Is6() {
 		t.Errorf("ipv6 flow: %+v, %v", f, err)
 	}
 	if got := tab.RemovePeer(1); len(got) != 2 || tab.Len() != 1 {
 		t.Errorf("RemovePeer(1) removed %d flows, %d left; want 2, 1", len(got), tab.Len())
 	}
-	if _, err := tab.Reply(target, a.Port, synAck); !errors.Is(err, ErrNoFlow) {
+	if _, err := tab.Reply(target, a.Port, synAck, 0); !errors.Is(err, ErrNoFlow) {
 		t.Errorf("Reply to a removed flow: %v, want %v", err, ErrNoFlow)
 	}
 }
@@ -314,12 +314,12 @@ func BenchmarkIdleFlows(b *testing.B) {
 		tab, _ := newTable(b, Config{MaxFlows: flows, MaxPerPeer: flows, Ports: PortRange{40000, 59999}})
 		for i := range flows {
 			tgt := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 9, 0, byte(i % 10)}), 5432)
-			f, err := tab.Forward(uint64(i%8), client(i), virtual, tgt, syn)
+			f, err := tab.Forward(uint64(i%8), client(i), virtual, tgt, syn, 0)
 			if err != nil {
 				b.Fatal(err)
 			}
-			tab.Reply(tgt, f.Port, synAck)
-			tab.Forward(uint64(i%8), client(i), virtual, tgt, ack)
+			tab.Reply(tgt, f.Port, synAck, 0)
+			tab.Forward(uint64(i%8), client(i), virtual, tgt, ack, 0)
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&after)
@@ -336,7 +336,7 @@ func BenchmarkPacket(b *testing.B) {
 			return netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 9, 0, byte(i % 10)}), 5432)
 		}
 		for i := range n {
-			if _, err := tab.Forward(1, client(i), virtual, tgt(i), syn); err != nil {
+			if _, err := tab.Forward(1, client(i), virtual, tgt(i), syn, 0); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -344,7 +344,7 @@ func BenchmarkPacket(b *testing.B) {
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				tab.Forward(1, client(i%n), virtual, tgt(i%n), ack)
+				tab.Forward(1, client(i%n), virtual, tgt(i%n), ack, 0)
 				i++
 			}
 		})
@@ -355,7 +355,7 @@ func BenchmarkPacket(b *testing.B) {
 			Timeouts: Timeouts{SynSent: time.Millisecond}})
 		i := 0
 		for b.Loop() {
-			if _, err := tab.Forward(1, client(i), virtual, target, syn); err != nil {
+			if _, err := tab.Forward(1, client(i), virtual, target, syn, 0); err != nil {
 				b.Fatal(err)
 			}
 			clk.add(time.Microsecond) // flows live about 1000 opens
@@ -364,4 +364,28 @@ func BenchmarkPacket(b *testing.B) {
 			}
 		}
 	})
+}
+
+// The inlet's table keeps its clients' ports and tracks where each side's next segment
+// starts, so that a flow it cuts can be reset at both ends.
+func TestKeepPortAndNext(t *testing.T) {
+	tab, err := New(Config{KeepPort: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := netip.MustParseAddrPort("10.0.0.1:51000")
+	f, err := tab.Forward(0, c, virtual, virtual, syn, 101)
+	if err != nil || f.Port != c.Port() || f.ClientNext != 101 {
+		t.Fatalf("Forward(SYN) = %+v, %v; want port %d and ClientNext 101", f, err, c.Port())
+	}
+	if f, err = tab.Reply(virtual, c.Port(), synAck, 7001); err != nil || f.Client != c || f.TargetNext != 7001 {
+		t.Fatalf("Reply(SYN-ACK) = %+v, %v; want the flow of %v with TargetNext 7001", f, err, c)
+	}
+	other := netip.MustParseAddrPort("10.0.0.2:51000")
+	if _, err := tab.Forward(0, other, virtual, virtual, syn, 1); !errors.Is(err, ErrNoPort) {
+		t.Errorf("Forward(second client, same port) = %v, want %v", err, ErrNoPort)
+	}
+	if f, err = tab.Forward(0, c, virtual, virtual, ack, 102); err != nil || f.ClientNext != 102 || f.TargetNext != 7001 {
+		t.Errorf("Forward(ACK) = %+v, %v; want ClientNext 102, TargetNext 7001", f, err)
+	}
 }
