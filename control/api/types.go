@@ -274,6 +274,19 @@ type Status struct {
 	Channels []Channel `json:"channels"`
 	// Caps is what peers hold against the node's caps, and how often they were refused.
 	Caps *CapsStatus `json:"caps,omitempty"`
+	// Packets is the outlets' packet-mode flows, once the first one came.
+	Packets *PacketStatus `json:"packets,omitempty"`
+}
+
+// PacketStatus is a node's packet-mode outlet side: its flow table, and the nftables rules
+// that keep its kernel out of the flows' ports.
+type PacketStatus struct {
+	Flows      int    `json:"flows"`
+	Opened     uint64 `json:"opened"`
+	Expired    uint64 `json:"expired"`
+	Refused    uint64 `json:"refused"`     // SYNs over the table's caps
+	Diverted   uint64 `json:"diverted"`    // packets to the flows' ports kept from the kernel's TCP
+	KernelRSTs uint64 `json:"kernel_rsts"` // RSTs the kernel sent from the flows' ports anyway, dropped: must stay 0
 }
 
 // CapsStatus counts the secure channels peers hold to a node's listener, by members and by

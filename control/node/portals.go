@@ -684,6 +684,10 @@ func (n *Node) status(ctx context.Context) api.Status {
 	var caps api.CapsStatus
 	caps.MemberChannels, caps.StrangerChannels, caps.Refused = n.admit.counts()
 	st.Caps = &caps
+	if ft, rules := n.portals.engine.Stats(); ft.Opened > 0 || ft.Flows > 0 {
+		st.Packets = &api.PacketStatus{Flows: ft.Flows, Opened: ft.Opened, Expired: ft.Expired,
+			Refused: ft.Full + ft.PeerFull + ft.NoPort, Diverted: rules.Diverted, KernelRSTs: rules.RSTs}
+	}
 	return st
 }
 

@@ -117,9 +117,12 @@ func (d *Device) readLoop() {
 				continue
 			}
 			in := d.inlets[p.Dst()]
-			if in == nil {
+			if in == nil { // a port of a virtual address that no inlet serves: refused
 				d.stray.Add(1)
 				d.strayed.Note(slog.String("to", p.Dst().String()))
+				if r := packet.AppendResetFor(nil, &p); len(r) > 0 {
+					d.write([][]byte{r})
+				}
 				continue
 			}
 			if in.fromClient(&p) && !in.touched {
