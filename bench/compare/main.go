@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -21,7 +22,15 @@ type config struct {
 	seconds   int // iperf3 seconds per direction
 	rrCount   int // blast rr round trips
 	connCount int // blast connect connects
+	measures  map[string]bool
 }
+
+// measures are what -measures chooses from, in the order they run; every mode that has a
+// number for one measures it. The default is all of them.
+var measureNames = []string{"throughput", "rtt", "connect", "tps", "scale", "syscalls"}
+
+// wants reports whether the run measures name.
+func (c config) wants(name string) bool { return c.measures[name] }
 
 func main() {
 	var cfg config
@@ -29,12 +38,28 @@ func main() {
 	flag.StringVar(&cfg.out, "out", "bench/out", "directory for results.md, results.svg, results.json and logs/")
 	flag.StringVar(&cfg.wireguard, "wireguard", "bin/peers/wireguard", "wireguard-go binary (GOBIN=bin/peers go install golang.zx2c4.com/wireguard@latest)")
 	flag.StringVar(&modes, "modes", "", "comma-separated modes to run, default all: "+strings.Join(modeKeys(), ","))
-	flag.IntVar(&cfg.seconds, "t", 5, "seconds of each iperf3 run")
+	var measures string
+	flag.StringVar(&measures, "measures", strings.Join(measureNames, ","),
+		"comma-separated measures: throughput (iperf3 each way), rtt (64-byte round trips), connect (connect plus first round trip), "+
+			"tps (pgbench -S, 8 clients, PostgreSQL in B), scale (new connections/s, memory per idle connection; portal modes), "+
+			"syscalls (system calls per frame; portal modes)")
+	flag.IntVar(&cfg.seconds, "t", 5, "seconds of each iperf3 run and of each pgbench run")
 	flag.IntVar(&cfg.rrCount, "rr", 3000, "64-byte round trips of blast rr")
 	flag.IntVar(&cfg.connCount, "connects", 300, "connects of blast connect")
 	flag.Parse()
 	if modes != "" {
 		cfg.modes = strings.Split(modes, ",")
+	}
+	cfg.measures = map[string]bool{}
+	for _, m := range strings.Split(measures, ",") {
+		if m = strings.TrimSpace(m); m == "" {
+			continue
+		}
+		if !slices.Contains(measureNames, m) {
+			fmt.Fprintf(os.Stderr, "compare: unknown measure %q; measures are %s\n", m, strings.Join(measureNames, ","))
+			os.Exit(2)
+		}
+		cfg.measures[m] = true
 	}
 	if err := netns.Check(); err != nil {
 		fmt.Fprintf(os.Stderr, "compare: %v; run it as root (sudo make bench)\n", err)
