@@ -102,7 +102,7 @@ func (b *bench) postgresIn(ctx context.Context, topo string, ns *netns.Namespace
 		return pg, err
 	}
 	progress("starting PostgreSQL in %s's B and filling pgbench's tables", topo)
-	pg, err := b.startPostgres(ctx, b.run, ns)
+	pg, err := b.startPostgres(ctx, b.run, "postgres-"+topo, ns)
 	if err != nil {
 		err = fmt.Errorf("PostgreSQL: %w", err)
 		progress("%v; no tps in this run's %s modes", err, topo)

@@ -32,6 +32,24 @@ var measureNames = []string{"throughput", "rtt", "connect", "tps", "scale", "sys
 // wants reports whether the run measures name.
 func (c config) wants(name string) bool { return c.measures[name] }
 
+// parseMeasures reads -measures: names from measureNames, separated by commas.
+func parseMeasures(list string) (map[string]bool, error) {
+	chosen := map[string]bool{}
+	for _, m := range strings.Split(list, ",") {
+		if m = strings.TrimSpace(m); m == "" {
+			continue
+		}
+		if !slices.Contains(measureNames, m) {
+			return nil, fmt.Errorf("unknown measure %q; measures are %s", m, strings.Join(measureNames, ","))
+		}
+		chosen[m] = true
+	}
+	if len(chosen) == 0 {
+		return nil, fmt.Errorf("-measures chose nothing; measures are %s", strings.Join(measureNames, ","))
+	}
+	return chosen, nil
+}
+
 func main() {
 	var cfg config
 	var modes string
@@ -50,17 +68,12 @@ func main() {
 	if modes != "" {
 		cfg.modes = strings.Split(modes, ",")
 	}
-	cfg.measures = map[string]bool{}
-	for _, m := range strings.Split(measures, ",") {
-		if m = strings.TrimSpace(m); m == "" {
-			continue
-		}
-		if !slices.Contains(measureNames, m) {
-			fmt.Fprintf(os.Stderr, "compare: unknown measure %q; measures are %s\n", m, strings.Join(measureNames, ","))
-			os.Exit(2)
-		}
-		cfg.measures[m] = true
+	measured, err := parseMeasures(measures)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "compare:", err)
+		os.Exit(2)
 	}
+	cfg.measures = measured
 	if err := netns.Check(); err != nil {
 		fmt.Fprintf(os.Stderr, "compare: %v; run it as root (sudo make bench)\n", err)
 		os.Exit(1)
@@ -69,7 +82,7 @@ func main() {
 	signal.Ignore(syscall.SIGPIPE)
 	// Interrupts cancel the run; every namespace and process is still removed before exit.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	err := run(ctx, cfg)
+	err = run(ctx, cfg)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "compare:", err)

@@ -172,3 +172,23 @@ func TestReportFiles(t *testing.T) {
 		t.Errorf("results.json modes = %s", js)
 	}
 }
+
+func TestParseMeasures(t *testing.T) {
+	all, err := parseMeasures(strings.Join(measureNames, ","))
+	if err != nil || len(all) != len(measureNames) || !all["tps"] {
+		t.Errorf("parseMeasures(default) = %v, %v; want every measure", all, err)
+	}
+	got, err := parseMeasures("rtt, tps")
+	if err != nil || len(got) != 2 || !got["rtt"] || !got["tps"] {
+		t.Errorf(`parseMeasures("rtt, tps") = %v, %v`, got, err)
+	}
+	for _, bad := range []string{"tpss", "", ","} {
+		if _, err := parseMeasures(bad); err == nil {
+			t.Errorf("parseMeasures(%q) accepted", bad)
+		}
+	}
+	b := &bench{cfg: config{seconds: 3, measures: got}}
+	if m := b.method(); !strings.Contains(m, "pgbench -S -c 8 -j 2 -T 3") || strings.Contains(m, "iperf3") {
+		t.Errorf("method with rtt and tps = %q", m)
+	}
+}
