@@ -121,7 +121,7 @@ type result struct {
 	Status, Note           string
 	UpGbps, DownGbps       float64 // one iperf3 stream A->B and B->A
 	RTTus, RTTp99us        float64 // 64-byte request/response round trips
-	Connectus, Connp99us   float64 // connect plus first round trip, as blast connect defines it
+	Connectus, Connp99us   float64 // connect plus first round trip, as internal/connprobe defines it
 	TPS                    float64 // pgbench -S transactions per second, 8 clients
 	ConnPerSec             float64 // new connections per second from 32 clients
 	InletKiBPerConn        float64 // node memory per idle connection, at the inlet

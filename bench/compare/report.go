@@ -142,7 +142,7 @@ func (b *bench) method() string {
 		parts = append(parts, fmt.Sprintf("RTT: %d round trips of 64 bytes", c.rrCount))
 	}
 	if c.wants("connect") {
-		parts = append(parts, fmt.Sprintf("connect: %d connects, each timed from connect() to the first 64-byte response (the close after)", c.connCount))
+		parts = append(parts, fmt.Sprintf("connect: %d connects, each timed from connect() to the first 64-byte response, the close after (internal/connprobe)", c.connCount))
 	}
 	if c.wants("tps") {
 		parts = append(parts, fmt.Sprintf("tps: pgbench -S -c %d -j %d -T %d against PostgreSQL in B (scale 1), the ratio column against ssh -L",
