@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The side-by-side comparison of issue 6, as root: installs what the portal is compared
 # with when it is missing (Debian's openssh, stunnel4, iperf3, socat, wireguard-tools, nebula
-# for nebula and nebula-cert, and linux-perf to count the portal's system calls;
+# for nebula and nebula-cert, linux-perf to count the portal's system calls, and postgresql
+# for the PostgreSQL server and pgbench of the tps measure;
 # wireguard-go's current module version with go install into bin/peers), then runs
 # bench/compare, which builds bin/adjacent, bin/blast and the namespaces, runs every mode,
 # prints the table and writes bench/out/results.{md,svg,json} and bench/out/logs/. A peer
 # that cannot be installed is skipped with a note in the table rather than failing the run.
-# Arguments go to bench/compare (e.g. -modes raw,ssh,adjacent -t 2).
+# Arguments go to bench/compare (e.g. -modes raw,ssh,adjacent -t 2 -measures rtt,connect,tps).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
@@ -31,6 +32,8 @@ have socat || need+=(socat)
 have wg || need+=(wireguard-tools)
 have nebula || need+=(nebula) # its systemd unit is a template: installing it starts nothing
 have nebula-cert || need+=(nebula)
+# The server, its initdb and pgbench, all from one installation (Debian's postgresql-N).
+[ -n "$(ls /usr/lib/postgresql/*/bin/pgbench 2>/dev/null)" ] || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing ${need[*]}"
   apt-get update -qq || echo "bench: apt-get update failed; trying the installs anyway" >&2
@@ -42,6 +45,10 @@ if [ ${#need[@]} -gt 0 ]; then
   # Debian starts sshd when it installs it; the comparison runs its own, in namespaces only.
   if printf '%s\n' "${need[@]}" | grep -qx openssh-server; then
     systemctl disable --now ssh >/dev/null 2>&1 || service ssh stop >/dev/null 2>&1 || true
+  fi
+  # Likewise its cluster: the comparison runs its own servers, in B's namespaces.
+  if printf '%s\n' "${need[@]}" | grep -qx postgresql; then
+    systemctl disable --now postgresql >/dev/null 2>&1 || service postgresql stop >/dev/null 2>&1 || true
   fi
 fi
 

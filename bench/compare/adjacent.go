@@ -71,68 +71,85 @@ type step struct {
 	args []string
 }
 
-// setupAdjacentDirect is the direct portal: B's node listens on its veth address with two
-// outlets; A's node has two inlets with routes straight to them, one secure channel. Nodes
-// outside any project admit any authenticated peer, so no enrollment is needed.
-func setupAdjacentDirect(ctx context.Context, b *bench, s *stage) (endpoints, error) {
-	dir, err := b.scratch("adjacent")
-	if err != nil {
-		return endpoints{}, err
-	}
-	server := newNode(b, s, b.direct.b, dir, "b")
-	client := newNode(b, s, b.direct.a, dir, "a")
-	li, lb := localPorts("adjacent")
-	to := func(outlet string) string {
-		return fmt.Sprintf("/ip4/%s/tcp/%d/secure/api/service/%s", directB, adjacentPort, outlet)
-	}
-	err = runAll(ctx, []step{
-		{server, []string{"node", "create", "--listen", fmt.Sprintf("%s:%d", directB, adjacentPort)}},
+// outlets are the commands that open B's outlets, one per server, named after it.
+func outlets(server *node) []step {
+	return []step{
 		{server, []string{"tcp-outlet", "create", "--to", fmt.Sprint(iperfPort), "--from", "iperf"}},
 		{server, []string{"tcp-outlet", "create", "--to", fmt.Sprint(blastPort), "--from", "blast"}},
-		{client, []string{"tcp-inlet", "create", "--from", fmt.Sprintf("127.0.0.1:%d", li), "--to", to("iperf")}},
-		{client, []string{"tcp-inlet", "create", "--from", fmt.Sprintf("127.0.0.1:%d", lb), "--to", to("blast")}},
-	})
-	if err != nil {
-		return endpoints{}, err
+		{server, []string{"tcp-outlet", "create", "--to", fmt.Sprint(pgPort), "--from", "pg"}},
 	}
-	ep := local(b.direct.a, li, lb)
-	ep.inlet, ep.outlet = client, server
-	return ep, nil
+}
+
+// directRoute is the route from A's node straight to B's outlet.
+func directRoute(outlet string) string {
+	return fmt.Sprintf("/ip4/%s/tcp/%d/secure/api/service/%s", directB, adjacentPort, outlet)
+}
+
+// adjacentDirect is the direct portal: B's node listens on its veth address with an outlet
+// per server; A's node has an inlet for each on its loopback, with routes straight to them,
+// one secure channel, each inlet made with the extra tcp-inlet flags. Nodes outside any
+// project admit any authenticated peer, so no enrollment is needed.
+func adjacentDirect(extra ...string) func(ctx context.Context, b *bench, s *stage) (endpoints, error) {
+	return func(ctx context.Context, b *bench, s *stage) (endpoints, error) {
+		dir, err := b.scratch("adjacent")
+		if err != nil {
+			return endpoints{}, err
+		}
+		server := newNode(b, s, b.direct.b, dir, "b")
+		client := newNode(b, s, b.direct.a, dir, "a")
+		li, lb, lp := localPorts("adjacent")
+		steps := append([]step{{server, []string{"node", "create", "--listen", fmt.Sprintf("%s:%d", directB, adjacentPort)}}}, outlets(server)...)
+		for _, in := range []struct {
+			port   int
+			outlet string
+		}{{li, "iperf"}, {lb, "blast"}, {lp, "pg"}} {
+			steps = append(steps, step{client, append([]string{"tcp-inlet", "create",
+				"--from", fmt.Sprintf("127.0.0.1:%d", in.port), "--to", directRoute(in.outlet)}, extra...)})
+		}
+		if err := runAll(ctx, steps); err != nil {
+			return endpoints{}, err
+		}
+		ep := local(b.direct.a, li, lb, lp)
+		ep.inlet, ep.outlet = client, server
+		return ep, nil
+	}
 }
 
 // tunAddr is the virtual address of the transparent mode's inlets in A: the clients connect
-// to tunAddr:5201 and tunAddr:7000 as if B's servers were there.
+// to tunAddr:5201, tunAddr:7000 and tunAddr:5432 as if B's servers were there.
 const tunAddr = "10.250.0.1"
 
-// setupAdjacentTun is the direct portal with transparent inlets: A's node serves
-// tunAddr:iperfPort and tunAddr:blastPort on its TUN device and carries them to B's outlets.
-func setupAdjacentTun(ctx context.Context, b *bench, s *stage) (endpoints, error) {
-	dir, err := b.scratch("adjacent-tun")
-	if err != nil {
-		return endpoints{}, err
+// adjacentTun is the direct portal with transparent inlets: A's node serves
+// tunAddr:iperfPort, tunAddr:blastPort and tunAddr:pgPort on its TUN device and carries
+// them to B's outlets. Each inlet is made with --tun and the extra tcp-inlet flags (a
+// raw inlet's "--raw").
+func adjacentTun(extra ...string) func(ctx context.Context, b *bench, s *stage) (endpoints, error) {
+	return func(ctx context.Context, b *bench, s *stage) (endpoints, error) {
+		dir, err := b.scratch("adjacent-tun")
+		if err != nil {
+			return endpoints{}, err
+		}
+		server := newNode(b, s, b.direct.b, dir, "b")
+		client := newNode(b, s, b.direct.a, dir, "a")
+		steps := append([]step{{server, []string{"node", "create", "--listen", fmt.Sprintf("%s:%d", directB, adjacentPort)}}}, outlets(server)...)
+		for _, in := range []struct {
+			port   int
+			outlet string
+		}{{iperfPort, "iperf"}, {blastPort, "blast"}, {pgPort, "pg"}} {
+			steps = append(steps, step{client, append([]string{"tcp-inlet", "create",
+				"--from", fmt.Sprintf("%s:%d", tunAddr, in.port), "--to", directRoute(in.outlet), "--tun"}, extra...)})
+		}
+		if err := runAll(ctx, steps); err != nil {
+			return endpoints{}, err
+		}
+		at := func(port int) string { return fmt.Sprintf("%s:%d", tunAddr, port) }
+		return endpoints{ns: b.direct.a, iperf: at(iperfPort), blast: at(blastPort), pg: at(pgPort), inlet: client, outlet: server}, nil
 	}
-	server := newNode(b, s, b.direct.b, dir, "b")
-	client := newNode(b, s, b.direct.a, dir, "a")
-	to := func(outlet string) string {
-		return fmt.Sprintf("/ip4/%s/tcp/%d/secure/api/service/%s", directB, adjacentPort, outlet)
-	}
-	iperf, blast := fmt.Sprintf("%s:%d", tunAddr, iperfPort), fmt.Sprintf("%s:%d", tunAddr, blastPort)
-	err = runAll(ctx, []step{
-		{server, []string{"node", "create", "--listen", fmt.Sprintf("%s:%d", directB, adjacentPort)}},
-		{server, []string{"tcp-outlet", "create", "--to", fmt.Sprint(iperfPort), "--from", "iperf"}},
-		{server, []string{"tcp-outlet", "create", "--to", fmt.Sprint(blastPort), "--from", "blast"}},
-		{client, []string{"tcp-inlet", "create", "--from", iperf, "--to", to("iperf"), "--tun"}},
-		{client, []string{"tcp-inlet", "create", "--from", blast, "--to", to("blast"), "--tun"}},
-	})
-	if err != nil {
-		return endpoints{}, err
-	}
-	return endpoints{ns: b.direct.a, iperf: iperf, blast: blast, inlet: client, outlet: server}, nil
 }
 
 // setupAdjacentHub is the story's shape: a hub in H with the project's authority and relay
-// service; B enrolls, opens two outlets and a relay; A enrolls and opens two inlets via the
-// relay. Two channel layers: each node's channel to the hub, and A's end-to-end channel to B.
+// service; B enrolls, opens an outlet per server and a relay; A enrolls and opens an inlet
+// for each via the relay. Two channel layers: each node's channel to the hub, and A's end-to-end channel to B.
 func setupAdjacentHub(ctx context.Context, b *bench, s *stage) (endpoints, error) {
 	dir, err := b.scratch("adjacent-hub")
 	if err != nil {
@@ -153,18 +170,17 @@ func setupAdjacentHub(ctx context.Context, b *bench, s *stage) (endpoints, error
 	if err != nil {
 		return endpoints{}, err
 	}
-	li, lb := localPorts("adjacent-hub")
-	err = runAll(ctx, []step{
-		{server, []string{"enroll", serverTicket}},
-		{server, []string{"tcp-outlet", "create", "--to", fmt.Sprint(iperfPort), "--from", "iperf"}},
-		{server, []string{"tcp-outlet", "create", "--to", fmt.Sprint(blastPort), "--from", "blast"}},
+	li, lb, lp := localPorts("adjacent-hub")
+	steps := append([]step{{server, []string{"enroll", serverTicket}}}, outlets(server)...)
+	steps = append(steps, []step{
 		{server, []string{"relay", "create", "bench"}},
 		{client, []string{"enroll", clientTicket}},
 		{client, []string{"tcp-inlet", "create", "--from", fmt.Sprintf("127.0.0.1:%d", li), "--via", "bench", "--to", "iperf"}},
 		{client, []string{"tcp-inlet", "create", "--from", fmt.Sprintf("127.0.0.1:%d", lb), "--via", "bench", "--to", "blast"}},
-	})
-	if err != nil {
+		{client, []string{"tcp-inlet", "create", "--from", fmt.Sprintf("127.0.0.1:%d", lp), "--via", "bench", "--to", "pg"}},
+	}...)
+	if err := runAll(ctx, steps); err != nil {
 		return endpoints{}, err
 	}
-	return local(b.relay.a, li, lb), nil
+	return local(b.relay.a, li, lb, lp), nil
 }

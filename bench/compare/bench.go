@@ -21,6 +21,12 @@ type bench struct {
 	direct  direct
 	relay   relay
 	started time.Time
+
+	// What lives for the whole run: a PostgreSQL server per topology, started for the
+	// first mode that measures tps there (or the reason it could not be).
+	run    *stage
+	pgs    map[string]*postgres
+	pgErrs map[string]error
 }
 
 // newBench builds the tools and the topologies. On error nothing is left.
@@ -45,6 +51,11 @@ func newBench(ctx context.Context, cfg config) (b *bench, err error) {
 	if b.tmp, err = os.MkdirTemp("", "adjacent-bench-"); err != nil {
 		return nil, err
 	}
+	if b.run, err = newStage(filepath.Join(b.out, "logs", "run")); err != nil {
+		os.RemoveAll(b.tmp)
+		return nil, err
+	}
+	b.pgs, b.pgErrs = map[string]*postgres{}, map[string]error{}
 	defer func() {
 		if err != nil {
 			b.Close()
@@ -84,8 +95,27 @@ func (b *bench) startServers(ctx context.Context, s *stage, label string, ns *ne
 	return nil
 }
 
+// postgresIn is the topology's PostgreSQL server with pgbench's tables, in its server
+// namespace ns, started on first use; nil with the reason when it cannot be started.
+func (b *bench) postgresIn(ctx context.Context, topo string, ns *netns.Namespace) (*postgres, error) {
+	if pg, err := b.pgs[topo], b.pgErrs[topo]; pg != nil || err != nil {
+		return pg, err
+	}
+	progress("starting PostgreSQL in %s's B and filling pgbench's tables", topo)
+	pg, err := b.startPostgres(ctx, b.run, "postgres-"+topo, ns)
+	if err != nil {
+		err = fmt.Errorf("PostgreSQL: %w", err)
+		progress("%v; no tps in this run's %s modes", err, topo)
+	}
+	b.pgs[topo], b.pgErrs[topo] = pg, err
+	return pg, err
+}
+
 // Close removes the namespaces, with whatever still runs in them, and the scratch directory.
 func (b *bench) Close() error {
+	if b.run != nil {
+		b.run.close()
+	}
 	var errs []string
 	for _, ns := range []*netns.Namespace{b.direct.a, b.direct.b, b.relay.a, b.relay.b, b.relay.hub} {
 		if ns != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"html"
 	"math"
+	"slices"
 	"strings"
 )
 
@@ -27,33 +28,48 @@ type series struct {
 	text  func(float64) string
 }
 
-// chart draws the results as two panels of horizontal grouped bars, one group per mode:
-// throughput both ways on a linear axis, and the two latencies on a log axis (they span
-// microseconds to tens of milliseconds).
+// chart draws the results as panels of horizontal grouped bars, one group per mode:
+// throughput both ways on a linear axis, the two latencies on a log axis (they span
+// microseconds to tens of milliseconds), and pgbench's transactions per second on a linear
+// axis when the run measured them.
 func chart(h header, rs []result) string {
 	var sb strings.Builder
-	height := 70 + 2*(panelHead+len(rs)*rowH+axisH) + 30
+	panels := 2
+	tps := slices.ContainsFunc(rs, func(r result) bool { return !math.IsNaN(r.TPS) })
+	if tps {
+		panels++
+	}
+	height := 70 + panels*(panelHead+len(rs)*rowH+axisH) + 10*(panels-1) + 20
 	fmt.Fprintf(&sb, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="13">`+"\n",
 		chartW, height, chartW, height)
 	fmt.Fprintf(&sb, `<rect width="%d" height="%d" fill="white"/>`+"\n", chartW, height)
-	text(&sb, 20, 30, "start", `font-size="18" font-weight="bold"`, "adjacent side by side: one TCP stream, 64-byte round trips, connects")
+	title := "adjacent side by side: one TCP stream, 64-byte round trips, connects"
+	if tps {
+		title += ", pgbench"
+	}
+	text(&sb, 20, 30, "start", `font-size="18" font-weight="bold"`, title)
 	text(&sb, 20, 52, "start", `fill="#555"`, h.line())
 
 	y := 70
-	y = panel(&sb, y, rs, "Throughput, one iperf3 stream (Gbit/s, higher is better)", false, []series{
+	y = panel(&sb, y, rs, "Throughput, one iperf3 stream (Gbit/s, higher is better)", "Gbit/s", false, []series{
 		{"A->B", "#4C78A8", func(r result) float64 { return r.UpGbps }, func(v float64) string { return fmt.Sprintf("%.2f", v) }},
 		{"B->A", "#F58518", func(r result) float64 { return r.DownGbps }, func(v float64) string { return fmt.Sprintf("%.2f", v) }},
 	})
-	panel(&sb, y+10, rs, "Latency p50 (log scale, lower is better)", true, []series{
+	y = panel(&sb, y+10, rs, "Latency p50 (log scale, lower is better)", "time, p50 (log scale)", true, []series{
 		{"64-byte round trip", "#54A24B", func(r result) float64 { return r.RTTus }, latencyMicro},
 		{"connect + first round trip", "#B279A2", func(r result) float64 { return r.Connectus }, latencyMicro},
 	})
+	if tps {
+		panel(&sb, y+10, rs, "Transactions per second, pgbench -S, 8 clients (higher is better)", "transactions/s", false, []series{
+			{"select-only", "#E45756", func(r result) float64 { return r.TPS }, count},
+		})
+	}
 	sb.WriteString("</svg>\n")
 	return sb.String()
 }
 
-// panel draws one panel from y and returns the y below it.
-func panel(sb *strings.Builder, y int, rs []result, title string, logScale bool, ss []series) int {
+// panel draws one panel from y, its axis titled axis, and returns the y below it.
+func panel(sb *strings.Builder, y int, rs []result, title, axis string, logScale bool, ss []series) int {
 	text(sb, 20, y+20, "start", `font-size="15" font-weight="bold"`, title)
 	lx := plotX
 	for _, s := range ss {
@@ -149,10 +165,6 @@ func panel(sb *strings.Builder, y int, rs []result, title string, logScale bool,
 
 	fmt.Fprintf(sb, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#333"/>`+"\n", plotX, top, plotX, bottom)
 	fmt.Fprintf(sb, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#333"/>`+"\n", plotX, bottom, plotX+plotW, bottom)
-	axis := "Gbit/s"
-	if logScale {
-		axis = "time, p50 (log scale)"
-	}
 	text(sb, plotX+plotW/2, bottom+40, "middle", `fill="#333"`, axis)
 	return bottom + axisH
 }

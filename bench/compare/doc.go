@@ -2,8 +2,10 @@
 // adjacent portal, direct and through a hub, beside raw TCP and the tunnels a user would
 // pick instead (ssh -L, stunnel, wireguard-go, Nebula, socat, and ssh -R plus ssh -L through
 // a hub), each measured the same way in network namespaces it builds and removes: one iperf3
-// stream each way, 64-byte request/response round trips and connect plus first round trip
-// (blast).
+// stream each way, 64-byte request/response round trips, connect plus first round trip
+// (blast; internal/connprobe defines it), and pgbench select-only transactions per second
+// with 8 clients against a PostgreSQL server behind the far end (one per topology, its
+// tables made once). -measures chooses among them; a new mode plugs in at modes (modes.go).
 //
 // It prints a table with the ratios that issue 6's goals use and writes it as Markdown
 // (results.md), JSON (results.json) and an SVG chart (results.svg) into -out, with every

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -21,6 +22,32 @@ type config struct {
 	seconds   int // iperf3 seconds per direction
 	rrCount   int // blast rr round trips
 	connCount int // blast connect connects
+	measures  map[string]bool
+}
+
+// measures are what -measures chooses from, in the order they run; every mode that has a
+// number for one measures it. The default is all of them.
+var measureNames = []string{"throughput", "rtt", "connect", "tps", "scale", "syscalls"}
+
+// wants reports whether the run measures name.
+func (c config) wants(name string) bool { return c.measures[name] }
+
+// parseMeasures reads -measures: names from measureNames, separated by commas.
+func parseMeasures(list string) (map[string]bool, error) {
+	chosen := map[string]bool{}
+	for _, m := range strings.Split(list, ",") {
+		if m = strings.TrimSpace(m); m == "" {
+			continue
+		}
+		if !slices.Contains(measureNames, m) {
+			return nil, fmt.Errorf("unknown measure %q; measures are %s", m, strings.Join(measureNames, ","))
+		}
+		chosen[m] = true
+	}
+	if len(chosen) == 0 {
+		return nil, fmt.Errorf("-measures chose nothing; measures are %s", strings.Join(measureNames, ","))
+	}
+	return chosen, nil
 }
 
 func main() {
@@ -29,13 +56,24 @@ func main() {
 	flag.StringVar(&cfg.out, "out", "bench/out", "directory for results.md, results.svg, results.json and logs/")
 	flag.StringVar(&cfg.wireguard, "wireguard", "bin/peers/wireguard", "wireguard-go binary (GOBIN=bin/peers go install golang.zx2c4.com/wireguard@latest)")
 	flag.StringVar(&modes, "modes", "", "comma-separated modes to run, default all: "+strings.Join(modeKeys(), ","))
-	flag.IntVar(&cfg.seconds, "t", 5, "seconds of each iperf3 run")
+	var measures string
+	flag.StringVar(&measures, "measures", strings.Join(measureNames, ","),
+		"comma-separated measures: throughput (iperf3 each way), rtt (64-byte round trips), connect (connect plus first round trip), "+
+			"tps (pgbench -S, 8 clients, PostgreSQL in B), scale (new connections/s, memory per idle connection; portal modes), "+
+			"syscalls (system calls per frame; portal modes)")
+	flag.IntVar(&cfg.seconds, "t", 5, "seconds of each iperf3 run and of each pgbench run")
 	flag.IntVar(&cfg.rrCount, "rr", 3000, "64-byte round trips of blast rr")
 	flag.IntVar(&cfg.connCount, "connects", 300, "connects of blast connect")
 	flag.Parse()
 	if modes != "" {
 		cfg.modes = strings.Split(modes, ",")
 	}
+	measured, err := parseMeasures(measures)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "compare:", err)
+		os.Exit(2)
+	}
+	cfg.measures = measured
 	if err := netns.Check(); err != nil {
 		fmt.Fprintf(os.Stderr, "compare: %v; run it as root (sudo make bench)\n", err)
 		os.Exit(1)
@@ -44,7 +82,7 @@ func main() {
 	signal.Ignore(syscall.SIGPIPE)
 	// Interrupts cancel the run; every namespace and process is still removed before exit.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	err := run(ctx, cfg)
+	err = run(ctx, cfg)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "compare:", err)

@@ -12,14 +12,16 @@ import (
 	"github.com/adjacentnet/adjacent/internal/netns"
 )
 
-// measure runs the same four measurements for every mode, from the client namespace: one
-// iperf3 stream A->B and B->A, 64-byte round trips, and connect plus first round trip. It
-// stops at the first failure and keeps what it measured before.
-func (b *bench) measure(ctx context.Context, ep endpoints, r *result) error {
+// measure runs the same measurements for every mode, from the client namespace, those
+// -measures chose: one iperf3 stream A->B and B->A, 64-byte round trips, connect plus
+// first round trip, and pgbench's transactions per second against pg (nil when PostgreSQL
+// could not be started: no tps then). It stops at the first failure and keeps what it
+// measured before.
+func (b *bench) measure(ctx context.Context, ep endpoints, r *result, pg *postgres) error {
 	if err := b.waitPath(ctx, ep, 30*time.Second); err != nil {
 		return err
 	}
-	if b.tools.path["iperf3"] != "" {
+	if b.tools.path["iperf3"] != "" && b.cfg.wants("throughput") {
 		up, err := b.iperf(ctx, ep, false)
 		if err != nil {
 			return fmt.Errorf("iperf3 A->B: %w", err)
@@ -31,23 +33,31 @@ func (b *bench) measure(ctx context.Context, ep endpoints, r *result) error {
 		}
 		r.DownGbps = down
 	}
-	out, err := b.blast(ctx, ep.ns, 2*time.Minute, "rr", "-to", ep.blast, "-count", strconv.Itoa(b.cfg.rrCount), "-size", "64")
-	if err != nil {
-		return fmt.Errorf("blast rr: %w", err)
+	if b.cfg.wants("rtt") {
+		out, err := b.blast(ctx, ep.ns, 2*time.Minute, "rr", "-to", ep.blast, "-count", strconv.Itoa(b.cfg.rrCount), "-size", "64")
+		if err != nil {
+			return fmt.Errorf("blast rr: %w", err)
+		}
+		if r.RTTus, r.RTTp99us, err = percentiles(out); err != nil {
+			return fmt.Errorf("blast rr: %w", err)
+		}
 	}
-	p50, p99, err := percentiles(out)
-	if err != nil {
-		return fmt.Errorf("blast rr: %w", err)
+	if b.cfg.wants("connect") {
+		out, err := b.blast(ctx, ep.ns, 2*time.Minute, "connect", "-to", ep.blast, "-count", strconv.Itoa(b.cfg.connCount))
+		if err != nil {
+			return fmt.Errorf("blast connect: %w", err)
+		}
+		if r.Connectus, r.Connp99us, err = percentiles(out); err != nil {
+			return fmt.Errorf("blast connect: %w", err)
+		}
 	}
-	r.RTTus, r.RTTp99us = p50, p99
-	out, err = b.blast(ctx, ep.ns, 2*time.Minute, "connect", "-to", ep.blast, "-count", strconv.Itoa(b.cfg.connCount))
-	if err != nil {
-		return fmt.Errorf("blast connect: %w", err)
+	if b.cfg.wants("tps") && pg != nil {
+		tps, err := b.measureTPS(ctx, pg, ep)
+		if err != nil {
+			return err
+		}
+		r.TPS = tps
 	}
-	if p50, p99, err = percentiles(out); err != nil {
-		return fmt.Errorf("blast connect: %w", err)
-	}
-	r.Connectus, r.Connp99us = p50, p99
 	return nil
 }
 

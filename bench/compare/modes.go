@@ -21,19 +21,41 @@ type mode struct {
 	setup func(ctx context.Context, b *bench, s *stage) (endpoints, error)
 }
 
-// endpoints are where the client connects for iperf3 and blast, from namespace ns.
+// endpoints are where the client connects for iperf3, blast and pgbench, from namespace ns.
 type endpoints struct {
-	ns            *netns.Namespace
-	iperf, blast  string // host:port
-	inlet, outlet *node  // the portal's nodes, for the scale figures; nil for the peers
+	ns               *netns.Namespace
+	iperf, blast, pg string // host:port
+	inlet, outlet    *node  // the portal's nodes, for the scale figures; nil for the peers
 }
 
 // local is the endpoints of a tunnel that forwards ports on ns's loopback.
-func local(ns *netns.Namespace, iperf, blast int) endpoints {
-	return endpoints{ns: ns, iperf: fmt.Sprintf("127.0.0.1:%d", iperf), blast: fmt.Sprintf("127.0.0.1:%d", blast)}
+func local(ns *netns.Namespace, iperf, blast, pg int) endpoints {
+	at := func(port int) string { return fmt.Sprintf("127.0.0.1:%d", port) }
+	return endpoints{ns: ns, iperf: at(iperf), blast: at(blast), pg: at(pg)}
+}
+
+// at is the endpoints of a mode whose client reaches B's servers on B's address host (raw
+// TCP, or an overlay address): the servers startServers runs there on all addresses, and
+// PostgreSQL, which listens on all of B's addresses.
+func at(ns *netns.Namespace, host string) endpoints {
+	return endpoints{ns: ns,
+		iperf: fmt.Sprintf("%s:%d", host, openIperfPort),
+		blast: fmt.Sprintf("%s:%d", host, openBlastPort),
+		pg:    fmt.Sprintf("%s:%d", host, pgPort)}
 }
 
 // modes in the order of the table: baselines, then the portal, then the relay shape.
+//
+// A new mode plugs in here, with one line: its key (for -modes), its name in the table, its
+// topology and the tools it needs, and a setup that starts what carries A's connections to
+// B's servers (iperf3 on iperfPort, blast on blastPort, PostgreSQL on pgPort, all on B's
+// loopback) and returns where A's clients connect (endpoints; local() for a tunnel with
+// ports on A's loopback, which then takes its ports from localPorts). Every measure then
+// runs through it, and its row, chart bars and JSON follow; a goal that names it is one
+// more line in goals (report.go). Another kind of adjacent inlet on the direct topology
+// is adjacentDirect or adjacentTun with its extra tcp-inlet flags, e.g. a raw inlet:
+//
+//	{key: "adjacent-raw", name: "adjacent, direct, raw (--tun --raw)", topo: "direct", needs: []string{"adjacent"}, setup: adjacentTun("--raw")},
 var modes = []mode{
 	{key: "raw", name: "raw TCP over the veth", topo: "direct", setup: setupRaw},
 	{key: "ssh", name: "ssh -L, aes256-gcm", topo: "direct", needs: []string{"sshd", "ssh", "ssh-keygen"}, setup: setupSSH},
@@ -41,21 +63,22 @@ var modes = []mode{
 	{key: "wireguard", name: "wireguard-go", topo: "direct", needs: []string{"wireguard-go", "wg"}, setup: setupWireguard},
 	{key: "nebula", name: "Nebula, AES-256-GCM", topo: "direct", needs: []string{"nebula", "nebula-cert"}, setup: setupNebula},
 	{key: "socat", name: "socat, two plain hops", topo: "direct", needs: []string{"socat"}, setup: setupSocat},
-	{key: "adjacent", name: "adjacent, direct portal", topo: "direct", needs: []string{"adjacent"}, setup: setupAdjacentDirect},
-	{key: "adjacent-tun", name: "adjacent, direct, transparent (--tun)", topo: "direct", needs: []string{"adjacent"}, setup: setupAdjacentTun},
+	{key: "adjacent", name: "adjacent, direct portal", topo: "direct", needs: []string{"adjacent"}, setup: adjacentDirect()},
+	{key: "adjacent-tun", name: "adjacent, direct, transparent (--tun)", topo: "direct", needs: []string{"adjacent"}, setup: adjacentTun()},
 	{key: "adjacent-hub", name: "adjacent, through the hub", topo: "relay", needs: []string{"adjacent"}, setup: setupAdjacentHub},
 	{key: "ssh-relay", name: "ssh -R + ssh -L via a hub", topo: "relay", needs: []string{"sshd", "ssh", "ssh-keygen"}, setup: setupSSHRelay},
 }
 
-// localPorts are the ports in A's loopback that a mode's tunnel forwards to iperf3 and
-// blast; each mode has its own, so nothing one mode left behind can answer for another.
-func localPorts(key string) (iperf, blast int) {
+// localPorts are the ports in A's loopback that a mode's tunnel forwards to iperf3, blast
+// and PostgreSQL; each mode has its own, so nothing one mode left behind can answer for
+// another.
+func localPorts(key string) (iperf, blast, pg int) {
 	base, ok := map[string]int{"ssh": 20010, "stunnel": 20020, "socat": 20040,
 		"adjacent": 20050, "adjacent-hub": 20060, "adjacent-tun": 20080, "ssh-relay": 20070}[key]
 	if !ok {
 		panic("no local ports for mode " + key)
 	}
-	return base + 1, base + 2
+	return base + 1, base + 2, base + 3
 }
 
 func modeKeys() []string {
@@ -80,7 +103,7 @@ func newResult(m mode) result {
 	nan := math.NaN()
 	return result{Key: m.key, Name: m.name, Topology: m.topo,
 		UpGbps: nan, DownGbps: nan, RTTus: nan, RTTp99us: nan, Connectus: nan, Connp99us: nan,
-		ConnPerSec: nan, InletKiBPerConn: nan, OutletKiBPerConn: nan,
+		TPS: nan, ConnPerSec: nan, InletKiBPerConn: nan, OutletKiBPerConn: nan,
 		InletSyscallsPerFrame: nan, OutletSyscallsPerFrame: nan, BytesPerFrame: nan}
 }
 
@@ -98,7 +121,8 @@ type result struct {
 	Status, Note           string
 	UpGbps, DownGbps       float64 // one iperf3 stream A->B and B->A
 	RTTus, RTTp99us        float64 // 64-byte request/response round trips
-	Connectus, Connp99us   float64 // connect plus one round trip
+	Connectus, Connp99us   float64 // connect plus first round trip, as internal/connprobe defines it
+	TPS                    float64 // pgbench -S transactions per second, 8 clients
 	ConnPerSec             float64 // new connections per second from 32 clients
 	InletKiBPerConn        float64 // node memory per idle connection, at the inlet
 	OutletKiBPerConn       float64 // and at the outlet
@@ -147,6 +171,11 @@ func (b *bench) runMode(ctx context.Context, m *mode, r *result) {
 	if m.topo == "relay" {
 		server = b.relay.b
 	}
+	var pg *postgres
+	var pgErr error
+	if b.cfg.wants("tps") {
+		pg, pgErr = b.postgresIn(ctx, m.topo, server)
+	}
 	ep, err := endpoints{}, b.startServers(ctx, s, "server", server, "127.0.0.1", iperfPort, blastPort)
 	if err == nil {
 		ep, err = m.setup(ctx, b, s)
@@ -162,7 +191,7 @@ func (b *bench) runMode(ctx context.Context, m *mode, r *result) {
 		return
 	}
 	start = time.Now()
-	err = b.measure(ctx, ep, r)
+	err = b.measure(ctx, ep, r, pg)
 	r.MeasureSecs = time.Since(start).Seconds()
 	if ctx.Err() != nil {
 		r.Status, r.Note = statusNotRun, "interrupted"
@@ -172,6 +201,9 @@ func (b *bench) runMode(ctx context.Context, m *mode, r *result) {
 		r.Status, r.Note = statusFailed, err.Error()
 		progress("%s: %s", m.name, r.Note)
 		return
+	}
+	if pgErr != nil {
+		r.Note = "tps: " + pgErr.Error()
 	}
 	if ep.inlet != nil && ctx.Err() == nil {
 		if err := b.measureScale(ctx, ep, r); err != nil {
@@ -184,6 +216,6 @@ func (b *bench) runMode(ctx context.Context, m *mode, r *result) {
 		}
 	}
 	r.Status = statusOK
-	progress("%s: %s Gbit/s A->B, %s Gbit/s B->A, RTT p50 %s, connect+first RTT p50 %s",
-		m.name, gbps(r.UpGbps), gbps(r.DownGbps), latency(r.RTTus), latency(r.Connectus))
+	progress("%s: %s Gbit/s A->B, %s Gbit/s B->A, RTT p50 %s, connect+first RTT p50 %s, %s tps",
+		m.name, gbps(r.UpGbps), gbps(r.DownGbps), latency(r.RTTus), latency(r.Connectus), count(r.TPS))
 }

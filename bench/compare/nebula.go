@@ -112,7 +112,7 @@ func setupNebula(ctx context.Context, b *bench, s *stage) (endpoints, error) {
 	a := &side{b.direct.a, nebulaHost{name: "a", dev: "adjbna" + suffix, overlay: nebulaA, listen: directA,
 		peerOverlay: nebulaB, peerUnderlay: directB}}
 	bb := &side{b.direct.b, nebulaHost{name: "b", dev: "adjbnb" + suffix, overlay: nebulaB, listen: directB,
-		peerOverlay: nebulaA, peerUnderlay: directA, inboundTCP: []int{openIperfPort, openBlastPort}}}
+		peerOverlay: nebulaA, peerUnderlay: directA, inboundTCP: []int{openIperfPort, openBlastPort, pgPort}}}
 	if err := nebulaPKI(ctx, b.tools.path["nebula-cert"], dir, &a.nebulaHost, &bb.nebulaHost); err != nil {
 		return endpoints{}, err
 	}
@@ -135,11 +135,7 @@ func setupNebula(ctx context.Context, b *bench, s *stage) (endpoints, error) {
 		}
 		procs = append(procs, p)
 	}
-	ep := endpoints{
-		ns:    b.direct.a,
-		iperf: fmt.Sprintf("%s:%d", nebulaB, openIperfPort),
-		blast: fmt.Sprintf("%s:%d", nebulaB, openBlastPort),
-	}
+	ep := at(b.direct.a, nebulaB)
 	if err := b.waitTunnel(ctx, ep, procs...); err != nil {
 		return endpoints{}, fmt.Errorf("nebula: %w", err)
 	}

@@ -62,6 +62,10 @@ func goals(rs []result) []goal {
 		// Issue 17: Nebula is the other overlay a user would pick; no target was set.
 		{"transparent Gbit/s A->B / Nebula", tun.UpGbps / nebula.UpGbps, "x", "reported", reported},
 		{"transparent Gbit/s B->A / Nebula", tun.DownGbps / nebula.DownGbps, "x", "reported", reported},
+		// Issues 13 and 15: many small transactions, pgbench select-only with 8 clients.
+		{"direct portal pgbench -S tps / ssh -L", adj.TPS / ssh.TPS, "x", ">= 1.2x", atLeast(1.2)},
+		{"transparent pgbench -S tps / ssh -L", tun.TPS / ssh.TPS, "x", "reported", reported},
+		{"via hub pgbench -S tps / ssh relay shape", hub.TPS / relay.TPS, "x", "reported", reported},
 	}
 }
 
@@ -118,15 +122,54 @@ type header struct {
 func (b *bench) header() header {
 	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
 	return header{
-		Date:   time.Now().UTC(),
-		Kernel: strings.TrimSpace(string(kernel)),
-		CPUs:   runtime.NumCPU(),
-		Took:   time.Since(b.started).Round(time.Second),
-		Method: fmt.Sprintf("one iperf3 stream for %d s each way; RTT: %d round trips of 64 bytes; connect: %d connects, each with one 64-byte round trip; "+
-			"direct modes in namespaces A and B joined by one veth pair, relay modes in A and B each joined only to a hub H that does not forward",
-			b.cfg.seconds, b.cfg.rrCount, b.cfg.connCount),
+		Date:     time.Now().UTC(),
+		Kernel:   strings.TrimSpace(string(kernel)),
+		CPUs:     runtime.NumCPU(),
+		Took:     time.Since(b.started).Round(time.Second),
+		Method:   b.method(),
 		Versions: b.tools.versions(context.Background()),
 	}
+}
+
+// method says how each measure was taken, those -measures chose.
+func (b *bench) method() string {
+	var parts []string
+	c := b.cfg
+	if c.wants("throughput") {
+		parts = append(parts, fmt.Sprintf("one iperf3 stream for %d s each way", c.seconds))
+	}
+	if c.wants("rtt") {
+		parts = append(parts, fmt.Sprintf("RTT: %d round trips of 64 bytes", c.rrCount))
+	}
+	if c.wants("connect") {
+		parts = append(parts, fmt.Sprintf("connect: %d connects, each timed from connect() to the first 64-byte response, the close after (internal/connprobe)", c.connCount))
+	}
+	if c.wants("tps") {
+		parts = append(parts, fmt.Sprintf("tps: pgbench -S -c %d -j %d -T %d against PostgreSQL in B (scale 1), the ratio column against ssh -L",
+			pgClients, pgThreads, c.seconds))
+	}
+	parts = append(parts, "direct modes in namespaces A and B joined by one veth pair, relay modes in A and B each joined only to a hub H that does not forward")
+	return strings.Join(parts, "; ")
+}
+
+// count prints a rate such as transactions per second: "-" when missing.
+func count(v float64) string {
+	if math.IsNaN(v) {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+// tpsRatio is r's transactions per second against ssh -L's in the same run.
+func tpsRatio(r result, rs []result) string {
+	for _, s := range rs {
+		if s.Key == "ssh" {
+			if v := r.TPS / s.TPS; !math.IsNaN(v) && !math.IsInf(v, 0) {
+				return fmt.Sprintf("%.2fx", v)
+			}
+		}
+	}
+	return "-"
 }
 
 // report prints the table and writes results.md, results.json and results.svg.
@@ -190,11 +233,12 @@ func (h header) line() string {
 
 func writeText(w io.Writer, h header, rs []result, gs []goal) {
 	fmt.Fprintf(w, "\nadjacent side by side: %s\n%s\n\n", h.line(), h.Method)
-	rows := [][]string{{"mode", "topology", "Gbit/s A->B", "Gbit/s B->A", "RTT p50", "connect+first RTT p50", ""}}
+	rows := [][]string{{"mode", "topology", "Gbit/s A->B", "Gbit/s B->A", "RTT p50", "connect+first RTT p50", "tps", "tps/ssh -L", ""}}
 	for _, r := range rs {
-		rows = append(rows, []string{r.Name, r.Topology, gbps(r.UpGbps), gbps(r.DownGbps), latency(r.RTTus), latency(r.Connectus), note(r)})
+		rows = append(rows, []string{r.Name, r.Topology, gbps(r.UpGbps), gbps(r.DownGbps), latency(r.RTTus), latency(r.Connectus),
+			count(r.TPS), tpsRatio(r, rs), note(r)})
 	}
-	align(w, rows, "llrrrrl")
+	align(w, rows, "llrrrrrrl")
 	fmt.Fprintln(w, "\ngoals (issue 6):")
 	rows = nil
 	for _, g := range gs {
@@ -228,10 +272,11 @@ func align(w io.Writer, rows [][]string, how string) {
 
 func writeMarkdown(w io.Writer, h header, rs []result, gs []goal) {
 	fmt.Fprintf(w, "# adjacent side by side\n\n%s.\n\n%s.\n\n", h.line(), strings.ToUpper(h.Method[:1])+h.Method[1:])
-	fmt.Fprintln(w, "| mode | topology | Gbit/s A->B | Gbit/s B->A | RTT p50 | connect+first RTT p50 | note |")
-	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---|")
+	fmt.Fprintln(w, "| mode | topology | Gbit/s A->B | Gbit/s B->A | RTT p50 | connect+first RTT p50 | tps | tps/ssh -L | note |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---|")
 	for _, r := range rs {
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", mdEscape(r.Name), r.Topology, gbps(r.UpGbps), gbps(r.DownGbps), latency(r.RTTus), latency(r.Connectus), mdEscape(note(r)))
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", mdEscape(r.Name), r.Topology, gbps(r.UpGbps), gbps(r.DownGbps),
+			latency(r.RTTus), latency(r.Connectus), count(r.TPS), tpsRatio(r, rs), mdEscape(note(r)))
 	}
 	fmt.Fprintln(w, "\n## Goals (issue 6)\n\n| goal | measured | target | |\n|---|---:|---|---|")
 	for _, g := range gs {
@@ -265,6 +310,7 @@ func resultsJSON(h header, rs []result, gs []goal) ([]byte, error) {
 		RTTp99us     *float64 `json:"rtt_p99_us"`
 		Connectp50us *float64 `json:"connect_p50_us"`
 		Connectp99us *float64 `json:"connect_p99_us"`
+		TPS          *float64 `json:"pgbench_select_tps"`
 		ConnPerSec   *float64 `json:"connects_per_second,omitempty"`
 		InletKiB     *float64 `json:"inlet_kib_per_idle_connection,omitempty"`
 		OutletKiB    *float64 `json:"outlet_kib_per_idle_connection,omitempty"`
@@ -293,7 +339,7 @@ func resultsJSON(h header, rs []result, gs []goal) ([]byte, error) {
 	}{Date: h.Date, Kernel: h.Kernel, CPUs: h.CPUs, Seconds: h.Took.Seconds(), Method: h.Method, Versions: h.Versions}
 	for _, r := range rs {
 		doc.Modes = append(doc.Modes, row{r.Key, r.Name, r.Topology, r.Status, r.Note,
-			num(r.UpGbps), num(r.DownGbps), num(r.RTTus), num(r.RTTp99us), num(r.Connectus), num(r.Connp99us),
+			num(r.UpGbps), num(r.DownGbps), num(r.RTTus), num(r.RTTp99us), num(r.Connectus), num(r.Connp99us), num(r.TPS),
 			num(r.ConnPerSec), num(r.InletKiBPerConn), num(r.OutletKiBPerConn),
 			num(r.InletSyscallsPerFrame), num(r.OutletSyscallsPerFrame), num(r.BytesPerFrame),
 			math.Round(r.SetupSecs*10) / 10, math.Round(r.MeasureSecs*10) / 10})

@@ -52,6 +52,11 @@ func scaled(r result, perSec, inKiB, outKiB float64) result {
 	return r
 }
 
+func withTPS(r result, tps float64) result {
+	r.TPS = tps
+	return r
+}
+
 func sample() []result {
 	row := func(key string, up, down, rtt, conn float64) result {
 		r := newResult(*findMode(key))
@@ -64,14 +69,14 @@ func sample() []result {
 	failed.Status, failed.Note = statusFailed, "setup: socat in A: nothing listens | on port 20041"
 	return []result{
 		row("raw", 18.2, 18.9, 7, 78),
-		row("ssh", 8.0, 5.1, 152, 327),
+		withTPS(row("ssh", 8.0, 5.1, 152, 327), 4000),
 		row("stunnel", 8.2, 8.3, 164, 3600),
 		skipped,
 		row("nebula", 3, 2.5, 180, 400),
 		failed,
-		scaled(row("adjacent", 12, 10, 100, 300), 6200, 9.5, 40),
-		row("adjacent-tun", 9, 8, 110, 320),
-		row("adjacent-hub", 6, 4.5, 250, 1500),
+		withTPS(scaled(row("adjacent", 12, 10, 100, 300), 6200, 9.5, 40), 5000),
+		withTPS(row("adjacent-tun", 9, 8, 110, 320), 2000),
+		withTPS(row("adjacent-hub", 6, 4.5, 250, 1500), 3000),
 		row("ssh-relay", 4.5, 4.5, 331, 43000),
 	}
 }
@@ -98,6 +103,9 @@ func TestGoals(t *testing.T) {
 		"transparent connect+first RTT p50 / direct portal":      "1.07x ",
 		"transparent Gbit/s A->B / Nebula":                       "3.00x ",
 		"transparent Gbit/s B->A / Nebula":                       "3.20x ",
+		"direct portal pgbench -S tps / ssh -L":                  "1.25x met",
+		"transparent pgbench -S tps / ssh -L":                    "0.50x ",
+		"via hub pgbench -S tps / ssh relay shape":               "- not measured",
 	}
 	gs := goals(sample())
 	if len(gs) != len(want) {
@@ -127,10 +135,10 @@ func TestReportFiles(t *testing.T) {
 			t.Fatalf("chart is not well-formed XML: %v", err)
 		}
 	}
-	if n := strings.Count(svg, "<title>"); n != 8*4 {
-		t.Errorf("chart has %d bars, want %d", n, 8*4)
+	if n := strings.Count(svg, "<title>"); n != 8*4+4 {
+		t.Errorf("chart has %d bars, want %d", n, 8*4+4)
 	}
-	for _, s := range []string{"skipped: wireguard-go not found", "43.0 ms", "Gbit/s"} {
+	for _, s := range []string{"skipped: wireguard-go not found", "43.0 ms", "Gbit/s", "transactions/s", ">5000<"} {
 		if !strings.Contains(svg, s) {
 			t.Errorf("chart lacks %q", s)
 		}
@@ -138,8 +146,9 @@ func TestReportFiles(t *testing.T) {
 
 	var md strings.Builder
 	writeMarkdown(&md, h, rs, goals(rs))
-	for _, s := range []string{"| stunnel, TLS 1.3, both sides | direct | 8.20 | 8.30 | 164 us | 3.60 ms |  |",
-		"| Nebula, AES-256-GCM | direct | 3.00 | 2.50 | 180 us | 400 us |  |", `nothing listens \| on port`, "2 CPUs", "kernel 6.1.0"} {
+	for _, s := range []string{"| stunnel, TLS 1.3, both sides | direct | 8.20 | 8.30 | 164 us | 3.60 ms | - | - |  |",
+		"| adjacent, direct portal | direct | 12.00 | 10.00 | 100 us | 300 us | 5000 | 1.25x |  |",
+		"| Nebula, AES-256-GCM | direct | 3.00 | 2.50 | 180 us | 400 us | - | - |  |", `nothing listens \| on port`, "2 CPUs", "kernel 6.1.0"} {
 		if !strings.Contains(md.String(), s) {
 			t.Errorf("markdown lacks %q:\n%s", s, md.String())
 		}
@@ -161,5 +170,25 @@ func TestReportFiles(t *testing.T) {
 	if doc.Modes[3].Key != "wireguard" || doc.Modes[3].Gbps != nil || *doc.Modes[0].Gbps != 18.2 ||
 		doc.Modes[4].Key != "nebula" || *doc.Modes[4].Gbps != 3 {
 		t.Errorf("results.json modes = %s", js)
+	}
+}
+
+func TestParseMeasures(t *testing.T) {
+	all, err := parseMeasures(strings.Join(measureNames, ","))
+	if err != nil || len(all) != len(measureNames) || !all["tps"] {
+		t.Errorf("parseMeasures(default) = %v, %v; want every measure", all, err)
+	}
+	got, err := parseMeasures("rtt, tps")
+	if err != nil || len(got) != 2 || !got["rtt"] || !got["tps"] {
+		t.Errorf(`parseMeasures("rtt, tps") = %v, %v`, got, err)
+	}
+	for _, bad := range []string{"tpss", "", ","} {
+		if _, err := parseMeasures(bad); err == nil {
+			t.Errorf("parseMeasures(%q) accepted", bad)
+		}
+	}
+	b := &bench{cfg: config{seconds: 3, measures: got}}
+	if m := b.method(); !strings.Contains(m, "pgbench -S -c 8 -j 2 -T 3") || strings.Contains(m, "iperf3") {
+		t.Errorf("method with rtt and tps = %q", m)
 	}
 }

@@ -21,8 +21,12 @@ const idleConns = 10000
 
 // measureScale adds the portal's scale figures to r: new connections per second from 32
 // clients, and the node memory (resident set) each idle connection costs at the inlet and
-// at the outlet. Only modes whose endpoints name their nodes have them.
+// at the outlet. Only modes whose endpoints name their nodes have them; nothing unless
+// -measures has scale.
 func (b *bench) measureScale(ctx context.Context, ep endpoints, r *result) error {
+	if !b.cfg.wants("scale") {
+		return nil
+	}
 	out, err := b.blast(ctx, ep.ns, time.Minute, "rate", "-to", ep.blast, "-parallel", "32", "-seconds", "3")
 	if err != nil {
 		return fmt.Errorf("blast rate: %w", err)
@@ -117,10 +121,11 @@ func field(line, key string) (float64, error) {
 
 // measureSyscalls counts the system calls of the inlet's and the outlet's node during an
 // iperf3 stream A->B (perf stat on the raw_syscalls tracepoint) and divides them by the
-// frames each moved in the same window, with the frames' average size.
+// frames each moved in the same window, with the frames' average size; nothing unless
+// -measures has syscalls.
 func (b *bench) measureSyscalls(ctx context.Context, ep endpoints, r *result) error {
 	perf := b.tools.path["perf"]
-	if perf == "" || b.tools.path["iperf3"] == "" {
+	if perf == "" || b.tools.path["iperf3"] == "" || !b.cfg.wants("syscalls") {
 		return nil
 	}
 	host, port, _ := strings.Cut(ep.iperf, ":")

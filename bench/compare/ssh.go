@@ -12,7 +12,7 @@ import (
 // The cipher both ssh modes use: what a user would pick for speed on AES-NI machines.
 const sshCipher = "aes256-gcm@openssh.com"
 
-// setupSSH is ssh -L: sshd in B on its veth address, one ssh in A forwarding two ports.
+// setupSSH is ssh -L: sshd in B on its veth address, one ssh in A forwarding three ports.
 func setupSSH(ctx context.Context, b *bench, s *stage) (endpoints, error) {
 	k, err := newSSHKeys(ctx, b)
 	if err != nil {
@@ -21,14 +21,15 @@ func setupSSH(ctx context.Context, b *bench, s *stage) (endpoints, error) {
 	if err := k.startSSHD(ctx, b, s, b.direct.b, directB); err != nil {
 		return endpoints{}, err
 	}
-	li, lb := localPorts("ssh")
+	li, lb, lp := localPorts("ssh")
 	_, err = k.startSSH(b, s, b.direct.a, "ssh-L", directB,
 		"-L", fmt.Sprintf("127.0.0.1:%d:127.0.0.1:%d", li, iperfPort),
-		"-L", fmt.Sprintf("127.0.0.1:%d:127.0.0.1:%d", lb, blastPort))
+		"-L", fmt.Sprintf("127.0.0.1:%d:127.0.0.1:%d", lb, blastPort),
+		"-L", fmt.Sprintf("127.0.0.1:%d:127.0.0.1:%d", lp, pgPort))
 	if err != nil {
 		return endpoints{}, err
 	}
-	return local(b.direct.a, li, lb), nil
+	return local(b.direct.a, li, lb, lp), nil
 }
 
 // setupSSHRelay is the relay shape with ssh: sshd in H; B forwards H's loopback ports back
@@ -41,21 +42,23 @@ func setupSSHRelay(ctx context.Context, b *bench, s *stage) (endpoints, error) {
 	if err := k.startSSHD(ctx, b, s, b.relay.hub, hubIP); err != nil {
 		return endpoints{}, err
 	}
-	const hi, hb = 25201, 27000 // on H's loopback
+	const hi, hb, hp = 25201, 27000, 25432 // on H's loopback
 	_, err = k.startSSH(b, s, b.relay.b, "ssh-R", hubIP,
 		"-R", fmt.Sprintf("127.0.0.1:%d:127.0.0.1:%d", hi, iperfPort),
-		"-R", fmt.Sprintf("127.0.0.1:%d:127.0.0.1:%d", hb, blastPort))
+		"-R", fmt.Sprintf("127.0.0.1:%d:127.0.0.1:%d", hb, blastPort),
+		"-R", fmt.Sprintf("127.0.0.1:%d:127.0.0.1:%d", hp, pgPort))
 	if err != nil {
 		return endpoints{}, err
 	}
-	li, lb := localPorts("ssh-relay")
+	li, lb, lp := localPorts("ssh-relay")
 	_, err = k.startSSH(b, s, b.relay.a, "ssh-L", hubIP,
 		"-L", fmt.Sprintf("127.0.0.1:%d:127.0.0.1:%d", li, hi),
-		"-L", fmt.Sprintf("127.0.0.1:%d:127.0.0.1:%d", lb, hb))
+		"-L", fmt.Sprintf("127.0.0.1:%d:127.0.0.1:%d", lb, hb),
+		"-L", fmt.Sprintf("127.0.0.1:%d:127.0.0.1:%d", lp, hp))
 	if err != nil {
 		return endpoints{}, err
 	}
-	return local(b.relay.a, li, lb), nil
+	return local(b.relay.a, li, lb, lp), nil
 }
 
 // sshKeys are a temporary host key and client key, the client's authorized by the server.

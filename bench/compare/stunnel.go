@@ -20,6 +20,7 @@ import (
 const (
 	stunnelIperfPort = 8443
 	stunnelBlastPort = 8444
+	stunnelPgPort    = 8445
 )
 
 // setupStunnel is stunnel on both sides, TLS 1.3 only: a client in A accepting plain TCP on
@@ -33,40 +34,31 @@ func setupStunnel(ctx context.Context, b *bench, s *stage) (endpoints, error) {
 	if err := selfSigned(cert, key, directB); err != nil {
 		return endpoints{}, fmt.Errorf("certificate: %w", err)
 	}
-	li, lb := localPorts("stunnel")
+	li, lb, lp := localPorts("stunnel")
 	const global = "foreground = yes\nsyslog = no\ndebug = err\npid =\n"
-	server := global + fmt.Sprintf(`
-[iperf]
-accept = %[1]s:%[2]d
-connect = 127.0.0.1:%[3]d
-cert = %[6]s
-key = %[7]s
+	server, client := global, global
+	for _, svc := range []struct {
+		name                 string
+		local, tls, upstream int // A's loopback port, B's TLS port, B's server
+	}{{"iperf", li, stunnelIperfPort, iperfPort}, {"blast", lb, stunnelBlastPort, blastPort}, {"pg", lp, stunnelPgPort, pgPort}} {
+		server += fmt.Sprintf(`
+[%s]
+accept = %s:%d
+connect = 127.0.0.1:%d
+cert = %s
+key = %s
 sslVersionMin = TLSv1.3
-
-[blast]
-accept = %[1]s:%[4]d
-connect = 127.0.0.1:%[5]d
-cert = %[6]s
-key = %[7]s
-sslVersionMin = TLSv1.3
-`, directB, stunnelIperfPort, iperfPort, stunnelBlastPort, blastPort, cert, key)
-	client := global + fmt.Sprintf(`
-[iperf]
+`, svc.name, directB, svc.tls, svc.upstream, cert, key)
+		client += fmt.Sprintf(`
+[%s]
 client = yes
-accept = 127.0.0.1:%[1]d
-connect = %[3]s:%[4]d
+accept = 127.0.0.1:%d
+connect = %s:%d
 verifyPeer = yes
-CAfile = %[6]s
+CAfile = %s
 sslVersionMin = TLSv1.3
-
-[blast]
-client = yes
-accept = 127.0.0.1:%[2]d
-connect = %[3]s:%[5]d
-verifyPeer = yes
-CAfile = %[6]s
-sslVersionMin = TLSv1.3
-`, li, lb, directB, stunnelIperfPort, stunnelBlastPort, cert)
+`, svc.name, svc.local, directB, svc.tls, cert)
+	}
 	serverConf, clientConf := filepath.Join(dir, "server.conf"), filepath.Join(dir, "client.conf")
 	if err := os.WriteFile(serverConf, []byte(server), 0o600); err != nil {
 		return endpoints{}, err
@@ -88,7 +80,7 @@ sslVersionMin = TLSv1.3
 	if err := waitListen(ctx, b.direct.a, lb, p); err != nil {
 		return endpoints{}, fmt.Errorf("stunnel client: %w", err)
 	}
-	return local(b.direct.a, li, lb), nil
+	return local(b.direct.a, li, lb, lp), nil
 }
 
 // selfSigned writes a P-256 certificate for ip, valid for a day, and its key, as PEM.

@@ -72,11 +72,7 @@ func setupWireguard(ctx context.Context, b *bench, s *stage) (endpoints, error) 
 			}
 		}
 	}
-	return endpoints{
-		ns:    b.direct.a,
-		iperf: fmt.Sprintf("%s:%d", wgB, openIperfPort),
-		blast: fmt.Sprintf("%s:%d", wgB, openBlastPort),
-	}, nil
+	return at(b.direct.a, wgB), nil
 }
 
 // waitFile waits until path exists, or p exits.

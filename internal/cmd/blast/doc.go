@@ -8,7 +8,7 @@
 //	blast upload|download -to ADDR -bytes N       one direction only, with throughput
 //	blast halfclose -to ADDR                      8 MiB up, half-close, expect 1 MiB then EOF
 //	blast rr -to ADDR -count N -size 64           request/response round trips, percentiles
-//	blast connect -to ADDR -count N               connect + one round trip, percentiles
+//	blast connect -to ADDR -count N               connect + first round trip (internal/connprobe), percentiles
 //	blast rate -to ADDR -parallel 32 -seconds 3   connects (+ one round trip) per second
 //	blast idle -to ADDR -count N                  hold N connections open until stdin ends
 //

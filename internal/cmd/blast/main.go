@@ -12,6 +12,8 @@ import (
 	"os"
 	"slices"
 	"time"
+
+	"github.com/adjacentnet/adjacent/internal/connprobe"
 )
 
 // Modes a client announces in its first byte.
@@ -168,20 +170,40 @@ func handle(c *net.TCPConn) {
 }
 
 func dial(addr string, mode byte, n int64) (*net.TCPConn, error) {
+	c, err := dialTCP(addr)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Write(header(mode, n)); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c.(*net.TCPConn), nil
+}
+
+// dialTCP connects with Nagle off, as every client here writes small messages.
+func dialTCP(addr string) (net.Conn, error) {
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	tc := c.(*net.TCPConn)
-	tc.SetNoDelay(true)
-	var hdr [9]byte
+	c.(*net.TCPConn).SetNoDelay(true)
+	return c, nil
+}
+
+// header is what a client sends first: its mode, then a byte count.
+func header(mode byte, n int64) []byte {
+	hdr := make([]byte, 9)
 	hdr[0] = mode
 	binary.BigEndian.PutUint64(hdr[1:], uint64(n))
-	if _, err := tc.Write(hdr[:]); err != nil {
-		tc.Close()
-		return nil, err
-	}
-	return tc, nil
+	return hdr
+}
+
+// firstRoundTrip is one connect plus first round trip of size bytes, as connprobe defines
+// it (the header and the request in one write, the close left to the caller).
+func firstRoundTrip(addr string, size int) (time.Duration, net.Conn, error) {
+	req := append(header(modeRR, int64(size)), make([]byte, size)...)
+	return connprobe.FirstRoundTrip(func() (net.Conn, error) { return dialTCP(addr) }, req, make([]byte, size))
 }
 
 func exchange(addr string, n int64) error {
@@ -276,24 +298,16 @@ func roundTrips(addr string, count, size int) error {
 	return nil
 }
 
+// connects times count connects plus first round trips of 64 bytes, one after another,
+// as connprobe defines them: each close comes after its clock stopped.
 func connects(addr string, count int) error {
 	times := make([]time.Duration, 0, count)
-	buf := make([]byte, 64)
 	for i := 0; i < count; i++ {
-		start := time.Now()
-		c, err := dial(addr, modeRR, int64(len(buf)))
+		d, c, err := firstRoundTrip(addr, 64)
 		if err != nil {
 			return err
 		}
-		if _, err := c.Write(buf); err != nil {
-			c.Close()
-			return err
-		}
-		if _, err := io.ReadFull(c, buf); err != nil {
-			c.Close()
-			return err
-		}
-		times = append(times, time.Since(start))
+		times = append(times, d)
 		c.Close()
 	}
 	p50, p99 := percentiles(times)

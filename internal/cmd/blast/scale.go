@@ -22,9 +22,8 @@ func connectRate(addr string, parallel int, d time.Duration) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			buf := make([]byte, 64)
 			for time.Now().Before(stop) {
-				if err := oneConnect(addr, buf); err != nil {
+				if err := oneConnect(addr); err != nil {
 					once.Do(func() { firstErr = err })
 					return
 				}
@@ -41,16 +40,12 @@ func connectRate(addr string, parallel int, d time.Duration) error {
 	return nil
 }
 
-func oneConnect(addr string, buf []byte) error {
-	c, err := dial(addr, modeRR, int64(len(buf)))
-	if err != nil {
-		return err
+// oneConnect is one connect plus first round trip of 64 bytes, and the close.
+func oneConnect(addr string) error {
+	_, c, err := firstRoundTrip(addr, 64)
+	if err == nil {
+		c.Close()
 	}
-	defer c.Close()
-	if _, err := c.Write(buf); err != nil {
-		return err
-	}
-	_, err = io.ReadFull(c, buf)
 	return err
 }
 
