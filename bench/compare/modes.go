@@ -65,6 +65,7 @@ var modes = []mode{
 	{key: "socat", name: "socat, two plain hops", topo: "direct", needs: []string{"socat"}, setup: setupSocat},
 	{key: "adjacent", name: "adjacent, direct portal", topo: "direct", needs: []string{"adjacent"}, setup: adjacentDirect()},
 	{key: "adjacent-tun", name: "adjacent, direct, transparent (--tun)", topo: "direct", needs: []string{"adjacent"}, setup: adjacentTun()},
+	{key: "adjacent-raw", name: "adjacent, direct, packet mode (--tun --raw)", topo: "direct", needs: []string{"adjacent"}, setup: adjacentTun("--raw")},
 	{key: "adjacent-hub", name: "adjacent, through the hub", topo: "relay", needs: []string{"adjacent"}, setup: setupAdjacentHub},
 	{key: "ssh-relay", name: "ssh -R + ssh -L via a hub", topo: "relay", needs: []string{"sshd", "ssh", "ssh-keygen"}, setup: setupSSHRelay},
 }
@@ -74,7 +75,7 @@ var modes = []mode{
 // another.
 func localPorts(key string) (iperf, blast, pg int) {
 	base, ok := map[string]int{"ssh": 20010, "stunnel": 20020, "socat": 20040,
-		"adjacent": 20050, "adjacent-hub": 20060, "adjacent-tun": 20080, "ssh-relay": 20070}[key]
+		"adjacent": 20050, "adjacent-hub": 20060, "adjacent-tun": 20080, "adjacent-raw": 20090, "ssh-relay": 20070}[key]
 	if !ok {
 		panic("no local ports for mode " + key)
 	}

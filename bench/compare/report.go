@@ -34,7 +34,7 @@ func goals(rs []result) []goal {
 		return newResult(mode{key: key})
 	}
 	adj, hub, ssh, stunnel, relay := get("adjacent"), get("adjacent-hub"), get("ssh"), get("stunnel"), get("ssh-relay")
-	tun, wg, nebula := get("adjacent-tun"), get("wireguard"), get("nebula")
+	tun, wg, nebula, raw := get("adjacent-tun"), get("wireguard"), get("nebula"), get("adjacent-raw")
 	atLeast := func(x float64) func(float64) bool { return func(v float64) bool { return v >= x } }
 	atMost := func(x float64) func(float64) bool { return func(v float64) bool { return v <= x } }
 	under := func(x float64) func(float64) bool { return func(v float64) bool { return v < x } }
@@ -66,6 +66,18 @@ func goals(rs []result) []goal {
 		{"direct portal pgbench -S tps / ssh -L", adj.TPS / ssh.TPS, "x", ">= 1.2x", atLeast(1.2)},
 		{"transparent pgbench -S tps / ssh -L", tun.TPS / ssh.TPS, "x", "reported", reported},
 		{"via hub pgbench -S tps / ssh relay shape", hub.TPS / relay.TPS, "x", "reported", reported},
+		// Issue 15: the packet-mode inlet (--tun --raw).
+		{"packet mode RTT p50 / direct portal", raw.RTTus / adj.RTTus, "x", "<= 0.8x", atMost(0.8)},
+		{"packet mode RTT p50 / transparent", raw.RTTus / tun.RTTus, "x", "<= 0.6x", atMost(0.6)},
+		{"packet mode connect+first RTT p50 / ssh -L", raw.Connectus / ssh.Connectus, "x", "<= 1.0x", atMost(1)},
+		{"packet mode Gbit/s A->B / direct portal", raw.UpGbps / adj.UpGbps, "x", ">= 1.0x", atLeast(1)},
+		{"packet mode Gbit/s B->A / direct portal", raw.DownGbps / adj.DownGbps, "x", ">= 1.0x", atLeast(1)},
+		{"packet mode Gbit/s A->B / wireguard-go", raw.UpGbps / wg.UpGbps, "x", ">= 2.5x", atLeast(2.5)},
+		{"packet mode Gbit/s B->A / wireguard-go", raw.DownGbps / wg.DownGbps, "x", ">= 2.5x", atLeast(2.5)},
+		{"packet mode memory per idle flow (10,000) at the inlet", raw.InletKiBPerConn, "KiB", "<= 2 KiB", atMost(2)},
+		{"packet mode memory per idle flow (10,000) at the outlet", raw.OutletKiBPerConn, "KiB", "<= 2 KiB", atMost(2)},
+		{"packet mode new flows per second, 32 clients", raw.ConnPerSec, "/s", ">= 10000/s", atLeast(10000)},
+		{"packet mode pgbench -S tps / ssh -L", raw.TPS / ssh.TPS, "x", ">= 1.2x", atLeast(1.2)},
 	}
 }
 

@@ -76,6 +76,7 @@ func sample() []result {
 		failed,
 		withTPS(scaled(row("adjacent", 12, 10, 100, 300), 6200, 9.5, 40), 5000),
 		withTPS(row("adjacent-tun", 9, 8, 110, 320), 2000),
+		withTPS(scaled(row("adjacent-raw", 13, 11, 66, 280), 12000, 0.5, 2.5), 6000),
 		withTPS(row("adjacent-hub", 6, 4.5, 250, 1500), 3000),
 		row("ssh-relay", 4.5, 4.5, 331, 43000),
 	}
@@ -83,29 +84,40 @@ func sample() []result {
 
 func TestGoals(t *testing.T) {
 	want := map[string]string{
-		"direct portal Gbit/s A->B / max(ssh -L, stunnel)":       "1.46x met",
-		"direct portal Gbit/s B->A / max(ssh -L, stunnel)":       "1.20x met",
-		"direct portal RTT p50 / ssh -L":                         "0.66x met",
-		"direct portal connect+first RTT p50 / ssh -L":           "0.92x met",
-		"via hub Gbit/s A->B / ssh relay shape":                  "1.33x met",
-		"via hub Gbit/s B->A / ssh relay shape":                  "1.00x missed",
-		"via hub connect+first RTT p50":                          "1.50 ms met",
-		"direct portal new connections per second, 32 clients":   "6200/s met",
-		"node memory per idle connection (10,000) at the inlet":  "9.5 KiB met",
-		"node memory per idle connection (10,000) at the outlet": "40.0 KiB missed",
-		"system calls per frame at the inlet, bulk A->B":         "- not measured",
-		"system calls per frame at the outlet, bulk A->B":        "- not measured",
-		"transparent Gbit/s A->B / direct portal":                "0.75x met",
-		"transparent Gbit/s B->A / direct portal":                "0.80x met",
-		"transparent Gbit/s A->B / wireguard-go":                 "- not measured",
-		"transparent Gbit/s B->A / wireguard-go":                 "- not measured",
-		"transparent RTT p50 / direct portal":                    "1.10x met",
-		"transparent connect+first RTT p50 / direct portal":      "1.07x ",
-		"transparent Gbit/s A->B / Nebula":                       "3.00x ",
-		"transparent Gbit/s B->A / Nebula":                       "3.20x ",
-		"direct portal pgbench -S tps / ssh -L":                  "1.25x met",
-		"transparent pgbench -S tps / ssh -L":                    "0.50x ",
-		"via hub pgbench -S tps / ssh relay shape":               "- not measured",
+		"direct portal Gbit/s A->B / max(ssh -L, stunnel)":        "1.46x met",
+		"direct portal Gbit/s B->A / max(ssh -L, stunnel)":        "1.20x met",
+		"direct portal RTT p50 / ssh -L":                          "0.66x met",
+		"direct portal connect+first RTT p50 / ssh -L":            "0.92x met",
+		"via hub Gbit/s A->B / ssh relay shape":                   "1.33x met",
+		"via hub Gbit/s B->A / ssh relay shape":                   "1.00x missed",
+		"via hub connect+first RTT p50":                           "1.50 ms met",
+		"direct portal new connections per second, 32 clients":    "6200/s met",
+		"node memory per idle connection (10,000) at the inlet":   "9.5 KiB met",
+		"node memory per idle connection (10,000) at the outlet":  "40.0 KiB missed",
+		"system calls per frame at the inlet, bulk A->B":          "- not measured",
+		"system calls per frame at the outlet, bulk A->B":         "- not measured",
+		"transparent Gbit/s A->B / direct portal":                 "0.75x met",
+		"transparent Gbit/s B->A / direct portal":                 "0.80x met",
+		"transparent Gbit/s A->B / wireguard-go":                  "- not measured",
+		"transparent Gbit/s B->A / wireguard-go":                  "- not measured",
+		"transparent RTT p50 / direct portal":                     "1.10x met",
+		"transparent connect+first RTT p50 / direct portal":       "1.07x ",
+		"transparent Gbit/s A->B / Nebula":                        "3.00x ",
+		"transparent Gbit/s B->A / Nebula":                        "3.20x ",
+		"direct portal pgbench -S tps / ssh -L":                   "1.25x met",
+		"transparent pgbench -S tps / ssh -L":                     "0.50x ",
+		"via hub pgbench -S tps / ssh relay shape":                "- not measured",
+		"packet mode RTT p50 / direct portal":                     "0.66x met",
+		"packet mode RTT p50 / transparent":                       "0.60x met",
+		"packet mode connect+first RTT p50 / ssh -L":              "0.86x met",
+		"packet mode Gbit/s A->B / direct portal":                 "1.08x met",
+		"packet mode Gbit/s B->A / direct portal":                 "1.10x met",
+		"packet mode Gbit/s A->B / wireguard-go":                  "- not measured",
+		"packet mode Gbit/s B->A / wireguard-go":                  "- not measured",
+		"packet mode memory per idle flow (10,000) at the inlet":  "0.5 KiB met",
+		"packet mode memory per idle flow (10,000) at the outlet": "2.5 KiB missed",
+		"packet mode new flows per second, 32 clients":            "12000/s met",
+		"packet mode pgbench -S tps / ssh -L":                     "1.50x met",
 	}
 	gs := goals(sample())
 	if len(gs) != len(want) {
@@ -135,8 +147,8 @@ func TestReportFiles(t *testing.T) {
 			t.Fatalf("chart is not well-formed XML: %v", err)
 		}
 	}
-	if n := strings.Count(svg, "<title>"); n != 8*4+4 {
-		t.Errorf("chart has %d bars, want %d", n, 8*4+4)
+	if n := strings.Count(svg, "<title>"); n != 9*4+5 {
+		t.Errorf("chart has %d bars, want %d", n, 9*4+5)
 	}
 	for _, s := range []string{"skipped: wireguard-go not found", "43.0 ms", "Gbit/s", "transactions/s", ">5000<"} {
 		if !strings.Contains(svg, s) {
