@@ -70,7 +70,12 @@ func livePortal(t *testing.T, outletFlags ...string) *world {
 // the node whose policy refused says why in its log. It logs how long the cut took.
 func cutByPolicy(t *testing.T, w *world, change func(), judge, reason string) {
 	t.Helper()
-	const addr = "127.0.0.1:17000"
+	cutByPolicyAt(t, w, "127.0.0.1:17000", "portal sessions cut by policy", change, judge, reason)
+}
+
+// cutByPolicyAt is cutByPolicy for the portal at addr, whose judge logs logged with reason.
+func cutByPolicyAt(t *testing.T, w *world, addr, logged string, change func(), judge, reason string) {
+	t.Helper()
 	result := w.transfer(addr)
 	time.Sleep(time.Second) // the transfer runs
 	start := time.Now()
@@ -85,7 +90,7 @@ func cutByPolicy(t *testing.T, w *world, change func(), judge, reason string) {
 	}
 	t.Logf("the live transfer was reset %v after the change", time.Since(start).Round(time.Millisecond))
 	w.refused(t, addr, 5*time.Second)
-	if log := readFile(filepath.Join(judge, "node.log")); !strings.Contains(log, "portal sessions cut by policy") || !strings.Contains(log, reason) {
+	if log := readFile(filepath.Join(judge, "node.log")); !strings.Contains(log, logged) || !strings.Contains(log, reason) {
 		t.Fatalf("the node whose policy refused does not log the cut with %q\n%s", reason, w.logs())
 	}
 }
@@ -95,6 +100,16 @@ func cutByPolicy(t *testing.T, w *world, change func(), judge, reason string) {
 func TestTightenedOutletPolicyCutsLiveSessions(t *testing.T) {
 	w := livePortal(t)
 	cutByPolicy(t, w, func() {
+		w.adj(w.bank, w.bankHome, "policy", "create", "--resource", "blast", "--allow", `(= subject.role "nobody")`)
+	}, w.bankHome, "denied by the outlet's policy")
+}
+
+// TestTightenedOutletPolicyCutsPacketFlows: the same for a packet-mode inlet's flows, which
+// no session carries: the outlet resets them at both ends.
+func TestTightenedOutletPolicyCutsPacketFlows(t *testing.T) {
+	w := livePortal(t)
+	w.adj(w.analysis, w.analysisHome, "tcp-inlet", "create", "--from", "10.99.0.7:7000", "--via", "postgres", "--to", "blast", "--tun", "--raw")
+	cutByPolicyAt(t, w, "10.99.0.7:7000", "packet flows cut by policy", func() {
 		w.adj(w.bank, w.bankHome, "policy", "create", "--resource", "blast", "--allow", `(= subject.role "nobody")`)
 	}, w.bankHome, "denied by the outlet's policy")
 }

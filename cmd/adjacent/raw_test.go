@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -126,6 +127,39 @@ func TestStoryRaw(t *testing.T) {
 		if st.Packets.Diverted == 0 || st.Packets.Opened == 0 {
 			t.Errorf("no flow was opened or no packet kept from the bank's kernel: the flows did not use the rules")
 		}
+	})
+
+	t.Run("an outlet's node without CAP_NET_RAW refuses, with the reason, and classic portals work", func(t *testing.T) {
+		if _, err := exec.LookPath("capsh"); err != nil {
+			t.Skip("needs capsh to drop CAP_NET_RAW")
+		}
+		w.adj(w.bank, w.bankHome, "node", "stop")
+		adj := filepath.Join(w.bin, "adjacent")
+		if out, err := w.bank.Command("capsh", "--drop=cap_net_raw", "--", "-c", `exec "$0" --home "$1" node create`, adj, w.bankHome).CombinedOutput(); err != nil {
+			t.Fatalf("node create without CAP_NET_RAW: %v: %s", err, out)
+		}
+		defer func() {
+			w.adj(w.bank, w.bankHome, "node", "stop")
+			w.adj(w.bank, w.bankHome, "node", "create")
+		}()
+		out, err := w.try(w.analysis, w.analysisHome, "tcp-inlet", "create", "--from", "10.99.0.8:7000", "--via", "postgres", "--to", "blast", "--tun", "--raw")
+		if err == nil || !strings.Contains(err.Error(), "CAP_NET_RAW") {
+			t.Fatalf("tcp-inlet create --raw to a node without CAP_NET_RAW: %v: %s; want refused, naming CAP_NET_RAW", err, out)
+		}
+		t.Logf("refused: %v", err)
+		w.adj(w.analysis, w.analysisHome, "tcp-inlet", "create", "--from", "10.99.0.8:7000", "--via", "postgres", "--to", "blast", "--tun", "--raw", "--no-wait")
+		if out, d := connectErr(w.analysis, "10.99.0.8:7000"); !strings.Contains(out, "refused") || d > 4*time.Second {
+			t.Errorf("a connection through the refused packet inlet: %q after %v, want refused", out, d)
+		}
+		if list := w.adj(w.analysis, w.analysisHome, "tcp-inlet", "list"); !strings.Contains(list, "CAP_NET_RAW") {
+			t.Errorf("tcp-inlet list does not show why the packet inlet is refused:\n%s", list)
+		}
+		w.adj(w.analysis, w.analysisHome, "tcp-inlet", "delete", "10.99.0.8:7000")
+		w.adj(w.analysis, w.analysisHome, "tcp-inlet", "create", "--from", "17000", "--via", "postgres", "--to", "blast")
+		if out, err := w.blast(w.analysis, time.Minute, "exchange", "-to", "127.0.0.1:17000", "-bytes", strconv.Itoa(8<<20)); err != nil || !strings.HasPrefix(out, "ok") {
+			t.Errorf("a classic inlet beside: %v: %s", err, out)
+		}
+		w.adj(w.analysis, w.analysisHome, "tcp-inlet", "delete", "127.0.0.1:17000")
 	})
 
 	t.Run("deleting the last removes the device", func(t *testing.T) {

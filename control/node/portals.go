@@ -289,6 +289,8 @@ func (n *Node) checkInlet(ctx context.Context, in *inlet, req api.CreateInlet) e
 		return fmt.Errorf("tcp-inlet create: no outlet %q at the outlet's node; create it there with: adjacent tcp-outlet create --to [HOST:]PORT --from %s (%s)", outletName, outletName, later)
 	case errors.Is(err, errPolicy):
 		return fmt.Errorf("tcp-inlet create: %w; change the inlet's --allow, or the outlet's node's attributes", err)
+	case errors.Is(err, dataplane.ErrRefused) && strings.Contains(msg, "CAP_NET_RAW"):
+		return fmt.Errorf("tcp-inlet create: %w; run the outlet's node as root or as the system service (adjacent.service grants CAP_NET_RAW), or leave out --raw, %s", err, later)
 	case errors.Is(err, dataplane.ErrRefused):
 		return fmt.Errorf("tcp-inlet create: %w; ask the outlet's owner to allow this node (adjacent policy create --resource %s --allow EXPR on the outlet's node), %s", err, outletName, later)
 	}

@@ -252,9 +252,12 @@ func (o *Outlet) Recheck() int {
 			continue
 		}
 		if ok, why := o.cfg.Allow(p.subject); !ok {
-			k := o.e.dropPeer(p, "no longer allowed: "+why)
+			k := o.e.dropPeer(p, "denied by the outlet's policy: "+why)
 			o.stats.PolicyResets.Add(int64(k))
 			n += k
+			if k > 0 {
+				o.cfg.Logger.Warn("packet flows cut by policy", "outlet", o.cfg.Name, "peer", p.subject.Identifier(), "flows", k, "reason", "denied by the outlet's policy: "+why)
+			}
 		}
 	}
 	return n
