@@ -4,7 +4,6 @@ import (
 	"context"
 	"sync"
 	"time"
-
 )
 
 // Policies apply to live portal sessions, not only to new ones: each session knows its

@@ -67,9 +67,9 @@ type Config struct {
 	// the inlet's table, which only tracks its clients' flows. A second client address
 	// with the same port toward the same virtual address gets ErrNoPort.
 	KeepPort bool
-	Timeouts   Timeouts
-	Now        func() time.Time // [time.Now]
-	Rand       io.Reader        // [crypto/rand.Reader] seeds the port choice
+	Timeouts Timeouts
+	Now      func() time.Time // [time.Now]
+	Rand     io.Reader        // [crypto/rand.Reader] seeds the port choice
 }
 
 // Flow is a flow as the table knows it.
