@@ -83,6 +83,9 @@ func buildTopologies(ctx context.Context) (d direct, r relay, err error) {
 		func() error { return netns.Connect(r.hub, relayHubA+"/24", r.a, relayA+"/24") },
 		func() error { return nsRun(ctx, r.hub, "ip", "addr", "add", hubIP+"/32", "dev", "lo") },
 		func() error { return nsRun(ctx, r.hub, "sysctl", "-qw", "net.ipv4.ip_forward=0") },
+		// The packet-mode outlet's flow ports are those above the ephemeral range: 14,535 of
+		// them, room for the 10,000 idle flows of the scale measure.
+		func() error { return nsRun(ctx, d.b, "sysctl", "-qw", "net.ipv4.ip_local_port_range=32768 51000") },
 		func() error { return nsRun(ctx, r.b, "ip", "route", "add", hubIP+"/32", "via", relayHubB) },
 		func() error { return nsRun(ctx, r.a, "ip", "route", "add", hubIP+"/32", "via", relayHubA) },
 	}

@@ -96,6 +96,9 @@ type Stats struct {
 	PeerFull uint64 // opens refused with ErrPeerFull
 	NoPort   uint64 // opens refused with ErrNoPort
 	Removed  uint64 // flows removed by RemovePeer
+	// Reclaimed counts ended flows (TIME_WAIT, CLOSE) whose port a new flow took before
+	// they timed out, the range toward their target being full.
+	Reclaimed uint64
 }
 
 // fwdKey finds a flow by what the peer sends. Addresses are 16 bytes, IPv4 as IPv4-mapped;
@@ -366,7 +369,7 @@ func (t *Table) open(k fwdKey, target netip.AddrPort, now int64) (int32, error) 
 			t.stats.NoPort++
 			return -1, ErrNoPort
 		}
-	} else if !t.freePort(&rk) && (t.expire(now) == 0 || !t.freePort(&rk)) {
+	} else if !t.freePort(&rk) && (t.expire(now) == 0 || !t.freePort(&rk)) && !t.reclaim(&rk) {
 		t.stats.NoPort++
 		return -1, ErrNoPort
 	}
@@ -400,6 +403,30 @@ func (t *Table) freePort(rk *revKey) bool {
 		rk.port = t.cfg.Ports.First + uint16((start+j)%n)
 		if _, used := t.rev[*rk]; !used {
 			return true
+		}
+	}
+	return false
+}
+
+// reclaimScan bounds the flows reclaim looks at.
+const reclaimScan = 64
+
+// reclaim takes the port of the oldest flow toward rk's target that has ended (CLOSE, then
+// TIME_WAIT), as the kernel's tcp_tw_reuse does: the target takes a new SYN on a 4-tuple it
+// holds in TIME_WAIT when the SYN's timestamp is newer, and a client's timestamps grow from
+// one connection to the next. Without it a busy target's ports would all wait out
+// TIME_WAIT, and new flows be refused though few are open. The caller holds t.mu.
+func (t *Table) reclaim(rk *revKey) bool {
+	for _, s := range []State{Close, TimeWait} {
+		n := 0
+		for i := t.lists[s].head; i >= 0 && n < reclaimScan; i, n = t.entries[i].next, n+1 {
+			e := &t.entries[i]
+			if e.rev.target == rk.target && e.rev.tport == rk.tport {
+				rk.port = e.rev.port
+				t.remove(i)
+				t.stats.Reclaimed++
+				return true
+			}
 		}
 	}
 	return false

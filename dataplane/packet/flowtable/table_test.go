@@ -389,3 +389,37 @@ func TestKeepPortAndNext(t *testing.T) {
 		t.Errorf("Forward(ACK) = %+v, %v; want ClientNext 102, TargetNext 7001", f, err)
 	}
 }
+
+// A full range toward a target takes the port of an ended flow (TIME_WAIT first to go after
+// CLOSE), never one of a live flow: a busy target's ports need not wait out TIME_WAIT.
+func TestReclaimEndedFlows(t *testing.T) {
+	tab, _ := newTable(t, Config{Ports: PortRange{50000, 50001}})
+	fin := header.TCPFlagFin | header.TCPFlagAck
+	live, err := tab.Forward(1, client(0), virtual, target, syn, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended, _ := tab.Forward(1, client(1), virtual, target, syn, 0)
+	tab.Reply(target, ended.Port, synAck, 0)
+	tab.Forward(1, client(1), virtual, target, ack, 0)
+	tab.Forward(1, client(1), virtual, target, fin, 0)
+	if f, _ := tab.Reply(target, ended.Port, fin, 0); f.State != TimeWait {
+		t.Fatalf("after FIN both ways: %v, want TIME_WAIT", f.State)
+	}
+	f, err := tab.Forward(1, client(2), virtual, target, syn, 0)
+	if err != nil || f.Port != ended.Port {
+		t.Fatalf("a new flow over a full range = %+v, %v; want the ended flow's port %d", f, err, ended.Port)
+	}
+	if _, err := tab.Forward(1, client(1), virtual, target, ack, 0); !errors.Is(err, ErrNoFlow) {
+		t.Errorf("the reclaimed flow still forwards: %v", err)
+	}
+	if _, err := tab.Forward(1, client(3), virtual, target, syn, 0); !errors.Is(err, ErrNoPort) {
+		t.Errorf("a flow over a range of live flows: %v, want %v", err, ErrNoPort)
+	}
+	if g, _ := tab.Reply(target, live.Port, ack, 0); g.Client != client(0) {
+		t.Errorf("the live flow lost its port: %+v", g)
+	}
+	if s := tab.Stats(); s.Reclaimed != 1 {
+		t.Errorf("Reclaimed = %d, want 1", s.Reclaimed)
+	}
+}

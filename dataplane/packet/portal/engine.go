@@ -21,8 +21,9 @@ import (
 type EngineConfig struct {
 	Router *routing.Router
 	Logger *slog.Logger // [slog.Default()]
-	// Ports are the local ports of the flows [61000-64999]: outside the kernel's default
-	// ip_local_port_range (32768-60999), so that no local socket ever holds one.
+	// Ports are the local ports of the flows [those above the kernel's ip_local_port_range,
+	// 61000-65535 by default]: no local socket takes one by itself. Widen them by lowering
+	// the end of net.ipv4.ip_local_port_range.
 	Ports      flowtable.PortRange
 	MaxFlows   int // [65536] flows of all peers
 	MaxPerPeer int // [16384] flows of one peer (an inlet's path)
@@ -88,9 +89,6 @@ func NewEngine(cfg EngineConfig) *Engine {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.Ports == (flowtable.PortRange{}) {
-		cfg.Ports = flowtable.PortRange{First: 61000, Last: 64999}
-	}
 	if cfg.MaxPerPeer <= 0 {
 		cfg.MaxPerPeer = 16384
 	}
@@ -134,6 +132,13 @@ func (e *Engine) ready() error {
 
 // start opens the injector, installs the rules and makes the table; e.mu is held.
 func (e *Engine) start() error {
+	if e.cfg.Ports == (flowtable.PortRange{}) {
+		r, err := flowPorts("/proc")
+		if err != nil {
+			return err
+		}
+		e.cfg.Ports = r
+	}
 	t, err := flowtable.New(flowtable.Config{MaxFlows: e.cfg.MaxFlows, MaxPerPeer: e.cfg.MaxPerPeer, Ports: e.cfg.Ports})
 	if err != nil {
 		return err
