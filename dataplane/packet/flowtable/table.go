@@ -96,8 +96,10 @@ type Stats struct {
 	PeerFull uint64 // opens refused with ErrPeerFull
 	NoPort   uint64 // opens refused with ErrNoPort
 	Removed  uint64 // flows removed by RemovePeer
-	// Reclaimed counts ended flows (TIME_WAIT, CLOSE) whose port a new flow took before
-	// they timed out, the range toward their target being full.
+	// Dropped counts ended flows (TIME_WAIT, CLOSE) removed before their timeout for a new
+	// flow, the table, the peer's share or (Reclaimed, counted in both) the ports toward
+	// their target being full.
+	Dropped   uint64
 	Reclaimed uint64
 }
 
@@ -354,11 +356,11 @@ func (t *Table) open(k fwdKey, target netip.AddrPort, now int64) (int32, error) 
 	if len(t.fwd) >= t.cfg.MaxFlows || t.perPeer[k.peer] >= int32(t.cfg.MaxPerPeer) {
 		t.expire(now)
 	}
-	if len(t.fwd) >= t.cfg.MaxFlows {
+	if len(t.fwd) >= t.cfg.MaxFlows && !t.dropEnded(func(e *entry) bool { return true }) {
 		t.stats.Full++
 		return -1, ErrFull
 	}
-	if t.perPeer[k.peer] >= int32(t.cfg.MaxPerPeer) {
+	if t.perPeer[k.peer] >= int32(t.cfg.MaxPerPeer) && !t.dropEnded(func(e *entry) bool { return e.key.peer == k.peer }) {
 		t.stats.PeerFull++
 		return -1, ErrPeerFull
 	}
@@ -417,14 +419,33 @@ const reclaimScan = 64
 // one connection to the next. Without it a busy target's ports would all wait out
 // TIME_WAIT, and new flows be refused though few are open. The caller holds t.mu.
 func (t *Table) reclaim(rk *revKey) bool {
+	target := rk.target
+	port := uint16(0)
+	ok := t.dropEnded(func(e *entry) bool {
+		if e.rev.target == target && e.rev.tport == rk.tport {
+			port = e.rev.port
+			return true
+		}
+		return false
+	})
+	if ok {
+		rk.port = port
+		t.stats.Reclaimed++
+	}
+	return ok
+}
+
+// dropEnded removes the oldest ended flow (CLOSE, then TIME_WAIT; among the first
+// reclaimScan of each) that match accepts, and reports whether there was one: what a full
+// table or share gives up for a new flow, as conntrack's early drop does. The caller holds
+// t.mu.
+func (t *Table) dropEnded(match func(e *entry) bool) bool {
 	for _, s := range []State{Close, TimeWait} {
 		n := 0
 		for i := t.lists[s].head; i >= 0 && n < reclaimScan; i, n = t.entries[i].next, n+1 {
-			e := &t.entries[i]
-			if e.rev.target == rk.target && e.rev.tport == rk.tport {
-				rk.port = e.rev.port
+			if match(&t.entries[i]) {
 				t.remove(i)
-				t.stats.Reclaimed++
+				t.stats.Dropped++
 				return true
 			}
 		}

@@ -423,3 +423,25 @@ func TestReclaimEndedFlows(t *testing.T) {
 		t.Errorf("Reclaimed = %d, want 1", s.Reclaimed)
 	}
 }
+
+// A full table gives up its oldest ended flow for a new one, never a live one: flows that
+// wait out TIME_WAIT do not lock out new connections, a SYN flood still fills only its cap.
+func TestFullTableDropsEndedFlows(t *testing.T) {
+	tab, _ := newTable(t, Config{MaxFlows: 2, KeepPort: true})
+	rst := header.TCPFlagRst
+	tab.Forward(1, client(0), virtual, virtual, syn, 0)
+	tab.Forward(1, client(1), virtual, virtual, syn, 0)
+	if _, err := tab.Forward(1, client(2), virtual, virtual, syn, 0); !errors.Is(err, ErrFull) {
+		t.Fatalf("a third SYN into a table of two live flows: %v, want %v", err, ErrFull)
+	}
+	tab.Forward(1, client(1), virtual, virtual, rst, 0) // flow 1 ends
+	if _, err := tab.Forward(1, client(2), virtual, virtual, syn, 0); err != nil {
+		t.Fatalf("a SYN into a full table with an ended flow: %v", err)
+	}
+	if _, err := tab.Forward(1, client(0), virtual, virtual, ack, 0); err != nil {
+		t.Errorf("the live flow was dropped: %v", err)
+	}
+	if s := tab.Stats(); s.Dropped != 1 || s.Full != 1 {
+		t.Errorf("stats %+v, want Dropped 1, Full 1", s)
+	}
+}
