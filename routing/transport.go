@@ -120,7 +120,11 @@ var Stream = Guarantees{Reliable: true, Ordered: true}
 //     the headers, so a message never spans datagrams;
 //   - the stream portals refuse to run over it (dataplane checks Stream against the links
 //     of a path); the packet portals, which carry the client's own TCP segments end to end,
-//     need neither and ride it, their loss and order handled by the two kernels' TCP;
+//     need neither and ride it, their loss and order handled by the two kernels' TCP
+//     (dataplane/packet/portal). Two things change for them: a batch must fit one
+//     datagram, so the inlet's TUN MTU and the MSS it clamps SYNs to come from the path's
+//     MaxMessage instead of 64 KiB; and the backlog they drop at (Backlogged) becomes
+//     the socket's send buffer, which UDP fills without blocking;
 //   - the secure channel needs nothing more: every message has its own counter and the
 //     replay window takes reordering and loss; only its handshake, a few messages, must
 //     retry on a timer instead of trusting the link to deliver;

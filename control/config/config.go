@@ -73,13 +73,14 @@ type Outlet struct {
 	Line  int    `yaml:"-" json:"-"`
 }
 
-// Inlet is a TCP inlet, classic or (Tun) transparent.
+// Inlet is a TCP inlet, classic or (Tun) transparent, in packet mode if Raw.
 type Inlet struct {
 	From         string `yaml:"from" json:"from"`
 	Via          string `yaml:"via,omitempty" json:"via,omitempty"`
 	To           string `yaml:"to,omitempty" json:"to,omitempty"`
 	Allow        string `yaml:"allow,omitempty" json:"allow,omitempty"`
 	Tun          bool   `yaml:"tun,omitempty" json:"tun,omitempty"`
+	Raw          bool   `yaml:"raw,omitempty" json:"raw,omitempty"`
 	HostsFile    string `yaml:"hosts_file,omitempty" json:"hosts_file,omitempty"`
 	AddressRange string `yaml:"address_range,omitempty" json:"address_range,omitempty"`
 	Line         int    `yaml:"-" json:"-"`
@@ -430,8 +431,8 @@ func (c *Config) validate(file string) Errors {
 				bad(in.Line, "%s: hosts_file %q: give an absolute path", what, in.HostsFile)
 			}
 		} else {
-			if in.HostsFile != "" || in.AddressRange != "" {
-				bad(in.Line, "%s: hosts_file and address_range go with tun: true", what)
+			if in.HostsFile != "" || in.AddressRange != "" || in.Raw {
+				bad(in.Line, "%s: hosts_file, address_range and raw go with tun: true", what)
 			}
 			if _, err := HostPort(in.From); err != nil {
 				bad(in.Line, "inlet from: %v", err)

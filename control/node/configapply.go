@@ -301,13 +301,13 @@ func (n *Node) ensureOutlet(ctx context.Context, o config.Outlet) error {
 // not wait for the inlet's path: the file declares what should be, and the outlet may come
 // later (an inlet's refusals show in status).
 func (n *Node) ensureInlet(ctx context.Context, in config.Inlet) error {
-	req := api.CreateInlet{From: in.From, Via: in.Via, To: in.To, Allow: in.Allow, Tun: in.Tun, HostsFile: in.HostsFile, AddressRange: in.AddressRange, NoWait: true}
+	req := api.CreateInlet{From: in.From, Via: in.Via, To: in.To, Allow: in.Allow, Tun: in.Tun, Raw: in.Raw, HostsFile: in.HostsFile, AddressRange: in.AddressRange, NoWait: true}
 	route, err := n.inletRoute(req)
 	if err != nil {
 		return err
 	}
 	if live, ok := n.portals.inletNamed(in.Key()); ok {
-		if live.Route == route.String() && live.Tun == in.Tun {
+		if live.Route == route.String() && live.Tun == in.Tun && live.Raw == in.Raw {
 			if in.Allow != "" {
 				_, err := n.setPolicy(ctx, "name", live.Name, in.Allow)
 				return err
@@ -386,7 +386,7 @@ func (n *Node) effectiveConfig(ctx context.Context) (*config.Config, error) {
 		}
 		d := config.Inlet{From: in.Name, To: in.Route}
 		if in.Tun != "" {
-			d.Tun, d.HostsFile = true, in.HostsFile
+			d.Tun, d.Raw, d.HostsFile = true, in.Raw, in.HostsFile
 		}
 		out.Inlets = append(out.Inlets, d)
 	}
