@@ -45,7 +45,7 @@ func newBench(ctx context.Context, cfg config) (b *bench, err error) {
 		return nil, err
 	}
 	progress("building bin/adjacent and bin/blast")
-	if b.tools, err = findTools(ctx, b.root, cfg.wireguard); err != nil {
+	if b.tools, err = findTools(ctx, b.root, cfg.wireguard, cfg.adjacent); err != nil {
 		return nil, err
 	}
 	if b.tmp, err = os.MkdirTemp("", "adjacent-bench-"); err != nil {

@@ -18,6 +18,7 @@ import (
 type config struct {
 	out       string // directory for the results and logs
 	wireguard string // the wireguard-go binary
+	adjacent  string // an adjacent binary to measure; "" builds ./cmd/adjacent
 	modes     []string
 	seconds   int // iperf3 seconds per direction
 	rrCount   int // blast rr round trips
@@ -54,6 +55,7 @@ func main() {
 	var cfg config
 	var modes string
 	flag.StringVar(&cfg.out, "out", "bench/out", "directory for results.md, results.svg, results.json and logs/")
+	flag.StringVar(&cfg.adjacent, "adjacent", "", "an adjacent binary to measure instead of building ./cmd/adjacent (e.g. an older commit's, for a before/after)")
 	flag.StringVar(&cfg.wireguard, "wireguard", "bin/peers/wireguard", "wireguard-go binary (GOBIN=bin/peers go install golang.zx2c4.com/wireguard@latest)")
 	flag.StringVar(&modes, "modes", "", "comma-separated modes to run, default all: "+strings.Join(modeKeys(), ","))
 	var measures string

@@ -37,7 +37,7 @@ var peerTools = []struct{ name, candidates, install string }{
 }
 
 // findTools builds adjacent and blast into bin/ of the module and looks up the peers.
-func findTools(ctx context.Context, root, wireguard string) (*tools, error) {
+func findTools(ctx context.Context, root, wireguard, adjacent string) (*tools, error) {
 	t := &tools{root: root, path: map[string]string{}, why: map[string]string{}}
 	gobin := goCommand()
 	build := func(pkg, name string) (string, error) {
@@ -53,7 +53,11 @@ func findTools(ctx context.Context, root, wireguard string) (*tools, error) {
 	if t.blast, err = build("./internal/cmd/blast", "blast"); err != nil {
 		return nil, err // every mode needs blast
 	}
-	t.adjacent, t.adjacentErr = build("./cmd/adjacent", "adjacent")
+	if adjacent != "" { // another build, e.g. an older commit's, measured by this harness
+		t.adjacent, t.adjacentErr = filepath.Abs(adjacent)
+	} else {
+		t.adjacent, t.adjacentErr = build("./cmd/adjacent", "adjacent")
+	}
 	for _, p := range peerTools {
 		cands := strings.Fields(p.candidates)
 		if p.name == "wireguard-go" {
