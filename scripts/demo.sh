@@ -71,11 +71,20 @@ if run "$adj" --home "$work/analysis" tcp-inlet create --from db.bank.internal:5
   unshare -m sh -c 'mount --bind "$0" /etc/hosts && exec "$@"' "$work/hosts" \
     "$pgbin/psql" --host db.bank.internal --port 5432 --username postgres \
     --command "SELECT owner, balance FROM accounts ORDER BY id"
+  say "7. Packet mode: the same name, and now psql's own TCP segments travel to the bank's node,"
+  say "   which injects them toward PostgreSQL with a raw socket: no stack in between."
+  run "$adj" --home "$work/analysis" tcp-inlet delete db.bank.internal:5432
+  if run "$adj" --home "$work/analysis" tcp-inlet create --from db.bank.internal:5432 --via postgres --tun --raw --hosts-file "$work/hosts"; then
+    printf '\033[2m$ %s\033[0m\n' "psql --host db.bank.internal --port 5432 --username postgres --command \"SELECT ...\""
+    unshare -m sh -c 'mount --bind "$0" /etc/hosts && exec "$@"' "$work/hosts" \
+      "$pgbin/psql" --host db.bank.internal --port 5432 --username postgres \
+      --command "SELECT owner, balance FROM accounts ORDER BY id"
+  fi
 else
   echo "(the transparent inlet needs CAP_NET_ADMIN and /dev/net/tun: run the demo as root to see it)"
 fi
 
-say "7. What each node saw:"
+say "8. What each node saw:"
 run "$adj" --home "$work/analysis" status
 run "$adj" --home "$work/bank" status
 run "$adj" --home "$work/hub" status
@@ -90,5 +99,7 @@ it cannot read. Both nodes proved their identities and showed credentials from t
 authority; the outlet's policy admitted the analysis member. Neither the bank nor analysis
 listened on any network port. With --tun, the analysis node answered for db.bank.internal:5432
 itself, on a TUN device through a userspace TCP stack, so the client needed no new port; the
-device, its route and the hosts entry went away with the inlet.
+device, its route and the hosts entry went away with the inlet. With --raw, no stack stood in
+between: psql's kernel and PostgreSQL's talked TCP to each other, and the nodes moved, checked
+and translated their packets.
 MSG

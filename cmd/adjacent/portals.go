@@ -273,6 +273,10 @@ or --count frames; with --output json one object a line.`,
 				if len(st.Outlets) > 0 {
 					outletTable(w, st.Outlets)
 				}
+				if pk := st.Packets; pk != nil {
+					fmt.Fprintf(w, "packet mode: %s open, %d opened, %d refused; %d packets kept from the kernel's TCP, %d RSTs it sent anyway (dropped)\n",
+						count(pk.Flows, "flow"), pk.Opened, pk.Refused, pk.Diverted, pk.KernelRSTs)
+				}
 				fmt.Fprintf(w, "\n%s\n", count(len(st.Relays), "relay"))
 				if len(st.Relays) > 0 {
 					relayTable(w, st.Relays)
