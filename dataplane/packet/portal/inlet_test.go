@@ -197,3 +197,21 @@ func TestInletCapsAndResets(t *testing.T) {
 		}
 	}
 }
+
+// backlogged is a link that holds more than a packet path may queue behind.
+type backlogged struct{ routing.Link }
+
+func (backlogged) Backlog() int { return maxBacklog + 1 }
+
+// Under back-pressure the inlet drops the clients' segments (their TCP sends them again)
+// rather than queue them without bound.
+func TestInletDropsWhenBacklogged(t *testing.T) {
+	in, _, sent, _ := newInlet(t, 0)
+	cur := *in.cur.Load()
+	cur.Link = backlogged{}
+	in.cur.Store(&cur)
+	fromClients(in, seg(client, virtual, header.TCPFlagSyn, 1))
+	if s := sent(); len(s) != 0 || in.Stats().Dropped.Load() != 1 {
+		t.Fatalf("a backlogged path: %d segments sent, %d batches dropped; want 0, 1", len(s), in.Stats().Dropped.Load())
+	}
+}
