@@ -222,7 +222,7 @@ func (n *Node) vouched(peer routing.Peer) bool {
 	exp := tp.Expires()
 	return !exp.IsZero() && n.cfg.Now().Before(exp) &&
 		tp.Attributes()[authority.AttrMember] == "true" &&
-		!n.isRevoked(identity.Identifier(tp.Identifier()))
+		!n.project.isRevoked(identity.Identifier(tp.Identifier()))
 }
 
 // relaysOverCap counts and logs a relay refused to owner for holding limit already.
@@ -240,7 +240,7 @@ func (n *Node) relaysOverCap(owner string, limit int) {
 // client cannot pose as many by varying the rest. Anything else gets the listener's
 // default: the source address over TCP, the link otherwise.
 func (n *Node) handshakeOrigin(m *routing.Message) string {
-	hub := n.hubChannel()
+	hub := n.project.hubChannel()
 	if hub == nil || m.Local.Link != routing.Link(hub) || m.Return.Len() < 3 {
 		return ""
 	}

@@ -106,7 +106,7 @@ func (n *Node) startListenerLocked() error {
 		// they reach.
 		return n.router.Open(authorityWorker, l.StrangerFlow())
 	}
-	if hub := n.hubChannel(); hub != nil {
+	if hub := n.project.hubChannel(); hub != nil {
 		n.router.Open(listenerName, hub.Flow())
 	}
 	return nil
@@ -174,7 +174,7 @@ func (n *Node) resolve(ctx context.Context, path routing.Path, authorized []iden
 			if i != 0 {
 				return fail(fmt.Errorf("route %s: /project must come first", path))
 			}
-			hub, err := n.projectHop(ctx, h.Value)
+			hub, err := n.project.projectHop(ctx, h.Value)
 			if err != nil {
 				return fail(err)
 			}

@@ -130,7 +130,7 @@ func (n *Node) createProject(ctx context.Context, req api.CreateProject) (_ api.
 		return api.Project{}, err
 	}
 	n.project.Store(p)
-	if err := n.saveCredential(ctx, p, b); err != nil {
+	if err := n.credentials.save(ctx, p, b); err != nil {
 		return api.Project{}, err
 	}
 	if newListen != "" {
@@ -184,12 +184,12 @@ func (n *Node) projectInfo() api.Project {
 		info.Lifetime = api.Duration(p.auth.Lifetime())
 	} else {
 		info.Hub = p.hubRoute.String()
-		info.Connected = n.hubChannel() != nil
+		info.Connected = n.project.hubChannel() != nil
 	}
 	if b := p.cred.Load(); b != nil {
 		info.CredentialExpires = b.Credential.Expires()
 	}
-	info.EventsDropped, info.RevokedRefused = n.eventRefusals.events.Load(), n.eventRefusals.revoked.Load()
+	info.EventsDropped, info.RevokedRefused = n.revocations.events.Load(), n.revocations.revoked.Load()
 	return info
 }
 
@@ -244,8 +244,8 @@ func (n *Node) relayService(p *project) *hub.RelayService {
 		Router:        n.router,
 		Owners:        n.state,
 		Policy:        func(name string) *policy.Policy { return n.policyOf("relay", name) },
-		Revoked:       n.isRevoked,
-		SenderRevoked: n.revokedSender,
+		Revoked:       n.project.isRevoked,
+		SenderRevoked: n.revocations.revokedSender,
 		OverCap:       n.relaysOverCap,
 		PerIdentity:   n.cfg.Caps.RelaysPerIdentity,
 		Logger:        n.log,

@@ -86,14 +86,3 @@ func (ps *portals) recheck() int {
 	}
 	return cut
 }
-
-// refreshNow fetches a fresh credential at the hub's word, and presents it on every channel.
-func (n *Node) refreshNow(p *project) {
-	ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
-	defer cancel()
-	if err := n.refreshCredential(ctx, p); err != nil {
-		n.log.Warn("credential refresh asked by the hub failed", "err", err)
-		return
-	}
-	n.log.Info("credential refreshed at the hub's word: the member's attributes changed")
-}

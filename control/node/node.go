@@ -62,7 +62,7 @@ type Node struct {
 	admit    *admission // the listener's caps per identity
 	channels channels
 	policies policies
-	project  atomic.Pointer[project]
+	project  membership // the project, if any, and what trust reads off it
 	portals  *portals
 	recheck  recheck // asks policyLoop to re-check live portal sessions
 	counts   counts  // handshakes and refusals, for metrics
@@ -70,9 +70,10 @@ type Node struct {
 	config   configState  // the declarative config last applied
 	apiGroup atomic.Int64 // the API socket's group (api_socket.group), or -1
 
-	eventRefusals eventRefusals // dropped control events, refused revoked members
-	known         known         // peers' rotated identities
-	rotateMu      sync.Mutex
+	revocations *revocations      // control events, revoked members
+	credentials *credentialKeeper // the node's credential, its peers' expiry
+	known       known             // peers' rotated identities
+	rotateMu    sync.Mutex
 
 	listenerMu sync.Mutex // serialises listener restarts
 	started    time.Time
@@ -123,11 +124,22 @@ func Run(ctx context.Context, cfg Config) error {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	n := &Node{cfg: cfg, log: cfg.Logger, state: st, vault: v, started: cfg.Now(), stop: stop, ctx: ctx}
+	n.project.now = cfg.Now
 	if n.self, err = n.loadSelf(ctx, cfg.Identity); err != nil {
 		return err
 	}
 	n.admit = newAdmission(n)
 	defer n.admit.refusals.Stop()
+	n.revocations = newRevocations(revocationsConfig{
+		Project: &n.project, Self: n.self.history.Identifier(), Channels: n.channels.list,
+		Send: func(m *routing.Message) { n.router.Send(m) }, Refresh: func(p *project) { n.credentials.refreshNow(p) },
+		Logger: n.log, Now: cfg.Now,
+	})
+	defer n.revocations.stop()
+	n.credentials = &credentialKeeper{credentialKeeperConfig{
+		Project: &n.project, Self: n.self.history.Identifier(), Channels: n.channels.list,
+		Settings: st, Context: ctx, Logger: n.log, Now: cfg.Now,
+	}}
 	if err := n.loadKnown(ctx); err != nil {
 		return err
 	}
@@ -138,7 +150,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Flow:                  func() routing.FlowID { return n.listener.Flow() },
 		OutletSessionsPerPeer: cfg.Caps.OutletSessionsPerPeer,
 		Policy:                n.policyOf,
-		Revoked:               n.revokedSender,
+		Revoked:               n.revocations.revokedSender,
 		Build:                 n.buildPath,
 		Refused:               n.inletRefused,
 	})
@@ -166,10 +178,10 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer n.portals.close()
-	if err := n.router.Register(eventsWorker, routing.WorkerFunc(n.handleEvent)); err != nil {
+	if err := n.router.Register(eventsWorker, routing.WorkerFunc(n.revocations.handleEvent)); err != nil {
 		return err
 	}
-	go n.credentialLoop(ctx)
+	go n.credentials.run(ctx)
 	go n.policyLoop(ctx)
 	if p != nil && !p.hub {
 		go n.runSession(ctx, p)

@@ -307,7 +307,7 @@ func (n *Node) adoptKeys(ctx context.Context, old, k *selfKeys) error {
 	n.listenerMu.Unlock()
 	if p != nil && p.hub {
 		// The hub's fresh credential carries its new history to every member on its channel.
-		if err := n.refreshCredential(ctx, p); err != nil {
+		if err := n.credentials.refresh(ctx, p); err != nil {
 			return fmt.Errorf("re-issue the hub's own credential: %w", err)
 		}
 	}
