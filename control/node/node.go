@@ -70,10 +70,11 @@ type Node struct {
 	config   configState  // the declarative config last applied
 	apiGroup atomic.Int64 // the API socket's group (api_socket.group), or -1
 
+	// The node's roles (doc.go has the map); wireRoles makes them.
 	revocations *revocations      // control events, revoked members
 	credentials *credentialKeeper // the node's credential, its peers' expiry
-	known       known             // peers' rotated identities
-	rotateMu    sync.Mutex
+	histories   *histories        // peers' and the authority's rotated identities
+	rotator     *rotator          // identity key rotation
 
 	listenerMu sync.Mutex // serialises listener restarts
 	started    time.Time
@@ -130,17 +131,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	n.admit = newAdmission(n)
 	defer n.admit.refusals.Stop()
-	n.revocations = newRevocations(revocationsConfig{
-		Project: &n.project, Self: n.self.history.Identifier(), Channels: n.channels.list,
-		Send: func(m *routing.Message) { n.router.Send(m) }, Refresh: func(p *project) { n.credentials.refreshNow(p) },
-		Logger: n.log, Now: cfg.Now,
-	})
+	n.wireRoles()
 	defer n.revocations.stop()
-	n.credentials = &credentialKeeper{credentialKeeperConfig{
-		Project: &n.project, Self: n.self.history.Identifier(), Channels: n.channels.list,
-		Settings: st, Context: ctx, Logger: n.log, Now: cfg.Now,
-	}}
-	if err := n.loadKnown(ctx); err != nil {
+	if err := n.histories.load(ctx); err != nil {
 		return err
 	}
 	n.router = routing.New(routing.Config{Logger: cfg.Logger})
@@ -230,6 +223,39 @@ func Run(ctx context.Context, cfg Config) error {
 	os.Remove(h.Pid())
 	n.log.Info("node stopped", "home", h.Dir)
 	return nil
+}
+
+// wireRoles makes the node's roles, each with the parts of the node it reads and calls.
+// They may call each other and the router, listener and portals only once Run has made
+// those.
+func (n *Node) wireRoles() {
+	self, now := n.self.history.Identifier(), n.cfg.Now
+	n.revocations = newRevocations(revocationsConfig{
+		Project: &n.project, Self: self, Channels: n.channels.list,
+		Send:    func(m *routing.Message) { n.router.Send(m) },
+		Refresh: func(p *project) { n.credentials.refreshNow(p) },
+		Logger:  n.log, Now: now,
+	})
+	n.credentials = &credentialKeeper{credentialKeeperConfig{
+		Project: &n.project, Self: self, Channels: n.channels.list,
+		Settings: n.state, Context: n.ctx, Logger: n.log, Now: now,
+	}}
+	n.histories = &histories{cfg: historiesConfig{Project: &n.project, Self: self, Store: n.state, Logger: n.log}}
+	n.rotator = &rotator{cfg: rotatorConfig{
+		Self: n.self, Project: &n.project, State: n.state, Vault: n.vault,
+		Open: n.openIdentity,
+		Rekey: func(p *project) {
+			n.listenerMu.Lock()
+			defer n.listenerMu.Unlock()
+			if n.listener != nil {
+				cfg := n.channelConfig(nil, p != nil && !p.hub)
+				n.listener.SetKeys(cfg.Static, cfg.Auth)
+			}
+		},
+		Refresh:  n.credentials.refresh,
+		Channels: n.channels.list,
+		Logger:   n.log, Now: now,
+	}}
 }
 
 func (n *Node) startListening(ctx context.Context) error {

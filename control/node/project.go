@@ -104,7 +104,7 @@ func (n *Node) loadProject(ctx context.Context) (*project, error) {
 			return nil, err
 		}
 		if k := n.self.keys(); k.history.Len() > p.authority.Len() { // stopped mid-rotation
-			if err := n.reattestSigningKey(ctx, p, k); err != nil {
+			if err := n.rotator.reattestSigningKey(ctx, p, k); err != nil {
 				p.auth.Store().Close()
 				return nil, fmt.Errorf("node: project %s: %w", name, err)
 			}
@@ -199,9 +199,9 @@ func (n *Node) trustConfig(authorized []identity.Identifier, require bool) trust
 		RequireCredential: require,
 		Revoked:           n.project.isRevoked,
 		Authorized:        authorized,
-		Known:             n.knownHistory,
-		Learn:             n.learnHistory,
-		Present:           n.present,
+		Known:             n.histories.get,
+		Learn:             n.histories.learn,
+		Present:           n.self.present,
 		RetiredKeyGrace:   n.project.retiredKeyGrace,
 		Now:               n.cfg.Now,
 		Refreshed:         func(routing.Peer) { n.recheckPolicies() },

@@ -188,7 +188,7 @@ func (n *Node) authorityService(p *project) *hub.AuthorityService {
 		Public:    p.public,
 		Authority: p.auth,
 		History:   p.authorityHistory,
-		Known:     n.knownHistory,
+		Known:     n.histories.get,
 		Revoked:   hubRevoked{n, p},
 		Members:   hubMembers{n, p},
 		Logger:    n.log,

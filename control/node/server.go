@@ -115,8 +115,12 @@ func (n *Node) handler() http.Handler {
 		if name == "-" {
 			name = "" // the node's own
 		}
-		id, err := n.rotateIdentity(r.Context(), name)
-		reply(w, id, err)
+		rec, err := n.rotator.rotateIdentity(r.Context(), name)
+		if err != nil {
+			reply(w, api.Identity{}, err)
+			return
+		}
+		reply(w, n.identityInfo(rec, false), nil)
 	})
 	mux.HandleFunc("POST /v1/secure-channels", func(w http.ResponseWriter, r *http.Request) {
 		var req api.CreateChannel
