@@ -210,3 +210,12 @@ func (n *Node) createRelay(ctx context.Context, name string) (api.Relay, error) 
 	}
 	return r, nil
 }
+
+// deleteRelay drops a relay at the hub and from the state.
+func (n *Node) deleteRelay(ctx context.Context, name string) error {
+	err := n.callHub(ctx, relaysWorker, hub.RelayDelete{Name: name}, nil)
+	if derr := n.state.DeleteRelay(ctx, name); err == nil {
+		err = derr
+	}
+	return err
+}

@@ -67,8 +67,8 @@ type Node struct {
 	recheck  recheck // asks policyLoop to re-check live portal sessions
 	counts   counts  // handshakes and refusals, for metrics
 
-	config   configState  // the declarative config last applied
-	apiGroup atomic.Int64 // the API socket's group (api_socket.group), or -1
+	config   *configApplier // the declarative config (configapply.go)
+	apiGroup atomic.Int64   // the API socket's group (api_socket.group), or -1
 
 	// The node's roles (doc.go has the map); wireRoles makes them.
 	revocations *revocations      // control events, revoked members
@@ -131,11 +131,6 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	n.admit = newAdmission(n)
 	defer n.admit.refusals.Stop()
-	n.wireRoles()
-	defer n.revocations.stop()
-	if err := n.histories.load(ctx); err != nil {
-		return err
-	}
 	n.router = routing.New(routing.Config{Logger: cfg.Logger})
 	defer tcp.New(n.router, cfg.TCP).Close()
 	n.portals = newPortals(portalsConfig{
@@ -143,10 +138,15 @@ func Run(ctx context.Context, cfg Config) error {
 		Flow:                  func() routing.FlowID { return n.listener.Flow() },
 		OutletSessionsPerPeer: cfg.Caps.OutletSessionsPerPeer,
 		Policy:                n.policyOf,
-		Revoked:               n.revocations.revokedSender,
+		Revoked:               func(m *routing.Message, resource string) bool { return n.revocations.revokedSender(m, resource) },
 		Build:                 n.buildPath,
 		Refused:               n.inletRefused,
 	})
+	n.wireRoles()
+	defer n.revocations.stop()
+	if err := n.histories.load(ctx); err != nil {
+		return err
+	}
 	if err := n.policies.load(ctx, st); err != nil {
 		return err
 	}
@@ -182,7 +182,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := n.startListening(ctx); err != nil {
 		return err
 	}
-	if err := n.startConfig(ctx); err != nil {
+	if err := n.config.start(ctx); err != nil {
 		return err
 	}
 
@@ -241,6 +241,11 @@ func (n *Node) wireRoles() {
 		Settings: n.state, Context: n.ctx, Logger: n.log, Now: now,
 	}}
 	n.histories = &histories{cfg: historiesConfig{Project: &n.project, Self: self, Store: n.state, Logger: n.log}}
+	n.config = &configApplier{cfg: configApplierConfig{
+		File: n.cfg.ConfigFile, Reload: n.cfg.Reload, LogLevel: n.cfg.LogLevel,
+		Project: &n.project, State: n.state, Node: n, Portals: n.portals,
+		Applied: n.applySocketGroup, Logger: n.log, Now: now,
+	}}
 	n.rotator = &rotator{cfg: rotatorConfig{
 		Self: n.self, Project: &n.project, State: n.state, Vault: n.vault,
 		Open: n.openIdentity,

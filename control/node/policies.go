@@ -90,3 +90,11 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// deletePolicy removes a stored policy.
+func (n *Node) deletePolicy(ctx context.Context, kind, resource string) error {
+	if _, err := n.state.DeletePolicy(ctx, kind, resource); err != nil {
+		return err
+	}
+	return n.policies.load(ctx, n.state)
+}

@@ -279,7 +279,7 @@ func (n *Node) handler() http.Handler {
 	})
 	n.configHandlers(mux)
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
-		reply(w, n.markOrigin(n.status(r.Context())), nil)
+		reply(w, n.config.markOrigin(n.status(r.Context())), nil)
 	})
 	return mux
 }
