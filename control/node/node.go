@@ -57,6 +57,7 @@ type Node struct {
 	state    *state.Store
 	vault    *vault.Vault
 	self     *self
+	ids      *identityStore  // the home's identities
 	router   *routing.Router // holds the transports, by address type (routing.Router.Transport)
 	listener *securechannel.Listener
 	admit    *admission // the listener's caps per identity
@@ -126,7 +127,8 @@ func Run(ctx context.Context, cfg Config) error {
 	defer stop()
 	n := &Node{cfg: cfg, log: cfg.Logger, state: st, vault: v, started: cfg.Now(), stop: stop, ctx: ctx}
 	n.project.now = cfg.Now
-	if n.self, err = n.loadSelf(ctx, cfg.Identity); err != nil {
+	n.ids = &identityStore{state: st, vault: v, log: n.log, now: cfg.Now}
+	if n.self, err = n.ids.loadSelf(ctx, cfg.Identity); err != nil {
 		return err
 	}
 	n.admit = newAdmission(n)
@@ -248,7 +250,7 @@ func (n *Node) wireRoles() {
 	}}
 	n.rotator = &rotator{cfg: rotatorConfig{
 		Self: n.self, Project: &n.project, State: n.state, Vault: n.vault,
-		Open: n.openIdentity,
+		Open: n.ids.open,
 		Rekey: func(p *project) {
 			n.listenerMu.Lock()
 			defer n.listenerMu.Unlock()

@@ -87,7 +87,7 @@ func (n *Node) handler() http.Handler {
 		reply(w, api.MessageReply{Payload: p}, err)
 	})
 	mux.HandleFunc("GET /v1/identities", func(w http.ResponseWriter, r *http.Request) {
-		ids, err := n.identities(r.Context(), r.URL.Query().Get("full") != "")
+		ids, err := n.ids.list(r.Context(), r.URL.Query().Get("full") != "")
 		reply(w, ids, err)
 	})
 	mux.HandleFunc("GET /v1/identities/{name}", func(w http.ResponseWriter, r *http.Request) {
@@ -95,7 +95,7 @@ func (n *Node) handler() http.Handler {
 		if name == "-" {
 			name = "" // the node's own
 		}
-		id, err := n.identity(r.Context(), name, r.URL.Query().Get("full") != "")
+		id, err := n.ids.show(r.Context(), name, r.URL.Query().Get("full") != "")
 		reply(w, id, err)
 	})
 	mux.HandleFunc("POST /v1/identities", func(w http.ResponseWriter, r *http.Request) {
@@ -103,12 +103,12 @@ func (n *Node) handler() http.Handler {
 		if !decode(w, r, &req) {
 			return
 		}
-		rec, err := n.createIdentity(r.Context(), req.Name)
+		rec, err := n.ids.create(r.Context(), req.Name)
 		if err != nil {
 			reply(w, nil, &statusError{http.StatusBadRequest, err})
 			return
 		}
-		reply(w, n.identityInfo(rec, false), nil)
+		reply(w, n.ids.info(rec, false), nil)
 	})
 	mux.HandleFunc("POST /v1/identities/{name}/rotate", func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
@@ -120,7 +120,7 @@ func (n *Node) handler() http.Handler {
 			reply(w, api.Identity{}, err)
 			return
 		}
-		reply(w, n.identityInfo(rec, false), nil)
+		reply(w, n.ids.info(rec, false), nil)
 	})
 	mux.HandleFunc("POST /v1/secure-channels", func(w http.ResponseWriter, r *http.Request) {
 		var req api.CreateChannel
