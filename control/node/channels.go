@@ -93,7 +93,7 @@ func (n *Node) startListenerLocked() error {
 		return err
 	}
 	n.listener = l
-	echo := &access.Gate{Resource: "echo", Policy: n.policyFunc("echo", "echo"), Inner: routing.NewEcho(n.router, "echo"), Log: n.log}
+	echo := &access.Gate{Resource: "echo", Policy: n.policies.policyFunc("echo", "echo"), Inner: routing.NewEcho(n.router, "echo"), Log: n.log}
 	if err := n.router.Register("echo", echo, l.Flow()); err != nil {
 		return err
 	}

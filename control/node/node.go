@@ -127,6 +127,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer stop()
 	n := &Node{cfg: cfg, log: cfg.Logger, state: st, vault: v, started: cfg.Now(), stop: stop, ctx: ctx}
 	n.project.now = cfg.Now
+	n.policies.member = n.member
 	n.ids = &identityStore{state: st, vault: v, log: n.log, now: cfg.Now}
 	if n.self, err = n.ids.loadSelf(ctx, cfg.Identity); err != nil {
 		return err
@@ -139,7 +140,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Router: n.router, Logger: n.log,
 		Flow:                  func() routing.FlowID { return n.listener.Flow() },
 		OutletSessionsPerPeer: cfg.Caps.OutletSessionsPerPeer,
-		Policy:                n.policyOf,
+		Policy:                n.policies.policyOf,
 		Revoked:               func(m *routing.Message, resource string) bool { return n.revocations.revokedSender(m, resource) },
 		Build:                 n.buildPath,
 		Refused:               n.inletRefused,

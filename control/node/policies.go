@@ -12,12 +12,13 @@ import (
 // Resource types that have policies.
 var resourceTypes = []string{"echo", "relay", "tcp-outlet", "tcp-inlet"}
 
-// policies is the node's policy table in memory: by resource name, then by resource type;
-// what neither names gets the default.
+// policies is the node's policy table in memory, read from the state database: by resource
+// name, then by resource type; what neither names gets the default (defaultPolicy).
 type policies struct {
 	mu     sync.RWMutex
 	byName map[string]*policy.Policy
 	byType map[string]*policy.Policy
+	member func() bool // whether the node is in a project
 }
 
 func (ps *policies) load(ctx context.Context, st *state.Store) error {
@@ -45,12 +46,11 @@ func (ps *policies) load(ctx context.Context, st *state.Store) error {
 
 // policyFunc returns the current policy of a resource, looked up on every call so changes
 // apply at once.
-func (n *Node) policyFunc(resourceType, name string) func() *policy.Policy {
-	return func() *policy.Policy { return n.policyOf(resourceType, name) }
+func (ps *policies) policyFunc(resourceType, name string) func() *policy.Policy {
+	return func() *policy.Policy { return ps.policyOf(resourceType, name) }
 }
 
-func (n *Node) policyOf(resourceType, name string) *policy.Policy {
-	ps := &n.policies
+func (ps *policies) policyOf(resourceType, name string) *policy.Policy {
 	ps.mu.RLock()
 	p := ps.byName[name]
 	if p == nil {
@@ -58,9 +58,19 @@ func (n *Node) policyOf(resourceType, name string) *policy.Policy {
 	}
 	ps.mu.RUnlock()
 	if p == nil {
-		p = n.defaultPolicy()
+		p = ps.defaultPolicy()
 	}
 	return p
+}
+
+// defaultPolicy admits project members when the node is in a project; a node outside any
+// project admits every authenticated peer (its channels may still be restricted with
+// --authorized).
+func (ps *policies) defaultPolicy() *policy.Policy {
+	if ps.member() {
+		return policy.AllowMembers()
+	}
+	return policy.MustParse("true")
 }
 
 // setPolicy parses, stores and applies a policy.

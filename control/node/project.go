@@ -15,7 +15,6 @@ import (
 	"github.com/adjacentnet/adjacent/control/credential"
 	"github.com/adjacentnet/adjacent/control/hub"
 	"github.com/adjacentnet/adjacent/control/identity"
-	"github.com/adjacentnet/adjacent/control/policy"
 	"github.com/adjacentnet/adjacent/control/trust"
 	"github.com/adjacentnet/adjacent/routing"
 )
@@ -229,16 +228,6 @@ func (m *membership) retiredKeyGrace() time.Duration {
 
 // member reports whether the node belongs to a project (as hub or member).
 func (n *Node) member() bool { return n.project.Load() != nil }
-
-// defaultPolicy admits project members when the node is in a project; a node outside any
-// project admits every authenticated peer (its channels may still be restricted with
-// --authorized).
-func (n *Node) defaultPolicy() *policy.Policy {
-	if n.member() {
-		return policy.AllowMembers()
-	}
-	return policy.MustParse("true")
-}
 
 // restartListener replaces the secure-channel listener after the node joined a project, so
 // it applies the project's trust from now on.
