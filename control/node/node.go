@@ -189,7 +189,23 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 
-	stopMetrics, err := n.startMetrics(ctx)
+	stopMetrics, err := serveMetrics(ctx, metricsConfig{
+		Addr: cfg.Metrics, AllowPublic: cfg.MetricsAllowPublic, Settings: st, Logger: n.log,
+		Sources: metricsSources{
+			Counts: &n.counts, Portals: n.portals, Project: &n.project, Relays: st.Relays, Context: ctx,
+			AdmissionRefused: func() uint64 { _, _, refused := n.admit.counts(); return refused },
+			Listener: func() (ls securechannel.ListenerStats) {
+				n.listenerMu.Lock()
+				defer n.listenerMu.Unlock()
+				if n.listener != nil {
+					ls = n.listener.Stats()
+				}
+				return ls
+			},
+			Channels:  func() int { return len(n.channels.list()) },
+			Transport: n.router.Transport(routing.TypeTCP).Stats,
+		},
+	})
 	if err != nil {
 		return err
 	}
