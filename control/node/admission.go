@@ -107,7 +107,7 @@ func newAdmission(n *Node) *admission {
 func (a *admission) Admit(ad securechannel.Admission) (bool, func(), error) {
 	peer := ad.Peer
 	id := peer.Identifier()
-	member := a.n.vouched(peer)
+	member := a.n.project.vouched(peer)
 	limit := a.caps.ChannelsPerMember
 	if p := a.n.project.Load(); p != nil && p.hub {
 		limit = a.caps.HubChannelsPerMember
@@ -210,8 +210,8 @@ func (a *admission) counts() (members, strangers int, refused uint64) {
 // strangers, who come to enroll. Elsewhere every peer the listener accepted is a member: a
 // member's listener requires a valid credential, and a node outside any project has no
 // notion of strangers.
-func (n *Node) vouched(peer routing.Peer) bool {
-	p := n.project.Load()
+func (m *membership) vouched(peer routing.Peer) bool {
+	p := m.Load()
 	if p == nil || !p.hub {
 		return true
 	}
@@ -220,15 +220,15 @@ func (n *Node) vouched(peer routing.Peer) bool {
 		return false
 	}
 	exp := tp.Expires()
-	return !exp.IsZero() && n.cfg.Now().Before(exp) &&
+	return !exp.IsZero() && m.now().Before(exp) &&
 		tp.Attributes()[authority.AttrMember] == "true" &&
-		!n.project.isRevoked(identity.Identifier(tp.Identifier()))
+		!m.isRevoked(identity.Identifier(tp.Identifier()))
 }
 
 // relaysOverCap counts and logs a relay refused to owner for holding limit already.
-func (n *Node) relaysOverCap(owner string, limit int) {
-	n.admit.refused.Add(1)
-	n.admit.refusals.Note(slog.String("last_peer", owner), slog.String("reason", "too many relays"), slog.Int("limit", limit))
+func (a *admission) relaysOverCap(owner string, limit int) {
+	a.refused.Add(1)
+	a.refusals.Note(slog.String("last_peer", owner), slog.String("reason", "too many relays"), slog.Int("limit", limit))
 }
 
 // handshakeOrigin names the origin of a first handshake message at this node's listener
@@ -239,8 +239,8 @@ func (n *Node) relaysOverCap(owner string, limit int) {
 // hub's end of the client's channel the third. So those three name the relay client, and a
 // client cannot pose as many by varying the rest. Anything else gets the listener's
 // default: the source address over TCP, the link otherwise.
-func (n *Node) handshakeOrigin(m *routing.Message) string {
-	hub := n.project.hubChannel()
+func (ms *membership) handshakeOrigin(m *routing.Message) string {
+	hub := ms.hubChannel()
 	if hub == nil || m.Local.Link != routing.Link(hub) || m.Return.Len() < 3 {
 		return ""
 	}

@@ -87,7 +87,7 @@ func (n *Node) startListenerLocked() error {
 	cfg := n.channelConfig(nil, p != nil && !p.hub)
 	cfg.Accepted = n.accepted
 	cfg.Admitter, cfg.StrangerTimeout = countingAdmitter{n.admit, &n.counts}, n.cfg.Caps.StrangerTimeout
-	cfg.Origin = n.handshakeOrigin
+	cfg.Origin = n.project.handshakeOrigin
 	l, err := securechannel.Listen(n.router, listenerName, cfg, routing.FlowTransports)
 	if err != nil {
 		return err

@@ -37,7 +37,7 @@ type credentialKeeperConfig struct {
 	Now     func() time.Time
 }
 
-// saveCredential stores a fresh credential and presents it on every open channel.
+// save stores a fresh credential and presents it on every open channel.
 func (k *credentialKeeper) save(ctx context.Context, p *project, b *credential.Bundle) error {
 	if err := k.cfg.Settings.SetSetting(ctx, settingCredential, hex.EncodeToString(b.Encode())); err != nil {
 		return err
@@ -50,7 +50,7 @@ func (k *credentialKeeper) save(ctx context.Context, p *project, b *credential.B
 	return nil
 }
 
-// credentialLoop refreshes the node's credential at half its lifetime, and closes channels
+// run refreshes the node's credential at half its lifetime, and closes channels
 // whose peer's credential has expired or whose peer was revoked. A refresh runs on its own,
 // one at a time: an authority slow to answer (its member store hanging) must not hold up
 // closing the channels of expired peers.
@@ -120,7 +120,7 @@ func (k *credentialKeeper) closeExpired(p *project, now time.Time) {
 	}
 }
 
-// refreshCredential gets a fresh credential: from the authority itself on the hub, over the
+// refresh gets a fresh credential: from the authority itself on the hub, over the
 // hub channel on a member. A member whose credential had expired registers its relays again:
 // the hub refused them when the member reconnected without a valid credential.
 func (k *credentialKeeper) refresh(ctx context.Context, p *project) error {
@@ -164,7 +164,7 @@ func (k *credentialKeeper) refreshNow(p *project) {
 	k.cfg.Logger.Info("credential refreshed at the hub's word: the member's attributes changed")
 }
 
-// checkCredential decodes a credential from the authority and checks it is this node's.
+// check decodes a credential from the authority and checks it is this node's.
 func (k *credentialKeeper) check(p *project, raw []byte) (*credential.Bundle, error) {
 	b, err := credential.DecodeBundle(raw)
 	if err != nil {
@@ -183,7 +183,7 @@ func (k *credentialKeeper) check(p *project, raw []byte) (*credential.Bundle, er
 	return b, nil
 }
 
-// requestCredential asks the hub for a fresh credential.
+// request asks the hub for a fresh credential.
 func (k *credentialKeeper) request(ctx context.Context, p *project) (*credential.Bundle, error) {
 	s := p.session.Load()
 	if s == nil {

@@ -201,7 +201,7 @@ func (n *Node) registerHubWorkers(listenerFlow routing.FlowID) error {
 	// Members' refreshes (Credential, Revocations) keep their 16 slots: a caller has at most 2
 	// requests in flight, and strangers (enrollment, lapsed credentials) 4 slots of their own.
 	auth := rpc.NewServer(n.ctx, n.router, authorityWorker, 16, n.log, n.project.serveAuthority).
-		Limit(rpc.Limits{PerCaller: 2, Guest: func(p routing.Peer) bool { return !n.vouched(p) }, GuestSlots: 4})
+		Limit(rpc.Limits{PerCaller: 2, Guest: func(p routing.Peer) bool { return !n.project.vouched(p) }, GuestSlots: 4})
 	if err := n.router.Register(authorityWorker, auth, listenerFlow); err != nil {
 		return err
 	}
@@ -246,7 +246,7 @@ func (n *Node) relayService(p *project) *hub.RelayService {
 		Policy:        func(name string) *policy.Policy { return n.policies.policyOf("relay", name) },
 		Revoked:       n.project.isRevoked,
 		SenderRevoked: n.revocations.revokedSender,
-		OverCap:       n.relaysOverCap,
+		OverCap:       n.admit.relaysOverCap,
 		PerIdentity:   n.cfg.Caps.RelaysPerIdentity,
 		Logger:        n.log,
 		Now:           n.cfg.Now,

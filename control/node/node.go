@@ -65,7 +65,7 @@ type Node struct {
 	policies policies
 	project  membership // the project, if any, and what trust reads off it
 	portals  *portals
-	recheck  recheck // asks policyLoop to re-check live portal sessions
+	recheck  recheck // re-checks live portal sessions against their policies (livepolicy.go)
 	counts   counts  // handshakes and refusals, for metrics
 
 	config   *configApplier // the declarative config (configapply.go)
@@ -178,7 +178,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	go n.credentials.run(ctx)
-	go n.policyLoop(ctx)
+	go n.recheck.run(ctx, func() { n.portals.recheck() })
 	if p != nil && !p.hub {
 		go n.runSession(ctx, p)
 	}

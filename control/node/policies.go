@@ -88,7 +88,7 @@ func (n *Node) setPolicy(ctx context.Context, kind, resource, expr string) (*pol
 	if err := n.policies.load(ctx, n.state); err != nil {
 		return nil, err
 	}
-	n.recheckPolicies() // live sessions the new policy refuses end now
+	n.recheck.now() // live sessions the new policy refuses end now
 	return p, nil
 }
 

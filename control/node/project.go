@@ -203,7 +203,7 @@ func (n *Node) trustConfig(authorized []identity.Identifier, require bool) trust
 		Present:           n.self.present,
 		RetiredKeyGrace:   n.project.retiredKeyGrace,
 		Now:               n.cfg.Now,
-		Refreshed:         func(routing.Peer) { n.recheckPolicies() },
+		Refreshed:         func(routing.Peer) { n.recheck.now() },
 	}
 }
 

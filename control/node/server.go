@@ -207,7 +207,7 @@ func (n *Node) handler() http.Handler {
 		reply(w, p, badRequest(err))
 	})
 	mux.HandleFunc("GET /v1/credential", func(w http.ResponseWriter, r *http.Request) {
-		c, err := n.credentialInfo()
+		c, err := n.project.credentialInfo()
 		reply(w, c, badRequest(err))
 	})
 	mux.HandleFunc("POST /v1/relays", func(w http.ResponseWriter, r *http.Request) {
