@@ -29,8 +29,9 @@ type revocations struct {
 	cfg revocationsConfig
 
 	verifyMu     sync.Mutex
-	tokens       float64   // signature checks allowed now
-	tokensFilled time.Time // when tokens was last topped up
+	tokens       float64          // signature checks allowed now
+	tokensFilled time.Time        // when tokens was last topped up
+	clock        func() time.Time // the budget's: time.Now, as the node's Now may be a test's
 
 	events     atomic.Uint64 // control events dropped
 	revoked    atomic.Uint64 // messages of revoked members refused
@@ -53,6 +54,7 @@ func newRevocations(cfg revocationsConfig) *revocations {
 	log := cfg.Logger.With("component", "node")
 	return &revocations{
 		cfg:        cfg,
+		clock:      time.Now,
 		eventLog:   ratelog.New(log, slog.LevelWarn, "dropped control events that the project's authority did not sign", refusalLogInterval),
 		revokedLog: ratelog.New(log, slog.LevelWarn, "refused messages of revoked members", refusalLogInterval),
 	}
@@ -95,7 +97,7 @@ var errEventRate = errors.New("more events than the member checks a second; drop
 func (r *revocations) mayVerifyEvent() bool {
 	r.verifyMu.Lock()
 	defer r.verifyMu.Unlock()
-	now := time.Now()
+	now := r.clock()
 	if r.tokensFilled.IsZero() {
 		r.tokens = eventVerifyBurst
 	} else {
