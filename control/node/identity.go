@@ -68,22 +68,33 @@ func (k *selfKeys) trust() trust.Self {
 // keys for a rotation.
 type identityStore struct {
 	state interface {
-		Identity(ctx context.Context, name string) (state.Identity, error)
+		identityRecords
 		Identities(ctx context.Context) ([]state.Identity, error)
-		PutIdentity(ctx context.Context, rec state.Identity) error
-		Setting(ctx context.Context, key string) (string, bool, error)
-		SetSetting(ctx context.Context, key, value string) error
 	}
 	vault interface {
+		keyMaker
 		Ed25519(name string) (*vault.Ed25519Key, error)
-		GenerateEd25519(name string) (*vault.Ed25519Key, error)
 		X25519(name string) (*vault.X25519Key, error)
-		GenerateX25519(name string) (*vault.X25519Key, error)
-		Delete(name string) error
 	}
 	log  *slog.Logger
 	now  func() time.Time
 	self string // the node's own identity's name, once loadSelf ran
+}
+
+// identityRecords is the part of the state database that holds the identities and the
+// settings naming the node's current keys.
+type identityRecords interface {
+	Identity(ctx context.Context, name string) (state.Identity, error)
+	PutIdentity(ctx context.Context, rec state.Identity) error
+	Setting(ctx context.Context, key string) (string, bool, error)
+	SetSetting(ctx context.Context, key, value string) error
+}
+
+// keyMaker is the part of the vault that makes and deletes keys.
+type keyMaker interface {
+	GenerateEd25519(name string) (*vault.Ed25519Key, error)
+	GenerateX25519(name string) (*vault.X25519Key, error)
+	Delete(name string) error
 }
 
 // loadSelf loads the node's identity, creating the default one on first start, and makes

@@ -1,45 +1,61 @@
 package node
 
 import (
-	"crypto/ed25519"
 	"crypto/sha256"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/adjacentnet/adjacent/control/event"
 	"github.com/adjacentnet/adjacent/control/identity"
+	"github.com/adjacentnet/adjacent/control/vault"
 	"github.com/adjacentnet/adjacent/routing"
 	"github.com/adjacentnet/adjacent/securechannel"
 )
 
-type testKey struct{ priv ed25519.PrivateKey }
-
-func (k testKey) Public() ed25519.PublicKey       { return k.priv.Public().(ed25519.PublicKey) }
-func (k testKey) Sign(msg []byte) ([]byte, error) { return ed25519.Sign(k.priv, msg), nil }
-
-func seededKey(n int) testKey {
-	seed := sha256.Sum256(fmt.Appendf(nil, "node revocation test key %d", n))
-	return testKey{ed25519.NewKeyFromSeed(seed[:])}
+// testKeys makes Ed25519 keys in a vault of the test's own.
+func testKeys(t *testing.T) func() *vault.Ed25519Key {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "vault")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	v, err := vault.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close() })
+	n := 0
+	return func() *vault.Ed25519Key {
+		n++
+		k, err := v.GenerateEd25519(fmt.Sprintf("k%d", n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
 }
 
 // testAuthority signs control events for project "acme" as its authority would.
 type testAuthority struct {
 	history *identity.History
-	signer  testKey
+	signer  *vault.Ed25519Key
 	att     *identity.Attestation
 }
 
-func newTestAuthority(t *testing.T, n int, now time.Time) testAuthority {
+func newTestAuthority(t *testing.T, key func() *vault.Ed25519Key, now time.Time) testAuthority {
 	t.Helper()
-	h, err := identity.New(seededKey(n), now.Add(-time.Hour))
+	primary := key()
+	h, err := identity.New(primary, now.Add(-time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := testAuthority{history: h, signer: seededKey(n + 1)}
-	a.att, err = identity.Attest(seededKey(n), h.Identifier(), identity.PurposeCredentialSigning, a.signer.Public(), now.Add(-time.Hour), now.Add(24*time.Hour))
+	a := testAuthority{history: h, signer: key()}
+	a.att, err = identity.Attest(primary, h.Identifier(), identity.PurposeCredentialSigning, a.signer.Public(), now.Add(-time.Hour), now.Add(24*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,8 +82,9 @@ func testMember(n int) identity.Identifier {
 // forger's, relayed ones, those about itself, and those past its budget of checks.
 func TestRevocationsActOnlyOnTheAuthoritysEvents(t *testing.T) {
 	now := time.Now().Truncate(time.Second)
-	auth := newTestAuthority(t, 1, now)
-	forger := newTestAuthority(t, 3, now)
+	key := testKeys(t)
+	auth := newTestAuthority(t, key, now)
+	forger := newTestAuthority(t, key, now)
 	self := testMember(0)
 	p := &project{name: "acme", authority: auth.history}
 	ms := &membership{now: func() time.Time { return now }}

@@ -205,19 +205,10 @@ type rotator struct {
 
 // rotatorConfig is what the rotator needs of the node.
 type rotatorConfig struct {
-	Self    *self
-	Project *membership
-	State   interface {
-		Identity(ctx context.Context, name string) (state.Identity, error)
-		PutIdentity(ctx context.Context, rec state.Identity) error
-		Setting(ctx context.Context, key string) (string, bool, error)
-		SetSetting(ctx context.Context, key, value string) error
-	}
-	Vault interface {
-		GenerateEd25519(name string) (*vault.Ed25519Key, error)
-		GenerateX25519(name string) (*vault.X25519Key, error)
-		Delete(name string) error
-	}
+	Self     *self
+	Project  *membership
+	State    identityRecords
+	Vault    keyMaker
 	Open     func(state.Identity) (*self, error)         // an identity's keys from the vault
 	Rekey    func(*project)                              // the listener's keys for new channels
 	Refresh  func(ctx context.Context, p *project) error // the node's credential, re-issued

@@ -9,6 +9,7 @@ import (
 
 	"github.com/adjacentnet/adjacent/control/identity"
 	"github.com/adjacentnet/adjacent/control/state"
+	"github.com/adjacentnet/adjacent/control/vault"
 )
 
 // fakeHistoryStore records the peer histories stored, which learn does in the background.
@@ -28,22 +29,9 @@ func (f fakeHistoryStore) SetSetting(ctx context.Context, key, value string) err
 // peers.
 func TestHistoriesKeepTheLongest(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
-	peer, err := identity.New(seededKey(10), now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rotated := peer.Clone()
-	if err := rotated.Rotate(seededKey(10), seededKey(11), now.Add(time.Minute)); err != nil {
-		t.Fatal(err)
-	}
-	own, err := identity.New(seededKey(20), now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ownRotated := own.Clone()
-	if err := ownRotated.Rotate(seededKey(20), seededKey(21), now.Add(time.Minute)); err != nil {
-		t.Fatal(err)
-	}
+	key := testKeys(t)
+	peer, rotated := rotatedOnce(t, key, now)
+	own, ownRotated := rotatedOnce(t, key, now)
 	store := fakeHistoryStore{make(chan state.PeerHistory, 4)}
 	hs := &histories{cfg: historiesConfig{
 		Project: &membership{now: func() time.Time { return now }}, Self: own.Identifier(),
@@ -70,4 +58,19 @@ func TestHistoriesKeepTheLongest(t *testing.T) {
 	if got := hs.get(own.Identifier()); got != nil {
 		t.Errorf("the node learned its own history from a peer")
 	}
+}
+
+// rotatedOnce returns a new identity's history, and the same after one rotation.
+func rotatedOnce(t *testing.T, key func() *vault.Ed25519Key, now time.Time) (first, rotated *identity.History) {
+	t.Helper()
+	k := key()
+	first, err := identity.New(k, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotated = first.Clone()
+	if err := rotated.Rotate(k, key(), now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	return first, rotated
 }
