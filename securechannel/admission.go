@@ -19,7 +19,8 @@ import (
 //     token at all; a cookie that is not valid is dropped.
 //   - An answered handshake takes a pending place. When its origin holds
 //     MaxPendingPerOrigin, or the listener MaxPending, the oldest pending handshake of its
-//     origin, or of the origin holding the most, gives up its place (unproven ones first).
+//     origin, or of the origin holding the most, gives up its place (unproven ones first):
+//     internal/fairshare's rule.
 //
 // So a flooding origin competes with itself, an origin that has not been asking always gets
 // a place, and under load blind flooders cost one HMAC each. The table of origins is capped
@@ -29,19 +30,18 @@ import (
 // loadDivisor sets the load above which unproven senders get cookies: MaxPending/loadDivisor.
 const loadDivisor = 8
 
-// origin is the admission state of one origin.
+// origin is the token bucket of one origin; its pending handshakes are in the listener's
+// table (Listener.pending).
 type origin struct {
-	key     string
-	pending []*pendingHS // oldest first
-	tokens  float64
-	at      time.Time // when tokens was last brought up to date
+	tokens float64
+	at     time.Time // when tokens was last brought up to date
 }
 
 // pendingHS is a handshake holding a pending place. Its fields are guarded by the listener's
 // mutex.
 type pendingHS struct {
 	c        *Channel
-	origin   *origin
+	origin   string
 	proven   bool // its first message carried a valid cookie
 	answered bool // message 2 was sent; the channel is in the listener's set
 	gone     bool // its place was given back
@@ -111,7 +111,7 @@ func (l *Listener) admit(key string, msg1, cookie []byte, link routing.Link) (d 
 	}
 	l.tokens, l.tokensAt = all, now
 	switch {
-	case !proven && (l.pending >= l.loadMark() || tokens < need || all < 1):
+	case !proven && (l.pending.Len() >= l.loadMark() || tokens < need || all < 1):
 		d.cookie = l.cookies.make(now, key, msg1)
 		return d
 	case tokens < need:
@@ -126,49 +126,38 @@ func (l *Listener) admit(key string, msg1, cookie []byte, link routing.Link) (d 
 			d.why = "too many origins"
 			return d
 		}
-		o = &origin{key: key, tokens: tokens, at: now}
+		o = &origin{tokens: tokens, at: now}
 		l.origins[key] = o
 	}
 	o.tokens--
 	l.tokens = max(0, l.tokens-1)
-	if v := l.victim(o); v != nil {
+	if v := l.victim(key); v != nil {
 		d.evict, d.evictAnswered = v.c, v.answered
 		l.unpend(v)
 	}
 	c := newChannel(l.router, l.cfg, false, link, l.flow)
 	c.strangers = l.strangers
 	c.origin = key
-	d.p = &pendingHS{c: c, origin: o, proven: proven}
-	o.pending = append(o.pending, d.p)
-	l.pending++
+	d.p = &pendingHS{c: c, origin: key, proven: proven}
+	l.pending.Add(key, d.p)
 	return d
 }
 
-// victim picks the pending handshake that gives up its place for a new one of o, if one
-// must: o's own when o holds its cap or already as many as any other origin, else that of the
-// origin holding the most. Within an origin, the oldest unproven one goes first, then the
-// oldest.
-func (l *Listener) victim(o *origin) *pendingHS {
-	from := o
-	if len(o.pending) < l.cfg.MaxPendingPerOrigin {
-		if l.pending < l.cfg.MaxPending {
-			return nil
-		}
-		for _, x := range l.origins {
-			if len(x.pending) > len(from.pending) {
-				from = x
-			}
-		}
+// victim picks the pending handshake that gives up its place for a new one of origin key,
+// if one must (fairshare.Table.Giver): within the giving origin, the oldest unproven one
+// goes first, then the oldest.
+func (l *Listener) victim(key string) *pendingHS {
+	from, ok := l.pending.Giver(key)
+	if !ok {
+		return nil
 	}
-	if len(from.pending) == 0 {
-		return nil // cannot happen: the listener is full and o holds no more than the others
-	}
-	for _, p := range from.pending {
+	held := l.pending.Held(from)
+	for _, p := range held {
 		if !p.proven {
 			return p
 		}
 	}
-	return from.pending[0]
+	return held[0]
 }
 
 // unpend gives back p's place; it does nothing the second time. l.mu is held.
@@ -177,17 +166,7 @@ func (l *Listener) unpend(p *pendingHS) {
 		return
 	}
 	p.gone = true
-	l.pending--
-	o := p.origin
-	for i, q := range o.pending {
-		if q == p {
-			o.pending = append(o.pending[:i], o.pending[i+1:]...)
-			break
-		}
-	}
-	if len(o.pending) == 0 {
-		o.pending = nil
-	}
+	l.pending.Remove(p.origin, p)
 }
 
 // sweep removes the origins without pending handshakes whose bucket is full again: they are
@@ -199,7 +178,7 @@ func (l *Listener) sweep(now time.Time) {
 	l.swept = now
 	full := float64(l.cfg.OriginBurst)
 	for k, o := range l.origins {
-		if len(o.pending) == 0 && o.tokens+now.Sub(o.at).Seconds()*l.cfg.OriginRate >= full {
+		if len(l.pending.Held(k)) == 0 && o.tokens+now.Sub(o.at).Seconds()*l.cfg.OriginRate >= full {
 			delete(l.origins, k)
 		}
 	}

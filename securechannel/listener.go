@@ -11,6 +11,7 @@ import (
 
 	"github.com/flynn/noise"
 
+	"github.com/adjacentnet/adjacent/internal/fairshare"
 	"github.com/adjacentnet/adjacent/internal/ratelog"
 	"github.com/adjacentnet/adjacent/routing"
 )
@@ -34,11 +35,12 @@ type Listener struct {
 
 	mu       sync.Mutex
 	closed   bool
-	pending  int                // admitted handshakes not yet established or gone
 	origins  map[string]*origin // origins with pending handshakes or a bucket not yet full
 	swept    time.Time          // when origins was last swept of idle entries
 	tokens   float64            // the listener's bucket (Config.ListenerRate), as of tokensAt
 	tokensAt time.Time          // zero: the bucket is full
+	// pending holds the admitted handshakes not yet established or gone, by origin.
+	pending  *fairshare.Table[string, *pendingHS]
 	cookies  *cookieJar
 	channels map[*Channel]struct{}
 
@@ -72,6 +74,7 @@ func Listen(r *routing.Router, name string, cfg Config, flows ...routing.FlowID)
 		cfg:       cfg,
 		flow:      r.NewFlow(),
 		strangers: r.NewFlow(),
+		pending:   fairshare.New[string, *pendingHS](cfg.MaxPendingPerOrigin, cfg.MaxPending),
 		origins:   make(map[string]*origin),
 		cookies:   jar,
 		channels:  make(map[*Channel]struct{}),
@@ -119,7 +122,7 @@ type ListenerStats struct {
 // Stats returns the listener's counters.
 func (l *Listener) Stats() ListenerStats {
 	l.mu.Lock()
-	pending, origins := l.pending, len(l.origins)
+	pending, origins := l.pending.Len(), len(l.origins)
 	l.mu.Unlock()
 	return ListenerStats{
 		Answered: l.stats.answered.Load(), Cookies: l.stats.cookies.Load(),

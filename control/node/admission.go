@@ -11,6 +11,7 @@ import (
 	"github.com/adjacentnet/adjacent/control/authority"
 	"github.com/adjacentnet/adjacent/control/identity"
 	"github.com/adjacentnet/adjacent/control/trust"
+	"github.com/adjacentnet/adjacent/internal/fairshare"
 	"github.com/adjacentnet/adjacent/internal/ratelog"
 	"github.com/adjacentnet/adjacent/routing"
 	"github.com/adjacentnet/adjacent/securechannel"
@@ -76,8 +77,8 @@ type admission struct {
 	mu        sync.Mutex
 	members   map[string]int // channels by identifier
 	strangers map[string]int
-	origins   map[string][]*strangerChannel // strangers' channels by origin, oldest first; no empty entries
-	inAll     int                           // strangers' channels in all
+	// origins holds the strangers' channels by origin, under the caps per origin and in all.
+	origins *fairshare.Table[string, *strangerChannel]
 
 	refused  atomic.Uint64
 	evicted  atomic.Uint64 // strangers' channels closed for another's
@@ -97,7 +98,7 @@ func newAdmission(n *Node) *admission {
 		n: n, caps: &n.cfg.Caps,
 		members:   make(map[string]int),
 		strangers: make(map[string]int),
-		origins:   make(map[string][]*strangerChannel),
+		origins:   fairshare.New[string, *strangerChannel](n.cfg.Caps.StrangerChannelsPerOrigin, n.cfg.Caps.StrangerChannels),
 		refusals:  ratelog.New(n.log.With("component", "node"), slog.LevelWarn, "refused channels or relays over the caps per identity", refusalLogInterval),
 	}
 }
@@ -106,7 +107,7 @@ func newAdmission(n *Node) *admission {
 func (a *admission) Admit(ad securechannel.Admission) (bool, func(), error) {
 	peer := ad.Peer
 	id := peer.Identifier()
-	member := a.n.vouched(peer)
+	member := a.n.project.vouched(peer)
 	limit := a.caps.ChannelsPerMember
 	if p := a.n.project.Load(); p != nil && p.hub {
 		limit = a.caps.HubChannelsPerMember
@@ -142,8 +143,7 @@ func (a *admission) Admit(ad securechannel.Admission) (bool, func(), error) {
 			s.close = func() {}
 		}
 		a.strangers[id]++
-		a.origins[ad.Origin] = append(a.origins[ad.Origin], s)
-		a.inAll++
+		a.origins.Add(ad.Origin, s)
 		var once sync.Once
 		return false, func() {
 			once.Do(func() {
@@ -173,25 +173,14 @@ func (a *admission) release(id string) func() {
 }
 
 // strangerVictim picks the stranger's channel that gives up its place for a new one from
-// origin, if one must: the oldest of origin's when origin holds StrangerChannelsPerOrigin
-// or already as many as any other, else the oldest of the origin holding the most. a.mu is
+// origin, if one must (fairshare.Table.Giver): the oldest of the giving origin's. a.mu is
 // held.
 func (a *admission) strangerVictim(origin string) *strangerChannel {
-	from := a.origins[origin]
-	if len(from) < a.caps.StrangerChannelsPerOrigin {
-		if a.inAll < a.caps.StrangerChannels {
-			return nil
-		}
-		for _, x := range a.origins {
-			if len(x) > len(from) {
-				from = x
-			}
-		}
-	}
-	if len(from) == 0 {
+	from, ok := a.origins.Giver(origin)
+	if !ok {
 		return nil
 	}
-	return from[0]
+	return a.origins.Held(from)[0]
 }
 
 // unhold gives back s's place; it does nothing the second time. a.mu is held.
@@ -203,19 +192,7 @@ func (a *admission) unhold(s *strangerChannel) {
 	if a.strangers[s.id]--; a.strangers[s.id] <= 0 {
 		delete(a.strangers, s.id)
 	}
-	a.inAll--
-	held := a.origins[s.origin]
-	for i, x := range held {
-		if x == s {
-			held = append(held[:i:i], held[i+1:]...)
-			break
-		}
-	}
-	if len(held) == 0 {
-		delete(a.origins, s.origin)
-	} else {
-		a.origins[s.origin] = held
-	}
+	a.origins.Remove(s.origin, s)
 }
 
 // counts returns the channels held by members and by strangers, and the refusals so far.
@@ -225,7 +202,7 @@ func (a *admission) counts() (members, strangers int, refused uint64) {
 	for _, n := range a.members {
 		members += n
 	}
-	return members, a.inAll, a.refused.Load()
+	return members, a.origins.Len(), a.refused.Load()
 }
 
 // vouched reports whether peer holds its channels to this node's listener as a member. At
@@ -233,8 +210,8 @@ func (a *admission) counts() (members, strangers int, refused uint64) {
 // strangers, who come to enroll. Elsewhere every peer the listener accepted is a member: a
 // member's listener requires a valid credential, and a node outside any project has no
 // notion of strangers.
-func (n *Node) vouched(peer routing.Peer) bool {
-	p := n.project.Load()
+func (m *membership) vouched(peer routing.Peer) bool {
+	p := m.Load()
 	if p == nil || !p.hub {
 		return true
 	}
@@ -243,15 +220,15 @@ func (n *Node) vouched(peer routing.Peer) bool {
 		return false
 	}
 	exp := tp.Expires()
-	return !exp.IsZero() && n.cfg.Now().Before(exp) &&
+	return !exp.IsZero() && m.now().Before(exp) &&
 		tp.Attributes()[authority.AttrMember] == "true" &&
-		!n.isRevoked(identity.Identifier(tp.Identifier()))
+		!m.isRevoked(identity.Identifier(tp.Identifier()))
 }
 
 // relaysOverCap counts and logs a relay refused to owner for holding limit already.
-func (n *Node) relaysOverCap(owner string, limit int) {
-	n.admit.refused.Add(1)
-	n.admit.refusals.Note(slog.String("last_peer", owner), slog.String("reason", "too many relays"), slog.Int("limit", limit))
+func (a *admission) relaysOverCap(owner string, limit int) {
+	a.refused.Add(1)
+	a.refusals.Note(slog.String("last_peer", owner), slog.String("reason", "too many relays"), slog.Int("limit", limit))
 }
 
 // handshakeOrigin names the origin of a first handshake message at this node's listener
@@ -262,8 +239,8 @@ func (n *Node) relaysOverCap(owner string, limit int) {
 // hub's end of the client's channel the third. So those three name the relay client, and a
 // client cannot pose as many by varying the rest. Anything else gets the listener's
 // default: the source address over TCP, the link otherwise.
-func (n *Node) handshakeOrigin(m *routing.Message) string {
-	hub := n.hubChannel()
+func (ms *membership) handshakeOrigin(m *routing.Message) string {
+	hub := ms.hubChannel()
 	if hub == nil || m.Local.Link != routing.Link(hub) || m.Return.Len() < 3 {
 		return ""
 	}

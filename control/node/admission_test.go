@@ -49,7 +49,7 @@ func TestStrangerPoolNotHeldByOneOrigin(t *testing.T) {
 			}
 		}
 	}
-	if got := len(a.origins["s:192.0.2.1"]); got != perOrigin {
+	if got := len(a.origins.Held("s:192.0.2.1")); got != perOrigin {
 		t.Fatalf("the flooding origin holds %d stranger channels, want %d", got, perOrigin)
 	}
 	// Other origins fill the rest of the pool, one channel each beyond the flooder's.
@@ -71,13 +71,13 @@ func TestStrangerPoolNotHeldByOneOrigin(t *testing.T) {
 			t.Fatalf("closed %s, not the flooding origin's", name)
 		}
 	}
-	if a.inAll != pool || len(a.origins["s:192.0.2.1"]) != perOrigin-1 {
-		t.Fatalf("%d strangers' channels, the flooder's origin %d; want %d and %d", a.inAll, len(a.origins["s:192.0.2.1"]), pool, perOrigin-1)
+	if a.origins.Len() != pool || len(a.origins.Held("s:192.0.2.1")) != perOrigin-1 {
+		t.Fatalf("%d strangers' channels, the flooder's origin %d; want %d and %d", a.origins.Len(), len(a.origins.Held("s:192.0.2.1")), pool, perOrigin-1)
 	}
 	release()
 	release()
-	if a.inAll != pool-1 || a.origins["s:203.0.113.7"] != nil || a.strangers["honest"] != 0 {
-		t.Fatalf("release left %d channels, origin %v, identity %d", a.inAll, a.origins["s:203.0.113.7"], a.strangers["honest"])
+	if a.origins.Len() != pool-1 || a.origins.Held("s:203.0.113.7") != nil || a.strangers["honest"] != 0 {
+		t.Fatalf("release left %d channels, origin %v, identity %d", a.origins.Len(), a.origins.Held("s:203.0.113.7"), a.strangers["honest"])
 	}
 }
 
@@ -92,11 +92,11 @@ func TestStrangerAgainMakesNoRoom(t *testing.T) {
 		}
 	}
 	_, release, err := a.Admit(securechannel.Admission{Peer: strangerPeer("0"), Origin: "s:192.0.2.1", Close: func() { closed++ }, Again: true})
-	if err != nil || closed != 0 || a.inAll != 2 {
-		t.Fatalf("again: err %v, %d closed, %d held; want none closed and 2 held", err, closed, a.inAll)
+	if err != nil || closed != 0 || a.origins.Len() != 2 {
+		t.Fatalf("again: err %v, %d closed, %d held; want none closed and 2 held", err, closed, a.origins.Len())
 	}
 	release()
-	if a.inAll != 2 {
-		t.Fatalf("%d held after the release of an again, want 2", a.inAll)
+	if a.origins.Len() != 2 {
+		t.Fatalf("%d held after the release of an again, want 2", a.origins.Len())
 	}
 }

@@ -87,13 +87,13 @@ func (n *Node) startListenerLocked() error {
 	cfg := n.channelConfig(nil, p != nil && !p.hub)
 	cfg.Accepted = n.accepted
 	cfg.Admitter, cfg.StrangerTimeout = countingAdmitter{n.admit, &n.counts}, n.cfg.Caps.StrangerTimeout
-	cfg.Origin = n.handshakeOrigin
+	cfg.Origin = n.project.handshakeOrigin
 	l, err := securechannel.Listen(n.router, listenerName, cfg, routing.FlowTransports)
 	if err != nil {
 		return err
 	}
 	n.listener = l
-	echo := &access.Gate{Resource: "echo", Policy: n.policyFunc("echo", "echo"), Inner: routing.NewEcho(n.router, "echo"), Log: n.log}
+	echo := &access.Gate{Resource: "echo", Policy: n.policies.policyFunc("echo", "echo"), Inner: routing.NewEcho(n.router, "echo"), Log: n.log}
 	if err := n.router.Register("echo", echo, l.Flow()); err != nil {
 		return err
 	}
@@ -106,7 +106,7 @@ func (n *Node) startListenerLocked() error {
 		// they reach.
 		return n.router.Open(authorityWorker, l.StrangerFlow())
 	}
-	if hub := n.hubChannel(); hub != nil {
+	if hub := n.project.hubChannel(); hub != nil {
 		n.router.Open(listenerName, hub.Flow())
 	}
 	return nil
@@ -174,7 +174,7 @@ func (n *Node) resolve(ctx context.Context, path routing.Path, authorized []iden
 			if i != 0 {
 				return fail(fmt.Errorf("route %s: /project must come first", path))
 			}
-			hub, err := n.projectHop(ctx, h.Value)
+			hub, err := n.project.projectHop(ctx, h.Value)
 			if err != nil {
 				return fail(err)
 			}

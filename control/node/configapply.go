@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -15,7 +16,9 @@ import (
 
 	"github.com/adjacentnet/adjacent/control/api"
 	"github.com/adjacentnet/adjacent/control/config"
-	"github.com/adjacentnet/adjacent/control/hub"
+	"github.com/adjacentnet/adjacent/control/policy"
+	"github.com/adjacentnet/adjacent/control/state"
+	"github.com/adjacentnet/adjacent/routing"
 )
 
 // The declarative config (control/config): the node reads Config.ConfigFile at start, on
@@ -32,75 +35,127 @@ const settingConfig = "config.applied"
 // OriginConfig marks a resource the config file owns.
 const OriginConfig = "config"
 
-// configState is the config the node applied last; nil without --config.
-type configState struct {
-	mu      sync.Mutex // serialises applies
-	applied atomic.Pointer[config.Config]
+// configApplier applies the declarative config: it reads the file, compares it with the
+// one applied last and makes the difference with the node's ordinary create and delete
+// calls (configTarget), remembers what the file owns, tells the file's resources apart in a
+// status, and writes the node's state back as a config. Its data: the file, the state
+// database (the applied config, relays, policies) and the node's live portals.
+type configApplier struct {
+	cfg     configApplierConfig
+	mu      sync.Mutex                    // serialises applies
+	applied atomic.Pointer[config.Config] // the config applied last; nil before the first
+}
+
+// configApplierConfig is what the config applier needs of the node.
+type configApplierConfig struct {
+	File     string          // Config.ConfigFile; "" for none
+	Reload   <-chan struct{} // Config.Reload
+	LogLevel *slog.LevelVar  // set from the file's log_level, if any
+	Project  *membership     // the project the node is in, if any
+	State    configStore     // the applied config, relays and policies
+	Node     configTarget    // the node's create and delete calls
+	Portals  configPortals   // the live inlets and outlets
+	Applied  func() error    // after each reload: the API socket's group
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// configStore is the part of the state database the config applier reads and writes.
+type configStore interface {
+	Setting(ctx context.Context, key string) (string, bool, error)
+	SetSetting(ctx context.Context, key, value string) error
+	Relays(ctx context.Context) ([]string, error)
+	AddRelay(ctx context.Context, name string, created int64) error
+	Policies(ctx context.Context) ([]state.Policy, error)
+}
+
+// configTarget is the node's ordinary create and delete calls, which a config's
+// difference becomes.
+type configTarget interface {
+	createProject(ctx context.Context, req api.CreateProject) (api.Project, error)
+	enroll(ctx context.Context, ticket string) (api.Project, error)
+	setPolicy(ctx context.Context, kind, resource, expr string) (*policy.Policy, error)
+	deletePolicy(ctx context.Context, kind, resource string) error
+	createRelay(ctx context.Context, name string) (api.Relay, error)
+	deleteRelay(ctx context.Context, name string) error
+	createOutlet(ctx context.Context, req api.CreateOutlet) (api.Outlet, error)
+	deleteOutlet(ctx context.Context, name string) error
+	createInlet(ctx context.Context, req api.CreateInlet) (api.Inlet, error)
+	deleteInlet(ctx context.Context, name string) error
+	inletRoute(req api.CreateInlet) (routing.Path, error)
+}
+
+// configPortals is what the config applier reads of the live portals (type portals).
+type configPortals interface {
+	outletTarget(name string) (string, bool)
+	inletNamed(key string) (state.Inlet, bool)
+	outletList() []api.Outlet
+	inletList() []api.Inlet
 }
 
 // readConfig reads and validates the node's config file.
-func (n *Node) readConfig() (*config.Config, error) {
-	b, err := os.ReadFile(n.cfg.ConfigFile)
+func (a *configApplier) readConfig() (*config.Config, error) {
+	b, err := os.ReadFile(a.cfg.File)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w; check the path given to --config", err)
 	}
-	return config.Decode(n.cfg.ConfigFile, b)
+	return config.Decode(a.cfg.File, b)
 }
 
 // loadApplied returns the config applied by an earlier run, or nil.
-func (n *Node) loadApplied(ctx context.Context) *config.Config {
-	text, ok, err := n.state.Setting(ctx, settingConfig)
+func (a *configApplier) loadApplied(ctx context.Context) *config.Config {
+	text, ok, err := a.cfg.State.Setting(ctx, settingConfig)
 	if err != nil || !ok {
 		return nil
 	}
 	c, err := config.Decode("(applied config)", []byte(text))
 	if err != nil {
-		n.log.Warn("the config applied last does not decode; treating every resource as new", "err", err)
+		a.cfg.Logger.Warn("the config applied last does not decode; treating every resource as new", "err", err)
 		return nil
 	}
 	return c
 }
 
-// ownedConfig returns the config the node applied last, or nil.
-func (n *Node) ownedConfig() *config.Config {
-	return n.config.applied.Load()
+// owned returns the config the node applied last, or nil.
+func (a *configApplier) owned() *config.Config {
+	return a.applied.Load()
 }
 
-// reloadConfig reads the config file again and applies it. An invalid file changes nothing.
-func (n *Node) reloadConfig(ctx context.Context) (api.ConfigApplied, error) {
-	if n.cfg.ConfigFile == "" {
+// reload reads the config file again and applies it. An invalid file changes nothing.
+func (a *configApplier) reload(ctx context.Context) (api.ConfigApplied, error) {
+	if a.cfg.File == "" {
 		return api.ConfigApplied{}, badRequest(errors.New("reload: this node runs without a config file; start it with: adjacent node run --config FILE"))
 	}
 	daemon.SdNotify(false, daemon.SdNotifyReloading)
 	defer daemon.SdNotify(false, daemon.SdNotifyReady)
-	c, err := n.readConfig()
+	c, err := a.readConfig()
 	if err != nil {
-		n.log.Error("config refused; the running state is kept", "err", err)
-		return api.ConfigApplied{File: n.cfg.ConfigFile}, badRequest(err)
+		a.cfg.Logger.Error("config refused; the running state is kept", "err", err)
+		return api.ConfigApplied{File: a.cfg.File}, badRequest(err)
 	}
-	return n.applyConfig(ctx, c)
+	return a.apply(ctx, c)
 }
 
-// applyConfig makes the node what c declares. Failures of single resources (a port in use,
+// apply makes the node what c declares. Failures of single resources (a port in use,
 // a hub that does not answer) are reported and the rest applied; what failed to be created
 // is not recorded as owned, so the next reload tries again.
-func (n *Node) applyConfig(ctx context.Context, c *config.Config) (api.ConfigApplied, error) {
-	n.config.mu.Lock()
-	defer n.config.mu.Unlock()
-	res := api.ConfigApplied{File: n.cfg.ConfigFile}
+func (a *configApplier) apply(ctx context.Context, c *config.Config) (api.ConfigApplied, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	res := api.ConfigApplied{File: a.cfg.File}
 	var errs []error
 	fail := func(what string, err error) {
 		errs = append(errs, fmt.Errorf("%s: %w", what, err))
 	}
-	if n.cfg.LogLevel != nil && c.LogLevel != "" {
-		n.cfg.LogLevel.UnmarshalText([]byte(c.LogLevel))
+	if a.cfg.LogLevel != nil && c.LogLevel != "" {
+		a.cfg.LogLevel.UnmarshalText([]byte(c.LogLevel))
 	}
-	if err := n.applyProject(ctx, c); err != nil {
+	if err := a.applyProject(ctx, c); err != nil {
 		return res, err
 	}
-	prev := n.config.applied.Load()
+	prev := a.applied.Load()
 	if prev == nil {
-		prev = n.loadApplied(ctx)
+		prev = a.loadApplied(ctx)
 	}
 	d := config.Compare(prev, c)
 	applied := *c
@@ -109,7 +164,7 @@ func (n *Node) applyConfig(ctx context.Context, c *config.Config) (api.ConfigApp
 	// Policies first, so new inlets and outlets are guarded from their first session.
 	for _, p := range d.Policies.Delete {
 		kind, resource := p.Kind()
-		if err := n.deletePolicy(ctx, kind, resource); err != nil {
+		if err := a.cfg.Node.deletePolicy(ctx, kind, resource); err != nil {
 			fail("policy "+p.Key(), err)
 		}
 		res.Deleted = append(res.Deleted, "policy "+p.Key())
@@ -117,7 +172,7 @@ func (n *Node) applyConfig(ctx context.Context, c *config.Config) (api.ConfigApp
 	for _, group := range [][]config.Policy{d.Policies.Keep, d.Policies.Replace, d.Policies.Create} {
 		for _, p := range group {
 			kind, resource := p.Kind()
-			if _, err := n.setPolicy(ctx, kind, resource, p.Allow); err != nil {
+			if _, err := a.cfg.Node.setPolicy(ctx, kind, resource, p.Allow); err != nil {
 				fail("policy "+p.Key(), err)
 				continue
 			}
@@ -128,14 +183,14 @@ func (n *Node) applyConfig(ctx context.Context, c *config.Config) (api.ConfigApp
 
 	// Relays.
 	for _, r := range d.Relays.Delete {
-		if err := n.deleteRelay(ctx, r.Name); err != nil {
+		if err := a.cfg.Node.deleteRelay(ctx, r.Name); err != nil {
 			fail("relay "+r.Name, err)
 		}
 		res.Deleted = append(res.Deleted, "relay "+r.Name)
 	}
 	for _, group := range [][]config.Relay{d.Relays.Keep, d.Relays.Create} {
 		for _, r := range group {
-			if err := n.ensureRelay(ctx, r.Name); err != nil {
+			if err := a.ensureRelay(ctx, r.Name); err != nil {
 				fail("relay "+r.Name, err)
 				continue
 			}
@@ -146,19 +201,19 @@ func (n *Node) applyConfig(ctx context.Context, c *config.Config) (api.ConfigApp
 
 	// Outlets: gone, then changed, then new; unchanged ones only if they are missing.
 	for _, o := range d.Outlets.Delete {
-		if err := n.deleteOutlet(ctx, o.Key()); err != nil {
+		if err := a.cfg.Node.deleteOutlet(ctx, o.Key()); err != nil {
 			fail("outlet "+o.Key(), err)
 		}
-		n.dropInlinePolicy(ctx, o.Key(), o.Allow, c)
+		a.dropInlinePolicy(ctx, o.Key(), o.Allow, c)
 		res.Deleted = append(res.Deleted, "outlet "+o.Key())
 	}
 	for _, o := range d.Outlets.Replace {
-		n.deleteOutlet(ctx, o.Key())
-		n.dropInlinePolicy(ctx, o.Key(), "x", c)
+		a.cfg.Node.deleteOutlet(ctx, o.Key())
+		a.dropInlinePolicy(ctx, o.Key(), "x", c)
 	}
 	for _, group := range [][]config.Outlet{d.Outlets.Keep, d.Outlets.Replace, d.Outlets.Create} {
 		for _, o := range group {
-			if err := n.ensureOutlet(ctx, o); err != nil {
+			if err := a.ensureOutlet(ctx, o); err != nil {
 				fail("outlet "+o.Key(), err)
 				continue
 			}
@@ -169,19 +224,19 @@ func (n *Node) applyConfig(ctx context.Context, c *config.Config) (api.ConfigApp
 
 	// Inlets likewise.
 	for _, in := range d.Inlets.Delete {
-		if err := n.deleteInlet(ctx, in.Key()); err != nil {
+		if err := a.cfg.Node.deleteInlet(ctx, in.Key()); err != nil {
 			fail("inlet "+in.Key(), err)
 		}
-		n.dropInlinePolicy(ctx, n.inletName(in.Key()), in.Allow, c)
+		a.dropInlinePolicy(ctx, a.inletName(in.Key()), in.Allow, c)
 		res.Deleted = append(res.Deleted, "inlet "+in.Key())
 	}
 	for _, in := range d.Inlets.Replace {
-		n.deleteInlet(ctx, in.Key())
-		n.dropInlinePolicy(ctx, n.inletName(in.Key()), "x", c)
+		a.cfg.Node.deleteInlet(ctx, in.Key())
+		a.dropInlinePolicy(ctx, a.inletName(in.Key()), "x", c)
 	}
 	for _, group := range [][]config.Inlet{d.Inlets.Keep, d.Inlets.Replace, d.Inlets.Create} {
 		for _, in := range group {
-			if err := n.ensureInlet(ctx, in); err != nil {
+			if err := a.ensureInlet(ctx, in); err != nil {
 				fail("inlet "+in.Key(), err)
 				continue
 			}
@@ -191,17 +246,17 @@ func (n *Node) applyConfig(ctx context.Context, c *config.Config) (api.ConfigApp
 	res.Created, res.Replaced = appendKeys(res.Created, d.Inlets.Create, "inlet ", config.Inlet.Key), appendKeys(res.Replaced, d.Inlets.Replace, "inlet ", config.Inlet.Key)
 
 	if b, err := config.Marshal(&applied); err == nil {
-		if err := n.state.SetSetting(ctx, settingConfig, string(b)); err != nil {
+		if err := a.cfg.State.SetSetting(ctx, settingConfig, string(b)); err != nil {
 			fail("remember the applied config", err)
 		}
 	}
-	n.config.applied.Store(&applied)
+	a.applied.Store(&applied)
 	for _, e := range errs {
 		res.Errors = append(res.Errors, e.Error())
 	}
-	n.log.Info("config applied", "file", n.cfg.ConfigFile, "created", res.Created, "deleted", res.Deleted, "replaced", res.Replaced, "errors", len(res.Errors))
+	a.cfg.Logger.Info("config applied", "file", a.cfg.File, "created", res.Created, "deleted", res.Deleted, "replaced", res.Replaced, "errors", len(res.Errors))
 	if len(errs) > 0 {
-		return res, badRequest(fmt.Errorf("config %s applied in part: %w", n.cfg.ConfigFile, errors.Join(errs...)))
+		return res, badRequest(fmt.Errorf("config %s applied in part: %w", a.cfg.File, errors.Join(errs...)))
 	}
 	return res, nil
 }
@@ -216,123 +271,106 @@ func appendKeys[T any](to []string, items []T, prefix string, key func(T) string
 // applyProject creates the declared project, or redeems the declared ticket, once: a node
 // in a project already keeps it (a changed listen: or credential_lifetime: of the hub takes
 // no effect), and one in another project than the file's hub is refused.
-func (n *Node) applyProject(ctx context.Context, c *config.Config) error {
-	p := n.project.Load()
+func (a *configApplier) applyProject(ctx context.Context, c *config.Config) error {
+	p := a.cfg.Project.Load()
 	switch {
 	case c.Hub != nil && p != nil && (p.name != c.Hub.Project || !p.hub):
-		return badRequest(&config.Error{File: n.cfg.ConfigFile, Line: c.Hub.Line, Reason: fmt.Sprintf("hub: this node is already in project %s; use another home for another project", p.name)})
+		return badRequest(&config.Error{File: a.cfg.File, Line: c.Hub.Line, Reason: fmt.Sprintf("hub: this node is already in project %s; use another home for another project", p.name)})
 	case c.Hub != nil && p == nil:
-		_, err := n.createProject(ctx, api.CreateProject{Name: c.Hub.Project, Listen: c.Hub.Listen, PublicAddress: c.Hub.PublicAddress, Lifetime: time.Duration(c.Hub.CredentialLifetime)})
+		_, err := a.cfg.Node.createProject(ctx, api.CreateProject{Name: c.Hub.Project, Listen: c.Hub.Listen, PublicAddress: c.Hub.PublicAddress, Lifetime: time.Duration(c.Hub.CredentialLifetime)})
 		if err != nil {
-			return fmt.Errorf("%s:%d: %w", n.cfg.ConfigFile, c.Hub.Line, err)
+			return fmt.Errorf("%s:%d: %w", a.cfg.File, c.Hub.Line, err)
 		}
 	case c.Enroll != nil && p == nil:
-		if _, err := n.enroll(ctx, c.Enroll.Ticket); err != nil {
-			return fmt.Errorf("%s:%d: enroll with %s: %w", n.cfg.ConfigFile, c.Enroll.Line, c.Enroll.Ticket, err)
+		if _, err := a.cfg.Node.enroll(ctx, c.Enroll.Ticket); err != nil {
+			return fmt.Errorf("%s:%d: enroll with %s: %w", a.cfg.File, c.Enroll.Line, c.Enroll.Ticket, err)
 		}
 	}
 	return nil
 }
 
-// deletePolicy removes a stored policy.
-func (n *Node) deletePolicy(ctx context.Context, kind, resource string) error {
-	if _, err := n.state.DeletePolicy(ctx, kind, resource); err != nil {
-		return err
-	}
-	return n.policies.load(ctx, n.state)
-}
-
 // dropInlinePolicy deletes the name policy an outlet's or inlet's allow: made, unless the
 // new file declares it as a policy of its own.
-func (n *Node) dropInlinePolicy(ctx context.Context, name, allow string, c *config.Config) {
+func (a *configApplier) dropInlinePolicy(ctx context.Context, name, allow string, c *config.Config) {
 	if allow == "" || slices.ContainsFunc(c.Policies, func(p config.Policy) bool { return p.Name == name }) {
 		return
 	}
-	n.deletePolicy(ctx, "name", name)
+	a.cfg.Node.deletePolicy(ctx, "name", name)
 }
 
 // ensureRelay holds a relay at the hub. A member whose hub does not answer remembers it,
 // and registers it when the session comes up.
-func (n *Node) ensureRelay(ctx context.Context, name string) error {
-	if p := n.project.Load(); p != nil && !p.hub {
-		if names, err := n.state.Relays(ctx); err == nil && slices.Contains(names, name) {
+func (a *configApplier) ensureRelay(ctx context.Context, name string) error {
+	if p := a.cfg.Project.Load(); p != nil && !p.hub {
+		if names, err := a.cfg.State.Relays(ctx); err == nil && slices.Contains(names, name) {
 			return nil // held; registered again whenever the session to the hub comes up
 		}
 	}
-	_, err := n.createRelay(ctx, name)
+	_, err := a.cfg.Node.createRelay(ctx, name)
 	if err != nil && (errors.Is(err, errHubDown) || errors.Is(err, context.DeadlineExceeded)) {
-		if p := n.project.Load(); p != nil && !p.hub {
-			n.log.Warn("relay kept for when the hub answers", "name", name, "err", err)
-			return n.state.AddRelay(ctx, name, n.cfg.Now().Unix())
+		if p := a.cfg.Project.Load(); p != nil && !p.hub {
+			a.cfg.Logger.Warn("relay kept for when the hub answers", "name", name, "err", err)
+			return a.cfg.State.AddRelay(ctx, name, a.cfg.Now().Unix())
 		}
-	}
-	return err
-}
-
-// deleteRelay drops a relay at the hub and from the state.
-func (n *Node) deleteRelay(ctx context.Context, name string) error {
-	err := n.callHub(ctx, relaysWorker, hub.RelayDelete{Name: name}, nil)
-	if derr := n.state.DeleteRelay(ctx, name); err == nil {
-		err = derr
 	}
 	return err
 }
 
 // ensureOutlet makes the outlet o declares, adopting a live one made the same way.
-func (n *Node) ensureOutlet(ctx context.Context, o config.Outlet) error {
+func (a *configApplier) ensureOutlet(ctx context.Context, o config.Outlet) error {
 	target, _ := config.HostPort(o.To)
-	if live, ok := n.portals.outletTarget(o.Key()); ok {
+	if live, ok := a.cfg.Portals.outletTarget(o.Key()); ok {
 		if live == target {
 			if o.Allow != "" {
-				_, err := n.setPolicy(ctx, "name", o.Key(), o.Allow)
+				_, err := a.cfg.Node.setPolicy(ctx, "name", o.Key(), o.Allow)
 				return err
 			}
 			return nil
 		}
-		if err := n.deleteOutlet(ctx, o.Key()); err != nil {
+		if err := a.cfg.Node.deleteOutlet(ctx, o.Key()); err != nil {
 			return err
 		}
 	}
-	_, err := n.createOutlet(ctx, api.CreateOutlet{Name: o.Key(), To: o.To, Allow: o.Allow})
+	_, err := a.cfg.Node.createOutlet(ctx, api.CreateOutlet{Name: o.Key(), To: o.To, Allow: o.Allow})
 	return err
 }
 
 // ensureInlet makes the inlet in declares, adopting a live one with the same route. It does
 // not wait for the inlet's path: the file declares what should be, and the outlet may come
 // later (an inlet's refusals show in status).
-func (n *Node) ensureInlet(ctx context.Context, in config.Inlet) error {
+func (a *configApplier) ensureInlet(ctx context.Context, in config.Inlet) error {
 	req := api.CreateInlet{From: in.From, Via: in.Via, To: in.To, Allow: in.Allow, Tun: in.Tun, Raw: in.Raw, HostsFile: in.HostsFile, AddressRange: in.AddressRange, NoWait: true}
-	route, err := n.inletRoute(req)
+	route, err := a.cfg.Node.inletRoute(req)
 	if err != nil {
 		return err
 	}
-	if live, ok := n.portals.inletNamed(in.Key()); ok {
+	if live, ok := a.cfg.Portals.inletNamed(in.Key()); ok {
 		if live.Route == route.String() && live.Tun == in.Tun && live.Raw == in.Raw {
 			if in.Allow != "" {
-				_, err := n.setPolicy(ctx, "name", live.Name, in.Allow)
+				_, err := a.cfg.Node.setPolicy(ctx, "name", live.Name, in.Allow)
 				return err
 			}
 			return nil
 		}
-		if err := n.deleteInlet(ctx, live.Name); err != nil {
+		if err := a.cfg.Node.deleteInlet(ctx, live.Name); err != nil {
 			return err
 		}
 	}
-	_, err = n.createInlet(ctx, req)
+	_, err = a.cfg.Node.createInlet(ctx, req)
 	return err
 }
 
 // inletName is the name the node gives the inlet listening at key.
-func (n *Node) inletName(key string) string {
-	if in, ok := n.portals.inletNamed(key); ok {
+func (a *configApplier) inletName(key string) string {
+	if in, ok := a.cfg.Portals.inletNamed(key); ok {
 		return in.Name
 	}
 	return key
 }
 
 // markOrigin tells the file's resources in a status apart from those made with the CLI.
-func (n *Node) markOrigin(st api.Status) api.Status {
-	c := n.ownedConfig()
+func (a *configApplier) markOrigin(st api.Status) api.Status {
+	c := a.owned()
 	if c == nil {
 		return st
 	}
@@ -354,21 +392,21 @@ func (n *Node) markOrigin(st api.Status) api.Status {
 	return st
 }
 
-// effectiveConfig is the node's state as a config: the file's declarations as written, and
+// effective is the node's state as a config: the file's declarations as written, and
 // what the CLI made in the form the CLI takes. Decode accepts it.
-func (n *Node) effectiveConfig(ctx context.Context) (*config.Config, error) {
+func (a *configApplier) effective(ctx context.Context) (*config.Config, error) {
 	out := &config.Config{}
-	owned := n.ownedConfig()
+	owned := a.owned()
 	if owned != nil {
 		out.Hub, out.Enroll, out.APISocket, out.LogLevel, out.Metrics = owned.Hub, owned.Enroll, owned.APISocket, owned.LogLevel, owned.Metrics
 	} else {
 		owned = &config.Config{}
 	}
-	if p := n.project.Load(); p != nil && p.hub && out.Hub == nil {
+	if p := a.cfg.Project.Load(); p != nil && p.hub && out.Hub == nil {
 		out.Hub = &config.Hub{Project: p.name}
 	}
 	inline := map[string]bool{}
-	for _, o := range n.portals.outletList() {
+	for _, o := range a.cfg.Portals.outletList() {
 		i := slices.IndexFunc(owned.Outlets, func(d config.Outlet) bool { return d.Key() == o.Name })
 		if i >= 0 {
 			out.Outlets = append(out.Outlets, owned.Outlets[i])
@@ -377,7 +415,7 @@ func (n *Node) effectiveConfig(ctx context.Context) (*config.Config, error) {
 		}
 		out.Outlets = append(out.Outlets, config.Outlet{Name: o.Name, To: o.Target})
 	}
-	for _, in := range n.portals.inletList() {
+	for _, in := range a.cfg.Portals.inletList() {
 		i := slices.IndexFunc(owned.Inlets, func(d config.Inlet) bool { return d.Key() == in.Name || d.Key() == in.Listen })
 		if i >= 0 {
 			out.Inlets = append(out.Inlets, owned.Inlets[i])
@@ -390,8 +428,8 @@ func (n *Node) effectiveConfig(ctx context.Context) (*config.Config, error) {
 		}
 		out.Inlets = append(out.Inlets, d)
 	}
-	if p := n.project.Load(); p != nil && !p.hub {
-		names, err := n.state.Relays(ctx)
+	if p := a.cfg.Project.Load(); p != nil && !p.hub {
+		names, err := a.cfg.State.Relays(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -399,7 +437,7 @@ func (n *Node) effectiveConfig(ctx context.Context) (*config.Config, error) {
 			out.Relays = append(out.Relays, config.Relay{Name: name})
 		}
 	}
-	ps, err := n.state.Policies(ctx)
+	ps, err := a.cfg.State.Policies(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -415,42 +453,42 @@ func (n *Node) effectiveConfig(ctx context.Context) (*config.Config, error) {
 }
 
 // watchReload applies the config file again on every signal of the service manager (SIGHUP).
-func (n *Node) watchReload(ctx context.Context) {
+func (a *configApplier) watchReload(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-n.cfg.Reload:
-			_, err := n.reloadConfig(ctx)
+		case <-a.cfg.Reload:
+			_, err := a.reload(ctx)
 			if err == nil {
-				err = n.applySocketGroup()
+				err = a.cfg.Applied()
 			}
 			if err != nil {
-				n.log.Error("config reload", "err", err)
+				a.cfg.Logger.Error("config reload", "err", err)
 			}
 		}
 	}
 }
 
-// startConfig applies the config file at start; an invalid file stops the node.
-func (n *Node) startConfig(ctx context.Context) error {
-	if n.cfg.ConfigFile == "" {
+// start applies the config file at start; an invalid file stops the node.
+func (a *configApplier) start(ctx context.Context) error {
+	if a.cfg.File == "" {
 		return nil
 	}
-	c, err := n.readConfig()
+	c, err := a.readConfig()
 	if err != nil {
 		return err
 	}
-	if _, err := n.applyConfig(ctx, c); err != nil {
+	if _, err := a.apply(ctx, c); err != nil {
 		var se *statusError
 		if errors.As(err, &se) && strings.Contains(err.Error(), "applied in part") {
-			n.log.Error("config applied in part", "err", err) // the rest runs; a reload retries
+			a.cfg.Logger.Error("config applied in part", "err", err) // the rest runs; a reload retries
 		} else {
 			return err
 		}
 	}
-	if n.cfg.Reload != nil {
-		go n.watchReload(ctx)
+	if a.cfg.Reload != nil {
+		go a.watchReload(ctx)
 	}
 	return nil
 }

@@ -42,7 +42,7 @@ func peerGroups(fd int) []uint32 {
 func (n *Node) applySocketGroup() error {
 	path := n.cfg.Home.Socket()
 	group := ""
-	if c := n.ownedConfig(); c != nil {
+	if c := n.config.owned(); c != nil {
 		group = c.APISocket.Group
 	}
 	if group == "" {
@@ -84,7 +84,7 @@ func (n *Node) configHandlers(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/config/reload", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(n.ctx, 2*time.Minute) // not the request's: a reload runs to its end
 		defer cancel()
-		res, err := n.reloadConfig(ctx)
+		res, err := n.config.reload(ctx)
 		if err == nil {
 			err = n.applySocketGroup()
 		}
@@ -95,7 +95,7 @@ func (n *Node) configHandlers(mux *http.ServeMux) {
 		reply(w, res, err)
 	})
 	mux.HandleFunc("GET /v1/config", func(w http.ResponseWriter, r *http.Request) {
-		c, err := n.effectiveConfig(r.Context())
+		c, err := n.config.effective(r.Context())
 		reply(w, c, err)
 	})
 }

@@ -17,6 +17,34 @@
 // Data flows in from the CLI over the Unix socket (api package types), and out as routed
 // messages through the router; state the node must remember goes to the state database.
 //
+// The roles inside this package, each a type with a config of the parts of the node it
+// reads and calls (wireRoles in node.go makes them; Node keeps construction, start and
+// stop, and the API calls that delegate to them):
+//
+//   - membership (project.go): the project the node is in, if any, and what trust reads off
+//     it: the authority, the credential, the revoked members, the channel to the hub. From
+//     the state database (loadProject), project create and enroll.
+//   - credentialKeeper (credentials.go): renews the node's credential at half its lifetime
+//     and at the hub's word, presents it on every channel, closes channels of expired or
+//     revoked peers. Reads the project and the channels; stores the credential.
+//   - revocations (revocation.go): acts on the control events the authority signs,
+//     fetches the revocations in force from the hub, enforces them, refuses and counts
+//     messages of revoked members. Fed by the events worker and the member's session.
+//   - histories and rotator (rotate.go): the rotated identities of peers and the authority
+//     the node knows (trust.Config's Known and Learn), and the rotation of an identity key
+//     with what follows it (new static key, re-attested channels, a hub's signing key).
+//   - identityStore (identity.go, identities.go): the home's identities, records in the
+//     state database and keys in the vault.
+//   - configApplier (configapply.go): the declarative config, turned into the node's
+//     create and delete calls (configTarget).
+//   - policies (policies.go) and recheck (livepolicy.go): the policy table, and the
+//     re-check of live portal sessions against it.
+//   - admission (admission.go): the listener's caps per identity and origin
+//     (internal/fairshare's rule for the strangers' pool).
+//   - serveMetrics and collector (metrics.go): Prometheus text from metricsSources, the
+//     counters the node and its packages keep.
+//   - portals (portals.go): the live inlets, outlets and transparent inlets (below).
+//
 // A node run with a config file (Config.ConfigFile, control/config) applies it at start, on
 // Config.Reload (SIGHUP) and on POST /v1/config/reload (configapply.go): the difference to
 // the file applied last becomes the ordinary create and delete calls, and what the file owns

@@ -130,7 +130,7 @@ func (n *Node) createProject(ctx context.Context, req api.CreateProject) (_ api.
 		return api.Project{}, err
 	}
 	n.project.Store(p)
-	if err := n.saveCredential(ctx, p, b); err != nil {
+	if err := n.credentials.save(ctx, p, b); err != nil {
 		return api.Project{}, err
 	}
 	if newListen != "" {
@@ -184,12 +184,12 @@ func (n *Node) projectInfo() api.Project {
 		info.Lifetime = api.Duration(p.auth.Lifetime())
 	} else {
 		info.Hub = p.hubRoute.String()
-		info.Connected = n.hubChannel() != nil
+		info.Connected = n.project.hubChannel() != nil
 	}
 	if b := p.cred.Load(); b != nil {
 		info.CredentialExpires = b.Credential.Expires()
 	}
-	info.EventsDropped, info.RevokedRefused = n.eventRefusals.events.Load(), n.eventRefusals.revoked.Load()
+	info.EventsDropped, info.RevokedRefused = n.revocations.events.Load(), n.revocations.revoked.Load()
 	return info
 }
 
@@ -200,12 +200,12 @@ func (n *Node) registerHubWorkers(listenerFlow routing.FlowID) error {
 	}
 	// Members' refreshes (Credential, Revocations) keep their 16 slots: a caller has at most 2
 	// requests in flight, and strangers (enrollment, lapsed credentials) 4 slots of their own.
-	auth := rpc.NewServer(n.ctx, n.router, authorityWorker, 16, n.log, n.serveAuthority).
-		Limit(rpc.Limits{PerCaller: 2, Guest: func(p routing.Peer) bool { return !n.vouched(p) }, GuestSlots: 4})
+	auth := rpc.NewServer(n.ctx, n.router, authorityWorker, 16, n.log, n.project.serveAuthority).
+		Limit(rpc.Limits{PerCaller: 2, Guest: func(p routing.Peer) bool { return !n.project.vouched(p) }, GuestSlots: 4})
 	if err := n.router.Register(authorityWorker, auth, listenerFlow); err != nil {
 		return err
 	}
-	relays := rpc.NewServer(n.ctx, n.router, relaysWorker, 16, n.log, n.serveRelays)
+	relays := rpc.NewServer(n.ctx, n.router, relaysWorker, 16, n.log, n.project.serveRelays)
 	if err := n.router.Register(relaysWorker, relays, listenerFlow); err != nil {
 		return err
 	}
@@ -220,8 +220,8 @@ func (n *Node) registerHubWorkers(listenerFlow routing.FlowID) error {
 var _ hub.Caller = (*trust.Peer)(nil)
 
 // serveAuthority answers members through the project's authority service.
-func (n *Node) serveAuthority(ctx context.Context, q *rpc.Request) (any, error) {
-	p := n.project.Load()
+func (m *membership) serveAuthority(ctx context.Context, q *rpc.Request) (any, error) {
+	p := m.Load()
 	if p == nil || !p.hub {
 		return nil, errNoProject
 	}
@@ -229,8 +229,8 @@ func (n *Node) serveAuthority(ctx context.Context, q *rpc.Request) (any, error) 
 }
 
 // serveRelays creates, deletes and lists relays through the project's relay service.
-func (n *Node) serveRelays(ctx context.Context, q *rpc.Request) (any, error) {
-	p := n.project.Load()
+func (m *membership) serveRelays(ctx context.Context, q *rpc.Request) (any, error) {
+	p := m.Load()
 	if p == nil || !p.hub {
 		return nil, errNoProject
 	}
@@ -243,10 +243,10 @@ func (n *Node) relayService(p *project) *hub.RelayService {
 		Project:       p.name,
 		Router:        n.router,
 		Owners:        n.state,
-		Policy:        func(name string) *policy.Policy { return n.policyOf("relay", name) },
-		Revoked:       n.isRevoked,
-		SenderRevoked: n.revokedSender,
-		OverCap:       n.relaysOverCap,
+		Policy:        func(name string) *policy.Policy { return n.policies.policyOf("relay", name) },
+		Revoked:       n.project.isRevoked,
+		SenderRevoked: n.revocations.revokedSender,
+		OverCap:       n.admit.relaysOverCap,
 		PerIdentity:   n.cfg.Caps.RelaysPerIdentity,
 		Logger:        n.log,
 		Now:           n.cfg.Now,

@@ -9,33 +9,33 @@ import (
 	"github.com/adjacentnet/adjacent/control/state"
 )
 
-// identities lists the home's identities.
-func (n *Node) identities(ctx context.Context, full bool) ([]api.Identity, error) {
-	recs, err := n.state.Identities(ctx)
+// list lists the home's identities.
+func (ids *identityStore) list(ctx context.Context, full bool) ([]api.Identity, error) {
+	recs, err := ids.state.Identities(ctx)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]api.Identity, 0, len(recs))
 	for _, r := range recs {
-		out = append(out, n.identityInfo(r, full))
+		out = append(out, ids.info(r, full))
 	}
 	return out, nil
 }
 
-// identity describes the identity called name, the node's own if name is empty.
-func (n *Node) identity(ctx context.Context, name string, full bool) (api.Identity, error) {
+// show describes the identity called name, the node's own if name is empty.
+func (ids *identityStore) show(ctx context.Context, name string, full bool) (api.Identity, error) {
 	if name == "" {
-		name = n.self.name
+		name = ids.self
 	}
-	r, err := n.state.Identity(ctx, name)
+	r, err := ids.state.Identity(ctx, name)
 	if err != nil {
 		return api.Identity{}, notFound(err)
 	}
-	return n.identityInfo(r, full), nil
+	return ids.info(r, full), nil
 }
 
-func (n *Node) identityInfo(r state.Identity, full bool) api.Identity {
-	info := api.Identity{Name: r.Name, Identifier: r.Identifier, Default: r.Name == n.self.name}
+func (ids *identityStore) info(r state.Identity, full bool) api.Identity {
+	info := api.Identity{Name: r.Name, Identifier: r.Identifier, Default: r.Name == ids.self}
 	if h, err := identity.DecodeHistory(r.History); err == nil {
 		info.Changes = h.Len()
 		info.PrimaryKey = hex.EncodeToString(h.PrimaryKey())

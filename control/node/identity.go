@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -61,12 +62,47 @@ func (k *selfKeys) trust() trust.Self {
 	return trust.Self{History: k.history, Attestation: k.attestation}
 }
 
+// identityStore is the home's identities: their records and histories in the state
+// database, their primary keys and Noise static keys in the vault. It loads the node's own
+// identity at start (loadSelf), creates, lists and describes identities, and opens one's
+// keys for a rotation.
+type identityStore struct {
+	state interface {
+		identityRecords
+		Identities(ctx context.Context) ([]state.Identity, error)
+	}
+	vault interface {
+		keyMaker
+		Ed25519(name string) (*vault.Ed25519Key, error)
+		X25519(name string) (*vault.X25519Key, error)
+	}
+	log  *slog.Logger
+	now  func() time.Time
+	self string // the node's own identity's name, once loadSelf ran
+}
+
+// identityRecords is the part of the state database that holds the identities and the
+// settings naming the node's current keys.
+type identityRecords interface {
+	Identity(ctx context.Context, name string) (state.Identity, error)
+	PutIdentity(ctx context.Context, rec state.Identity) error
+	Setting(ctx context.Context, key string) (string, bool, error)
+	SetSetting(ctx context.Context, key, value string) error
+}
+
+// keyMaker is the part of the vault that makes and deletes keys.
+type keyMaker interface {
+	GenerateEd25519(name string) (*vault.Ed25519Key, error)
+	GenerateX25519(name string) (*vault.X25519Key, error)
+	Delete(name string) error
+}
+
 // loadSelf loads the node's identity, creating the default one on first start, and makes
 // sure its Noise static key is attested and not close to expiry.
-func (n *Node) loadSelf(ctx context.Context, want string) (*self, error) {
+func (ids *identityStore) loadSelf(ctx context.Context, want string) (*self, error) {
 	name := want
 	if name == "" {
-		stored, ok, err := n.state.Setting(ctx, settingIdentity)
+		stored, ok, err := ids.state.Setting(ctx, settingIdentity)
 		if err != nil {
 			return nil, err
 		}
@@ -75,35 +111,36 @@ func (n *Node) loadSelf(ctx context.Context, want string) (*self, error) {
 			name = stored
 		}
 	}
-	rec, err := n.state.Identity(ctx, name)
+	rec, err := ids.state.Identity(ctx, name)
 	if errors.Is(err, state.ErrNotFound) {
 		if want != "" && want != defaultIdentity {
 			return nil, fmt.Errorf("node: no identity %q in this home; create it with: adjacent identity create %s", want, want)
 		}
-		rec, err = n.createIdentity(ctx, name)
+		rec, err = ids.create(ctx, name)
 	}
 	if err != nil {
 		return nil, err
 	}
-	s, err := n.openIdentity(rec)
+	s, err := ids.open(rec)
 	if err != nil {
 		return nil, err
 	}
-	if err := n.state.SetSetting(ctx, settingIdentity, name); err != nil {
+	if err := ids.state.SetSetting(ctx, settingIdentity, name); err != nil {
 		return nil, err
 	}
-	if err := n.ensureStaticKey(ctx, s); err != nil {
+	if err := ids.ensureStaticKey(ctx, s); err != nil {
 		return nil, err
 	}
+	ids.self = name
 	return s, nil
 }
 
-func (n *Node) openIdentity(rec state.Identity) (*self, error) {
+func (ids *identityStore) open(rec state.Identity) (*self, error) {
 	h, err := identity.DecodeHistory(rec.History)
 	if err != nil {
 		return nil, fmt.Errorf("node: identity %s: %w", rec.Name, err)
 	}
-	key, err := n.vault.Ed25519(rec.VaultKey)
+	key, err := ids.vault.Ed25519(rec.VaultKey)
 	if err != nil {
 		return nil, fmt.Errorf("node: identity %s: %w", rec.Name, err)
 	}
@@ -116,45 +153,45 @@ func (n *Node) openIdentity(rec state.Identity) (*self, error) {
 }
 
 // createIdentity makes a new identity called name, its key in the vault.
-func (n *Node) createIdentity(ctx context.Context, name string) (state.Identity, error) {
+func (ids *identityStore) create(ctx context.Context, name string) (state.Identity, error) {
 	keyName := "identity-" + name
 	if !vault.ValidName(keyName) {
 		return state.Identity{}, fmt.Errorf("identity name %q: use lower-case letters, digits, '.', '_' and '-', at most 54 characters", name)
 	}
-	if _, err := n.state.Identity(ctx, name); err == nil {
+	if _, err := ids.state.Identity(ctx, name); err == nil {
 		return state.Identity{}, fmt.Errorf("identity %q already exists; see it with: adjacent identity show %s", name, name)
 	}
-	key, err := n.vault.GenerateEd25519(keyName)
+	key, err := ids.vault.GenerateEd25519(keyName)
 	if err != nil {
 		return state.Identity{}, fmt.Errorf("node: create identity %s: %w", name, err)
 	}
-	h, err := identity.New(key, n.cfg.Now())
+	h, err := identity.New(key, ids.now())
 	if err != nil {
 		return state.Identity{}, err
 	}
 	rec := state.Identity{Name: name, Identifier: string(h.Identifier()), History: h.Encode(), VaultKey: keyName}
-	if err := n.state.PutIdentity(ctx, rec); err != nil {
+	if err := ids.state.PutIdentity(ctx, rec); err != nil {
 		return state.Identity{}, err
 	}
-	n.log.Info("created identity", "name", name, "identifier", h.Identifier())
+	ids.log.Info("created identity", "name", name, "identifier", h.Identifier())
 	return rec, nil
 }
 
 // ensureStaticKey loads the attested Noise static key, or makes and attests a new one when
 // there is none, it belongs to another identity, or its attestation is near expiry.
-func (n *Node) ensureStaticKey(ctx context.Context, s *self) error {
-	now := n.cfg.Now()
+func (ids *identityStore) ensureStaticKey(ctx context.Context, s *self) error {
+	now := ids.now()
 	k := s.keys()
-	keyName, _, err := n.state.Setting(ctx, settingStaticKey)
+	keyName, _, err := ids.state.Setting(ctx, settingStaticKey)
 	if err != nil {
 		return err
 	}
-	attHex, _, err := n.state.Setting(ctx, settingStaticAttestation)
+	attHex, _, err := ids.state.Setting(ctx, settingStaticAttestation)
 	if err != nil {
 		return err
 	}
 	if keyName != "" && attHex != "" {
-		key, kerr := n.vault.X25519(keyName)
+		key, kerr := ids.vault.X25519(keyName)
 		raw, herr := hex.DecodeString(attHex)
 		if kerr == nil && herr == nil {
 			att, err := identity.DecodeAttestation(raw)
@@ -167,7 +204,7 @@ func (n *Node) ensureStaticKey(ctx context.Context, s *self) error {
 		}
 	}
 	newName := "noise-" + strconv.FormatInt(now.UnixNano(), 36)
-	key, err := n.vault.GenerateX25519(newName)
+	key, err := ids.vault.GenerateX25519(newName)
 	if err != nil {
 		return fmt.Errorf("node: new Noise static key: %w", err)
 	}
@@ -176,16 +213,16 @@ func (n *Node) ensureStaticKey(ctx context.Context, s *self) error {
 	if err != nil {
 		return fmt.Errorf("node: attest Noise static key: %w", err)
 	}
-	if err := n.state.SetSetting(ctx, settingStaticKey, newName); err != nil {
+	if err := ids.state.SetSetting(ctx, settingStaticKey, newName); err != nil {
 		return err
 	}
-	if err := n.state.SetSetting(ctx, settingStaticAttestation, hex.EncodeToString(att.Encode())); err != nil {
+	if err := ids.state.SetSetting(ctx, settingStaticAttestation, hex.EncodeToString(att.Encode())); err != nil {
 		return err
 	}
 	if keyName != "" && keyName != newName {
-		n.vault.Delete(keyName) // the old key stays only as long as channels that use it live in memory
+		ids.vault.Delete(keyName) // the old key stays only as long as channels that use it live in memory
 	}
 	k.static, k.attestation = key, att
-	n.log.Info("new Noise static key attested", "identifier", k.history.Identifier(), "expires", att.Expires())
+	ids.log.Info("new Noise static key attested", "identifier", k.history.Identifier(), "expires", att.Expires())
 	return nil
 }

@@ -21,7 +21,7 @@ import (
 // recheckEvery is the backstop's period.
 const recheckEvery = time.Second
 
-// recheck wakes policyLoop.
+// recheck re-checks the live sessions of the portals, when asked and every recheckEvery.
 type recheck struct {
 	once sync.Once
 	kick chan struct{}
@@ -32,19 +32,19 @@ func (r *recheck) ch() chan struct{} {
 	return r.kick
 }
 
-// recheckPolicies asks for a re-check of every portal's live sessions now. It never blocks:
-// requests made while one is pending are one.
-func (n *Node) recheckPolicies() {
+// now asks for a re-check of every portal's live sessions now. It never blocks: requests
+// made while one is pending are one.
+func (r *recheck) now() {
 	select {
-	case n.recheck.ch() <- struct{}{}:
+	case r.ch() <- struct{}{}:
 	default:
 	}
 }
 
-// policyLoop re-checks the live sessions of the node's portals when asked, and every
-// recheckEvery.
-func (n *Node) policyLoop(ctx context.Context) {
-	ticking(ctx, recheckEvery, n.recheck.ch(), func() { n.portals.recheck() })
+// run calls check (the portals' re-check of their live sessions) when asked, and every
+// recheckEvery, until ctx ends.
+func (r *recheck) run(ctx context.Context, check func()) {
+	ticking(ctx, recheckEvery, r.ch(), check)
 }
 
 // ticking calls f every period, and at once on each kick (nil: never), until ctx ends.
@@ -83,15 +83,4 @@ func (ps *portals) recheck() int {
 		cut += in.Recheck()
 	}
 	return cut
-}
-
-// refreshNow fetches a fresh credential at the hub's word, and presents it on every channel.
-func (n *Node) refreshNow(p *project) {
-	ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
-	defer cancel()
-	if err := n.refreshCredential(ctx, p); err != nil {
-		n.log.Warn("credential refresh asked by the hub failed", "err", err)
-		return
-	}
-	n.log.Info("credential refreshed at the hub's word: the member's attributes changed")
 }

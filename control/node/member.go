@@ -8,7 +8,6 @@ import (
 	"os"
 
 	"github.com/adjacentnet/adjacent/control/api"
-	"github.com/adjacentnet/adjacent/control/credential"
 	"github.com/adjacentnet/adjacent/control/hub"
 	"github.com/adjacentnet/adjacent/control/identity"
 	"github.com/adjacentnet/adjacent/control/member"
@@ -25,8 +24,8 @@ type hubSession = member.Session[*securechannel.Channel]
 var errHubDown = member.ErrHubDown
 
 // hubChannel returns the channel to the hub, or nil while it is down (and on a hub).
-func (n *Node) hubChannel() *securechannel.Channel {
-	p := n.project.Load()
+func (m *membership) hubChannel() *securechannel.Channel {
+	p := m.Load()
 	if p == nil {
 		return nil
 	}
@@ -40,8 +39,8 @@ func (n *Node) hubChannel() *securechannel.Channel {
 
 // waitHub returns the channel to the hub, waiting for it while it is down. A hub that
 // refused this node (no longer a member, say) is not down: waitHub returns at once.
-func (n *Node) waitHub(ctx context.Context) (*securechannel.Channel, error) {
-	p := n.project.Load()
+func (m *membership) waitHub(ctx context.Context) (*securechannel.Channel, error) {
+	p := m.Load()
 	if p == nil {
 		return nil, errNoProject
 	}
@@ -53,8 +52,8 @@ func (n *Node) waitHub(ctx context.Context) (*securechannel.Channel, error) {
 }
 
 // projectHop resolves /project/NAME: the channel to the hub, or nil on the hub itself.
-func (n *Node) projectHop(ctx context.Context, name string) (*securechannel.Channel, error) {
-	p := n.project.Load()
+func (m *membership) projectHop(ctx context.Context, name string) (*securechannel.Channel, error) {
+	p := m.Load()
 	if p == nil {
 		return nil, errNoProject
 	}
@@ -64,7 +63,7 @@ func (n *Node) projectHop(ctx context.Context, name string) (*securechannel.Chan
 	if p.hub {
 		return nil, nil
 	}
-	return n.waitHub(ctx)
+	return m.waitHub(ctx)
 }
 
 type hubChannelKey struct{}
@@ -102,7 +101,7 @@ func (n *Node) newSession(p *project) {
 			n.router.Open(listenerName, ch.Flow()) // e2e channels arrive through relays
 			n.router.Open(eventsWorker, ch.Flow())
 		},
-		Up:     func(ctx context.Context, _ *securechannel.Channel) { go n.fetchRevocations(ctx, p) },
+		Up:     func(ctx context.Context, _ *securechannel.Channel) { go n.revocations.fetchRevocations(ctx, p) },
 		Relays: n.state.Relays,
 		Alive:  func() bool { return n.project.Load() == p },
 		Logger: n.log,
@@ -156,7 +155,7 @@ func (n *Node) enroll(ctx context.Context, text string) (api.Project, error) {
 	if err := rpc.Call(ctx, n.router, routing.Through(ch).Worker(authorityWorker), req, &ans); err != nil {
 		return fail(err)
 	}
-	b, err := n.checkCredential(p, ans.Credential)
+	b, err := n.credentials.check(p, ans.Credential)
 	if err != nil {
 		return fail(err)
 	}
@@ -179,38 +178,6 @@ func (n *Node) enroll(ctx context.Context, text string) (api.Project, error) {
 	go n.runSession(n.ctx, p)
 	n.log.Info("enrolled", "project", t.Project, "authority", auth.Identifier())
 	return n.projectInfo(), nil
-}
-
-// checkCredential decodes a credential from the authority and checks it is this node's.
-func (n *Node) checkCredential(p *project, raw []byte) (*credential.Bundle, error) {
-	b, err := credential.DecodeBundle(raw)
-	if err != nil {
-		return nil, fmt.Errorf("credential from the authority: %w", err)
-	}
-	trusted := func(id identity.Identifier) *identity.History {
-		if id == p.authority.Identifier() {
-			return p.authorityHistory()
-		}
-		return nil
-	}
-	opts := credential.Options{AdoptIssuer: true, RetiredKeyGrace: n.retiredKeyGrace()} // from the hub itself
-	if err := b.VerifyWith(trusted, n.self.history.Identifier(), n.cfg.Now(), opts); err != nil {
-		return nil, fmt.Errorf("credential from the authority: %w", err)
-	}
-	return b, nil
-}
-
-// requestCredential asks the hub for a fresh credential.
-func (n *Node) requestCredential(ctx context.Context, p *project) (*credential.Bundle, error) {
-	s := p.session.Load()
-	if s == nil {
-		return nil, member.ErrNotConnected
-	}
-	raw, err := s.Credential(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return n.checkCredential(p, raw)
 }
 
 // callHub sends a request to a worker of the hub: locally on the hub, else over the session.
@@ -242,4 +209,13 @@ func (n *Node) createRelay(ctx context.Context, name string) (api.Relay, error) 
 		}
 	}
 	return r, nil
+}
+
+// deleteRelay drops a relay at the hub and from the state.
+func (n *Node) deleteRelay(ctx context.Context, name string) error {
+	err := n.callHub(ctx, relaysWorker, hub.RelayDelete{Name: name}, nil)
+	if derr := n.state.DeleteRelay(ctx, name); err == nil {
+		err = derr
+	}
+	return err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -47,36 +48,63 @@ func CheckMetricsAddr(addr string, allowPublic bool) error {
 	return fmt.Errorf("--metrics %q is not a loopback address: metrics are served without authentication and tell who is connected and how much flows; serve them on 127.0.0.1 or [::1] and scrape them from this machine, or add --metrics-allow-public to serve them there anyway", addr)
 }
 
-// startMetrics serves the metrics at the configured or remembered address, if any, and
+// metricsConfig is what the metrics server needs of the node.
+type metricsConfig struct {
+	Addr        string // Config.Metrics: "" for the remembered one, MetricsOff for none
+	AllowPublic bool   // Config.MetricsAllowPublic
+	Settings    interface {
+		Setting(ctx context.Context, key string) (string, bool, error)
+		SetSetting(ctx context.Context, key, value string) error
+	}
+	Sources metricsSources
+	Logger  *slog.Logger
+}
+
+// metricsSources are the counters the collector reads at scrape time.
+type metricsSources struct {
+	Counts  *counts
+	Portals interface {
+		collect(inlet func(name string, st *dataplane.Counters, up bool), outlet func(name string, st *dataplane.Counters))
+	}
+	AdmissionRefused func() uint64                      // channels and relays over the caps per identity
+	Listener         func() securechannel.ListenerStats // zero while the listener restarts
+	Channels         func() int                         // secure channels open
+	Transport        func() routing.TransportStats      // the TCP transport's
+	Project          *membership
+	Relays           func(ctx context.Context) ([]string, error) // those a member holds
+	Context          context.Context                             // the node's life
+}
+
+// serveMetrics serves the metrics at the configured or remembered address, if any, and
 // returns the function that stops it.
-func (n *Node) startMetrics(ctx context.Context) (stop func(), err error) {
-	addr := n.cfg.Metrics
+func serveMetrics(ctx context.Context, cfg metricsConfig) (stop func(), err error) {
+	addr := cfg.Addr
 	switch addr {
 	case "":
-		if addr, _, err = n.state.Setting(ctx, settingMetrics); err != nil {
+		if addr, _, err = cfg.Settings.Setting(ctx, settingMetrics); err != nil {
 			return nil, err
 		}
 	case MetricsOff:
 		addr = ""
 	default:
-		if err := CheckMetricsAddr(addr, n.cfg.MetricsAllowPublic); err != nil {
+		if err := CheckMetricsAddr(addr, cfg.AllowPublic); err != nil {
 			return nil, fmt.Errorf("node: %w", err)
 		}
 	}
 	if addr == "" {
-		return func() {}, n.remember(ctx, "")
+		return func() {}, cfg.remember(ctx, "")
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&collector{n},
+		&collector{cfg.Sources},
 	)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("node: serve metrics on %s: %w; choose another port with --metrics, or turn them off with --metrics off", addr, err)
 	}
-	if err := n.remember(ctx, addr); err != nil {
+	if err := cfg.remember(ctx, addr); err != nil {
 		ln.Close()
 		return nil, err
 	}
@@ -85,25 +113,25 @@ func (n *Node) startMetrics(ctx context.Context) (stop func(), err error) {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			n.log.Error("metrics server failed", "err", err)
+			cfg.Logger.Error("metrics server failed", "err", err)
 		}
 	}()
-	n.log.Info("serving metrics", "url", "http://"+ln.Addr().String()+"/metrics")
+	cfg.Logger.Info("serving metrics", "url", "http://"+ln.Addr().String()+"/metrics")
 	return func() { srv.Close() }, nil
 }
 
 // remember stores the metrics address given in the configuration, once it is known to
 // work ("" to forget it); a remembered one stays as it is.
-func (n *Node) remember(ctx context.Context, addr string) error {
-	if n.cfg.Metrics == "" {
+func (cfg *metricsConfig) remember(ctx context.Context, addr string) error {
+	if cfg.Addr == "" {
 		return nil
 	}
-	return n.state.SetSetting(ctx, settingMetrics, addr)
+	return cfg.Settings.SetSetting(ctx, settingMetrics, addr)
 }
 
 // collector is the node's prometheus.Collector. It describes nothing up front (an unchecked
 // collector): its label values, the inlets and outlets, come and go.
-type collector struct{ n *Node }
+type collector struct{ n metricsSources }
 
 func (c *collector) Describe(chan<- *prometheus.Desc) {}
 
@@ -160,9 +188,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 
 	refused := [numRefusals]float64{}
 	for i := range refused {
-		refused[i] = float64(n.counts.refused[i].Load())
+		refused[i] = float64(n.Counts.refused[i].Load())
 	}
-	n.portals.collect(func(name string, st *dataplane.Counters, pathUp bool) {
+	n.Portals.collect(func(name string, st *dataplane.Counters, pathUp bool) {
 		portal("inlet", name, st)
 		up := 0.0
 		if pathUp {
@@ -176,47 +204,41 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		refused[refusePolicy] += float64(st.Denied.Load())
 		refused[refuseCapacity] += float64(st.Refused.Load())
 	})
-	_, _, admitted := n.admit.counts()
-	refused[refuseCapacity] += float64(admitted)
+	refused[refuseCapacity] += float64(n.AdmissionRefused())
 	for i, v := range refused {
 		counter(mRefusals, v, refusalNames[i])
 	}
 
-	var ls securechannel.ListenerStats
-	n.listenerMu.Lock()
-	if n.listener != nil {
-		ls = n.listener.Stats()
-	}
-	n.listenerMu.Unlock()
+	ls := n.Listener()
 	for role := range 2 {
-		started := float64(n.counts.started[role].Load())
+		started := float64(n.Counts.started[role].Load())
 		if role == responder {
 			started = float64(ls.Answered)
 		}
 		counter(mHSStarted, started, roleNames[role])
-		counter(mHSCompleted, float64(n.counts.completed[role].Load()), roleNames[role])
+		counter(mHSCompleted, float64(n.Counts.completed[role].Load()), roleNames[role])
 		for why := range numFailures {
-			counter(mHSFailed, float64(n.counts.failed[role][why].Load()), roleNames[role], failureNames[why])
+			counter(mHSFailed, float64(n.Counts.failed[role][why].Load()), roleNames[role], failureNames[why])
 		}
 	}
 	counter(mFirstRefused, float64(ls.Refused))
 	counter(mFirstCookies, float64(ls.Cookies))
-	gauge(mChannels, float64(len(n.channels.list())))
+	gauge(mChannels, float64(n.Channels()))
 
-	ts := n.router.Transport(routing.TypeTCP).Stats()
+	ts := n.Transport()
 	gauge(mConnections, float64(ts.Connections))
 	counter(mTransportBytes, float64(ts.BytesIn), "in")
 	counter(mTransportBytes, float64(ts.BytesOut), "out")
 	counter(mTransportRefuse, float64(ts.Refused))
 
-	p := n.project.Load()
+	p := n.Project.Load()
 	if p == nil {
 		return
 	}
 	if b := p.cred.Load(); b != nil && b.Credential != nil {
 		gauge(mCredExpiry, float64(b.Credential.Expires().Unix()), p.name)
 	}
-	ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(n.Context, 5*time.Second)
 	defer cancel()
 	if p.hub {
 		gauge(mHubRelays, float64(len(p.relays.List())))
@@ -227,7 +249,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		return
 	}
-	if names, err := n.state.Relays(ctx); err == nil {
+	if names, err := n.Relays(ctx); err == nil {
 		gauge(mRelaysHeld, float64(len(names)))
 	}
 }

@@ -57,22 +57,25 @@ type Node struct {
 	state    *state.Store
 	vault    *vault.Vault
 	self     *self
+	ids      *identityStore  // the home's identities
 	router   *routing.Router // holds the transports, by address type (routing.Router.Transport)
 	listener *securechannel.Listener
 	admit    *admission // the listener's caps per identity
 	channels channels
 	policies policies
-	project  atomic.Pointer[project]
+	project  membership // the project, if any, and what trust reads off it
 	portals  *portals
-	recheck  recheck // asks policyLoop to re-check live portal sessions
+	recheck  recheck // re-checks live portal sessions against their policies (livepolicy.go)
 	counts   counts  // handshakes and refusals, for metrics
 
-	config   configState  // the declarative config last applied
-	apiGroup atomic.Int64 // the API socket's group (api_socket.group), or -1
+	config   *configApplier // the declarative config (configapply.go)
+	apiGroup atomic.Int64   // the API socket's group (api_socket.group), or -1
 
-	eventRefusals eventRefusals // dropped control events, refused revoked members
-	known         known         // peers' rotated identities
-	rotateMu      sync.Mutex
+	// The node's roles (doc.go has the map); wireRoles makes them.
+	revocations *revocations      // control events, revoked members
+	credentials *credentialKeeper // the node's credential, its peers' expiry
+	histories   *histories        // peers' and the authority's rotated identities
+	rotator     *rotator          // identity key rotation
 
 	listenerMu sync.Mutex // serialises listener restarts
 	started    time.Time
@@ -123,25 +126,30 @@ func Run(ctx context.Context, cfg Config) error {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	n := &Node{cfg: cfg, log: cfg.Logger, state: st, vault: v, started: cfg.Now(), stop: stop, ctx: ctx}
-	if n.self, err = n.loadSelf(ctx, cfg.Identity); err != nil {
+	n.project.now = cfg.Now
+	n.policies.member = n.member
+	n.ids = &identityStore{state: st, vault: v, log: n.log, now: cfg.Now}
+	if n.self, err = n.ids.loadSelf(ctx, cfg.Identity); err != nil {
 		return err
 	}
 	n.admit = newAdmission(n)
 	defer n.admit.refusals.Stop()
-	if err := n.loadKnown(ctx); err != nil {
-		return err
-	}
 	n.router = routing.New(routing.Config{Logger: cfg.Logger})
 	defer tcp.New(n.router, cfg.TCP).Close()
 	n.portals = newPortals(portalsConfig{
 		Router: n.router, Logger: n.log,
 		Flow:                  func() routing.FlowID { return n.listener.Flow() },
 		OutletSessionsPerPeer: cfg.Caps.OutletSessionsPerPeer,
-		Policy:                n.policyOf,
-		Revoked:               n.revokedSender,
+		Policy:                n.policies.policyOf,
+		Revoked:               func(m *routing.Message, resource string) bool { return n.revocations.revokedSender(m, resource) },
 		Build:                 n.buildPath,
 		Refused:               n.inletRefused,
 	})
+	n.wireRoles()
+	defer n.revocations.stop()
+	if err := n.histories.load(ctx); err != nil {
+		return err
+	}
 	if err := n.policies.load(ctx, st); err != nil {
 		return err
 	}
@@ -166,22 +174,38 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer n.portals.close()
-	if err := n.router.Register(eventsWorker, routing.WorkerFunc(n.handleEvent)); err != nil {
+	if err := n.router.Register(eventsWorker, routing.WorkerFunc(n.revocations.handleEvent)); err != nil {
 		return err
 	}
-	go n.credentialLoop(ctx)
-	go n.policyLoop(ctx)
+	go n.credentials.run(ctx)
+	go n.recheck.run(ctx, func() { n.portals.recheck() })
 	if p != nil && !p.hub {
 		go n.runSession(ctx, p)
 	}
 	if err := n.startListening(ctx); err != nil {
 		return err
 	}
-	if err := n.startConfig(ctx); err != nil {
+	if err := n.config.start(ctx); err != nil {
 		return err
 	}
 
-	stopMetrics, err := n.startMetrics(ctx)
+	stopMetrics, err := serveMetrics(ctx, metricsConfig{
+		Addr: cfg.Metrics, AllowPublic: cfg.MetricsAllowPublic, Settings: st, Logger: n.log,
+		Sources: metricsSources{
+			Counts: &n.counts, Portals: n.portals, Project: &n.project, Relays: st.Relays, Context: ctx,
+			AdmissionRefused: func() uint64 { _, _, refused := n.admit.counts(); return refused },
+			Listener: func() (ls securechannel.ListenerStats) {
+				n.listenerMu.Lock()
+				defer n.listenerMu.Unlock()
+				if n.listener != nil {
+					ls = n.listener.Stats()
+				}
+				return ls
+			},
+			Channels:  func() int { return len(n.channels.list()) },
+			Transport: n.router.Transport(routing.TypeTCP).Stats,
+		},
+	})
 	if err != nil {
 		return err
 	}
@@ -218,6 +242,44 @@ func Run(ctx context.Context, cfg Config) error {
 	os.Remove(h.Pid())
 	n.log.Info("node stopped", "home", h.Dir)
 	return nil
+}
+
+// wireRoles makes the node's roles, each with the parts of the node it reads and calls.
+// They may call each other and the router, listener and portals only once Run has made
+// those.
+func (n *Node) wireRoles() {
+	self, now := n.self.history.Identifier(), n.cfg.Now
+	n.revocations = newRevocations(revocationsConfig{
+		Project: &n.project, Self: self, Channels: n.channels.list,
+		Send:    func(m *routing.Message) { n.router.Send(m) },
+		Refresh: func(p *project) { n.credentials.refreshNow(p) },
+		Logger:  n.log, Now: now,
+	})
+	n.credentials = &credentialKeeper{credentialKeeperConfig{
+		Project: &n.project, Self: self, Channels: n.channels.list,
+		Settings: n.state, Context: n.ctx, Logger: n.log, Now: now,
+	}}
+	n.histories = &histories{cfg: historiesConfig{Project: &n.project, Self: self, Store: n.state, Logger: n.log}}
+	n.config = &configApplier{cfg: configApplierConfig{
+		File: n.cfg.ConfigFile, Reload: n.cfg.Reload, LogLevel: n.cfg.LogLevel,
+		Project: &n.project, State: n.state, Node: n, Portals: n.portals,
+		Applied: n.applySocketGroup, Logger: n.log, Now: now,
+	}}
+	n.rotator = &rotator{cfg: rotatorConfig{
+		Self: n.self, Project: &n.project, State: n.state, Vault: n.vault,
+		Open: n.ids.open,
+		Rekey: func(p *project) {
+			n.listenerMu.Lock()
+			defer n.listenerMu.Unlock()
+			if n.listener != nil {
+				cfg := n.channelConfig(nil, p != nil && !p.hub)
+				n.listener.SetKeys(cfg.Static, cfg.Auth)
+			}
+		},
+		Refresh:  n.credentials.refresh,
+		Channels: n.channels.list,
+		Logger:   n.log, Now: now,
+	}}
 }
 
 func (n *Node) startListening(ctx context.Context) error {

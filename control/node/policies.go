@@ -12,12 +12,13 @@ import (
 // Resource types that have policies.
 var resourceTypes = []string{"echo", "relay", "tcp-outlet", "tcp-inlet"}
 
-// policies is the node's policy table in memory: by resource name, then by resource type;
-// what neither names gets the default.
+// policies is the node's policy table in memory, read from the state database: by resource
+// name, then by resource type; what neither names gets the default (defaultPolicy).
 type policies struct {
 	mu     sync.RWMutex
 	byName map[string]*policy.Policy
 	byType map[string]*policy.Policy
+	member func() bool // whether the node is in a project
 }
 
 func (ps *policies) load(ctx context.Context, st *state.Store) error {
@@ -45,12 +46,11 @@ func (ps *policies) load(ctx context.Context, st *state.Store) error {
 
 // policyFunc returns the current policy of a resource, looked up on every call so changes
 // apply at once.
-func (n *Node) policyFunc(resourceType, name string) func() *policy.Policy {
-	return func() *policy.Policy { return n.policyOf(resourceType, name) }
+func (ps *policies) policyFunc(resourceType, name string) func() *policy.Policy {
+	return func() *policy.Policy { return ps.policyOf(resourceType, name) }
 }
 
-func (n *Node) policyOf(resourceType, name string) *policy.Policy {
-	ps := &n.policies
+func (ps *policies) policyOf(resourceType, name string) *policy.Policy {
 	ps.mu.RLock()
 	p := ps.byName[name]
 	if p == nil {
@@ -58,9 +58,19 @@ func (n *Node) policyOf(resourceType, name string) *policy.Policy {
 	}
 	ps.mu.RUnlock()
 	if p == nil {
-		p = n.defaultPolicy()
+		p = ps.defaultPolicy()
 	}
 	return p
+}
+
+// defaultPolicy admits project members when the node is in a project; a node outside any
+// project admits every authenticated peer (its channels may still be restricted with
+// --authorized).
+func (ps *policies) defaultPolicy() *policy.Policy {
+	if ps.member() {
+		return policy.AllowMembers()
+	}
+	return policy.MustParse("true")
 }
 
 // setPolicy parses, stores and applies a policy.
@@ -78,7 +88,7 @@ func (n *Node) setPolicy(ctx context.Context, kind, resource, expr string) (*pol
 	if err := n.policies.load(ctx, n.state); err != nil {
 		return nil, err
 	}
-	n.recheckPolicies() // live sessions the new policy refuses end now
+	n.recheck.now() // live sessions the new policy refuses end now
 	return p, nil
 }
 
@@ -89,4 +99,12 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// deletePolicy removes a stored policy.
+func (n *Node) deletePolicy(ctx context.Context, kind, resource string) error {
+	if _, err := n.state.DeletePolicy(ctx, kind, resource); err != nil {
+		return err
+	}
+	return n.policies.load(ctx, n.state)
 }

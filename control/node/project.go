@@ -15,7 +15,6 @@ import (
 	"github.com/adjacentnet/adjacent/control/credential"
 	"github.com/adjacentnet/adjacent/control/hub"
 	"github.com/adjacentnet/adjacent/control/identity"
-	"github.com/adjacentnet/adjacent/control/policy"
 	"github.com/adjacentnet/adjacent/control/trust"
 	"github.com/adjacentnet/adjacent/routing"
 )
@@ -59,6 +58,15 @@ type project struct {
 	newestMu sync.Mutex
 }
 
+// membership is the project the node belongs to (nil outside one, and while a node enrolls
+// a provisional one), with what the node's trust, policies and routes read off it: the
+// authority, the credential, the revoked members, the channel to the hub. Its data comes
+// from the state database (loadProject), project create and enroll.
+type membership struct {
+	atomic.Pointer[project]
+	now func() time.Time
+}
+
 func (p *project) credentials() []*credential.Bundle {
 	if b := p.cred.Load(); b != nil {
 		return []*credential.Bundle{b}
@@ -95,7 +103,7 @@ func (n *Node) loadProject(ctx context.Context) (*project, error) {
 			return nil, err
 		}
 		if k := n.self.keys(); k.history.Len() > p.authority.Len() { // stopped mid-rotation
-			if err := n.reattestSigningKey(ctx, p, k); err != nil {
+			if err := n.rotator.reattestSigningKey(ctx, p, k); err != nil {
 				p.auth.Store().Close()
 				return nil, fmt.Errorf("node: project %s: %w", name, err)
 			}
@@ -154,27 +162,29 @@ func (n *Node) openAuthority(ctx context.Context, name string) (*authority.Autho
 }
 
 // trustedAuthority is the trust.Config Authority: the project's authority, if any.
-func (n *Node) trustedAuthority(id identity.Identifier) *identity.History {
-	if p := n.project.Load(); p != nil && p.authority.Identifier() == id {
+func (m *membership) trustedAuthority(id identity.Identifier) *identity.History {
+	if p := m.Load(); p != nil && p.authority.Identifier() == id {
 		return p.authorityHistory()
 	}
 	return nil
 }
 
-func (n *Node) credentials() []*credential.Bundle {
-	if p := n.project.Load(); p != nil {
+func (m *membership) credentials() []*credential.Bundle {
+	if p := m.Load(); p != nil {
 		return p.credentials()
 	}
 	return nil
 }
 
-func (n *Node) isRevoked(id identity.Identifier) bool {
-	p := n.project.Load()
+// isRevoked reports whether the project's authority revoked id and its credentials may
+// not have expired yet.
+func (m *membership) isRevoked(id identity.Identifier) bool {
+	p := m.Load()
 	if p == nil {
 		return false
 	}
 	until, ok := p.revoked.Load(id)
-	return ok && n.cfg.Now().Before(until.(time.Time))
+	return ok && m.now().Before(until.(time.Time))
 }
 
 // trustConfig is the node's trust configuration. A member of a project requires valid
@@ -183,17 +193,17 @@ func (n *Node) isRevoked(id identity.Identifier) bool {
 func (n *Node) trustConfig(authorized []identity.Identifier, require bool) trust.Config {
 	return trust.Config{
 		Self:              n.self.trust(),
-		Credentials:       n.credentials,
-		Authority:         n.trustedAuthority,
+		Credentials:       n.project.credentials,
+		Authority:         n.project.trustedAuthority,
 		RequireCredential: require,
-		Revoked:           n.isRevoked,
+		Revoked:           n.project.isRevoked,
 		Authorized:        authorized,
-		Known:             n.knownHistory,
-		Learn:             n.learnHistory,
-		Present:           n.present,
-		RetiredKeyGrace:   n.retiredKeyGrace,
+		Known:             n.histories.get,
+		Learn:             n.histories.learn,
+		Present:           n.self.present,
+		RetiredKeyGrace:   n.project.retiredKeyGrace,
 		Now:               n.cfg.Now,
-		Refreshed:         func(routing.Peer) { n.recheckPolicies() },
+		Refreshed:         func(routing.Peer) { n.recheck.now() },
 	}
 }
 
@@ -202,8 +212,8 @@ func (n *Node) trustConfig(authorized []identity.Identifier, require bool) trust
 // the authority signed before the rotation lives no longer, and a thief of the retired key
 // gets no more. The hub knows the lifetime; a member reads it off its own credential.
 // Without either, identity.RetiredKeyGrace (the longest lifetime a project may have).
-func (n *Node) retiredKeyGrace() time.Duration {
-	p := n.project.Load()
+func (m *membership) retiredKeyGrace() time.Duration {
+	p := m.Load()
 	if p == nil {
 		return identity.RetiredKeyGrace
 	}
@@ -218,149 +228,6 @@ func (n *Node) retiredKeyGrace() time.Duration {
 
 // member reports whether the node belongs to a project (as hub or member).
 func (n *Node) member() bool { return n.project.Load() != nil }
-
-// defaultPolicy admits project members when the node is in a project; a node outside any
-// project admits every authenticated peer (its channels may still be restricted with
-// --authorized).
-func (n *Node) defaultPolicy() *policy.Policy {
-	if n.member() {
-		return policy.AllowMembers()
-	}
-	return policy.MustParse("true")
-}
-
-// saveCredential stores a fresh credential and presents it on every open channel.
-func (n *Node) saveCredential(ctx context.Context, p *project, b *credential.Bundle) error {
-	if err := n.state.SetSetting(ctx, settingCredential, hex.EncodeToString(b.Encode())); err != nil {
-		return err
-	}
-	p.cred.Store(b)
-	enc := b.Encode()
-	for _, c := range n.channels.list() {
-		c.SendRefresh(enc)
-	}
-	return nil
-}
-
-// revoke refuses id until then (when its credentials have expired anyway), closes its
-// channels and, on a hub, drops the relays it holds.
-func (n *Node) revoke(p *project, id identity.Identifier, until time.Time) {
-	if old, ok := p.revoked.Load(id); !ok || old.(time.Time).Before(until) {
-		p.revoked.Store(id, until)
-	}
-	for _, c := range n.channels.list() {
-		if peer := c.Peer(); peer != nil && peer.Identifier() == string(id) {
-			n.log.Info("closing channel of a revoked member", "peer", id, "channel", c.Address().Value)
-			c.Close()
-		}
-	}
-	if p.relays != nil {
-		p.relays.DropOwnedBy(id)
-	}
-}
-
-// credentialLoop refreshes the node's credential at half its lifetime, and closes channels
-// whose peer's credential has expired or whose peer was revoked. A refresh runs on its own,
-// one at a time: an authority slow to answer (its member store hanging) must not hold up
-// closing the channels of expired peers.
-func (n *Node) credentialLoop(ctx context.Context) {
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	var lastTry, lastReload time.Time
-	var refreshing, reloading atomic.Bool
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		p := n.project.Load()
-		if p == nil {
-			continue
-		}
-		now := n.cfg.Now()
-		n.closeExpired(p, now)
-		if p.hub && now.Sub(lastReload) >= revocationReload && reloading.CompareAndSwap(false, true) {
-			lastReload = now
-			go func() {
-				defer reloading.Store(false)
-				p.service.Reload(ctx)
-			}()
-		}
-		if b := p.cred.Load(); b == nil || now.After(halfLife(b.Credential)) {
-			if now.Sub(lastTry) > 5*time.Second && refreshing.CompareAndSwap(false, true) {
-				lastTry = now
-				// A refresh that hangs gives up well within the half-life left, so that the
-				// hub still renews its own credential in time when its store hangs.
-				wait := 10 * time.Second
-				if b != nil {
-					wait = min(wait, b.Credential.Expires().Sub(b.Credential.Issued())/4)
-				}
-				go func() {
-					defer refreshing.Store(false)
-					ctx, cancel := context.WithTimeout(ctx, wait)
-					defer cancel()
-					if err := n.refreshCredential(ctx, p); err != nil {
-						n.log.Warn("credential refresh failed", "err", err)
-					}
-				}()
-			}
-		}
-	}
-}
-
-func halfLife(c *credential.Credential) time.Time {
-	return c.Issued().Add(c.Expires().Sub(c.Issued()) / 2)
-}
-
-// closeExpired closes channels whose peer's credential expired or whose peer was revoked.
-func (n *Node) closeExpired(p *project, now time.Time) {
-	for _, c := range n.channels.list() {
-		peer, ok := c.Peer().(*trust.Peer)
-		if !ok {
-			continue
-		}
-		if exp := peer.Expires(); !exp.IsZero() && now.After(exp) {
-			n.log.Info("closing channel: the peer's credential expired", "peer", peer.Identifier(), "expired", exp)
-			c.Close()
-		} else if n.isRevoked(identity.Identifier(peer.Identifier())) {
-			c.Close()
-		}
-	}
-}
-
-// refreshCredential gets a fresh credential: from the authority itself on the hub, over the
-// hub channel on a member. A member whose credential had expired registers its relays again:
-// the hub refused them when the member reconnected without a valid credential.
-func (n *Node) refreshCredential(ctx context.Context, p *project) error {
-	old := p.cred.Load()
-	var b *credential.Bundle
-	var err error
-	if p.hub {
-		b, err = p.auth.Issue(ctx, n.self.history.Identifier())
-		if err != nil && old != nil {
-			n.log.Warn("the member store did not renew the hub's credential; the authority renews its own", "err", err)
-			b, err = p.auth.RenewOwn(old.Credential)
-			// The store may have used up ctx; saving is local and quick.
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer cancel()
-		}
-	} else {
-		b, err = n.requestCredential(ctx, p)
-	}
-	if err != nil {
-		return err
-	}
-	lapsed := old == nil || !n.cfg.Now().Before(old.Credential.Expires())
-	if err := n.saveCredential(ctx, p, b); err != nil {
-		return err
-	}
-	if s := p.session.Load(); lapsed && s != nil {
-		s.ReregisterRelays(ctx)
-	}
-	return nil
-}
 
 // restartListener replaces the secure-channel listener after the node joined a project, so
 // it applies the project's trust from now on.

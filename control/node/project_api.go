@@ -53,8 +53,9 @@ func (n *Node) createTicket(ctx context.Context, req api.CreateTicket) (api.Tick
 	return t, err
 }
 
-func (n *Node) credentialInfo() (api.Credential, error) {
-	p := n.project.Load()
+// credentialInfo describes the node's credential of its project.
+func (m *membership) credentialInfo() (api.Credential, error) {
+	p := m.Load()
 	if p == nil {
 		return api.Credential{}, errNoProject
 	}

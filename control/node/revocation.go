@@ -16,31 +16,54 @@ import (
 	"github.com/adjacentnet/adjacent/control/trust"
 	"github.com/adjacentnet/adjacent/internal/ratelog"
 	"github.com/adjacentnet/adjacent/routing"
+	"github.com/adjacentnet/adjacent/securechannel"
 )
 
-// eventRefusals counts, and logs at most once per interval, control events a member dropped
-// and messages of revoked members a node refused; it also holds the member's budget of event
-// signature checks.
-type eventRefusals struct {
-	verifyMu     sync.Mutex
-	tokens       float64   // signature checks allowed now
-	tokensFilled time.Time // when tokens was last topped up
+// revocations is the node's handling of revoked members: it acts on the control events the
+// project's authority signs (a member revoked, a member's attributes changed), whatever way
+// they came, fetches the revocations in force when a member's session to its hub comes up,
+// enforces a revocation (closes the member's channels, drops the relays it holds at a hub),
+// and refuses, counts and logs messages of revoked members. Its data: the project
+// (membership), the channels, and events from the events worker and the hub's session.
+type revocations struct {
+	cfg revocationsConfig
 
-	once       sync.Once
-	events     atomic.Uint64
-	revoked    atomic.Uint64
+	verifyMu     sync.Mutex
+	tokens       float64          // signature checks allowed now
+	tokensFilled time.Time        // when tokens was last topped up
+	clock        func() time.Time // the budget's: time.Now, as the node's Now may be a test's
+
+	events     atomic.Uint64 // control events dropped
+	revoked    atomic.Uint64 // messages of revoked members refused
 	eventLog   *ratelog.Logger
 	revokedLog *ratelog.Logger
 }
 
-func (n *Node) refusalLogs() *eventRefusals {
-	r := &n.eventRefusals
-	r.once.Do(func() {
-		log := n.log.With("component", "node")
-		r.eventLog = ratelog.New(log, slog.LevelWarn, "dropped control events that the project's authority did not sign", refusalLogInterval)
-		r.revokedLog = ratelog.New(log, slog.LevelWarn, "refused messages of revoked members", refusalLogInterval)
-	})
-	return r
+// revocationsConfig is what revocations needs of the node.
+type revocationsConfig struct {
+	Project  *membership
+	Self     identity.Identifier             // the node's own: never revoked here
+	Channels func() []*securechannel.Channel // the node's open channels
+	Send     func(*routing.Message)          // the router's
+	Refresh  func(*project)                  // fetch a fresh credential now (attributes changed)
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+func newRevocations(cfg revocationsConfig) *revocations {
+	log := cfg.Logger.With("component", "node")
+	return &revocations{
+		cfg:        cfg,
+		clock:      time.Now,
+		eventLog:   ratelog.New(log, slog.LevelWarn, "dropped control events that the project's authority did not sign", refusalLogInterval),
+		revokedLog: ratelog.New(log, slog.LevelWarn, "refused messages of revoked members", refusalLogInterval),
+	}
+}
+
+// stop stops the refusal logs.
+func (r *revocations) stop() {
+	r.eventLog.Stop()
+	r.revokedLog.Stop()
 }
 
 // Signature checks of events a member does per second, and in a burst. The authority sends
@@ -71,11 +94,10 @@ func relayed(m *routing.Message) bool {
 var errEventRate = errors.New("more events than the member checks a second; dropped unverified")
 
 // mayVerifyEvent takes one signature check from the member's budget.
-func (n *Node) mayVerifyEvent() bool {
-	r := &n.eventRefusals
+func (r *revocations) mayVerifyEvent() bool {
 	r.verifyMu.Lock()
 	defer r.verifyMu.Unlock()
-	now := time.Now()
+	now := r.clock()
 	if r.tokensFilled.IsZero() {
 		r.tokens = eventVerifyBurst
 	} else {
@@ -90,8 +112,7 @@ func (n *Node) mayVerifyEvent() bool {
 }
 
 // dropEvent counts and logs an event that is not acted on.
-func (n *Node) dropEvent(m *routing.Message, err error) {
-	r := n.refusalLogs()
+func (r *revocations) dropEvent(m *routing.Message, err error) {
 	r.events.Add(1)
 	from := "(none)"
 	if m.Local.Peer != nil {
@@ -102,11 +123,10 @@ func (n *Node) dropEvent(m *routing.Message, err error) {
 
 // revokedSender reports whether m comes from a peer whose membership was revoked, and if so
 // counts and logs the refusal at resource.
-func (n *Node) revokedSender(m *routing.Message, resource string) bool {
-	if m.Local.Peer == nil || !n.isRevoked(identity.Identifier(m.Local.Peer.Identifier())) {
+func (r *revocations) revokedSender(m *routing.Message, resource string) bool {
+	if m.Local.Peer == nil || !r.cfg.Project.isRevoked(identity.Identifier(m.Local.Peer.Identifier())) {
 		return false
 	}
-	r := n.refusalLogs()
 	r.revoked.Add(1)
 	r.revokedLog.Note(slog.String("resource", resource), slog.String("peer", m.Local.Peer.Identifier()))
 	return true
@@ -115,48 +135,48 @@ func (n *Node) revokedSender(m *routing.Message, resource string) bool {
 // handleEvent acts on an event the project's authority signed, whatever way it came: the
 // last hop proves nothing, since relays deliver other members' messages on the channel to
 // the hub. Anything else is dropped and counted.
-func (n *Node) handleEvent(m *routing.Message) {
+func (r *revocations) handleEvent(m *routing.Message) {
 	defer m.Release()
-	p := n.project.Load()
+	p := r.cfg.Project.Load()
 	if p == nil || p.hub {
-		n.dropEvent(m, errNotMember)
+		r.dropEvent(m, errNotMember)
 		return
 	}
 	if relayed(m) {
 		// The authority never speaks through a relay: a cheap check before the signature,
 		// so that a relay client's forgeries cannot spend the budget of checks the hub's
 		// own events need.
-		n.dropEvent(m, errRelayedEvent)
+		r.dropEvent(m, errRelayedEvent)
 		return
 	}
 	s, err := event.Decode(m.Payload())
 	if err != nil {
-		n.dropEvent(m, err)
+		r.dropEvent(m, err)
 		return
 	}
-	if !n.mayVerifyEvent() {
-		n.dropEvent(m, errEventRate)
+	if !r.mayVerifyEvent() {
+		r.dropEvent(m, errEventRate)
 		return
 	}
-	ev, err := s.VerifyWithin(p.authorityHistory(), p.name, n.cfg.Now(), n.retiredKeyGrace())
+	ev, err := s.VerifyWithin(p.authorityHistory(), p.name, r.cfg.Now(), r.cfg.Project.retiredKeyGrace())
 	if err != nil {
-		n.dropEvent(m, err)
+		r.dropEvent(m, err)
 		return
 	}
 	if ev.Kind == event.KindAttributes {
-		if ev.Subject == n.self.history.Identifier() {
-			go n.refreshNow(p)
+		if ev.Subject == r.cfg.Self {
+			go r.cfg.Refresh(p)
 		}
 		return
 	}
-	if ev.Kind != event.KindRevoked || ev.Subject == n.self.history.Identifier() || ev.Subject == p.authority.Identifier() {
+	if ev.Kind != event.KindRevoked || ev.Subject == r.cfg.Self || ev.Subject == p.authority.Identifier() {
 		return // the authority does not revoke itself: such an event is a stolen key's
 	}
 	if until, ok := p.revoked.Load(ev.Subject); ok && !until.(time.Time).Before(ev.Until) {
 		return // known already: a replay, or the answer to fetchRevocations came first
 	}
-	n.log.Info("the authority revoked a member", "member", ev.Subject, "until", ev.Until)
-	go n.revoke(p, ev.Subject, ev.Until)
+	r.cfg.Logger.Info("the authority revoked a member", "member", ev.Subject, "until", ev.Until)
+	go r.enforce(p, ev.Subject, ev.Until)
 }
 
 // revocationReload is how often a hub reads the revocations again: another hub sharing its
@@ -170,7 +190,7 @@ func (n *Node) authorityService(p *project) *hub.AuthorityService {
 		Public:    p.public,
 		Authority: p.auth,
 		History:   p.authorityHistory,
-		Known:     n.knownHistory,
+		Known:     n.histories.get,
 		Revoked:   hubRevoked{n, p},
 		Members:   hubMembers{n, p},
 		Logger:    n.log,
@@ -196,7 +216,9 @@ func (r hubRevoked) Range(f func(identity.Identifier, time.Time) bool) {
 	r.p.revoked.Range(func(id, until any) bool { return f(id.(identity.Identifier), until.(time.Time)) })
 }
 
-func (r hubRevoked) Enforce(id identity.Identifier, until time.Time) { r.n.revoke(r.p, id, until) }
+func (r hubRevoked) Enforce(id identity.Identifier, until time.Time) {
+	r.n.revocations.enforce(r.p, id, until)
+}
 
 func (r hubRevoked) Lift(id identity.Identifier) { r.p.revoked.Delete(id) }
 
@@ -214,7 +236,7 @@ func (h hubMembers) Announce(b []byte, except identity.Identifier) {
 		if c.Initiator() || !ok || !hub.IsMember(peer, h.p.name, now) || peer.Identifier() == string(except) {
 			continue
 		}
-		h.n.sendEvent(c.Address(), b)
+		h.n.revocations.send(c.Address(), b)
 	}
 }
 
@@ -223,21 +245,21 @@ func (h hubMembers) Tell(id identity.Identifier, b []byte) {
 		if c.Initiator() || c.Peer() == nil || c.Peer().Identifier() != string(id) {
 			continue
 		}
-		h.n.sendEvent(c.Address(), b)
+		h.n.revocations.send(c.Address(), b)
 	}
 }
 
-// sendEvent sends the control event b to the events worker of the peer of channel ch.
-func (n *Node) sendEvent(ch routing.Address, b []byte) {
+// send sends the control event b to the events worker of the peer of channel ch.
+func (r *revocations) send(ch routing.Address, b []byte) {
 	m := routing.NewMessage()
 	m.Onward = routing.MustRoute(ch, routing.LocalAddress(eventsWorker))
 	m.SetPayload(b)
-	n.router.Send(m)
+	r.cfg.Send(m)
 }
 
 // fetchRevocations asks the hub, on the member's own channel to it, for the revocations in
 // force, and acts on those the authority signed.
-func (n *Node) fetchRevocations(ctx context.Context, p *project) {
+func (r *revocations) fetchRevocations(ctx context.Context, p *project) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	s := p.session.Load()
@@ -249,28 +271,45 @@ func (n *Node) fetchRevocations(ctx context.Context, p *project) {
 		return
 	}
 	if err != nil {
-		n.log.Warn("could not read the revoked members from the hub; the hub refuses them anyway", "err", err, "read", len(events))
+		r.cfg.Logger.Warn("could not read the revoked members from the hub; the hub refuses them anyway", "err", err, "read", len(events))
 		if len(events) == 0 {
 			return
 		}
 	}
 	ans := hub.RevocationsAnswer{Events: events}
-	now := n.cfg.Now()
+	now := r.cfg.Now()
 	for _, raw := range ans.Events {
 		s, err := event.Decode(raw)
 		if err == nil {
 			var ev event.Event
-			if ev, err = s.VerifyWithin(p.authorityHistory(), p.name, now, n.retiredKeyGrace()); err == nil && ev.Kind == event.KindRevoked && ev.Subject != n.self.history.Identifier() {
-				n.revoke(p, ev.Subject, ev.Until)
+			if ev, err = s.VerifyWithin(p.authorityHistory(), p.name, now, r.cfg.Project.retiredKeyGrace()); err == nil && ev.Kind == event.KindRevoked && ev.Subject != r.cfg.Self {
+				r.enforce(p, ev.Subject, ev.Until)
 				continue
 			}
 		}
 		if err != nil {
-			n.eventRefusals.events.Add(1)
-			n.log.Warn("dropped a revocation from the hub that the authority did not sign", "err", err)
+			r.events.Add(1)
+			r.cfg.Logger.Warn("dropped a revocation from the hub that the authority did not sign", "err", err)
 		}
 	}
 	if len(ans.Events) > 0 {
-		n.log.Info("the hub told this node of revoked members", "count", len(ans.Events))
+		r.cfg.Logger.Info("the hub told this node of revoked members", "count", len(ans.Events))
+	}
+}
+
+// enforce refuses id until then (when its credentials have expired anyway), closes its
+// channels and, on a hub, drops the relays it holds.
+func (r *revocations) enforce(p *project, id identity.Identifier, until time.Time) {
+	if old, ok := p.revoked.Load(id); !ok || old.(time.Time).Before(until) {
+		p.revoked.Store(id, until)
+	}
+	for _, c := range r.cfg.Channels() {
+		if peer := c.Peer(); peer != nil && peer.Identifier() == string(id) {
+			r.cfg.Logger.Info("closing channel of a revoked member", "peer", id, "channel", c.Address().Value)
+			c.Close()
+		}
+	}
+	if p.relays != nil {
+		p.relays.DropOwnedBy(id)
 	}
 }

@@ -87,7 +87,7 @@ func (n *Node) handler() http.Handler {
 		reply(w, api.MessageReply{Payload: p}, err)
 	})
 	mux.HandleFunc("GET /v1/identities", func(w http.ResponseWriter, r *http.Request) {
-		ids, err := n.identities(r.Context(), r.URL.Query().Get("full") != "")
+		ids, err := n.ids.list(r.Context(), r.URL.Query().Get("full") != "")
 		reply(w, ids, err)
 	})
 	mux.HandleFunc("GET /v1/identities/{name}", func(w http.ResponseWriter, r *http.Request) {
@@ -95,7 +95,7 @@ func (n *Node) handler() http.Handler {
 		if name == "-" {
 			name = "" // the node's own
 		}
-		id, err := n.identity(r.Context(), name, r.URL.Query().Get("full") != "")
+		id, err := n.ids.show(r.Context(), name, r.URL.Query().Get("full") != "")
 		reply(w, id, err)
 	})
 	mux.HandleFunc("POST /v1/identities", func(w http.ResponseWriter, r *http.Request) {
@@ -103,20 +103,24 @@ func (n *Node) handler() http.Handler {
 		if !decode(w, r, &req) {
 			return
 		}
-		rec, err := n.createIdentity(r.Context(), req.Name)
+		rec, err := n.ids.create(r.Context(), req.Name)
 		if err != nil {
 			reply(w, nil, &statusError{http.StatusBadRequest, err})
 			return
 		}
-		reply(w, n.identityInfo(rec, false), nil)
+		reply(w, n.ids.info(rec, false), nil)
 	})
 	mux.HandleFunc("POST /v1/identities/{name}/rotate", func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
 		if name == "-" {
 			name = "" // the node's own
 		}
-		id, err := n.rotateIdentity(r.Context(), name)
-		reply(w, id, err)
+		rec, err := n.rotator.rotateIdentity(r.Context(), name)
+		if err != nil {
+			reply(w, api.Identity{}, err)
+			return
+		}
+		reply(w, n.ids.info(rec, false), nil)
 	})
 	mux.HandleFunc("POST /v1/secure-channels", func(w http.ResponseWriter, r *http.Request) {
 		var req api.CreateChannel
@@ -203,7 +207,7 @@ func (n *Node) handler() http.Handler {
 		reply(w, p, badRequest(err))
 	})
 	mux.HandleFunc("GET /v1/credential", func(w http.ResponseWriter, r *http.Request) {
-		c, err := n.credentialInfo()
+		c, err := n.project.credentialInfo()
 		reply(w, c, badRequest(err))
 	})
 	mux.HandleFunc("POST /v1/relays", func(w http.ResponseWriter, r *http.Request) {
@@ -275,7 +279,7 @@ func (n *Node) handler() http.Handler {
 	})
 	n.configHandlers(mux)
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
-		reply(w, n.markOrigin(n.status(r.Context())), nil)
+		reply(w, n.config.markOrigin(n.status(r.Context())), nil)
 	})
 	return mux
 }

@@ -10,87 +10,48 @@ import (
 // refusalLogInterval spaces a listener's log lines about refused connections.
 const refusalLogInterval = 10 * time.Second
 
-// admit counts a new connection from src as unauthenticated, or says why the caps refuse
-// it. When every place is taken, a source holding fewer than another still gets one: the
-// oldest unauthenticated connection of the source holding the most gives it up, and the
-// caller closes that victim. So flooding sources compete with themselves, and one that has
-// not been connecting always gets in.
+// admit says whether a new connection from src may take an unauthenticated place, or why
+// the caps refuse it. When every place is taken, a source holding fewer than another still
+// gets one (fairshare's rule): the oldest unauthenticated connection of the source holding
+// the most gives it up, and the caller closes that victim. So flooding sources compete with
+// themselves, and one that has not been connecting always gets in. The place is taken by
+// track, once the connection is made; only the accept loop admits, so no other admission
+// comes between.
 func (l *Listener) admit(src netip.Addr) (victim *Conn, why string, limit int) {
 	cfg := &l.t.cfg
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.bySource[src] >= cfg.MaxPreAuthPerSource {
+	if len(l.preAuth.Held(src)) >= cfg.MaxPreAuthPerSource {
 		return nil, "too many unauthenticated connections from this source", cfg.MaxPreAuthPerSource
 	}
-	if l.preAuth >= cfg.MaxPreAuthConns {
-		if victim = l.victim(src); victim == nil {
-			return nil, "too many unauthenticated connections", cfg.MaxPreAuthConns
-		}
+	from, ok := l.preAuth.Giver(src)
+	if !ok {
+		return nil, "", 0
 	}
-	l.preAuth++
-	l.bySource[src]++
+	if from == src {
+		return nil, "too many unauthenticated connections", cfg.MaxPreAuthConns
+	}
+	victim = l.preAuth.Held(from)[0]
+	l.preAuth.Remove(from, victim)
 	return victim, "", 0
 }
 
-// victim takes the oldest unauthenticated connection of the source holding the most, if that
-// is more than src holds, off the list of those that may give up their place. l.mu is held.
-func (l *Listener) victim(src netip.Addr) *Conn {
-	most := src
-	for s, cs := range l.waiting {
-		if len(cs) > 0 && l.bySource[s] > l.bySource[most] {
-			most = s
-		}
-	}
-	cs := l.waiting[most]
-	if most == src || len(cs) == 0 {
-		return nil
-	}
-	v := cs[0]
-	l.forgetLocked(v)
-	return v
-}
-
-// track lists an admitted connection as one that may give up its place.
+// track gives an admitted connection its unauthenticated place.
 func (l *Listener) track(c *Conn) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !c.preAuth.Load() {
 		return // closed already: unadmit has run
 	}
-	if l.waiting == nil {
-		l.waiting = make(map[netip.Addr][]*Conn)
-	}
-	l.waiting[c.source] = append(l.waiting[c.source], c)
+	l.preAuth.Add(c.source, c)
 }
 
-// forgetLocked takes c off the list of tracked connections. l.mu is held.
-func (l *Listener) forgetLocked(c *Conn) {
-	cs := l.waiting[c.source]
-	for i, x := range cs {
-		if x == c {
-			cs = append(cs[:i], cs[i+1:]...)
-			break
-		}
-	}
-	if len(cs) == 0 {
-		delete(l.waiting, c.source)
-	} else {
-		l.waiting[c.source] = cs
-	}
-}
-
-// unadmit gives back the places of a connection from src that authenticated or closed; c is
-// the connection, nil if it was never made.
+// unadmit gives back the place of c, a connection from src that authenticated or closed;
+// it does nothing if c gave its place up already, or never took it.
 func (l *Listener) unadmit(src netip.Addr, c *Conn) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.preAuth--
-	if l.bySource[src]--; l.bySource[src] <= 0 {
-		delete(l.bySource, src)
-	}
-	if c != nil {
-		l.forgetLocked(c)
-	}
+	l.preAuth.Remove(src, c)
 }
 
 // refuse counts and logs, rate-limited, a connection the listener will not serve.

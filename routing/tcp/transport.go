@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/adjacentnet/adjacent/internal/backoff"
+	"github.com/adjacentnet/adjacent/internal/fairshare"
 	"github.com/adjacentnet/adjacent/internal/ratelog"
 	"github.com/adjacentnet/adjacent/routing"
 )
@@ -168,10 +169,8 @@ type Listener struct {
 	done     chan struct{}
 	refusals *ratelog.Logger
 
-	mu       sync.Mutex
-	preAuth  int                    // accepted connections not yet authenticated
-	bySource map[netip.Addr]int     // ... by Conn.Source
-	waiting  map[netip.Addr][]*Conn // ... oldest first, those started (admission.go)
+	mu      sync.Mutex
+	preAuth *fairshare.Table[netip.Addr, *Conn] // accepted connections not yet authenticated, by Conn.Source (admission.go)
 }
 
 // Addr returns the address the listener is bound to.
@@ -209,7 +208,7 @@ func (t *Transport) Listen(addr string) (routing.Listener, error) {
 		ln:       ln,
 		done:     make(chan struct{}),
 		refusals: ratelog.New(t.log, slog.LevelWarn, "refused unauthenticated connections", refusalLogInterval),
-		bySource: make(map[netip.Addr]int),
+		preAuth:  fairshare.New[netip.Addr, *Conn](t.cfg.MaxPreAuthPerSource, t.cfg.MaxPreAuthConns),
 	}
 	t.mu.Lock()
 	if t.closed {
@@ -253,7 +252,6 @@ func (l *Listener) accept() {
 		}
 		c, err := l.t.newConn(nc, "", l)
 		if err != nil {
-			l.unadmit(src, nil)
 			nc.Close()
 			continue
 		}
