@@ -1,7 +1,6 @@
 package node
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 
@@ -29,16 +28,7 @@ func (ps *portals) startRaw(in *inlet) (err error) {
 	}
 	d := ps.raw
 	if d == nil {
-		if err := capNetAdmin.need("--tun --raw"); err != nil {
-			return err
-		}
-		if err := openTunDevice(); err != nil {
-			return err
-		}
-		dev, err := tun.Create(tun.Config{Name: "adjraw%d", Logger: ps.cfg.Logger})
-		if errors.Is(err, tun.ErrPermission) {
-			return fmt.Errorf("--tun --raw: the TUN device was refused although the node holds CAP_NET_ADMIN; a sandbox may deny /dev/net/tun (systemd: DeviceAllow=/dev/net/tun rw): %w", err)
-		}
+		dev, err := ps.createDevice("--tun --raw", "adjraw%d")
 		if err != nil {
 			return err
 		}

@@ -121,16 +121,7 @@ func (ps *portals) startTransparent(in *inlet) (err error) {
 	}
 	t := ps.tun
 	if t == nil {
-		if err := capNetAdmin.need("--tun"); err != nil {
-			return err
-		}
-		if err := openTunDevice(); err != nil {
-			return err
-		}
-		dev, err := tun.Create(tun.Config{Logger: ps.cfg.Logger})
-		if errors.Is(err, tun.ErrPermission) {
-			return fmt.Errorf("--tun: the TUN device was refused although the node holds CAP_NET_ADMIN; a sandbox may deny /dev/net/tun (systemd: DeviceAllow=/dev/net/tun rw): %w", err)
-		}
+		dev, err := ps.createDevice("--tun", "")
 		if err != nil {
 			return err
 		}
@@ -164,6 +155,22 @@ func (ps *portals) startTransparent(in *inlet) (err error) {
 	}
 	ps.cfg.Logger.Info("transparent inlet ready", "from", in.rec.Name, "address", ap.String(), "device", t.dev.Name(), "route", in.rec.Route)
 	return nil
+}
+
+// createDevice makes a TUN device (named after template, "" for the default) for the
+// inlets of what (the flags that need it), after checking that the node may.
+func (ps *portals) createDevice(what, template string) (*tun.Device, error) {
+	if err := capNetAdmin.need(what); err != nil {
+		return nil, err
+	}
+	if err := openTunDevice(); err != nil {
+		return nil, err
+	}
+	dev, err := tun.Create(tun.Config{Name: template, Logger: ps.cfg.Logger})
+	if errors.Is(err, tun.ErrPermission) {
+		return nil, fmt.Errorf("%s: the TUN device was refused although the node holds CAP_NET_ADMIN; a sandbox may deny /dev/net/tun (systemd: DeviceAllow=/dev/net/tun rw): %w", what, err)
+	}
+	return dev, err
 }
 
 // mapAddress points ap's address at dev and, for a name, writes it into the hosts file;
