@@ -32,8 +32,13 @@ const (
 // a window that takes longer already holds more than the path carries in that time; a larger
 // one would only queue bytes in the link to the hub that every session and channel of the
 // node shares, ahead of their keepalives and credential refreshes (TestImpairedHub found
-// channels dying of that).
-const maxWindowDelay = 200 * time.Millisecond
+// channels dying of that). A window that grows stops at about twice what the path carries in
+// maxWindowDelay, so one session queues at most two seconds of the path's rate, well within
+// a channel's DeadAfter (20 s). It must exceed the round trips of real paths, and
+// the stalls that losses add to them, or a window never grows on a long path: at 200 ms, a
+// path through the hub of 100 ms each way, 1% loss (TestImpairedHub) took 0.8 s per window
+// of 256 KiB and stayed at 0.3 MB/s, a third of a plain TCP connection.
+const maxWindowDelay = time.Second
 
 // chunk is the most a session reads from its socket into one frame.
 const chunk = 64 << 10

@@ -46,8 +46,11 @@ type Impairment struct {
 	Loss float64
 	// Duplicate is the probability that a packet is sent twice; the copy has its own delay.
 	Duplicate float64
-	// Reorder is the probability that a packet skips the delay and overtakes those held in
-	// it, as netem's reorder does; it needs a Delay.
+	// Reorder is the probability that a packet is held back one more Delay, so that the
+	// packets of the next Delay overtake it; it needs a Delay. (netem's reorder sends the
+	// packet at once instead, ahead of those of the last Delay. No path delivers faster
+	// than its delay, though, and TCP's BBR takes its minimum round trip from such a
+	// packet: on a link of 50 ms each way it saw 0.1 ms and kept its window at 12 packets.)
 	Reorder float64
 	// Rate limits the direction to this many bits per second of IP packets; 0 is no limit.
 	Rate int64

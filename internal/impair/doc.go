@@ -6,8 +6,8 @@
 // addresses; this process reads what one side sends, decides its fate with a seeded random
 // generator, and writes it to the other side when it is due. A direction is, in order: loss,
 // duplication, a token-bucket rate limit with a bounded drop-tail queue, and a delay line
-// (a heap by due time) holding each packet for Delay ± Jitter, or for nothing with the
-// Reorder probability. Jitter wider than the spacing of packets reorders them as it does on
+// (a heap by due time) holding each packet for Delay ± Jitter, or one Delay longer with the
+// Reorder probability (netem sends such a packet at once; see Impairment.Reorder). Jitter wider than the spacing of packets reorders them as it does on
 // real paths.
 //
 // TUN rather than AF_PACKET on veth ends: a TUN device carries IP packets, so there is no

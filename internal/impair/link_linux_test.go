@@ -225,11 +225,12 @@ func TestDuplicate(t *testing.T) {
 	}
 }
 
-// TestReorder: probes 2 ms apart arrive out of order when some skip a 20 ms delay, and when
+// TestReorder: probes 2 ms apart arrive out of order when some are held back 20 ms more than
+// the 20 ms delay, and when
 // the jitter (±10 ms) is wider than their spacing.
 func TestReorder(t *testing.T) {
 	for name, imp := range map[string]Impairment{
-		"skip":   {Delay: 20 * time.Millisecond, Reorder: 0.25},
+		"held":   {Delay: 20 * time.Millisecond, Reorder: 0.25},
 		"jitter": {Delay: 20 * time.Millisecond, Jitter: 10 * time.Millisecond},
 	} {
 		t.Run(name, func(t *testing.T) {

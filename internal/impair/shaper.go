@@ -65,10 +65,10 @@ func (s *shaper) chance(p float64) bool {
 
 // delay is how long the delay line holds one copy.
 func (s *shaper) delay() time.Duration {
-	if s.chance(s.imp.Reorder) {
-		return 0
-	}
 	d := s.imp.Delay
+	if s.chance(s.imp.Reorder) {
+		d += s.imp.Delay // held back behind the packets of the next Delay
+	}
 	if s.imp.Jitter > 0 {
 		d += time.Duration((2*s.rng.Float64() - 1) * float64(s.imp.Jitter))
 	}

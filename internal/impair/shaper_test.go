@@ -73,7 +73,7 @@ func TestShaperProbabilities(t *testing.T) {
 	}{
 		{"loss", Impairment{Loss: 0.3}, func(v verdict, _ time.Duration) bool { return v.lost && v.copies == 0 }, 0.3},
 		{"duplicate", Impairment{Duplicate: 0.1}, func(v verdict, _ time.Duration) bool { return v.duplicated && v.copies == 2 }, 0.1},
-		{"reorder", Impairment{Delay: 10 * ms, Reorder: 0.2}, func(v verdict, now time.Duration) bool { return v.due[0] == now }, 0.2},
+		{"reorder", Impairment{Delay: 10 * ms, Reorder: 0.2}, func(v verdict, now time.Duration) bool { return v.due[0] == now+20*ms }, 0.2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := testShaper(t, tc.imp)

@@ -29,7 +29,7 @@ func main() {
 	flag.StringVar(&f.jitter, "jitter", "", "delay spread, ± this, e.g. 10ms")
 	flag.StringVar(&f.loss, "loss", "", "loss probability, e.g. 1% or 0.01")
 	flag.StringVar(&f.dup, "dup", "", "duplication probability")
-	flag.StringVar(&f.reorder, "reorder", "", "probability that a packet skips the delay (needs -delay)")
+	flag.StringVar(&f.reorder, "reorder", "", "probability that a packet is held back one more delay, behind those that follow it (needs -delay)")
 	flag.StringVar(&f.rate, "rate", "", "rate limit in bit/s, e.g. 100mbit; none by default")
 	flag.StringVar(&f.burst, "burst", "", "token bucket in bytes (default one MTU)")
 	flag.StringVar(&f.queue, "queue", "", fmt.Sprintf("packets that may wait for the rate limit (default %d)", impair.DefaultQueue))
