@@ -20,6 +20,7 @@
 // nothing held open.
 //
 // The port range must lie outside the kernel's ip_local_port_range and hold no local
-// listener: local sockets on those ports stop receiving. It needs CAP_NET_ADMIN and Linux;
+// listener: local sockets on those ports stop receiving. It needs CAP_NET_ADMIN and Linux on
+// a 64-bit architecture (github.com/google/nftables does not build for 32-bit ones today);
 // elsewhere Install returns ErrNotSupported.
 package rstguard

@@ -1,3 +1,5 @@
+//go:build linux && (amd64 || arm64 || ppc64 || ppc64le || s390x || riscv64 || loong64 || mips64 || mips64le)
+
 package rstguard
 
 import (

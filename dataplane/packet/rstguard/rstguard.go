@@ -6,7 +6,7 @@ import (
 )
 
 // ErrNotSupported is returned by Install on systems other than Linux.
-var ErrNotSupported = errors.New("rstguard: nftables rules are not supported on this platform (packet-mode portals need Linux)")
+var ErrNotSupported = errors.New("rstguard: nftables rules are not supported on this platform (packet-mode outlets need Linux on a 64-bit architecture)")
 
 // Config says which ports the rules cover.
 type Config struct {
