@@ -23,7 +23,10 @@ echo "== GOARCH=386: the decoders on a 32-bit word size"
 # AES and X25519 assembly on 386 the handshake sometimes loses (not a 32-bit bug: the
 # counters are uint64 and the same tests run above on amd64).
 GOARCH=386 go test -count=1 -timeout 10m -skip 'TestRekeysAndRehandshake|TestRejectLimitNeverReached' \
-  ./routing/... ./securechannel/ ./dataplane/ ./internal/wire/
+  ./routing/... ./securechannel/ ./dataplane/ ./internal/wire/ ./dataplane/packet/...
+echo "== the binary builds for 32-bit ARM and x86 too"
+GOARCH=arm go build -o /dev/null ./cmd/adjacent
+GOARCH=386 go build -o /dev/null ./cmd/adjacent
 echo "== fuzz (${FUZZTIME:-5s} per target)"
 scripts/fuzz.sh
 echo "== all tests passed"

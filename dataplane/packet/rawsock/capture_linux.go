@@ -43,10 +43,11 @@ type Capturer struct {
 	oob   [][]byte
 }
 
+// mmsghdr is struct mmsghdr: Go pads it to its alignment as C does (to 64 bytes on 64-bit
+// systems, none on 32-bit ones, where an explicit pad broke every entry after the first).
 type mmsghdr struct {
 	hdr unix.Msghdr
 	len uint32
-	_   [4]byte
 }
 
 const auxLen = unix.SizeofCmsghdr + int(unsafe.Sizeof(unix.TpacketAuxdata{}))
