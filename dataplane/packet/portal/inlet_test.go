@@ -68,7 +68,7 @@ var (
 )
 
 // newInlet is an inlet whose path leads to a worker that keeps the packets it is sent.
-func newInlet(t *testing.T, maxFlows int) (*Inlet, *fakeDev, func() []packet.Packet, chan struct{}) {
+func newInlet(t testing.TB, maxFlows int) (*Inlet, *fakeDev, func() []packet.Packet, chan struct{}) {
 	r := routing.New(routing.Config{})
 	dev := &fakeDev{closed: make(chan struct{})}
 	t.Cleanup(func() { close(dev.closed) })
