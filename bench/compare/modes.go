@@ -55,7 +55,7 @@ func at(ns *netns.Namespace, host string) endpoints {
 // more line in goals (report.go). Another kind of adjacent inlet on the direct topology
 // is adjacentDirect or adjacentTun with its extra tcp-inlet flags, e.g. a raw inlet:
 //
-//	{key: "adjacent-raw", name: "adjacent, direct, raw (--tun --raw)", topo: "direct", needs: []string{"adjacent"}, setup: adjacentTun("--raw")},
+//	{key: "adjacent-raw", name: "adjacent, direct, raw (--tun --raw)", topo: "direct", needs: []string{"adjacent"}, setup: adjacentTun(rawAddr, "--raw")},
 var modes = []mode{
 	{key: "raw", name: "raw TCP over the veth", topo: "direct", setup: setupRaw},
 	{key: "ssh", name: "ssh -L, aes256-gcm", topo: "direct", needs: []string{"sshd", "ssh", "ssh-keygen"}, setup: setupSSH},
@@ -64,8 +64,8 @@ var modes = []mode{
 	{key: "nebula", name: "Nebula, AES-256-GCM", topo: "direct", needs: []string{"nebula", "nebula-cert"}, setup: setupNebula},
 	{key: "socat", name: "socat, two plain hops", topo: "direct", needs: []string{"socat"}, setup: setupSocat},
 	{key: "adjacent", name: "adjacent, direct portal", topo: "direct", needs: []string{"adjacent"}, setup: adjacentDirect()},
-	{key: "adjacent-tun", name: "adjacent, direct, transparent (--tun)", topo: "direct", needs: []string{"adjacent"}, setup: adjacentTun()},
-	{key: "adjacent-raw", name: "adjacent, direct, packet mode (--tun --raw)", topo: "direct", needs: []string{"adjacent"}, setup: adjacentTun("--raw")},
+	{key: "adjacent-tun", name: "adjacent, direct, transparent (--tun)", topo: "direct", needs: []string{"adjacent"}, setup: adjacentTun(tunAddr)},
+	{key: "adjacent-raw", name: "adjacent, direct, packet mode (--tun --raw)", topo: "direct", needs: []string{"adjacent"}, setup: adjacentTun(rawAddr, "--raw")},
 	{key: "adjacent-hub", name: "adjacent, through the hub", topo: "relay", needs: []string{"adjacent"}, setup: setupAdjacentHub},
 	{key: "ssh-relay", name: "ssh -R + ssh -L via a hub", topo: "relay", needs: []string{"sshd", "ssh", "ssh-keygen"}, setup: setupSSHRelay},
 }
