@@ -142,17 +142,29 @@ func (d *Device) readLoop() {
 // write writes packets to the device, copying each behind the headroom the device needs. A
 // packet the device refuses is lost, as on a wire: TCP sends it again.
 func (d *Device) write(pkts [][]byte) {
-	if len(pkts) == 0 {
-		return
-	}
+	d.writeEach(func(add func([]byte)) {
+		for _, p := range pkts {
+			add(p)
+		}
+	})
+}
+
+// writeEach writes the packets fill adds, in one device write: each is copied into a
+// buffer of the device's own, behind the headroom it needs, so that the caller's buffer can
+// go and nothing is allocated per packet.
+func (d *Device) writeEach(fill func(add func(p []byte))) {
 	d.wmu.Lock()
 	defer d.wmu.Unlock()
 	d.out = d.out[:0]
-	for i, p := range pkts {
+	fill(func(p []byte) {
+		i := len(d.out)
 		if i == len(d.wbufs) {
 			d.wbufs = append(d.wbufs, make([]byte, 0, tun.Offset+65535))
 		}
 		d.out = append(d.out, append(d.wbufs[i][:tun.Offset], p...))
+	})
+	if len(d.out) == 0 {
+		return
 	}
 	if _, err := d.dev.Write(d.out, tun.Offset); err != nil && !d.closed.Load() {
 		d.log.Debug("packet inlets' device write", "err", err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -56,7 +57,8 @@ type Engine struct {
 	inj     *rawsock.Injector
 	guard   *rstguard.Guard
 	caps    map[netip.AddrPort]*capture
-	peers   map[peerKey]*peer
+	peers   map[peerKey][]*peer // by outlet and flow; the reply routes tell them apart
+	npeers  int
 	byID    map[uint64]*peer
 	nextID  uint64
 	stop    chan struct{}
@@ -73,15 +75,14 @@ type peer struct {
 	outlet  *Outlet
 	reply   routing.Route
 	subject routing.Peer
-	link    routing.Link // what the peer's messages arrive over
-	done    <-chan struct{}
+	link    routing.Link    // what the peer's messages arrive over
+	gone    chan struct{}   // closed when the engine forgets the peer
 	batch   *routing.Buffer // answers gathered during one capture read, sent after it
 }
 
 type peerKey struct {
 	outlet *Outlet
 	flow   routing.FlowID
-	reply  string
 }
 
 // NewEngine returns an engine; it opens nothing until an outlet needs it.
@@ -98,7 +99,7 @@ func NewEngine(cfg EngineConfig) *Engine {
 	return &Engine{
 		cfg:      cfg,
 		caps:     map[netip.AddrPort]*capture{},
-		peers:    map[peerKey]*peer{},
+		peers:    map[peerKey][]*peer{},
 		byID:     map[uint64]*peer{},
 		stop:     make(chan struct{}),
 		refusals: ratelog.New(cfg.Logger, slog.LevelWarn, "packet flows refused", 10*time.Second),
@@ -190,9 +191,9 @@ func (e *Engine) Close() error {
 		return nil
 	}
 	e.closed = true
-	peers := make([]*peer, 0, len(e.peers))
-	for _, p := range e.peers {
-		peers = append(peers, p)
+	var peers []*peer
+	for _, ps := range e.peers {
+		peers = append(peers, ps...)
 	}
 	e.mu.Unlock()
 	for _, p := range peers {
@@ -214,29 +215,31 @@ func (e *Engine) Close() error {
 }
 
 // peerOf returns the peer that sent m to o, adding it if it is new; nil if the engine holds
-// MaxPeers already.
+// MaxPeers already. It allocates nothing for a known peer: it runs for every message.
 func (e *Engine) peerOf(o *Outlet, m *routing.Message, reply routing.Route) *peer {
-	k := peerKey{outlet: o, flow: m.Local.Flow, reply: reply.String()}
+	k := peerKey{outlet: o, flow: m.Local.Flow}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if p := e.peers[k]; p != nil {
-		return p
+	for _, p := range e.peers[k] {
+		if p.reply.Equal(&reply) {
+			return p
+		}
 	}
-	if len(e.peers) >= e.cfg.MaxPeers || e.closed {
+	if e.npeers >= e.cfg.MaxPeers || e.closed {
 		return nil
 	}
 	e.nextID++
-	p := &peer{id: e.nextID, key: k, outlet: o, reply: reply, subject: m.Local.Peer}
-	if m.Local.Link != nil {
-		p.link, p.done = m.Local.Link, m.Local.Link.Done()
-	}
-	e.peers[k], e.byID[p.id] = p, p
-	if p.done != nil {
-		go func() {
+	p := &peer{id: e.nextID, key: k, outlet: o, reply: reply, subject: m.Local.Peer, gone: make(chan struct{})}
+	e.peers[k] = append(e.peers[k], p)
+	e.byID[p.id] = p
+	e.npeers++
+	if l := m.Local.Link; l != nil {
+		p.link = l
+		go func() { // ends with the peer, however it goes
 			select {
-			case <-p.done:
+			case <-l.Done():
 				e.dropPeer(p, "the secure channel under the portal closed")
-			case <-e.stop:
+			case <-p.gone:
 			}
 		}()
 	}
@@ -247,12 +250,17 @@ func (e *Engine) peerOf(o *Outlet, m *routing.Message, reply routing.Route) *pee
 // flow's port, p's clients one from the virtual address (if the path still carries it).
 func (e *Engine) dropPeer(p *peer, why string) int {
 	e.mu.Lock()
-	if e.peers[p.key] != p {
+	if e.byID[p.id] != p {
 		e.mu.Unlock()
 		return 0
 	}
-	delete(e.peers, p.key)
+	e.peers[p.key] = slices.DeleteFunc(e.peers[p.key], func(q *peer) bool { return q == p })
+	if len(e.peers[p.key]) == 0 {
+		delete(e.peers, p.key)
+	}
 	delete(e.byID, p.id)
+	e.npeers--
+	close(p.gone)
 	t := e.table
 	e.mu.Unlock()
 	if t == nil {
@@ -342,6 +350,7 @@ func (e *Engine) answers(c *rawsock.Capturer) {
 		if err != nil {
 			return // closed
 		}
+		var pr *peer // the last segment's, looked up again only when the peer changes
 		for i := range n {
 			if infos[i].Truncated(bufs[i], 0) {
 				continue
@@ -358,9 +367,11 @@ func (e *Engine) answers(c *rawsock.Capturer) {
 				}
 				continue
 			}
-			e.mu.Lock()
-			pr := e.byID[f.Peer]
-			e.mu.Unlock()
+			if pr == nil || pr.id != f.Peer {
+				e.mu.Lock()
+				pr = e.byID[f.Peer]
+				e.mu.Unlock()
+			}
 			if pr == nil || p.Rewrite(f.Virtual, f.Client, infos[i].Checksum) != nil {
 				continue
 			}
@@ -414,9 +425,9 @@ func (e *Engine) peersOf(o *Outlet) []*peer {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var ps []*peer
-	for _, p := range e.peers {
-		if p.outlet == o {
-			ps = append(ps, p)
+	for k, kps := range e.peers {
+		if k.outlet == o {
+			ps = append(ps, kps...)
 		}
 	}
 	return ps

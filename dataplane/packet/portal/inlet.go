@@ -333,20 +333,20 @@ func (in *Inlet) answerCheck(err error) {
 // address to a client of a live flow, and never open one, so the outlet's node reaches no
 // socket of this host but the clients' own connections.
 func (in *Inlet) toClients(body []byte) {
-	var out [][]byte
-	eachPacket(body, func(b []byte) {
-		p, err := packet.Parse(b)
-		if err != nil || p.Src() != in.cfg.Virtual || p.SYNOnly() {
-			return
-		}
-		f, err := in.table.Reply(in.cfg.Virtual, p.Dst().Port(), p.Flags(), p.Next())
-		if err != nil || f.Client != p.Dst() {
-			return
-		}
-		in.stats.BytesOut.Add(int64(len(p.Payload())))
-		out = append(out, p.Bytes())
+	in.cfg.Device.writeEach(func(add func([]byte)) {
+		eachPacket(body, func(b []byte) {
+			p, err := packet.Parse(b)
+			if err != nil || p.Src() != in.cfg.Virtual || p.SYNOnly() {
+				return
+			}
+			f, err := in.table.Reply(in.cfg.Virtual, p.Dst().Port(), p.Flags(), p.Next())
+			if err != nil || f.Client != p.Dst() {
+				return
+			}
+			in.stats.BytesOut.Add(int64(len(p.Payload())))
+			add(p.Bytes())
+		})
 	})
-	in.cfg.Device.write(out)
 }
 
 // Check opens the path, as a client's SYN would, and asks the outlet whether it would carry

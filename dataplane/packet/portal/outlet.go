@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -36,6 +37,7 @@ type Outlet struct {
 	stats   dataplane.Counters
 	denials *ratelog.Logger
 
+	ok     atomic.Bool // ready once: the engine started and the target resolved
 	mu     sync.Mutex
 	err    error     // why the target could not be resolved, until retry
 	retry  time.Time // when to resolve again
@@ -59,6 +61,9 @@ func (o *Outlet) Stats() *dataplane.Counters { return &o.stats }
 
 // ready starts the engine and resolves the target; it returns why packet flows cannot run.
 func (o *Outlet) ready() error {
+	if o.ok.Load() { // every message asks: no lock once ready
+		return nil
+	}
 	if err := o.e.ready(); err != nil {
 		return err
 	}
@@ -75,6 +80,7 @@ func (o *Outlet) ready() error {
 		return o.err
 	}
 	o.err = nil
+	o.ok.Store(true)
 	return nil
 }
 
@@ -168,7 +174,8 @@ func (o *Outlet) packets(m *routing.Message, reply routing.Route, body []byte) {
 		return
 	}
 	admitted, why := 0, ""
-	var out [][]byte
+	outp := segments.Get().(*[][]byte)
+	out := (*outp)[:0]
 	var back []byte
 	eachPacket(body, func(b []byte) {
 		p, err := packet.Parse(b)
@@ -217,6 +224,9 @@ func (o *Outlet) packets(m *routing.Message, reply routing.Route, body []byte) {
 			o.stats.Dropped.Add(1)
 		}
 	}
+	clear(out) // the segments are m's, released after
+	*outp = out[:0]
+	segments.Put(outp)
 	if why != "" {
 		o.e.send(reply, refusal(why))
 	}
@@ -224,6 +234,10 @@ func (o *Outlet) packets(m *routing.Message, reply routing.Route, body []byte) {
 		o.e.send(reply, append([]byte{msgPackets}, back...))
 	}
 }
+
+// segments holds the lists of segments a message's injection writes, so that a message
+// allocates none.
+var segments = sync.Pool{New: func() any { s := make([][]byte, 0, 64); return &s }}
 
 // resetAll answers each segment of body with a RST: no flow of it can exist.
 func (o *Outlet) resetAll(reply routing.Route, body []byte) {
