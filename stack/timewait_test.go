@@ -99,6 +99,11 @@ func shortConnection(remote string) error {
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(5 * time.Second))
+	return askAndSeeEnd(c)
+}
+
+// askAndSeeEnd sends 64 bytes on c and expects them back, then the server's end of stream.
+func askAndSeeEnd(c net.Conn) error {
 	buf := make([]byte, 64)
 	if _, err := c.Write(buf); err != nil {
 		return err
@@ -187,15 +192,8 @@ func oneRequest(local, remote string) error {
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
-	buf := make([]byte, 64)
-	if _, err := c.Write(buf); err != nil {
+	if err := askAndSeeEnd(c); err != nil {
 		return err
-	}
-	if _, err := io.ReadFull(c, buf); err != nil {
-		return err
-	}
-	if n, err := c.Read(buf); n != 0 || err != io.EOF {
-		return fmt.Errorf("after the answer: %d bytes, %v; want the end of stream", n, err)
 	}
 	// Our FIN, and the stack's ACK of it: the socket is then closed and its port free,
 	// while the stack holds the pair in TIME_WAIT.
