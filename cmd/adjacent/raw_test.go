@@ -102,17 +102,7 @@ func TestStoryRaw(t *testing.T) {
 
 	t.Run("hub killed mid-transfer: a reset, never a clean end of stream", func(t *testing.T) {
 		w.killHubMidTransfer(t, blastAddr)
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			out, err := w.psqlAt(w.analysis, hostsFile, "db.bank.internal", 5432, query)
-			if err == nil && out == rows {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("after the hub restarted: psql = %q, %v", out, err)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+		w.psqlWithin(t, hostsFile, 20*time.Second, "after the hub restarted")
 	})
 
 	t.Run("no RST ever left the bank's kernel for a flow port", func(t *testing.T) {

@@ -34,6 +34,23 @@ func (w *world) psqlAt(ns *netns.NS, hostsFile, host string, port int, query str
 	return strings.TrimSpace(string(out)), err
 }
 
+// psqlWithin runs the story's query through db.bank.internal:5432 from analysis until it
+// returns the rows, failing t with when if it does not within d.
+func (w *world) psqlWithin(t *testing.T, hostsFile string, d time.Duration, when string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		out, err := w.psqlAt(w.analysis, hostsFile, "db.bank.internal", 5432, query)
+		if err == nil && out == rows {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: psql = %q, %v", when, out, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // connectRefused tries a TCP connection from ns and reports how it failed.
 func connectErr(ns *netns.NS, addr string) (string, time.Duration) {
 	host, port, _ := strings.Cut(addr, ":")
@@ -133,17 +150,7 @@ func TestStoryTransparent(t *testing.T) {
 			t.Errorf("the stopped node left its names in the hosts file:\n%s", readFile(hostsFile))
 		}
 		w.adj(w.analysis, w.analysisHome, "node", "create")
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			out, err := w.psqlAt(w.analysis, hostsFile, "db.bank.internal", 5432, query)
-			if err == nil && out == rows {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("after restarting the analysis node: psql = %q, %v", out, err)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+		w.psqlWithin(t, hostsFile, 20*time.Second, "after restarting the analysis node")
 	})
 
 	dev := func() string {
