@@ -144,7 +144,7 @@ func (o *Outlet) HandleMessage(m *routing.Message) {
 		o.refuse(m, refusedCapacity)
 		return
 	}
-	go o.connect(m, c.n, func() { o.give(peer) })
+	go o.connect(m, c.n, len(c.body), func() { o.give(peer) })
 }
 
 // take counts a session of peer, or reports that peer holds MaxSessionsPerPeer already.
@@ -190,9 +190,10 @@ func (o *Outlet) answer(m *routing.Message, payload []byte) {
 	o.cfg.Router.Send(m)
 }
 
-// connect dials the target and answers the inlet; ended is called once when the session
-// is over, or at once if there is none.
-func (o *Outlet) connect(m *routing.Message, window uint32, ended func()) {
+// connect dials the target, writes the connect's early bytes (the last early of its payload)
+// first, and answers the inlet; ended is called once when the session is over, or at once if
+// there is none.
+func (o *Outlet) connect(m *routing.Message, window uint32, early int, ended func()) {
 	ctx, cancel := context.WithTimeout(o.ctx, o.cfg.DialTimeout)
 	defer cancel()
 	conn, err := o.cfg.Dial(ctx, "tcp", o.cfg.Target)
@@ -218,6 +219,11 @@ func (o *Outlet) connect(m *routing.Message, window uint32, ended func()) {
 	s.onEnd = ended
 	s.peer = m.Return
 	s.subject = m.Local.Peer
+	if early > 0 { // queued before start, which writes it first; its credit goes back as any data's
+		b := m.TakeBody()
+		b.Advance(b.Len() - early)
+		s.q.Push(b)
+	}
 	// A session from this node's own inlet has no link under it; it joins the outlet's own
 	// group, so that Close resets it too.
 	done := o.ctx.Done()

@@ -12,7 +12,7 @@ import (
 // message between an inlet session and an outlet session (or the outlet's listener worker,
 // for connect), carried inside the end-to-end secure channel.
 const (
-	msgConnect   byte = 1 // inlet -> outlet worker: [receive window u32]
+	msgConnect   byte = 1 // inlet -> outlet worker: [receive window u32][early data, at most maxEarly]
 	msgConnected byte = 2 // outlet session -> inlet session: [receive window u32]
 	msgRefused   byte = 3 // outlet -> inlet: [reason]
 	msgData      byte = 4 // [bytes], at least one
@@ -57,6 +57,12 @@ func checkPath(link routing.Link) error {
 
 var errPathUnfit = errors.New("the path cannot carry a TCP portal")
 
+// maxEarly bounds the early data of a connect: what the client sent before its inlet's
+// session connected (a PostgreSQL startup message, a TLS ClientHello), which rides with the
+// connect so that the first round trip costs no extra one through the portal. The outlet
+// writes it to the target first, charged to the window it grants.
+const maxEarly = 16 << 10
+
 // maxReason bounds the reason of a refusal or reset.
 const maxReason = 256
 
@@ -66,11 +72,12 @@ var errMalformed = errors.New("malformed portal message")
 type message struct {
 	kind byte
 	n    uint32 // connect, connected: the receive window; window: the credit
-	body []byte // data: the bytes; refused, reset: the reason
+	body []byte // data, connect: the bytes; refused, reset: the reason
 }
 
 // parse decodes a portal message without copying or allocating: a message has no length
-// field, its body is the rest of p, and a reason is at most maxReason bytes.
+// field, its body is the rest of p, a reason is at most maxReason bytes and early data at
+// most maxEarly.
 func parse(p []byte) (message, error) {
 	if len(p) == 0 {
 		return message{}, fmt.Errorf("%w: empty", errMalformed)
@@ -78,9 +85,14 @@ func parse(p []byte) (message, error) {
 	m := message{kind: p[0]}
 	ok := false
 	switch m.kind {
-	case msgConnect, msgConnected, msgWindow:
+	case msgConnected, msgWindow:
 		if ok = len(p) == 5; ok {
 			m.n = binary.BigEndian.Uint32(p[1:])
+		}
+	case msgConnect:
+		if ok = len(p) >= 5 && len(p)-5 <= maxEarly; ok {
+			m.n = binary.BigEndian.Uint32(p[1:])
+			m.body = p[5:]
 		}
 	case msgRefused, msgReset:
 		ok = len(p)-1 <= maxReason
@@ -101,8 +113,10 @@ func parse(p []byte) (message, error) {
 func (m message) appendTo(b []byte) []byte {
 	b = append(b, m.kind)
 	switch m.kind {
-	case msgConnect, msgConnected, msgWindow:
+	case msgConnected, msgWindow:
 		return binary.BigEndian.AppendUint32(b, m.n)
+	case msgConnect:
+		return append(binary.BigEndian.AppendUint32(b, m.n), m.body...)
 	case msgFin, msgCheck, msgChecked:
 		return b
 	}

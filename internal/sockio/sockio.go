@@ -100,6 +100,7 @@ type Reader struct {
 	closed  bool // Check's results
 	pending syscall.Errno
 	checkFn func(fd uintptr)
+	tryFn   func(fd uintptr) bool
 }
 
 // NewReader returns a Reader for c, or nil if c is not a socket. get supplies the buffer of a
@@ -112,6 +113,7 @@ func NewReader(c any, get func() []byte, put func()) *Reader {
 	r := &Reader{rc: rc, get: get, put: put}
 	r.fn = r.read
 	r.checkFn = r.check
+	r.tryFn = r.tryRead
 	return r
 }
 
@@ -150,6 +152,38 @@ func (r *Reader) Read() (int, error) {
 		return 0, io.EOF
 	}
 	return r.n, nil
+}
+
+// TryRead reads what the socket holds now into p, without waiting and without get: 0 and no
+// error when it holds nothing yet. It returns io.EOF at the end of the stream.
+func (r *Reader) TryRead(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	r.p, r.n, r.errno = p, 0, 0
+	err := r.rc.Read(r.tryFn)
+	r.p = nil
+	switch {
+	case err != nil:
+		return 0, err
+	case r.errno == unix.EAGAIN:
+		return 0, nil
+	case r.errno != 0:
+		return 0, r.errno
+	case r.n == 0:
+		return 0, io.EOF
+	}
+	return r.n, nil
+}
+
+func (r *Reader) tryRead(fd uintptr) bool {
+	for {
+		n, _, errno := unix.Syscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&r.p[0])), uintptr(len(r.p)))
+		if errno != unix.EINTR {
+			r.n, r.errno = int(n), errno
+			return true // never wait
+		}
+	}
 }
 
 // Check looks at the socket without reading or waiting. It returns the socket's pending

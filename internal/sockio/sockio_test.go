@@ -89,6 +89,38 @@ func TestReaderHoldsNoBufferWhileIdle(t *testing.T) {
 	}
 }
 
+// TryRead takes what the socket holds without waiting: nothing on an idle socket, the bytes
+// once written, and the end of stream; it never calls get.
+func TestTryRead(t *testing.T) {
+	a, b := pair(t)
+	r := NewReader(b, func() []byte { t.Fatal("TryRead took a buffer"); return nil }, func() {})
+	buf := make([]byte, 16)
+	start := time.Now()
+	if n, err := r.TryRead(buf); n != 0 || err != nil {
+		t.Fatalf("on an idle socket TryRead = %d, %v", n, err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("TryRead waited %v", d)
+	}
+	a.Write([]byte("hello"))
+	a.CloseWrite()
+	var got []byte
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n, err := r.TryRead(buf)
+		got = append(got, buf[:n]...)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil || time.Now().After(deadline) {
+			t.Fatalf("TryRead = %d, %v, having read %q", n, err, got)
+		}
+	}
+	if string(got) != "hello" {
+		t.Fatalf("TryRead read %q", got)
+	}
+}
+
 // Check tells a reset apart from an open or half-closed connection without reading, also
 // once a write has taken the reset's error and a read would return io.EOF.
 func TestCheck(t *testing.T) {
