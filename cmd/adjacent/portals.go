@@ -86,6 +86,9 @@ func inletTable(w io.Writer, ins []api.Inlet) {
 		if in.LastRefusal != "" && in.LastRefusalAt != nil {
 			fmt.Fprintf(w, "%s: %s, the last %s: %s\n", in.Name, count(in.Refused, "connection refused", "connections refused"), ago(*in.LastRefusalAt), in.LastRefusal)
 		}
+		if in.Dropped > 0 {
+			fmt.Fprintf(w, "%s: %s of packets dropped under back-pressure (the clients' TCP sent them again)\n", in.Name, count(in.Dropped, "batch", "batches"))
+		}
 	}
 }
 
@@ -274,8 +277,8 @@ or --count frames; with --output json one object a line.`,
 					outletTable(w, st.Outlets)
 				}
 				if pk := st.Packets; pk != nil {
-					fmt.Fprintf(w, "packet mode: %s open, %d opened, %d refused; %d packets kept from the kernel's TCP, %d RSTs it sent anyway (dropped)\n",
-						count(pk.Flows, "flow"), pk.Opened, pk.Refused, pk.Diverted, pk.KernelRSTs)
+					fmt.Fprintf(w, "packet mode: %s open, %d opened, %d refused; %d packets kept from the kernel's TCP, %d RSTs it sent anyway (dropped); %d batches dropped under back-pressure\n",
+						count(pk.Flows, "flow"), pk.Opened, pk.Refused, pk.Diverted, pk.KernelRSTs, pk.Dropped)
 				}
 				fmt.Fprintf(w, "\n%s\n", count(len(st.Relays), "relay"))
 				if len(st.Relays) > 0 {

@@ -252,6 +252,9 @@ type Inlet struct {
 	Refused       int64      `json:"refused"`
 	LastRefusal   string     `json:"last_refusal,omitempty"`
 	LastRefusalAt *time.Time `json:"last_refusal_at,omitempty"`
+	// Dropped counts, in packet mode, the batches of the clients' packets dropped under
+	// back-pressure (the path's link held too much); the clients' TCP sends them again.
+	Dropped int64 `json:"dropped,omitempty"`
 }
 
 // ConfigApplied is what applying the node's config file did; Errors are the resources
@@ -287,6 +290,7 @@ type PacketStatus struct {
 	Refused    uint64 `json:"refused"`     // SYNs over the table's caps
 	Diverted   uint64 `json:"diverted"`    // packets to the flows' ports kept from the kernel's TCP
 	KernelRSTs uint64 `json:"kernel_rsts"` // RSTs the kernel sent from the flows' ports anyway, dropped: must stay 0
+	Dropped    int64  `json:"dropped"`     // batches of the targets' packets dropped under back-pressure
 }
 
 // CapsStatus counts the secure channels peers hold to a node's listener, by members and by

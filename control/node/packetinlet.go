@@ -32,7 +32,12 @@ func (ps *portals) startRaw(in *inlet) (err error) {
 		if err != nil {
 			return err
 		}
-		d = &packetDevice{dev: dev, pd: portal.NewDevice(dev, ps.cfg.Logger)}
+		frames, err := dev.Frames()
+		if err != nil {
+			dev.Close()
+			return fmt.Errorf("tcp-inlet create --tun --raw: %w", err)
+		}
+		d = &packetDevice{dev: dev, pd: portal.NewDevice(frames, ps.cfg.Logger)}
 		d.pd.Start()
 		ps.raw = d
 		defer func() {

@@ -396,7 +396,7 @@ func (ps *portals) inletInfo(in *inlet) api.Inlet {
 		Name: in.rec.Name, Listen: in.rec.Listen, Route: in.rec.Route,
 		Policy: ps.cfg.Policy("tcp-inlet", in.rec.Name).String(), Up: in.path.up(),
 		Active: st.Active.Load(), Total: st.Total.Load(), BytesIn: st.BytesIn.Load(), BytesOut: st.BytesOut.Load(),
-		Refused: st.Refused.Load(),
+		Refused: st.Refused.Load(), Dropped: st.Dropped.Load(),
 	}
 	if why, at := in.dp.LastRefusal(); why != "" {
 		info.LastRefusal, info.LastRefusalAt = why, &at
@@ -649,6 +649,17 @@ func (ps *portals) outletList() []api.Outlet {
 	return listed(ps.outlets, ps.outletInfo, func(o api.Outlet) string { return o.Name })
 }
 
+// packetsDropped is the batches of the targets' packets the outlets dropped under back-pressure.
+func (ps *portals) packetsDropped() int64 {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	var n int64
+	for _, o := range ps.outlets {
+		n += o.pk.Stats().Dropped.Load()
+	}
+	return n
+}
+
 func (ps *portals) inletList() []api.Inlet {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
@@ -688,7 +699,8 @@ func (n *Node) status(ctx context.Context) api.Status {
 	st.Caps = &caps
 	if ft, rules := n.portals.engine.Stats(); ft.Opened > 0 || ft.Flows > 0 {
 		st.Packets = &api.PacketStatus{Flows: ft.Flows, Opened: ft.Opened, Expired: ft.Expired,
-			Refused: ft.Full + ft.PeerFull + ft.NoPort, Diverted: rules.Diverted, KernelRSTs: rules.RSTs}
+			Refused: ft.Full + ft.PeerFull + ft.NoPort, Diverted: rules.Diverted, KernelRSTs: rules.RSTs,
+			Dropped: n.portals.packetsDropped()}
 	}
 	return st
 }

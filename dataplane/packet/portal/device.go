@@ -12,23 +12,34 @@ import (
 
 	"github.com/adjacentnet/adjacent/dataplane/packet"
 	"github.com/adjacentnet/adjacent/internal/ratelog"
-	"github.com/adjacentnet/adjacent/tun"
+	"github.com/adjacentnet/adjacent/routing"
 )
+
+// Frames is what a Device reads and writes: packets behind their virtio-net headers
+// (tun.Frames), so that no checksum is computed or verified on the way.
+type Frames interface {
+	// Read waits for a frame, then reads those waiting, up to len(bufs); sizes[i] is frame
+	// i's length, header included.
+	Read(bufs [][]byte, sizes []int) (int, error)
+	// Write writes one frame: header h, then packet p.
+	Write(h, p []byte) error
+}
 
 // Device is the TUN device of a node's packet-mode inlets: one goroutine reads the clients'
 // packets in batches and hands each to the inlet of its destination address and port, which
 // gathers them into messages sent once the batch is read; the inlets' answers are written
-// back in batches. No netstack is involved: the clients' kernel talks TCP to the target's.
+// back one by one. No netstack is involved: the clients' kernel talks TCP to the target's,
+// and the checksums they leave partial stay so end to end (packet.Offload).
 type Device struct {
-	dev tun.Packets
+	dev Frames
 	log *slog.Logger
 
 	mu     sync.RWMutex
 	inlets map[netip.AddrPort]*Inlet
 
-	wmu   sync.Mutex // one write at a time: the scratch buffers are reused
-	wbufs [][]byte   // scratch, each with tun.Offset headroom
-	out   [][]byte
+	wmu  sync.Mutex // one write at a time: hdr is reused
+	hdr  [packet.VirtioHdrLen]byte
+	zero [packet.VirtioHdrLen]byte
 
 	stray   atomic.Int64 // packets to no inlet, or not TCP
 	strayed *ratelog.Logger
@@ -36,7 +47,7 @@ type Device struct {
 }
 
 // NewDevice serves the packet inlets on dev, from Start on.
-func NewDevice(dev tun.Packets, log *slog.Logger) *Device {
+func NewDevice(dev Frames, log *slog.Logger) *Device {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -79,21 +90,26 @@ func (d *Device) Len() int {
 	return len(d.inlets)
 }
 
+// readBatch is how many frames one read of the device takes at most.
+const readBatch = 32
+
+// frameSize is the most one frame holds: a virtio-net header and the largest IP packet.
+const frameSize = packet.VirtioHdrLen + 65535
+
 func (d *Device) readLoop() {
-	mtu, err := d.dev.MTU()
-	if err != nil || mtu <= 0 {
-		mtu = tun.DefaultMTU
+	// Each frame is read into a pooled buffer with headroom: a large packet leaves in it as
+	// its own message, and a new buffer takes its place.
+	frames := make([]*routing.Buffer, readBatch)
+	bufs := make([][]byte, readBatch)
+	for i := range frames {
+		frames[i] = routing.NewBuffer(frameSize)
+		bufs[i] = frames[i].Available()[:frameSize]
 	}
-	n := max(d.dev.BatchSize(), 1)
-	bufs := make([][]byte, n)
-	for i := range bufs {
-		bufs[i] = make([]byte, tun.Offset+max(mtu, 65535))
-	}
-	sizes := make([]int, n)
+	sizes := make([]int, readBatch)
 	var touched []*Inlet
 	failures := 0
 	for {
-		n, err := d.dev.Read(bufs, sizes, tun.Offset)
+		n, err := d.dev.Read(bufs, sizes)
 		if err != nil {
 			if d.closed.Load() || errors.Is(err, os.ErrClosed) || errors.Is(err, net.ErrClosed) {
 				return
@@ -103,15 +119,21 @@ func (d *Device) readLoop() {
 				d.log.Error("packet inlets' device read failed; stopping", "err", err)
 				return
 			}
-			d.log.Warn("packet inlets' device read", "err", err) // e.g. too many segments: the rest are still read
-			if n == 0 {
-				continue
-			}
+			d.log.Warn("packet inlets' device read", "err", err)
+			continue
 		}
 		failures = 0
 		d.mu.RLock()
 		for i := range n {
-			p, err := packet.Parse(bufs[i][tun.Offset : tun.Offset+sizes[i]])
+			f := bufs[i][:sizes[i]]
+			frames[i].Reset()
+			frames[i].Extend(sizes[i])
+			o, _, err := packet.ParseVirtioHdr(f)
+			if err != nil {
+				d.stray.Add(1)
+				continue
+			}
+			p, err := packet.Parse(f[packet.VirtioHdrLen:])
 			if err != nil {
 				d.stray.Add(1)
 				continue
@@ -121,11 +143,16 @@ func (d *Device) readLoop() {
 				d.stray.Add(1)
 				d.strayed.Note(slog.String("to", p.Dst().String()))
 				if r := packet.AppendResetFor(nil, &p); len(r) > 0 {
-					d.write([][]byte{r})
+					d.write(r, packet.Offload{})
 				}
 				continue
 			}
-			if in.fromClient(&p) && !in.touched {
+			gathered, taken := in.fromClient(&p, o, frames[i])
+			if taken {
+				frames[i] = routing.NewBuffer(frameSize)
+				bufs[i] = frames[i].Available()[:frameSize]
+			}
+			if gathered && !in.touched {
 				in.touched = true
 				touched = append(touched, in)
 			}
@@ -139,34 +166,21 @@ func (d *Device) readLoop() {
 	}
 }
 
-// write writes packets to the device, copying each behind the headroom the device needs. A
-// packet the device refuses is lost, as on a wire: TCP sends it again.
-func (d *Device) write(pkts [][]byte) {
-	d.writeEach(func(add func([]byte)) {
-		for _, p := range pkts {
-			add(p)
-		}
-	})
-}
-
-// writeEach writes the packets fill adds, in one device write: each is copied into a
-// buffer of the device's own, behind the headroom it needs, so that the caller's buffer can
-// go and nothing is allocated per packet.
-func (d *Device) writeEach(fill func(add func(p []byte))) {
+// write writes one packet, p, to the device with offload o. A packet the device refuses is
+// lost, as on a wire: TCP sends it again.
+func (d *Device) write(b []byte, o packet.Offload) {
 	d.wmu.Lock()
 	defer d.wmu.Unlock()
-	d.out = d.out[:0]
-	fill(func(p []byte) {
-		i := len(d.out)
-		if i == len(d.wbufs) {
-			d.wbufs = append(d.wbufs, make([]byte, 0, tun.Offset+65535))
+	h := d.zero[:]
+	if o.Checksum == packet.Partial {
+		p, err := packet.Parse(b)
+		if err != nil {
+			return
 		}
-		d.out = append(d.out, append(d.wbufs[i][:tun.Offset], p...))
-	})
-	if len(d.out) == 0 {
-		return
+		packet.PutVirtioHdr(d.hdr[:], &p, o, 0)
+		h = d.hdr[:]
 	}
-	if _, err := d.dev.Write(d.out, tun.Offset); err != nil && !d.closed.Load() {
+	if err := d.dev.Write(h, b); err != nil && !d.closed.Load() {
 		d.log.Debug("packet inlets' device write", "err", err)
 	}
 }

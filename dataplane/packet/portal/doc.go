@@ -5,15 +5,20 @@
 // each end.
 //
 //	inlet node                                   outlet node
-//	Device.readLoop: tun.Read, a batch           Outlet.HandleMessage (transport goroutine):
+//	Device.readLoop: Frames.Read, a batch        Outlet.HandleMessage (transport goroutine):
 //	  Inlet.fromClient: flow table (a SYN          SYN: the outlet's policy (Admit), then
 //	  opens, others must match), gather          flowtable.Forward (per-peer cap, a port)
 //	  Inlet.flush: one message per batch  --->   Rewrite to local:port -> target, clamp MSS,
-//	    (dropped if the link is backlogged)        rawsock.Injector.Write
+//	    (dropped if the link is backlogged)        LinkInjector (loopback) or Injector
 //	Inlet.HandleMessage: from the virtual       Engine.answers (one goroutine per target):
 //	  address to a live flow only, never a  <---   Capturer.Read (BPF: from the target to
 //	  SYN; Device.write                            the flow ports), flowtable.Reply, Rewrite
 //	                                               to virtual -> client, one message per peer
+//
+// Checksums stay as the kernels leave them: each packet travels with its packet.Offload (a
+// partial checksum), read and written behind virtio-net headers on the TUN device and, for a
+// target on the outlet's host, on loopback; so no node sums a payload. A large segment leaves
+// the inlet in the buffer it was read into.
 //
 // rstguard's nftables rules keep the outlet's kernel from answering the flows' ports with
 // RSTs. A segment of no flow is answered with a RST (at either end), as a kernel would, so a

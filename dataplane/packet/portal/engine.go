@@ -57,7 +57,8 @@ type Engine struct {
 	inj     *rawsock.Injector
 	guard   *rstguard.Guard
 	caps    map[netip.AddrPort]*capture
-	peers   map[peerKey][]*peer // by outlet and flow; the reply routes tell them apart
+	links   map[int]*rawsock.LinkInjector // by loopback interface
+	peers   map[peerKey][]*peer           // by outlet and flow; the reply routes tell them apart
 	npeers  int
 	byID    map[uint64]*peer
 	nextID  uint64
@@ -65,6 +66,7 @@ type Engine struct {
 
 	refusals *ratelog.Logger // flows refused: policy, capacity
 	noFlow   *ratelog.Logger // segments of no flow, answered with a RST
+	dropped  *ratelog.Logger // answers dropped under back-pressure
 }
 
 // peer is one inlet's path as the engine knows it: where its answers go, who it is, and
@@ -99,11 +101,13 @@ func NewEngine(cfg EngineConfig) *Engine {
 	return &Engine{
 		cfg:      cfg,
 		caps:     map[netip.AddrPort]*capture{},
+		links:    map[int]*rawsock.LinkInjector{},
 		peers:    map[peerKey][]*peer{},
 		byID:     map[uint64]*peer{},
 		stop:     make(chan struct{}),
 		refusals: ratelog.New(cfg.Logger, slog.LevelWarn, "packet flows refused", 10*time.Second),
 		noFlow:   ratelog.New(cfg.Logger, slog.LevelDebug, "segments of no packet flow answered with a reset", 10*time.Second),
+		dropped:  ratelog.New(cfg.Logger, slog.LevelInfo, "packets dropped under back-pressure", 10*time.Second),
 	}
 }
 
@@ -204,6 +208,9 @@ func (e *Engine) Close() error {
 	for _, c := range e.caps {
 		c.c.Close()
 	}
+	for _, l := range e.links {
+		l.Close()
+	}
 	if e.started {
 		close(e.stop)
 		e.inj.Close()
@@ -211,6 +218,7 @@ func (e *Engine) Close() error {
 	}
 	e.refusals.Stop()
 	e.noFlow.Stop()
+	e.dropped.Stop()
 	return nil
 }
 
@@ -275,7 +283,7 @@ func (e *Engine) dropPeer(p *peer, why string) int {
 	var toClients []byte
 	for _, f := range flows {
 		toTargets = append(toTargets, packet.AppendReset(nil, netip.AddrPortFrom(local, f.Port), f.Target, f.ClientNext))
-		toClients = appendPacket(toClients, packet.AppendReset(nil, f.Virtual, f.Client, f.TargetNext))
+		toClients = appendPacket(toClients, packet.AppendReset(nil, f.Virtual, f.Client, f.TargetNext), packet.Offload{})
 	}
 	e.inj.Write(toTargets, 0)
 	e.send(p.reply, append([]byte{msgPackets}, toClients...))
@@ -317,6 +325,22 @@ func (e *Engine) capture(target netip.AddrPort, ifindex int) error {
 	e.caps[target] = &capture{c: c, refs: 1}
 	go e.answers(c)
 	return nil
+}
+
+// linkInjector returns the injector onto loopback interface ifindex, opening it the first
+// time. It stays open with the engine: a node has one loopback interface.
+func (e *Engine) linkInjector(ifindex int) (*rawsock.LinkInjector, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if l := e.links[ifindex]; l != nil {
+		return l, nil
+	}
+	l, err := rawsock.NewLinkInjector(ifindex, Mark)
+	if err != nil {
+		return nil, err
+	}
+	e.links[ifindex] = l
+	return l, nil
 }
 
 func (e *Engine) release(target netip.AddrPort) {
@@ -372,21 +396,25 @@ func (e *Engine) answers(c *rawsock.Capturer) {
 				pr = e.byID[f.Peer]
 				e.mu.Unlock()
 			}
-			if pr == nil || p.Rewrite(f.Virtual, f.Client, infos[i].Checksum) != nil {
+			off := infos[i].Offload
+			if pr == nil || p.Rewrite(f.Virtual, f.Client, off.Checksum) != nil {
 				continue
 			}
 			if p.Flags()&synAck == synAck {
-				p.ClampMSS(pr.outlet.mss, infos[i].Checksum)
+				p.ClampMSS(pr.outlet.mss, off.Checksum)
 			}
-			if infos[i].Checksum == packet.Partial {
-				p.SetChecksums()
+			// A checksum the kernel verified (that of each segment of a GRO super-packet,
+			// whose field no longer holds) goes on partial: the client's kernel trusts it.
+			if off.Checksum != packet.Partial && (infos[i].Verified || off.Segment != 0) {
+				p.SetPartial()
+				off.Checksum = packet.Partial
 			}
 			if pr.batch == nil {
 				touched = append(touched, pr)
 			}
-			if !gather(&pr.batch, p.Bytes()) {
+			if !gather(&pr.batch, p.Bytes(), off) {
 				e.flush(pr)
-				gather(&pr.batch, p.Bytes())
+				gather(&pr.batch, p.Bytes(), off)
 			}
 			pr.outlet.stats.BytesIn.Add(int64(len(p.Payload())))
 		}
@@ -409,6 +437,7 @@ func (e *Engine) flush(pr *peer) {
 	}
 	if routing.BacklogOf(pr.link) > maxBacklog {
 		pr.outlet.stats.Dropped.Add(1)
+		e.dropped.Note(slog.String("outlet", pr.outlet.cfg.Name))
 		pr.batch.Release()
 		pr.batch = nil
 		return

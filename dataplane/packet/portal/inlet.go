@@ -2,6 +2,7 @@ package portal
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -44,6 +45,7 @@ type Inlet struct {
 	table     *flowtable.Table
 	stats     dataplane.Counters
 	notOpened *ratelog.Logger
+	dropped   *ratelog.Logger // batches dropped under back-pressure
 	checks    chan error
 	stop      chan struct{}
 
@@ -84,6 +86,7 @@ func NewInlet(cfg InletConfig) (*Inlet, error) {
 		cfg: cfg, name: "packets." + randid.New(), table: t,
 		checks: make(chan error, 1), stop: make(chan struct{}),
 		notOpened: ratelog.New(cfg.Logger, slog.LevelInfo, "packet flows not opened", 10*time.Second),
+		dropped:   ratelog.New(cfg.Logger, slog.LevelInfo, "packets dropped under back-pressure", 10*time.Second),
 	}
 	in.self = routing.MustRoute(routing.LocalAddress(in.name))
 	if err := cfg.Router.Register(in.name, in); err != nil {
@@ -132,18 +135,25 @@ func (in *Inlet) noteRefusal(err error) {
 	in.notOpened.Note(slog.String("virtual", in.cfg.Virtual.String()), slog.String("reason", err.Error()))
 }
 
-// fromClient takes a client's segment from the read loop, and reports whether it was
-// gathered for the outlet (the loop then flushes the inlet after the batch). A segment that
-// cannot go is answered with a RST if no flow of it can exist, else dropped.
-func (in *Inlet) fromClient(p *packet.Packet) bool {
+// wholeMin is the size from which a client's segment goes as a message of its own, in the
+// buffer it was read into, instead of being copied among others into a batch.
+const wholeMin = 16 << 10
+
+// fromClient takes a client's segment, with its offload, from the read loop, and reports
+// whether it was gathered for the outlet (the loop then flushes the inlet after the batch). A
+// large segment goes at once, after what was gathered, as a message made of frame, the
+// buffer holding it behind its virtio-net header: then taken reports that the inlet took
+// frame. A segment that cannot go is answered with a RST if no flow of it can exist, else
+// dropped.
+func (in *Inlet) fromClient(p *packet.Packet, o packet.Offload, frame *routing.Buffer) (gathered, taken bool) {
 	syn := p.SYNOnly()
 	cur := in.cur.Load()
 	if cur == nil {
 		if syn && in.openPath() {
-			return false // the path is being opened; the client sends its SYN again
+			return false, false // the path is being opened; the client sends its SYN again
 		}
 		in.resetClient(p)
-		return false
+		return false, false
 	}
 	f, err := in.table.Forward(cur.epoch, p.Src(), p.Dst(), p.Dst(), p.Flags(), p.Next())
 	if err != nil {
@@ -151,23 +161,42 @@ func (in *Inlet) fromClient(p *packet.Packet) bool {
 			in.noteRefusal(fmt.Errorf("%w by the inlet: %w", dataplane.ErrRefused, err))
 		}
 		in.resetClient(p)
-		return false
+		return false, false
 	}
 	if syn && f.State == flowtable.SynSent {
 		in.stats.Total.Add(1)
 	}
 	in.stats.BytesIn.Add(int64(len(p.Payload())))
-	if !gather(&in.batch, p.Bytes()) {
+	if frame != nil && len(p.Bytes()) >= wholeMin {
 		in.flush()
-		gather(&in.batch, p.Bytes())
+		in.sendWhole(frame, p, o)
+		return false, true
 	}
-	return true
+	if !gather(&in.batch, p.Bytes(), o) {
+		in.flush()
+		gather(&in.batch, p.Bytes(), o)
+	}
+	return true, false
+}
+
+// sendWhole sends p, which lies in frame behind its virtio-net header, as a message of its
+// own: the message's kind and record header take the end of the virtio-net header's place.
+func (in *Inlet) sendWhole(frame *routing.Buffer, p *packet.Packet, o packet.Offload) {
+	const head = 1 + recordHeader
+	frame.Advance(packet.VirtioHdrLen - head)
+	frame.Truncate(head + len(p.Bytes()))
+	h := frame.Bytes()[:head]
+	h[0] = msgPackets
+	binary.BigEndian.PutUint16(h[1:], uint16(len(p.Bytes())))
+	putOffload(h[3:], o)
+	in.batch = frame
+	in.flush()
 }
 
 // resetClient answers p with a RST.
 func (in *Inlet) resetClient(p *packet.Packet) {
 	if r := packet.AppendResetFor(nil, p); len(r) > 0 {
-		in.cfg.Device.write([][]byte{r})
+		in.cfg.Device.write(r, packet.Offload{})
 	}
 }
 
@@ -182,6 +211,7 @@ func (in *Inlet) flush() {
 	cur := in.cur.Load()
 	if cur == nil || routing.BacklogOf(cur.Link) > maxBacklog {
 		in.stats.Dropped.Add(1)
+		in.dropped.Note(slog.String("virtual", in.cfg.Virtual.String()))
 		b.Release()
 		return
 	}
@@ -273,23 +303,21 @@ func (in *Inlet) dropPath(cur *path, tell bool, why string) int {
 	if len(flows) == 0 {
 		return 0
 	}
-	var toClients [][]byte
 	var toOutlet *routing.Buffer
 	for _, f := range flows {
-		toClients = append(toClients, packet.AppendReset(nil, f.Virtual, f.Client, f.TargetNext))
+		in.cfg.Device.write(packet.AppendReset(nil, f.Virtual, f.Client, f.TargetNext), packet.Offload{})
 		if tell {
 			r := packet.AppendReset(nil, f.Client, f.Virtual, f.ClientNext)
-			if !gather(&toOutlet, r) {
+			if !gather(&toOutlet, r, packet.Offload{}) {
 				in.send(cur, toOutlet)
 				toOutlet = nil
-				gather(&toOutlet, r)
+				gather(&toOutlet, r, packet.Offload{})
 			}
 		}
 	}
 	if toOutlet != nil {
 		in.send(cur, toOutlet)
 	}
-	in.cfg.Device.write(toClients)
 	in.cfg.Logger.Info("packet flows reset", "virtual", in.cfg.Virtual.String(), "flows", len(flows), "reason", why)
 	return len(flows)
 }
@@ -333,19 +361,17 @@ func (in *Inlet) answerCheck(err error) {
 // address to a client of a live flow, and never open one, so the outlet's node reaches no
 // socket of this host but the clients' own connections.
 func (in *Inlet) toClients(body []byte) {
-	in.cfg.Device.writeEach(func(add func([]byte)) {
-		eachPacket(body, func(b []byte) {
-			p, err := packet.Parse(b)
-			if err != nil || p.Src() != in.cfg.Virtual || p.SYNOnly() {
-				return
-			}
-			f, err := in.table.Reply(in.cfg.Virtual, p.Dst().Port(), p.Flags(), p.Next())
-			if err != nil || f.Client != p.Dst() {
-				return
-			}
-			in.stats.BytesOut.Add(int64(len(p.Payload())))
-			add(p.Bytes())
-		})
+	eachPacket(body, func(b []byte, o packet.Offload) {
+		p, err := packet.Parse(b)
+		if err != nil || p.Src() != in.cfg.Virtual || p.SYNOnly() {
+			return
+		}
+		f, err := in.table.Reply(in.cfg.Virtual, p.Dst().Port(), p.Flags(), p.Next())
+		if err != nil || f.Client != p.Dst() {
+			return
+		}
+		in.stats.BytesOut.Add(int64(len(p.Payload())))
+		in.cfg.Device.write(p.Bytes(), o)
 	})
 }
 
@@ -408,5 +434,6 @@ func (in *Inlet) Close() error {
 	close(in.stop)
 	in.cfg.Router.Unregister(in.name)
 	in.notOpened.Stop()
+	in.dropped.Stop()
 	return nil
 }

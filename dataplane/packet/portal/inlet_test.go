@@ -14,7 +14,6 @@ import (
 	"github.com/adjacentnet/adjacent/dataplane"
 	"github.com/adjacentnet/adjacent/dataplane/packet"
 	"github.com/adjacentnet/adjacent/routing"
-	"github.com/adjacentnet/adjacent/tun"
 )
 
 // seg builds an IPv4 TCP segment with complete checksums.
@@ -36,20 +35,19 @@ type fakeDev struct {
 	closed  chan struct{}
 }
 
-func (d *fakeDev) Read([][]byte, []int, int) (int, error) { <-d.closed; return 0, net.ErrClosed }
-func (d *fakeDev) Write(bufs [][]byte, off int) (int, error) {
+func (d *fakeDev) Read([][]byte, []int) (int, error) { <-d.closed; return 0, net.ErrClosed }
+func (d *fakeDev) Write(h, b []byte) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for _, b := range bufs {
-		p, err := packet.Parse(append([]byte(nil), b[off:]...))
-		if err == nil {
-			d.written = append(d.written, p)
-		}
+	if len(h) != packet.VirtioHdrLen {
+		return net.ErrWriteToConnected
 	}
-	return len(bufs), nil
+	p, err := packet.Parse(append([]byte(nil), b...))
+	if err == nil {
+		d.written = append(d.written, p)
+	}
+	return nil
 }
-func (d *fakeDev) BatchSize() int    { return 1 }
-func (d *fakeDev) MTU() (int, error) { return tun.DefaultMTU, nil }
 func (d *fakeDev) take() []packet.Packet {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -78,7 +76,7 @@ func newInlet(t testing.TB, maxFlows int) (*Inlet, *fakeDev, func() []packet.Pac
 		mu.Lock()
 		defer mu.Unlock()
 		if p := m.Payload(); len(p) > 0 && p[0] == msgPackets {
-			eachPacket(p[1:], func(b []byte) {
+			eachPacket(p[1:], func(b []byte, _ packet.Offload) {
 				q, _ := packet.Parse(append([]byte(nil), b...))
 				sent = append(sent, q)
 			})
@@ -109,7 +107,7 @@ func newInlet(t testing.TB, maxFlows int) (*Inlet, *fakeDev, func() []packet.Pac
 func fromClients(in *Inlet, segs ...[]byte) {
 	for _, b := range segs {
 		p, _ := packet.Parse(b)
-		in.fromClient(&p)
+		in.fromClient(&p, packet.Offload{}, nil)
 	}
 	in.flush()
 }
@@ -118,7 +116,7 @@ func fromClients(in *Inlet, segs ...[]byte) {
 func fromOutlet(in *Inlet, segs ...[]byte) {
 	body := []byte{msgPackets}
 	for _, s := range segs {
-		body = appendPacket(body, s)
+		body = appendPacket(body, s, packet.Offload{})
 	}
 	m := routing.NewMessage()
 	m.SetPayload(body)
@@ -213,5 +211,37 @@ func TestInletDropsWhenBacklogged(t *testing.T) {
 	fromClients(in, seg(client, virtual, header.TCPFlagSyn, 1))
 	if s := sent(); len(s) != 0 || in.Stats().Dropped.Load() != 1 {
 		t.Fatalf("a backlogged path: %d segments sent, %d batches dropped; want 0, 1", len(s), in.Stats().Dropped.Load())
+	}
+}
+
+// A large segment goes as a message of its own, in the buffer the device read it into
+// (behind its virtio-net header), after the segments gathered before it; a small one is
+// copied into the batch.
+func TestLargeSegmentGoesInItsReadBuffer(t *testing.T) {
+	in, _, sent, _ := newInlet(t, 0)
+	fromClients(in, seg(client, virtual, header.TCPFlagSyn, 1))
+	sent()
+	small, _ := packet.Parse(seg(client, virtual, header.TCPFlagAck, 2))
+	if gathered, taken := in.fromClient(&small, packet.Offload{}, nil); !gathered || taken {
+		t.Fatalf("a small segment: gathered %v, taken %v", gathered, taken)
+	}
+	big := append(seg(client, virtual, header.TCPFlagAck|header.TCPFlagPsh, 3), make([]byte, wholeMin)...)
+	big[2], big[3] = byte(len(big)>>8), byte(len(big)) // the IPv4 total length
+	frame := routing.NewBuffer(frameSize)
+	copy(frame.Extend(packet.VirtioHdrLen + len(big))[packet.VirtioHdrLen:], big)
+	p, err := packet.Parse(frame.Bytes()[packet.VirtioHdrLen:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gathered, taken := in.fromClient(&p, packet.Offload{Checksum: packet.Partial}, frame); gathered || !taken {
+		t.Fatalf("a segment of %d bytes: gathered %v, taken %v, want it taken", len(big), gathered, taken)
+	}
+	got := sent()
+	if len(got) != 2 || len(got[0].Bytes()) != len(small.Bytes()) || len(got[1].Bytes()) != len(big) {
+		var sizes []int
+		for _, g := range got {
+			sizes = append(sizes, len(g.Bytes()))
+		}
+		t.Fatalf("sent segments of %v bytes, want the small one gathered before, then the large one (%d)", sizes, len(big))
 	}
 }

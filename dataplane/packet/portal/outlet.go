@@ -13,6 +13,7 @@ import (
 
 	"github.com/adjacentnet/adjacent/dataplane"
 	"github.com/adjacentnet/adjacent/dataplane/packet"
+	"github.com/adjacentnet/adjacent/dataplane/packet/rawsock"
 	"github.com/adjacentnet/adjacent/internal/ratelog"
 	"github.com/adjacentnet/adjacent/routing"
 )
@@ -44,6 +45,9 @@ type Outlet struct {
 	target netip.AddrPort
 	local  netip.Addr // the outlet's address toward the target: the flows' source
 	mss    uint16     // the most a segment toward the target may carry
+	// link injects onto the loopback interface when the target is this host, keeping the
+	// clients' partial checksums; nil: the engine's raw IP sockets, with checksums completed.
+	link *rawsock.LinkInjector
 }
 
 // NewOutlet returns the packet side of an outlet.
@@ -112,8 +116,18 @@ func (o *Outlet) resolve() error {
 	if err := o.e.capture(target, routes[0].LinkIndex); err != nil {
 		return err
 	}
+	if link.Attrs().Flags&net.FlagLoopback != 0 {
+		if o.link, err = o.e.linkInjector(routes[0].LinkIndex); err != nil {
+			o.e.release(target)
+			return err
+		}
+	}
 	o.target, o.local, o.mss = target, local.Unmap(), uint16(min(link.Attrs().MTU-hdr, 65535-hdr))
-	o.cfg.Logger.Info("packet outlet ready", "outlet", o.cfg.Name, "target", target.String(), "source", o.local.String(), "mss", o.mss)
+	inject := "raw IP socket, checksums completed"
+	if o.link != nil {
+		inject = "loopback, partial checksums kept"
+	}
+	o.cfg.Logger.Info("packet outlet ready", "outlet", o.cfg.Name, "target", target.String(), "source", o.local.String(), "mss", o.mss, "inject", inject)
 	return nil
 }
 
@@ -177,7 +191,7 @@ func (o *Outlet) packets(m *routing.Message, reply routing.Route, body []byte) {
 	outp := segments.Get().(*[][]byte)
 	out := (*outp)[:0]
 	var back []byte
-	eachPacket(body, func(b []byte) {
+	eachPacket(body, func(b []byte, off packet.Offload) {
 		p, err := packet.Parse(b)
 		if err != nil {
 			return
@@ -191,7 +205,7 @@ func (o *Outlet) packets(m *routing.Message, reply routing.Route, body []byte) {
 				}
 			}
 			if admitted < 0 {
-				back = appendPacket(back, packet.AppendResetFor(nil, &p))
+				back = appendPacket(back, packet.AppendResetFor(nil, &p), packet.Offload{})
 				return
 			}
 		}
@@ -203,20 +217,32 @@ func (o *Outlet) packets(m *routing.Message, reply routing.Route, body []byte) {
 				o.e.refusals.Note(slog.String("outlet", o.cfg.Name), slog.String("reason", err.Error()))
 			}
 			if r := packet.AppendResetFor(nil, &p); len(r) > 0 {
-				back = appendPacket(back, r)
+				back = appendPacket(back, r, packet.Offload{})
 			}
 			return
 		}
-		if p.Rewrite(netip.AddrPortFrom(o.local, f.Port), o.target, packet.Complete) != nil {
+		if p.Rewrite(netip.AddrPortFrom(o.local, f.Port), o.target, off.Checksum) != nil {
 			return
 		}
 		if syn {
 			o.stats.Total.Add(1)
 		}
 		if p.Flags()&synFlag != 0 {
-			p.ClampMSS(o.mss, packet.Complete)
+			p.ClampMSS(o.mss, off.Checksum)
 		}
 		o.stats.BytesOut.Add(int64(len(p.Payload()))) // to the target, as a classic outlet counts
+		if o.link != nil {                            // every packet, in order; a partial checksum stays partial
+			if o.link.Write(&p, off) != nil {
+				o.stats.Dropped.Add(1)
+			}
+			return
+		}
+		if off.Checksum == packet.Partial {
+			if off.Segment != 0 && len(p.Payload()) > int(off.Segment) {
+				return // a raw IP socket cannot cut a super-packet; an inlet's device makes none
+			}
+			p.SetChecksums()
+		}
 		out = append(out, p.Bytes())
 	})
 	if len(out) > 0 {
@@ -242,10 +268,10 @@ var segments = sync.Pool{New: func() any { s := make([][]byte, 0, 64); return &s
 // resetAll answers each segment of body with a RST: no flow of it can exist.
 func (o *Outlet) resetAll(reply routing.Route, body []byte) {
 	var back []byte
-	eachPacket(body, func(b []byte) {
+	eachPacket(body, func(b []byte, _ packet.Offload) {
 		if p, err := packet.Parse(b); err == nil {
 			if r := packet.AppendResetFor(nil, &p); len(r) > 0 {
-				back = appendPacket(back, r)
+				back = appendPacket(back, r, packet.Offload{})
 			}
 		}
 	})

@@ -52,6 +52,9 @@ type mmsghdr struct {
 
 const auxLen = unix.SizeofCmsghdr + int(unsafe.Sizeof(unix.TpacketAuxdata{}))
 
+// captureBuffer is the capture socket's receive buffer.
+const captureBuffer = 8 << 20
+
 // NewCapturer opens an AF_PACKET SOCK_DGRAM socket with protocol 0, attaches the filter,
 // then binds it to all protocols (and cfg.Ifindex), so that it holds no packet the filter
 // did not see. It needs CAP_NET_RAW.
@@ -79,6 +82,12 @@ func NewCapturer(cfg CaptureConfig) (*Capturer, error) {
 	}
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
 		return fail("ask for auxiliary data", err)
+	}
+	// A target's super-packets are up to 64 KiB each: the default buffer holds three, and
+	// every one it cannot take is lost to the flow (the kernel's own stack drops it too, by
+	// rstguard's rules) and costs the target's TCP a retransmission.
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, captureBuffer); err != nil {
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, captureBuffer) // without CAP_NET_ADMIN: up to rmem_max
 	}
 	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: cfg.Ifindex}); err != nil {
 		return fail("bind", err)
@@ -148,9 +157,10 @@ func (c *Capturer) Read(bufs [][]byte, infos []Info, offset int) (int, error) {
 	}
 	for i := range got {
 		m := &c.msgs[i]
-		infos[i] = Info{Size: int(m.len), Checksum: packet.Complete, Ifindex: int(c.names[i].Ifindex)}
-		if auxStatus(c.oob[i][:m.hdr.Controllen])&unix.TP_STATUS_CSUMNOTREADY != 0 {
-			infos[i].Checksum = packet.Partial
+		status := auxStatus(c.oob[i][:m.hdr.Controllen])
+		infos[i] = Info{Size: int(m.len), Ifindex: int(c.names[i].Ifindex), Verified: status&unix.TP_STATUS_CSUM_VALID != 0}
+		if status&unix.TP_STATUS_CSUMNOTREADY != 0 {
+			infos[i].Offload.Checksum = packet.Partial
 		}
 	}
 	return got, nil

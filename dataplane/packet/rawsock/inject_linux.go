@@ -11,6 +11,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/adjacentnet/adjacent/dataplane/packet"
 )
 
 // InjectorConfig configures an Injector. The zero value is valid.
@@ -149,4 +151,134 @@ func closedErr(op string, closed *atomic.Bool, err error) error {
 		return fmt.Errorf("rawsock: %s: %w", op, net.ErrClosed)
 	}
 	return fmt.Errorf("rawsock: %s: %w", op, err)
+}
+
+// LinkInjector writes IP packets onto a loopback interface through an AF_PACKET socket with
+// PACKET_VNET_HDR, each behind its virtio-net header and an Ethernet header of zeros: a
+// partial checksum stays partial, and a super-packet is cut into segments only if the
+// interface needs it, so the kernel computes and verifies no checksum a local receiver
+// would skip. Packets skip the host's routing and its output hooks. Loopback only: a wire
+// would need the next hop's link-layer address. Make one with NewLinkInjector.
+//
+// IPv4 drops a packet with a local source that arrives without a route attached (a martian
+// source), and one to 127/8 unless route_localnet allows it; packets that loopback carries
+// always have their route, these do not. The injector therefore turns on accept_local and
+// route_localnet on its interface, and leaves them on: on loopback alone they open nothing
+// to other hosts (only a local process with CAP_NET_RAW can put a packet there), and
+// putting them back would break another node's injector on the same host. IPv6 has no such
+// check.
+type LinkInjector struct {
+	f      *os.File
+	rc     syscall.RawConn
+	closed atomic.Bool
+
+	mu   sync.Mutex // one Write at a time: the fields below are reused
+	send func(fd uintptr) bool
+	hdr  [packet.VirtioHdrLen]byte
+	eth  [ethHdrLen]byte // destination and source zeros, then the EtherType
+	iov  [3]unix.Iovec
+	to   unix.RawSockaddrLinklayer
+	msg  unix.Msghdr
+	serr unix.Errno
+}
+
+const ethHdrLen = 14
+
+// NewLinkInjector opens the socket on loopback interface ifindex, marking its packets with
+// mark (SO_MARK) when not zero. It needs CAP_NET_RAW.
+func NewLinkInjector(ifindex int, mark uint32) (*LinkInjector, error) {
+	// SOCK_RAW: the kernel takes virtio-net headers on raw packet sockets only.
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("rawsock: open packet socket: %w (packet-mode portals need CAP_NET_RAW)", err)
+	}
+	err = unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1)
+	if err == nil && mark != 0 {
+		err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_MARK, int(mark))
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("rawsock: packet socket: %w", err)
+	}
+	if err := acceptLocal(ifindex); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("rawsock: %w", err)
+	}
+	in := &LinkInjector{f: os.NewFile(uintptr(fd), "rawsock-link")}
+	in.to = unix.RawSockaddrLinklayer{Family: unix.AF_PACKET, Ifindex: int32(ifindex), Halen: 6}
+	in.msg.Name = (*byte)(unsafe.Pointer(&in.to))
+	in.msg.Namelen = unix.SizeofSockaddrLinklayer
+	in.send = func(fd uintptr) bool {
+		in.msg.Iov = &in.iov[0]
+		in.msg.SetIovlen(len(in.iov))
+		_, _, e := unix.Syscall(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&in.msg)), 0)
+		if e == unix.EAGAIN {
+			return false
+		}
+		in.serr = e
+		return true
+	}
+	if in.rc, err = in.f.SyscallConn(); err != nil {
+		in.Close()
+		return nil, fmt.Errorf("rawsock: %w", err)
+	}
+	return in, nil
+}
+
+// acceptLocal turns on net.ipv4.conf.<interface>.accept_local and route_localnet.
+func acceptLocal(ifindex int) error {
+	ifc, err := net.InterfaceByIndex(ifindex)
+	if err != nil {
+		return err
+	}
+	if ifc.Flags&net.FlagLoopback == 0 {
+		return fmt.Errorf("%s is not a loopback interface", ifc.Name)
+	}
+	for _, key := range []string{"accept_local", "route_localnet"} {
+		path := "/proc/sys/net/ipv4/conf/" + ifc.Name + "/" + key
+		if err := os.WriteFile(path, []byte("1\n"), 0); err != nil {
+			return fmt.Errorf("set %s: %w (needs CAP_NET_ADMIN)", path, err)
+		}
+	}
+	return nil
+}
+
+// Write writes packet p with offload o.
+func (in *LinkInjector) Write(p *packet.Packet, o packet.Offload) error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	packet.PutVirtioHdr(in.hdr[:], p, o, ethHdrLen)
+	var proto uint16
+	switch p.Version() {
+	case 4:
+		proto = unix.ETH_P_IP
+	case 6:
+		proto = unix.ETH_P_IPV6
+	default:
+		return errors.New("rawsock: write: not an IPv4 or IPv6 packet")
+	}
+	in.to.Protocol = htons(proto)
+	in.eth[12], in.eth[13] = byte(proto>>8), byte(proto)
+	b := p.Bytes()
+	for i, s := range [][]byte{in.hdr[:], in.eth[:], b} {
+		in.iov[i] = unix.Iovec{Base: &s[0]}
+		in.iov[i].SetLen(len(s))
+	}
+	in.serr = 0
+	err := in.rc.Write(in.send)
+	in.iov = [3]unix.Iovec{}
+	if err != nil {
+		return closedErr("write", &in.closed, err)
+	}
+	if in.serr != 0 {
+		return fmt.Errorf("rawsock: write: %w", in.serr)
+	}
+	return nil
+}
+
+// Close closes the socket. It is idempotent; writes after it fail with net.ErrClosed.
+func (in *LinkInjector) Close() error {
+	in.closed.Store(true)
+	in.f.Close()
+	return nil
 }

@@ -124,14 +124,14 @@ func TestInjectSYNCaptureSYNACK(t *testing.T) {
 					if err != nil {
 						t.Fatalf("captured %x: %v", bufs[i][headroom:headroom+infos[i].Size], err)
 					}
-					if infos[i].Checksum == packet.Partial {
+					if infos[i].Offload.Checksum == packet.Partial {
 						if p.TCP().Checksum() != p.PseudoHeaderSum() {
 							t.Errorf("partial checksum %#04x, want the pseudo-header sum %#04x", p.TCP().Checksum(), p.PseudoHeaderSum())
 						}
 					} else if err := p.Verify(); err != nil {
 						t.Errorf("captured packet with complete checksum: %v", err)
 					}
-					t.Logf("captured %v -> %v flags %v, checksum %v", p.Src(), p.Dst(), p.Flags(), infos[i].Checksum)
+					t.Logf("captured %v -> %v flags %v, checksum %v", p.Src(), p.Dst(), p.Flags(), infos[i].Offload.Checksum)
 					got = append(got, p)
 					bufs[i] = make([]byte, 2048) // keep p's bytes
 				}
@@ -171,6 +171,108 @@ func TestInjectSYNCaptureSYNACK(t *testing.T) {
 			if _, err := c.Read(bufs, infos, 0); !errors.Is(err, net.ErrClosed) {
 				t.Errorf("Read after Close = %v, want net.ErrClosed", err)
 			}
+		})
+	}
+}
+
+// captured reads what c captures until it has been quiet for quiet.
+func captured(t *testing.T, c *Capturer, quiet time.Duration) ([]packet.Packet, []Info) {
+	t.Helper()
+	var got []packet.Packet
+	var infos []Info
+	bufs, in := [][]byte{make([]byte, 2048)}, make([]Info, 1)
+	for {
+		c.SetReadDeadline(time.Now().Add(quiet))
+		n, err := c.Read(bufs, in, 0)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return got, infos
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 1 {
+			p, err := packet.Parse(bufs[0][:in[0].Size])
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, infos = append(got, p), append(infos, in[0])
+			bufs[0] = make([]byte, 2048)
+		}
+	}
+}
+
+// TestLinkInjectorKeepsPartialChecksums injects SYNs onto a namespace's loopback through an
+// AF_PACKET socket: one whose checksum field holds the pseudo-header sum is answered when
+// its virtio-net header says the checksum is partial (the kernel trusts it, as it trusts its
+// own), and dropped when sent as complete (the kernel verifies it), for IPv4 and IPv6.
+func TestLinkInjectorKeepsPartialChecksums(t *testing.T) {
+	netns.Require(t)
+	ns := netns.New(t, "rawlink")
+	for _, host := range []string{"127.0.0.1", "::1"} {
+		t.Run(host, func(t *testing.T) {
+			var ln net.Listener
+			var li *LinkInjector
+			var c *Capturer
+			err := netns.Do(ns.Name, func() error {
+				var err error
+				if ln, err = net.Listen("tcp", net.JoinHostPort(host, "0")); err != nil {
+					return err
+				}
+				target := ln.Addr().(*net.TCPAddr).AddrPort()
+				filter, err := sockfilter.Assemble(sockfilter.Match{Src: target, First: 40000, Last: 40999})
+				if err != nil {
+					return err
+				}
+				if c, err = NewCapturer(CaptureConfig{Filter: filter}); err != nil {
+					return err
+				}
+				lo, err := net.InterfaceByName("lo")
+				if err != nil {
+					return err
+				}
+				li, err = NewLinkInjector(lo.Index, 0)
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			defer li.Close()
+			defer c.Close()
+			target := ln.Addr().(*net.TCPAddr).AddrPort()
+			for _, tc := range []struct {
+				port    uint16
+				offload packet.Offload
+				answer  bool
+			}{
+				{40002, packet.Offload{}, false},
+				{40003, packet.Offload{Checksum: packet.Partial}, true},
+			} {
+				from := netip.AddrPortFrom(target.Addr(), tc.port)
+				p, _ := packet.Parse(syn(from, target))
+				p.SetPartial()
+				if err := li.Write(&p, tc.offload); err != nil {
+					t.Fatal(err)
+				}
+				got, infos := captured(t, c, 300*time.Millisecond)
+				if !tc.answer {
+					if len(got) != 0 {
+						t.Fatalf("a SYN sent as complete with a partial checksum was answered: %v", got[0].Flags())
+					}
+					continue
+				}
+				if len(got) == 0 || got[0].Dst() != from || got[0].Flags() != header.TCPFlagSyn|header.TCPFlagAck {
+					t.Fatalf("a SYN sent as partial got %d packets back, want a SYN-ACK to %v", len(got), from)
+				}
+				if infos[0].Offload.Checksum != packet.Partial || got[0].TCP().Checksum() != got[0].PseudoHeaderSum() {
+					t.Errorf("the kernel's SYN-ACK on loopback: checksum %v %#04x, want partial, the pseudo-header sum", infos[0].Offload.Checksum, got[0].TCP().Checksum())
+				}
+			}
+			p, _ := packet.Parse(syn(netip.AddrPortFrom(target.Addr(), 40004), target))
+			if n := testing.AllocsPerRun(20, func() { li.Write(&p, packet.Offload{}) }); n != 0 {
+				t.Errorf("Write of one packet: %v allocations, want 0", n)
+			}
+
 		})
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"golang.org/x/net/bpf"
+
+	"github.com/adjacentnet/adjacent/dataplane/packet"
 )
 
 // InjectorConfig configures an Injector.
@@ -46,3 +48,15 @@ func (*Capturer) SetReadDeadline(time.Time) error { return ErrNotSupported }
 
 // Close does nothing.
 func (*Capturer) Close() error { return nil }
+
+// LinkInjector is not supported on this platform.
+type LinkInjector struct{}
+
+// NewLinkInjector returns ErrNotSupported.
+func NewLinkInjector(int, uint32) (*LinkInjector, error) { return nil, ErrNotSupported }
+
+// Write returns ErrNotSupported.
+func (*LinkInjector) Write(*packet.Packet, packet.Offload) error { return ErrNotSupported }
+
+// Close does nothing.
+func (*LinkInjector) Close() error { return nil }

@@ -11,7 +11,9 @@
 //     seen it (packet sockets tap the device, before netfilter): the kernel's TCP never
 //     sees the flows' packets, so it neither looks for a socket nor sends a RST;
 //   - exempt TCP from and to those ports from connection tracking (raw priority), so
-//     conntrack neither fills with the flows nor marks them invalid;
+//     conntrack neither fills with the flows nor marks them invalid; the packets the
+//     outlet injects onto loopback skip the output hooks, so those carrying the node's
+//     mark are exempted as they come in;
 //   - drop, in the output hook, any TCP RST from those ports that does not carry the
 //     node's mark (the injector's SO_MARK), a backstop that counts what would have leaked.
 //

@@ -46,6 +46,12 @@ func Install(cfg Config) (*Guard, error) {
 	const sport, dport = 0, 2
 	conn.AddRule(&nftables.Rule{Table: g.table, Chain: pre, Exprs: tcpPorts(dport, cfg, &expr.Notrack{})})
 	conn.AddRule(&nftables.Rule{Table: g.table, Chain: outRaw, Exprs: tcpPorts(sport, cfg, &expr.Notrack{})})
+	if cfg.Mark != 0 { // what the outlet injects onto loopback skips the output hooks
+		conn.AddRule(&nftables.Rule{Table: g.table, Chain: pre, Exprs: append([]expr.Any{
+			&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.NativeEndian.AppendUint32(nil, cfg.Mark)},
+		}, tcpPorts(sport, cfg, &expr.Notrack{})...)})
+	}
 	conn.AddRule(&nftables.Rule{Table: g.table, Chain: g.input, Exprs: tcpPorts(dport, cfg,
 		&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop})})
 	rst := []expr.Any{
