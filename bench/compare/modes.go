@@ -206,6 +206,10 @@ func (b *bench) runMode(ctx context.Context, m *mode, r *result) {
 	if pgErr != nil {
 		r.Note = "tps: " + pgErr.Error()
 	}
+	if err := b.measureRate(ctx, ep, r); err != nil && ctx.Err() == nil {
+		r.Note = "rate: " + err.Error()
+		progress("%s: %s", m.name, r.Note)
+	}
 	if ep.inlet != nil && ctx.Err() == nil {
 		if err := b.measureScale(ctx, ep, r); err != nil {
 			r.Note = "scale: " + err.Error()

@@ -33,7 +33,7 @@ func goals(rs []result) []goal {
 		}
 		return newResult(mode{key: key})
 	}
-	adj, hub, ssh, stunnel, relay := get("adjacent"), get("adjacent-hub"), get("ssh"), get("stunnel"), get("ssh-relay")
+	adj, hub, ssh, stunnel, relay, plain := get("adjacent"), get("adjacent-hub"), get("ssh"), get("stunnel"), get("ssh-relay"), get("raw")
 	tun, wg, nebula, raw := get("adjacent-tun"), get("wireguard"), get("nebula"), get("adjacent-raw")
 	atLeast := func(x float64) func(float64) bool { return func(v float64) bool { return v >= x } }
 	atMost := func(x float64) func(float64) bool { return func(v float64) bool { return v <= x } }
@@ -47,6 +47,7 @@ func goals(rs []result) []goal {
 		{"via hub Gbit/s A->B / ssh relay shape", hub.UpGbps / relay.UpGbps, "x", ">= 1.2x", atLeast(1.2)},
 		{"via hub Gbit/s B->A / ssh relay shape", hub.DownGbps / relay.DownGbps, "x", ">= 1.2x", atLeast(1.2)},
 		{"via hub connect+first RTT p50", hub.Connectus / 1000, "ms", "< 2 ms", under(2)},
+		{"plain TCP new connections per second, 32 clients (the kernels' bound)", plain.ConnPerSec, "/s", "reported", reported},
 		{"direct portal new connections per second, 32 clients", adj.ConnPerSec, "/s", ">= 5000/s", atLeast(5000)},
 		{"node memory per idle connection (10,000) at the inlet", adj.InletKiBPerConn, "KiB", "<= 32 KiB", atMost(32)},
 		{"node memory per idle connection (10,000) at the outlet", adj.OutletKiBPerConn, "KiB", "<= 32 KiB", atMost(32)},
