@@ -357,14 +357,22 @@ func (e *Engine) release(target netip.AddrPort) {
 // captureBatch is how many packets one capture read takes.
 const captureBatch = 64
 
+// maxIPPacket is the largest IP packet (without jumbograms).
+const maxIPPacket = 65535
+
 // answers carries what the target sends to the flows' ports back to their clients: each
 // segment of a flow is translated (from the virtual address to the client) and gathered per
 // peer, and each peer's gathered segments go as one message after the read. A segment of no
 // flow is answered with a RST, as the kernel would if rstguard did not keep it out.
 func (e *Engine) answers(c *rawsock.Capturer) {
+	// Each packet is read into a pooled buffer with headroom: a large one leaves in it as
+	// its own message, and a new buffer takes its place. A packet longer than an IP packet
+	// can be (BIG TCP) is cut, and skipped.
+	frames := make([]*routing.Buffer, captureBatch)
 	bufs := make([][]byte, captureBatch)
-	for i := range bufs {
-		bufs[i] = make([]byte, sockfilter.SnapLen)
+	for i := range frames {
+		frames[i] = routing.NewBuffer(maxIPPacket)
+		bufs[i] = frames[i].Available()[:maxIPPacket]
 	}
 	infos := make([]rawsock.Info, captureBatch)
 	var touched []*peer
@@ -409,6 +417,18 @@ func (e *Engine) answers(c *rawsock.Capturer) {
 				p.SetPartial()
 				off.Checksum = packet.Partial
 			}
+			pr.outlet.stats.BytesIn.Add(int64(len(p.Payload())))
+			if len(p.Bytes()) >= wholeMin { // after what was gathered, in its own buffer
+				e.flush(pr)
+				frames[i].Reset()
+				frames[i].Extend(len(p.Bytes()))
+				asMessage(frames[i], off)
+				pr.batch = frames[i]
+				e.flush(pr)
+				frames[i] = routing.NewBuffer(maxIPPacket)
+				bufs[i] = frames[i].Available()[:maxIPPacket]
+				continue
+			}
 			if pr.batch == nil {
 				touched = append(touched, pr)
 			}
@@ -416,7 +436,6 @@ func (e *Engine) answers(c *rawsock.Capturer) {
 				e.flush(pr)
 				gather(&pr.batch, p.Bytes(), off)
 			}
-			pr.outlet.stats.BytesIn.Add(int64(len(p.Payload())))
 		}
 		for _, pr := range touched {
 			e.flush(pr)

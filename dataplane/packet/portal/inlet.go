@@ -2,7 +2,6 @@ package portal
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -135,10 +134,6 @@ func (in *Inlet) noteRefusal(err error) {
 	in.notOpened.Note(slog.String("virtual", in.cfg.Virtual.String()), slog.String("reason", err.Error()))
 }
 
-// wholeMin is the size from which a client's segment goes as a message of its own, in the
-// buffer it was read into, instead of being copied among others into a batch.
-const wholeMin = 16 << 10
-
 // fromClient takes a client's segment, with its offload, from the read loop, and reports
 // whether it was gathered for the outlet (the loop then flushes the inlet after the batch). A
 // large segment goes at once, after what was gathered, as a message made of frame, the
@@ -182,13 +177,9 @@ func (in *Inlet) fromClient(p *packet.Packet, o packet.Offload, frame *routing.B
 // sendWhole sends p, which lies in frame behind its virtio-net header, as a message of its
 // own: the message's kind and record header take the end of the virtio-net header's place.
 func (in *Inlet) sendWhole(frame *routing.Buffer, p *packet.Packet, o packet.Offload) {
-	const head = 1 + recordHeader
-	frame.Advance(packet.VirtioHdrLen - head)
-	frame.Truncate(head + len(p.Bytes()))
-	h := frame.Bytes()[:head]
-	h[0] = msgPackets
-	binary.BigEndian.PutUint16(h[1:], uint16(len(p.Bytes())))
-	putOffload(h[3:], o)
+	frame.Advance(packet.VirtioHdrLen)
+	frame.Truncate(len(p.Bytes()))
+	asMessage(frame, o)
 	in.batch = frame
 	in.flush()
 }

@@ -104,6 +104,20 @@ const maxMessage = 1 + recordHeader + 65535
 // burst, far below the transport's limit, where it would cut the connection.
 const maxBacklog = 4 << 20
 
+// wholeMin is the size from which a packet goes as a message of its own, in the buffer it
+// was read into, instead of being copied among others into a batch.
+const wholeMin = 16 << 10
+
+// asMessage makes b, whose data is one packet, a msgPackets message of that one record, in
+// place: the kind and the record header go in its headroom.
+func asMessage(b *routing.Buffer, o packet.Offload) {
+	n := b.Len()
+	h := b.Prepend(1 + recordHeader)
+	h[0] = msgPackets
+	binary.BigEndian.PutUint16(h[1:], uint16(n))
+	putOffload(h[3:], o)
+}
+
 // gather appends packet p with offload o as a record to the msgPackets message *b, making
 // the message if *b is nil, and reports whether it fitted; if not, *b is unchanged and the
 // caller sends it and gathers p into a new one.
