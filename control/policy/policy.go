@@ -116,7 +116,10 @@ func MustParse(src string) *Policy {
 	return p
 }
 
-var allowMembers = MustParse(`(= subject.project_member "true")`)
+var allowMembers, allowAll = MustParse(`(= subject.project_member "true")`), MustParse("true")
+
+// AllowAll returns the policy "true": it admits every authenticated peer.
+func AllowAll() *Policy { return allowAll }
 
 // AllowMembers returns the default policy, (= subject.project_member "true"): it admits any
 // member holding a valid credential from the project's authority, given that the authority

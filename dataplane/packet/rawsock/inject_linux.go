@@ -126,11 +126,17 @@ func (in *Injector) write(b []byte) error {
 	in.pkt = b
 	err := rc.Write(in.send)
 	in.pkt, in.to = nil, nil
+	return written(&in.closed, err, in.serr)
+}
+
+// written is the outcome of a write: the poller's error (a closed socket), or the system
+// call's.
+func written(closed *atomic.Bool, err error, errno unix.Errno) error {
 	if err != nil {
-		return closedErr("write", &in.closed, err)
+		return closedErr("write", closed, err)
 	}
-	if in.serr != 0 {
-		return fmt.Errorf("rawsock: write: %w", in.serr)
+	if errno != 0 {
+		return fmt.Errorf("rawsock: write: %w", errno)
 	}
 	return nil
 }
@@ -267,13 +273,7 @@ func (in *LinkInjector) Write(p *packet.Packet, o packet.Offload) error {
 	in.serr = 0
 	err := in.rc.Write(in.send)
 	in.iov = [3]unix.Iovec{}
-	if err != nil {
-		return closedErr("write", &in.closed, err)
-	}
-	if in.serr != 0 {
-		return fmt.Errorf("rawsock: write: %w", in.serr)
-	}
-	return nil
+	return written(&in.closed, err, in.serr)
 }
 
 // Close closes the socket. It is idempotent; writes after it fail with net.ErrClosed.

@@ -45,6 +45,25 @@ func syn(src, dst netip.AddrPort) []byte {
 	return b
 }
 
+// listenAndCapture listens on host and captures what the listener sends to ports 40000 to
+// 40999, batch packets a read (0: the default).
+func listenAndCapture(host string, batch int) (net.Listener, *Capturer, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return nil, nil, err
+	}
+	target := ln.Addr().(*net.TCPAddr).AddrPort()
+	filter, err := sockfilter.Assemble(sockfilter.Match{Src: target, First: 40000, Last: 40999})
+	if err == nil {
+		var c *Capturer
+		if c, err = NewCapturer(CaptureConfig{Filter: filter, Batch: batch}); err == nil {
+			return ln, c, nil
+		}
+	}
+	ln.Close()
+	return nil, nil, err
+}
+
 // TestInjectSYNCaptureSYNACK injects a SYN to a listening socket on a namespace's loopback
 // and captures the kernel's SYN-ACK through the filter, and nothing of another connection
 // running beside it, for IPv4 and IPv6.
@@ -61,15 +80,7 @@ func TestInjectSYNCaptureSYNACK(t *testing.T) {
 			var other net.Conn
 			err := netns.Do(ns.Name, func() error {
 				var err error
-				if ln, err = net.Listen("tcp", net.JoinHostPort(host, "0")); err != nil {
-					return err
-				}
-				target := ln.Addr().(*net.TCPAddr).AddrPort()
-				filter, err := sockfilter.Assemble(sockfilter.Match{Src: target, First: 40000, Last: 40999})
-				if err != nil {
-					return err
-				}
-				if c, err = NewCapturer(CaptureConfig{Filter: filter, Batch: 8}); err != nil {
+				if ln, c, err = listenAndCapture(host, 8); err != nil {
 					return err
 				}
 				if in, err = NewInjector(InjectorConfig{}); err != nil {
@@ -215,15 +226,7 @@ func TestLinkInjectorKeepsPartialChecksums(t *testing.T) {
 			var c *Capturer
 			err := netns.Do(ns.Name, func() error {
 				var err error
-				if ln, err = net.Listen("tcp", net.JoinHostPort(host, "0")); err != nil {
-					return err
-				}
-				target := ln.Addr().(*net.TCPAddr).AddrPort()
-				filter, err := sockfilter.Assemble(sockfilter.Match{Src: target, First: 40000, Last: 40999})
-				if err != nil {
-					return err
-				}
-				if c, err = NewCapturer(CaptureConfig{Filter: filter}); err != nil {
+				if ln, c, err = listenAndCapture(host, 0); err != nil {
 					return err
 				}
 				lo, err := net.InterfaceByName("lo")
