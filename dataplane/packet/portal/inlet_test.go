@@ -245,3 +245,26 @@ func TestLargeSegmentGoesInItsReadBuffer(t *testing.T) {
 		t.Fatalf("sent segments of %v bytes, want the small one gathered before, then the large one (%d)", sizes, len(big))
 	}
 }
+
+// A super-packet from the outlet whose segments would be smaller than minSegment is not
+// written: the client's kernel would cut it into that many packets.
+func TestInletRefusesTinySegments(t *testing.T) {
+	in, dev, _, _ := newInlet(t, 0)
+	fromClients(in, seg(client, virtual, header.TCPFlagSyn, 1))
+	fromOutlet(in, seg(virtual, client, header.TCPFlagSyn|header.TCPFlagAck, 500))
+	dev.take()
+	data := append(seg(virtual, client, header.TCPFlagAck, 501), make([]byte, 4000)...)
+	data[2], data[3] = byte(len(data)>>8), byte(len(data))
+	for _, tc := range []struct {
+		segment uint16
+		written int
+	}{{1, 0}, {minSegment - 1, 0}, {minSegment, 1}, {0, 1}} {
+		body := appendPacket([]byte{msgPackets}, data, packet.Offload{Checksum: packet.Partial, Segment: tc.segment})
+		m := routing.NewMessage()
+		m.SetPayload(body)
+		in.HandleMessage(m)
+		if w := dev.take(); len(w) != tc.written {
+			t.Errorf("segments of %d bytes: %d packets written, want %d", tc.segment, len(w), tc.written)
+		}
+	}
+}

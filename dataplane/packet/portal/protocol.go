@@ -104,6 +104,12 @@ const maxMessage = 1 + recordHeader + 65535
 // burst, far below the transport's limit, where it would cut the connection.
 const maxBacklog = 4 << 20
 
+// minSegment is the smallest segment size of a super-packet an inlet writes to its device:
+// the kernel would cut a packet into segments of any size it is told, so a hostile outlet
+// could make one message into thousands of packets toward a client behind the inlet's host.
+// 536 is the MSS every IPv4 host accepts.
+const minSegment = 536
+
 // wholeMin is the size from which a packet goes as a message of its own, in the buffer it
 // was read into, instead of being copied among others into a batch.
 const wholeMin = 16 << 10
