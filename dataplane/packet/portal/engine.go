@@ -340,6 +340,8 @@ func (e *Engine) linkInjector(ifindex int) (*rawsock.LinkInjector, error) {
 		return nil, err
 	}
 	e.links[ifindex] = l
+	e.cfg.Logger.Info("packet portals inject onto loopback; its accept_local and route_localnet are on, and stay on",
+		"ifindex", ifindex)
 	return l, nil
 }
 
