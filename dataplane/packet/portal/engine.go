@@ -406,7 +406,7 @@ func (e *Engine) answers(c *rawsock.Capturer) {
 				pr = e.byID[f.Peer]
 				e.mu.Unlock()
 			}
-			off := infos[i].Offload
+			off := packet.Offload{Checksum: infos[i].Checksum} // a super-packet's segment size is not known here
 			if pr == nil || p.Rewrite(f.Virtual, f.Client, off.Checksum) != nil {
 				continue
 			}
@@ -415,7 +415,7 @@ func (e *Engine) answers(c *rawsock.Capturer) {
 			}
 			// A checksum the kernel verified (that of each segment of a GRO super-packet,
 			// whose field no longer holds) goes on partial: the client's kernel trusts it.
-			if off.Checksum != packet.Partial && (infos[i].Verified || off.Segment != 0) {
+			if off.Checksum != packet.Partial && infos[i].Verified {
 				p.SetPartial()
 				off.Checksum = packet.Partial
 			}

@@ -160,7 +160,7 @@ func (c *Capturer) Read(bufs [][]byte, infos []Info, offset int) (int, error) {
 		status := auxStatus(c.oob[i][:m.hdr.Controllen])
 		infos[i] = Info{Size: int(m.len), Ifindex: int(c.names[i].Ifindex), Verified: status&unix.TP_STATUS_CSUM_VALID != 0}
 		if status&unix.TP_STATUS_CSUMNOTREADY != 0 {
-			infos[i].Offload.Checksum = packet.Partial
+			infos[i].Checksum = packet.Partial
 		}
 	}
 	return got, nil

@@ -11,10 +11,8 @@ var ErrNotSupported = errors.New("rawsock: raw packet sockets are not supported 
 
 // Info describes one packet a Capturer read.
 type Info struct {
-	Size int // the packet's length; more than its buffer held if it was cut
-	// Offload's Checksum is Partial if the kernel had not yet computed the TCP checksum
-	// (TP_STATUS_CSUMNOTREADY); a super-packet's segment size is not known here.
-	Offload packet.Offload
+	Size     int             // the packet's length; more than its buffer held if it was cut
+	Checksum packet.Checksum // Partial if the kernel had not yet computed the TCP checksum (TP_STATUS_CSUMNOTREADY)
 	// Verified: the kernel or a device checked the TCP checksum (TP_STATUS_CSUM_VALID; of
 	// each segment, for a super-packet that GRO made: its field then holds the first
 	// segment's, not its own).

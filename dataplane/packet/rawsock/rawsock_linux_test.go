@@ -135,14 +135,14 @@ func TestInjectSYNCaptureSYNACK(t *testing.T) {
 					if err != nil {
 						t.Fatalf("captured %x: %v", bufs[i][headroom:headroom+infos[i].Size], err)
 					}
-					if infos[i].Offload.Checksum == packet.Partial {
+					if infos[i].Checksum == packet.Partial {
 						if p.TCP().Checksum() != p.PseudoHeaderSum() {
 							t.Errorf("partial checksum %#04x, want the pseudo-header sum %#04x", p.TCP().Checksum(), p.PseudoHeaderSum())
 						}
 					} else if err := p.Verify(); err != nil {
 						t.Errorf("captured packet with complete checksum: %v", err)
 					}
-					t.Logf("captured %v -> %v flags %v, checksum %v", p.Src(), p.Dst(), p.Flags(), infos[i].Offload.Checksum)
+					t.Logf("captured %v -> %v flags %v, checksum %v", p.Src(), p.Dst(), p.Flags(), infos[i].Checksum)
 					got = append(got, p)
 					bufs[i] = make([]byte, 2048) // keep p's bytes
 				}
@@ -267,8 +267,8 @@ func TestLinkInjectorKeepsPartialChecksums(t *testing.T) {
 				if len(got) == 0 || got[0].Dst() != from || got[0].Flags() != header.TCPFlagSyn|header.TCPFlagAck {
 					t.Fatalf("a SYN sent as partial got %d packets back, want a SYN-ACK to %v", len(got), from)
 				}
-				if infos[0].Offload.Checksum != packet.Partial || got[0].TCP().Checksum() != got[0].PseudoHeaderSum() {
-					t.Errorf("the kernel's SYN-ACK on loopback: checksum %v %#04x, want partial, the pseudo-header sum", infos[0].Offload.Checksum, got[0].TCP().Checksum())
+				if infos[0].Checksum != packet.Partial || got[0].TCP().Checksum() != got[0].PseudoHeaderSum() {
+					t.Errorf("the kernel's SYN-ACK on loopback: checksum %v %#04x, want partial, the pseudo-header sum", infos[0].Checksum, got[0].TCP().Checksum())
 				}
 			}
 			p, _ := packet.Parse(syn(netip.AddrPortFrom(target.Addr(), 40004), target))
