@@ -13,10 +13,17 @@ pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 
 work=$(mktemp -d /tmp/adjacent-demo.XXXXXX)
 chmod 755 "$work"
+# The packet-mode outlet turns on loopback's accept_local and route_localnet and leaves them on
+# (README, packet mode); the demo puts back what it found, as it removes everything else it made.
+lo_sysctls=$(sysctl -n net.ipv4.conf.lo.accept_local net.ipv4.conf.lo.route_localnet 2>/dev/null | tr '\n' ' ')
 cleanup() {
   for n in analysis bank hub; do "$adj" --home "$work/$n" node stop >/dev/null 2>&1 || true; done
   [ -f "$work/pg/postmaster.pid" ] && as_pg "$pgbin/pg_ctl" -D "$work/pg" -m fast stop >/dev/null 2>&1 || true
   rm -rf "$work"
+  if [ -n "$lo_sysctls" ]; then
+    set -- $lo_sysctls
+    sysctl -qw net.ipv4.conf.lo.accept_local="$1" net.ipv4.conf.lo.route_localnet="$2" 2>/dev/null || true
+  fi
 }
 trap cleanup EXIT
 
