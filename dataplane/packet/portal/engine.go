@@ -327,22 +327,31 @@ func (e *Engine) capture(target netip.AddrPort, ifindex int) error {
 	return nil
 }
 
-// linkInjector returns the injector onto loopback interface ifindex, opening it the first
-// time. It stays open with the engine: a node has one loopback interface.
-func (e *Engine) linkInjector(ifindex int) (*rawsock.LinkInjector, error) {
+// linkInjector returns the injector onto loopback interface ifindex for a target of IPv4
+// (v4) or IPv6, opening it the first time; it stays open with the engine, a node having one
+// loopback interface. Nil, said in the log, when it cannot serve the target: the outlet then
+// injects through the raw IP sockets, completing checksums.
+func (e *Engine) linkInjector(ifindex int, v4 bool) *rawsock.LinkInjector {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if l := e.links[ifindex]; l != nil {
-		return l, nil
+	l := e.links[ifindex]
+	if l == nil {
+		var err error
+		if l, err = rawsock.NewLinkInjector(ifindex, Mark); err != nil {
+			e.cfg.Logger.Warn("packet portals cannot inject onto loopback; raw IP sockets instead", "err", err)
+			return nil
+		}
+		e.links[ifindex] = l
+		if err := l.IPv4(); err != nil {
+			e.cfg.Logger.Warn("packet portals inject IPv4 through raw IP sockets, completing checksums", "err", err)
+		} else {
+			e.cfg.Logger.Info("packet portals inject onto loopback; its accept_local and route_localnet are on, and stay on")
+		}
 	}
-	l, err := rawsock.NewLinkInjector(ifindex, Mark)
-	if err != nil {
-		return nil, err
+	if v4 && l.IPv4() != nil {
+		return nil
 	}
-	e.links[ifindex] = l
-	e.cfg.Logger.Info("packet portals inject onto loopback; its accept_local and route_localnet are on, and stay on",
-		"ifindex", ifindex)
-	return l, nil
+	return l
 }
 
 func (e *Engine) release(target netip.AddrPort) {

@@ -117,10 +117,7 @@ func (o *Outlet) resolve() error {
 		return err
 	}
 	if link.Attrs().Flags&net.FlagLoopback != 0 {
-		if o.link, err = o.e.linkInjector(routes[0].LinkIndex); err != nil {
-			o.e.release(target)
-			return err
-		}
+		o.link = o.e.linkInjector(routes[0].LinkIndex, target.Addr().Is4())
 	}
 	o.target, o.local, o.mss = target, local.Unmap(), uint16(min(link.Attrs().MTU-hdr, 65535-hdr))
 	inject := "raw IP socket, checksums completed"

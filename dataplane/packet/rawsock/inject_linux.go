@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -171,12 +173,15 @@ func closedErr(op string, closed *atomic.Bool, err error) error {
 // always have their route, these do not. The injector therefore turns on accept_local and
 // route_localnet on its interface, and leaves them on: on loopback alone they open nothing
 // to other hosts (only a local process with CAP_NET_RAW can put a packet there), and
-// putting them back would break another node's injector on the same host. IPv6 has no such
-// check.
+// putting them back would break another node's injector on the same host. Where it cannot
+// (a read-only /proc/sys, as under the system service's ProtectKernelTunables) and they are
+// off, IPv4 says why not (IPv4); IPv6 has no such check.
 type LinkInjector struct {
 	f      *os.File
 	rc     syscall.RawConn
 	closed atomic.Bool
+
+	v4 error // why it cannot carry IPv4, or nil
 
 	mu   sync.Mutex // one Write at a time: the fields below are reused
 	send func(fd uintptr) bool
@@ -206,11 +211,15 @@ func NewLinkInjector(ifindex int, mark uint32) (*LinkInjector, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("rawsock: packet socket: %w", err)
 	}
-	if err := acceptLocal(ifindex); err != nil {
+	ifc, err := net.InterfaceByIndex(ifindex)
+	if err == nil && ifc.Flags&net.FlagLoopback == 0 {
+		err = fmt.Errorf("%s is not a loopback interface", ifc.Name)
+	}
+	if err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("rawsock: %w", err)
 	}
-	in := &LinkInjector{f: os.NewFile(uintptr(fd), "rawsock-link")}
+	in := &LinkInjector{f: os.NewFile(uintptr(fd), "rawsock-link"), v4: acceptLocal("/proc/sys/net/ipv4/conf/" + ifc.Name)}
 	in.to = unix.RawSockaddrLinklayer{Family: unix.AF_PACKET, Ifindex: int32(ifindex), Halen: 6}
 	in.msg.Name = (*byte)(unsafe.Pointer(&in.to))
 	in.msg.Namelen = unix.SizeofSockaddrLinklayer
@@ -231,23 +240,38 @@ func NewLinkInjector(ifindex int, mark uint32) (*LinkInjector, error) {
 	return in, nil
 }
 
-// acceptLocal turns on net.ipv4.conf.<interface>.accept_local and route_localnet.
-func acceptLocal(ifindex int) error {
-	ifc, err := net.InterfaceByIndex(ifindex)
-	if err != nil {
-		return err
-	}
-	if ifc.Flags&net.FlagLoopback == 0 {
-		return fmt.Errorf("%s is not a loopback interface", ifc.Name)
-	}
+// acceptLocal turns on accept_local and route_localnet in dir, an interface's
+// /proc/sys/net/ipv4/conf directory, and returns why not if it cannot and they are off.
+func acceptLocal(dir string) error {
 	for _, key := range []string{"accept_local", "route_localnet"} {
-		path := "/proc/sys/net/ipv4/conf/" + ifc.Name + "/" + key
-		if err := os.WriteFile(path, []byte("1\n"), 0); err != nil {
-			return fmt.Errorf("set %s: %w (needs CAP_NET_ADMIN)", path, err)
+		path := dir + "/" + key
+		err := os.WriteFile(path, []byte("1\n"), 0)
+		if err == nil {
+			continue
 		}
+		if on(path) {
+			continue // on already, though this process may not change it
+		}
+		return fmt.Errorf("IPv4 onto loopback needs %s on, and setting it failed: %w (turn it on with sysctl -w net.ipv4.conf.%s.%s=1)",
+			key, err, filepath.Base(dir), key)
 	}
 	return nil
 }
+
+// on reports whether the setting at path reads 1.
+func on(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	b := make([]byte, 8) // a setting is a short line
+	n, _ := f.Read(b)
+	return strings.TrimSpace(string(b[:n])) == "1"
+}
+
+// IPv4 returns nil if the injector carries IPv4 packets, else why not (see LinkInjector).
+func (in *LinkInjector) IPv4() error { return in.v4 }
 
 // Write writes packet p with offload o.
 func (in *LinkInjector) Write(p *packet.Packet, o packet.Offload) error {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -283,5 +284,29 @@ func TestLinkInjectorKeepsPartialChecksums(t *testing.T) {
 func TestCapturerNeedsFilter(t *testing.T) {
 	if _, err := NewCapturer(CaptureConfig{}); err == nil {
 		t.Errorf("NewCapturer without a filter: nil error")
+	}
+}
+
+// acceptLocal turns the settings on where it may, and where it may not (a read-only
+// /proc/sys, as under the system service) says why and what to run instead.
+func TestAcceptLocal(t *testing.T) {
+	dir := t.TempDir()
+	for _, key := range []string{"accept_local", "route_localnet"} {
+		os.WriteFile(dir+"/"+key, []byte("0\n"), 0o644)
+	}
+	if err := acceptLocal(dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"accept_local", "route_localnet"} {
+		if b, _ := os.ReadFile(dir + "/" + key); string(b) != "1\n" {
+			t.Errorf("%s = %q, want 1", key, b)
+		}
+	}
+	stuck := t.TempDir()
+	for _, key := range []string{"accept_local", "route_localnet"} {
+		os.Symlink("/dev/full", stuck+"/"+key) // writes fail (ENOSPC), reads give zeros: off
+	}
+	if err := acceptLocal(stuck); err == nil || !strings.Contains(err.Error(), "sysctl -w net.ipv4.conf.") {
+		t.Errorf("acceptLocal with the settings off and unwritable = %v, want why and the sysctl to run", err)
 	}
 }

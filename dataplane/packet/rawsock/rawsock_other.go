@@ -60,3 +60,6 @@ func (*LinkInjector) Write(*packet.Packet, packet.Offload) error { return ErrNot
 
 // Close does nothing.
 func (*LinkInjector) Close() error { return nil }
+
+// IPv4 returns ErrNotSupported.
+func (*LinkInjector) IPv4() error { return ErrNotSupported }
