@@ -354,7 +354,7 @@ func (in *Inlet) answerCheck(err error) {
 func (in *Inlet) toClients(body []byte) {
 	eachPacket(body, func(b []byte, o packet.Offload) {
 		p, err := packet.Parse(b)
-		if err != nil || p.Src() != in.cfg.Virtual || p.SYNOnly() || o.Segment != 0 && o.Segment < minSegment {
+		if err != nil || p.Src() != in.cfg.Virtual || p.SYNOnly() {
 			return
 		}
 		f, err := in.table.Reply(in.cfg.Virtual, p.Dst().Port(), p.Flags(), p.Next())

@@ -62,8 +62,8 @@ func offloadOf(v uint16) packet.Offload {
 
 // eachPacket calls fn with each packet of a msgPackets body (the bytes after the kind) and
 // its offload, in order; fn may change the packet's bytes in place. A body that does not
-// split exactly into records, or has an empty record, is malformed, and fn has then seen
-// the records before the fault.
+// split exactly into records, or has an empty record or one whose segments would be under
+// minSegment, is malformed, and fn has then seen the records before the fault.
 func eachPacket(body []byte, fn func(p []byte, o packet.Offload)) error {
 	if len(body) == 0 {
 		return fmt.Errorf("%w: no packets", errMalformed)
@@ -75,6 +75,9 @@ func eachPacket(body []byte, fn func(p []byte, o packet.Offload)) error {
 		n := int(binary.BigEndian.Uint16(body))
 		if n == 0 || n > len(body)-recordHeader {
 			return fmt.Errorf("%w: a packet of %d bytes with %d left", errMalformed, n, len(body)-recordHeader)
+		}
+		if v := binary.BigEndian.Uint16(body[2:]); v != 0 && v < minSegment {
+			return fmt.Errorf("%w: segments of %d bytes", errMalformed, v)
 		}
 		fn(body[recordHeader:recordHeader+n], offloadOf(binary.BigEndian.Uint16(body[2:])))
 		body = body[recordHeader+n:]
@@ -104,9 +107,9 @@ const maxMessage = 1 + recordHeader + 65535
 // burst, far below the transport's limit, where it would cut the connection.
 const maxBacklog = 4 << 20
 
-// minSegment is the smallest segment size of a super-packet an inlet writes to its device:
-// the kernel would cut a packet into segments of any size it is told, so a hostile outlet
-// could make one message into thousands of packets toward a client behind the inlet's host.
+// minSegment is the smallest segment size of a super-packet either end takes: a kernel
+// cuts a packet into segments of any size it is told, so a hostile peer could make one
+// message into thousands of packets, toward a client behind the inlet's host or a target.
 // 536 is the MSS every IPv4 host accepts.
 const minSegment = 536
 

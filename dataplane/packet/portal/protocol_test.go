@@ -15,6 +15,7 @@ func FuzzEachPacket(f *testing.F) {
 	f.Add([]byte{0, 0})
 	f.Add([]byte{0, 5, 1})
 	f.Add([]byte{0, 1, 0xff, 0xff, 1})
+	f.Add([]byte{0, 1, 0, 1, 1})
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var again []byte
 		err := eachPacket(body, func(p []byte, o packet.Offload) {
@@ -23,6 +24,9 @@ func FuzzEachPacket(f *testing.F) {
 			}
 			if o.Checksum != packet.Partial && o.Segment != 0 {
 				t.Fatalf("a complete checksum with segments of %d bytes", o.Segment)
+			}
+			if o.Segment != 0 && o.Segment < minSegment {
+				t.Fatalf("segments of %d bytes handed out, under %d", o.Segment, minSegment)
 			}
 			again = appendPacket(again, p, o)
 		})
