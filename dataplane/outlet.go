@@ -144,7 +144,14 @@ func (o *Outlet) HandleMessage(m *routing.Message) {
 		o.refuse(m, refusedCapacity)
 		return
 	}
-	go o.connect(m, c.n, len(c.body), func() { o.give(peer) })
+	var early *routing.Buffer
+	if len(c.body) > 0 {
+		// Copied out, so that the dial (up to DialTimeout) holds a buffer of the early data's
+		// size, not the frame's it arrived in.
+		early = bufferOf(c.body)
+		m.SetBody(routing.NewBuffer(0))
+	}
+	go o.connect(m, c.n, early, func() { o.give(peer) })
 }
 
 // take counts a session of peer, or reports that peer holds MaxSessionsPerPeer already.
@@ -190,14 +197,14 @@ func (o *Outlet) answer(m *routing.Message, payload []byte) {
 	o.cfg.Router.Send(m)
 }
 
-// connect dials the target, writes the connect's early bytes (the last early of its payload)
-// first, and answers the inlet; ended is called once when the session is over, or at once if
-// there is none.
-func (o *Outlet) connect(m *routing.Message, window uint32, early int, ended func()) {
+// connect dials the target, writes the connect's early data (nil: none) first, and answers
+// the inlet; ended is called once when the session is over, or at once if there is none.
+func (o *Outlet) connect(m *routing.Message, window uint32, early *routing.Buffer, ended func()) {
 	ctx, cancel := context.WithTimeout(o.ctx, o.cfg.DialTimeout)
 	defer cancel()
 	conn, err := o.cfg.Dial(ctx, "tcp", o.cfg.Target)
 	if err != nil {
+		early.Release()
 		ended()
 		o.unreachable.Note(slog.String("target", o.cfg.Target), slog.String("err", err.Error()))
 		o.refuse(m, "the outlet cannot reach its target: "+err.Error())
@@ -211,6 +218,7 @@ func (o *Outlet) connect(m *routing.Message, window uint32, early int, ended fun
 		flows = append(flows, m.Local.Flow)
 	}
 	if err := o.cfg.Router.Register(name, s, flows...); err != nil {
+		early.Release()
 		conn.Close()
 		ended()
 		o.refuse(m, "internal error")
@@ -219,10 +227,8 @@ func (o *Outlet) connect(m *routing.Message, window uint32, early int, ended fun
 	s.onEnd = ended
 	s.peer = m.Return
 	s.subject = m.Local.Peer
-	if early > 0 { // queued before start, which writes it first; its credit goes back as any data's
-		b := m.TakeBody()
-		b.Advance(b.Len() - early)
-		s.q.Push(b)
+	if early != nil { // queued before start, which writes it first; its credit goes back as any data's
+		s.q.Push(early)
 	}
 	// A session from this node's own inlet has no link under it; it joins the outlet's own
 	// group, so that Close resets it too.
