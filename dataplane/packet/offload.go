@@ -22,7 +22,6 @@ const (
 	VirtioHdrLen = 10
 
 	virtioNeedsCsum = 1 // flags: the checksum field holds the pseudo-header sum
-	virtioDataValid = 2 // flags: a device or the kernel verified the checksum
 	virtioGSONone   = 0
 	virtioGSOTCPv4  = 1
 	virtioGSOTCPv6  = 4
@@ -33,13 +32,11 @@ const (
 // super-packet that is not TCP.
 var ErrVirtioHdr = errors.New("packet: unsupported virtio-net header")
 
-// ParseVirtioHdr reads the offload of the packet behind virtio-net header h. A checksum the
-// kernel verified (DATA_VALID: a device checked each segment, which a GRO super-packet's
-// field no longer shows) is reported as verified: the caller may make it Partial
-// (SetPartial) rather than trust a field that may not hold.
-func ParseVirtioHdr(h []byte) (o Offload, verified bool, err error) {
+// ParseVirtioHdr reads the offload of the packet behind virtio-net header h, as a TUN device
+// hands it out.
+func ParseVirtioHdr(h []byte) (o Offload, err error) {
 	if len(h) < VirtioHdrLen {
-		return Offload{}, false, ErrVirtioHdr
+		return Offload{}, ErrVirtioHdr
 	}
 	flags, gso := h[0], h[1]&^virtioGSOECN
 	switch gso {
@@ -47,15 +44,15 @@ func ParseVirtioHdr(h []byte) (o Offload, verified bool, err error) {
 	case virtioGSOTCPv4, virtioGSOTCPv6:
 		o.Segment = binary.NativeEndian.Uint16(h[4:])
 		if o.Segment == 0 {
-			return Offload{}, false, ErrVirtioHdr
+			return Offload{}, ErrVirtioHdr
 		}
 	default:
-		return Offload{}, false, ErrVirtioHdr
+		return Offload{}, ErrVirtioHdr
 	}
 	if flags&virtioNeedsCsum != 0 {
 		o.Checksum = Partial
 	}
-	return o, flags&virtioDataValid != 0, nil
+	return o, nil
 }
 
 // PutVirtioHdr writes into h the virtio-net header that hands p, behind a link-layer header

@@ -36,22 +36,19 @@ func TestVirtioHdr(t *testing.T) {
 				int(binary.NativeEndian.Uint16(h[2:])) != 14+p.ihl+p.thl {
 				t.Errorf("v6 %v, %+v: header %x", v6, tc.o, h)
 			}
-			o, verified, err := ParseVirtioHdr(h)
+			o, err := ParseVirtioHdr(h)
 			want := Offload{Checksum: Partial, Segment: tc.segment}
-			if err != nil || o != want || verified {
-				t.Errorf("v6 %v: ParseVirtioHdr(%x) = %+v, %v, %v, want %+v", v6, h, o, verified, err, want)
+			if err != nil || o != want {
+				t.Errorf("v6 %v: ParseVirtioHdr(%x) = %+v, %v, want %+v", v6, h, o, err, want)
 			}
 		}
 	}
-	if _, _, err := ParseVirtioHdr(make([]byte, VirtioHdrLen-1)); err == nil {
+	if _, err := ParseVirtioHdr(make([]byte, VirtioHdrLen-1)); err == nil {
 		t.Error("a short header parsed")
 	}
 	udp := []byte{virtioNeedsCsum, 5, 0, 0, 0x80, 5, 0, 0, 0, 0}
-	if _, _, err := ParseVirtioHdr(udp); err == nil {
+	if _, err := ParseVirtioHdr(udp); err == nil {
 		t.Error("a UDP super-packet's header parsed")
-	}
-	if _, verified, _ := ParseVirtioHdr([]byte{virtioDataValid, 0, 0, 0, 0, 0, 0, 0, 0, 0}); !verified {
-		t.Error("DATA_VALID not reported as verified")
 	}
 }
 

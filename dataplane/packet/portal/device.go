@@ -128,7 +128,7 @@ func (d *Device) readLoop() {
 			f := bufs[i][:sizes[i]]
 			frames[i].Reset()
 			frames[i].Extend(sizes[i])
-			o, _, err := packet.ParseVirtioHdr(f)
+			o, err := packet.ParseVirtioHdr(f)
 			if err != nil {
 				d.stray.Add(1)
 				continue
