@@ -23,6 +23,7 @@ type config struct {
 	seconds   int // iperf3 seconds per direction
 	rrCount   int // blast rr round trips
 	connCount int // blast connect connects
+	rounds    int // how many times every mode runs, in turns; the report holds the medians
 	measures  map[string]bool
 }
 
@@ -66,7 +67,12 @@ func main() {
 	flag.IntVar(&cfg.seconds, "t", 5, "seconds of each iperf3 run and of each pgbench run")
 	flag.IntVar(&cfg.rrCount, "rr", 3000, "64-byte round trips of blast rr")
 	flag.IntVar(&cfg.connCount, "connects", 300, "connects of blast connect")
+	flag.IntVar(&cfg.rounds, "rounds", 1, "run every mode this many times, the modes taking turns, and report each figure's median")
 	flag.Parse()
+	if cfg.rounds < 1 {
+		fmt.Fprintln(os.Stderr, "compare: -rounds must be at least 1")
+		os.Exit(2)
+	}
 	if modes != "" {
 		cfg.modes = strings.Split(modes, ",")
 	}

@@ -133,9 +133,24 @@ type result struct {
 	SetupSecs, MeasureSecs float64
 }
 
-// runModes runs the chosen modes one after another, each with its own stage, and returns
-// a row for every mode (skipped, failed and not run included).
+// runModes runs the chosen modes -rounds times, in turns (every mode once, then again), and
+// returns a row for every mode (skipped, failed and not run included) holding the median of
+// its rounds: the machine's speed drifts over minutes, and turns spread the drift over all
+// modes instead of favouring the one that ran in a fast minute.
 func (b *bench) runModes(ctx context.Context) []result {
+	var rounds [][]result
+	for i := range b.cfg.rounds {
+		if b.cfg.rounds > 1 {
+			progress("round %d of %d", i+1, b.cfg.rounds)
+		}
+		rounds = append(rounds, b.runRound(ctx))
+	}
+	return medians(rounds)
+}
+
+// runRound runs the chosen modes one after another, each with its own stage, and returns a
+// row for every mode.
+func (b *bench) runRound(ctx context.Context) []result {
 	var results []result
 	for _, m := range modes {
 		r := newResult(m)
@@ -223,4 +238,55 @@ func (b *bench) runMode(ctx context.Context, m *mode, r *result) {
 	r.Status = statusOK
 	progress("%s: %s Gbit/s A->B, %s Gbit/s B->A, RTT p50 %s, connect+first RTT p50 %s, %s tps",
 		m.name, gbps(r.UpGbps), gbps(r.DownGbps), latency(r.RTTus), latency(r.Connectus), count(r.TPS))
+}
+
+// medians merges the rounds' rows, mode by mode: each number is the median of the rounds
+// that measured it, the times are summed, and a round that failed makes the row failed with
+// its note.
+func medians(rounds [][]result) []result {
+	if len(rounds) == 0 {
+		return nil
+	}
+	merged := slices.Clone(rounds[0])
+	for j := range merged {
+		m := &merged[j]
+		for _, round := range rounds[1:] {
+			r := round[j]
+			m.SetupSecs += r.SetupSecs
+			m.MeasureSecs += r.MeasureSecs
+			if m.Status != statusFailed && r.Status != statusOK {
+				m.Status, m.Note = r.Status, r.Note
+			}
+		}
+		for k, field := range m.numbers() {
+			var vs []float64
+			for _, round := range rounds {
+				if v := *round[j].numbers()[k]; !math.IsNaN(v) {
+					vs = append(vs, v)
+				}
+			}
+			*field = median(vs)
+		}
+	}
+	return merged
+}
+
+// numbers are r's measured figures.
+func (r *result) numbers() []*float64 {
+	return []*float64{&r.UpGbps, &r.DownGbps, &r.RTTus, &r.RTTp99us, &r.Connectus, &r.Connp99us,
+		&r.TPS, &r.ConnPerSec, &r.InletKiBPerConn, &r.OutletKiBPerConn,
+		&r.InletSyscallsPerFrame, &r.OutletSyscallsPerFrame, &r.BytesPerFrame}
+}
+
+// median is the middle of vs (the mean of the middle two for an even count), NaN for none.
+func median(vs []float64) float64 {
+	if len(vs) == 0 {
+		return math.NaN()
+	}
+	slices.Sort(vs)
+	n := len(vs)
+	if n%2 == 1 {
+		return vs[n/2]
+	}
+	return (vs[n/2-1] + vs[n/2]) / 2
 }

@@ -161,6 +161,9 @@ func (b *bench) method() string {
 		parts = append(parts, fmt.Sprintf("tps: pgbench -S -c %d -j %d -T %d against PostgreSQL in B (scale 1), the ratio column against ssh -L",
 			pgClients, pgThreads, c.seconds))
 	}
+	if c.rounds > 1 {
+		parts = append(parts, fmt.Sprintf("each figure the median of %d rounds, the modes taking turns", c.rounds))
+	}
 	parts = append(parts, "direct modes in namespaces A and B joined by one veth pair, relay modes in A and B each joined only to a hub H that does not forward")
 	return strings.Join(parts, "; ")
 }
