@@ -6,6 +6,7 @@
 // (blast; internal/connprobe defines it), and pgbench select-only transactions per second
 // with 8 clients against a PostgreSQL server behind the far end (one per topology, its
 // tables made once). -measures chooses among them; a new mode plugs in at modes (modes.go).
+// -rounds N runs the modes N times in turns and reports each figure's median.
 //
 // It prints a table with the ratios that issue 6's goals use and writes it as Markdown
 // (results.md), JSON (results.json) and an SVG chart (results.svg) into -out, with every

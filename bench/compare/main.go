@@ -70,7 +70,7 @@ func main() {
 	flag.IntVar(&cfg.rounds, "rounds", 1, "run every mode this many times, the modes taking turns, and report each figure's median")
 	flag.Parse()
 	if cfg.rounds < 1 {
-		fmt.Fprintln(os.Stderr, "compare: -rounds must be at least 1")
+		fmt.Fprintf(os.Stderr, "compare: -rounds %d: give 1 or more (3 for figures that the machine's drift does not decide)\n", cfg.rounds)
 		os.Exit(2)
 	}
 	if modes != "" {
