@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -29,7 +30,12 @@ func TestMarkedLoopbackInjectionIsNotTracked(t *testing.T) {
 	var marked, unmarked *rawsock.LinkInjector
 	var g *Guard
 	err := netns.Do(ns.Name, func() error {
-		var err error
+		// The listeners' ports must lie outside the flow ports, as a node's range must lie
+		// outside the kernel's: the guard drops what comes in to those.
+		err := os.WriteFile("/proc/sys/net/ipv4/ip_local_port_range", []byte("50000 60000"), 0o644)
+		if err != nil {
+			return err
+		}
 		if err = trackConnections(); err != nil {
 			return err
 		}
@@ -60,24 +66,53 @@ func TestMarkedLoopbackInjectionIsNotTracked(t *testing.T) {
 	defer marked.Close()
 	defer unmarked.Close()
 	defer g.Close()
+	// The marked SYN goes first, then the unmarked one. The kernel may take an injected
+	// packet after the write returns (from another CPU's backlog), so the table is read
+	// once both listeners hold a half-open connection from each port: then both SYNs went
+	// through the hooks.
 	for _, ln := range []net.Listener{ln4, ln6} {
 		target := ln.Addr().(*net.TCPAddr).AddrPort()
-		for port, in := range map[uint16]*rawsock.LinkInjector{40001: marked, 40002: unmarked} {
-			p, _ := packet.Parse(segment(netip.AddrPortFrom(target.Addr(), port), target, header.TCPFlagSyn))
-			if err := in.Write(&p, packet.Offload{}); err != nil {
+		for _, f := range []struct {
+			port uint16
+			in   *rawsock.LinkInjector
+		}{{40001, marked}, {40002, unmarked}} {
+			p, _ := packet.Parse(segment(netip.AddrPortFrom(target.Addr(), f.port), target, header.TCPFlagSyn))
+			if err := f.in.Write(&p, packet.Offload{}); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	var table []byte
-	netns.Do(ns.Name, func() (err error) {
-		table, err = os.ReadFile("/proc/thread-self/net/nf_conntrack")
-		return err
-	})
+	read := func(name string) string {
+		var b []byte
+		netns.Do(ns.Name, func() (err error) {
+			b, err = os.ReadFile("/proc/thread-self/net/" + name)
+			return err
+		})
+		return string(b)
+	}
+	const synRecv = "03" // /proc/net/tcp's state of a half-open connection
+	halfOpen := func() bool {
+		n := 0
+		for _, name := range []string{"tcp", "tcp6"} {
+			for _, l := range strings.Split(read(name), "\n") {
+				if f := strings.Fields(l); len(f) > 3 && f[3] == synRecv &&
+					(strings.HasSuffix(f[2], ":9C41") || strings.HasSuffix(f[2], ":9C42")) {
+					n++
+				}
+			}
+		}
+		return n == 4
+	}
+	for deadline := time.Now().Add(5 * time.Second); !halfOpen(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the listeners hold no half-open connection from each port after 5 s:\n%s%s", read("tcp"), read("tcp6"))
+		}
+	}
+	table := read("nf_conntrack")
 	for _, ln := range []net.Listener{ln4, ln6} {
 		host := ln.Addr().(*net.TCPAddr).AddrPort().Addr()
 		tracked := func(port string) bool {
-			for _, l := range strings.Split(string(table), "\n") {
+			for _, l := range strings.Split(table, "\n") {
 				if strings.Contains(l, "src="+host.StringExpanded()+" ") && strings.Contains(l, "sport="+port+" ") {
 					return true
 				}
