@@ -143,7 +143,7 @@ func (d *Device) readLoop() {
 				d.stray.Add(1)
 				d.strayed.Note(slog.String("to", p.Dst().String()))
 				if r := packet.AppendResetFor(nil, &p); len(r) > 0 {
-					d.write(r, packet.Offload{})
+					d.writeReset(r)
 				}
 				continue
 			}
@@ -166,20 +166,27 @@ func (d *Device) readLoop() {
 	}
 }
 
-// write writes one packet, p, to the device with offload o. A packet the device refuses is
-// lost, as on a wire: TCP sends it again.
-func (d *Device) write(b []byte, o packet.Offload) {
+// write writes packet p to the device with offload o. A packet the device refuses is lost,
+// as on a wire: TCP sends it again.
+func (d *Device) write(p *packet.Packet, o packet.Offload) {
 	d.wmu.Lock()
 	defer d.wmu.Unlock()
 	h := d.zero[:]
 	if o.Checksum == packet.Partial {
-		p, err := packet.Parse(b)
-		if err != nil {
-			return
-		}
-		packet.PutVirtioHdr(d.hdr[:], &p, o, 0)
+		packet.PutVirtioHdr(d.hdr[:], p, o, 0)
 		h = d.hdr[:]
 	}
+	d.writeLocked(h, p.Bytes())
+}
+
+// writeReset writes r, a RST the node made (its checksum complete), to the device.
+func (d *Device) writeReset(r []byte) {
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	d.writeLocked(d.zero[:], r)
+}
+
+func (d *Device) writeLocked(h, b []byte) {
 	if err := d.dev.Write(h, b); err != nil && !d.closed.Load() {
 		d.log.Debug("packet inlets' device write", "err", err)
 	}

@@ -187,7 +187,7 @@ func (in *Inlet) sendWhole(frame *routing.Buffer, p *packet.Packet, o packet.Off
 // resetClient answers p with a RST.
 func (in *Inlet) resetClient(p *packet.Packet) {
 	if r := packet.AppendResetFor(nil, p); len(r) > 0 {
-		in.cfg.Device.write(r, packet.Offload{})
+		in.cfg.Device.writeReset(r)
 	}
 }
 
@@ -296,7 +296,7 @@ func (in *Inlet) dropPath(cur *path, tell bool, why string) int {
 	}
 	var toOutlet *routing.Buffer
 	for _, f := range flows {
-		in.cfg.Device.write(packet.AppendReset(nil, f.Virtual, f.Client, f.TargetNext), packet.Offload{})
+		in.cfg.Device.writeReset(packet.AppendReset(nil, f.Virtual, f.Client, f.TargetNext))
 		if tell {
 			r := packet.AppendReset(nil, f.Client, f.Virtual, f.ClientNext)
 			if !gather(&toOutlet, r, packet.Offload{}) {
@@ -362,7 +362,7 @@ func (in *Inlet) toClients(body []byte) {
 			return
 		}
 		in.stats.BytesOut.Add(int64(len(p.Payload())))
-		in.cfg.Device.write(p.Bytes(), o)
+		in.cfg.Device.write(&p, o)
 	})
 }
 

@@ -16,7 +16,7 @@ import (
 // hands these to its packet worker).
 const (
 	// msgPackets carries one or more IP packets, each as [length u16][offload u16][packet]
-	// (see putOffload).
+	// (see putRecordHeader).
 	msgPackets = dataplane.FirstPacketKind + iota
 	msgCheck   // inlet -> outlet: would packets from this sender be carried?
 	msgChecked // outlet -> inlet: they would
@@ -39,7 +39,8 @@ const recordHeader = 4
 // a device needs it.
 const onePartial = 0xffff
 
-func putOffload(b []byte, o packet.Offload) {
+// putRecordHeader writes the header of a record of an n-byte packet with offload o.
+func putRecordHeader(h []byte, n int, o packet.Offload) {
 	v := uint16(0)
 	if o.Checksum == packet.Partial {
 		v = onePartial
@@ -47,7 +48,8 @@ func putOffload(b []byte, o packet.Offload) {
 			v = o.Segment
 		}
 	}
-	binary.BigEndian.PutUint16(b, v)
+	binary.BigEndian.PutUint16(h, uint16(n))
+	binary.BigEndian.PutUint16(h[2:], v)
 }
 
 func offloadOf(v uint16) packet.Offload {
@@ -76,10 +78,11 @@ func eachPacket(body []byte, fn func(p []byte, o packet.Offload)) error {
 		if n == 0 || n > len(body)-recordHeader {
 			return fmt.Errorf("%w: a packet of %d bytes with %d left", errMalformed, n, len(body)-recordHeader)
 		}
-		if v := binary.BigEndian.Uint16(body[2:]); v != 0 && v < minSegment {
+		v := binary.BigEndian.Uint16(body[2:])
+		if v != 0 && v < minSegment {
 			return fmt.Errorf("%w: segments of %d bytes", errMalformed, v)
 		}
-		fn(body[recordHeader:recordHeader+n], offloadOf(binary.BigEndian.Uint16(body[2:])))
+		fn(body[recordHeader:recordHeader+n], offloadOf(v))
 		body = body[recordHeader+n:]
 	}
 	return nil
@@ -87,9 +90,8 @@ func eachPacket(body []byte, fn func(p []byte, o packet.Offload)) error {
 
 // appendPacket appends one record to a msgPackets body.
 func appendPacket(b, p []byte, o packet.Offload) []byte {
-	b = binary.BigEndian.AppendUint16(b, uint16(len(p)))
-	b = append(b, 0, 0)
-	putOffload(b[len(b)-2:], o)
+	b = append(b, 0, 0, 0, 0)
+	putRecordHeader(b[len(b)-recordHeader:], len(p), o)
 	return append(b, p...)
 }
 
@@ -123,8 +125,7 @@ func asMessage(b *routing.Buffer, o packet.Offload) {
 	n := b.Len()
 	h := b.Prepend(1 + recordHeader)
 	h[0] = msgPackets
-	binary.BigEndian.PutUint16(h[1:], uint16(n))
-	putOffload(h[3:], o)
+	putRecordHeader(h[1:], n, o)
 }
 
 // gather appends packet p with offload o as a record to the msgPackets message *b, making
@@ -139,8 +140,7 @@ func gather(b **routing.Buffer, p []byte, o packet.Offload) bool {
 		return false
 	}
 	rec := (*b).Extend(recordHeader + len(p))
-	binary.BigEndian.PutUint16(rec, uint16(len(p)))
-	putOffload(rec[2:], o)
+	putRecordHeader(rec, len(p), o)
 	copy(rec[recordHeader:], p)
 	return true
 }
